@@ -171,4 +171,3 @@ class StorageFormatError(StorageError):
     def __init__(self, found: int, supported: int) -> None:
         super().__init__(f"storage format version {found} is newer than the supported {supported}")
         self.found, self.supported = found, supported
-
