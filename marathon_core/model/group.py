@@ -1,0 +1,152 @@
+"""Groups: the tree of apps under the root, with dependencies between its nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.ids import PathId, Timestamp
+
+__all__ = ["Group"]
+
+
+@attrs.frozen
+class Group:
+    """A node of the app tree. Ids of apps and subgroups are absolute and below ``id``.
+
+    ``enforce_role`` is stored but never sent to clients (marathon-python 0.13 rejects it).
+    """
+
+    id: PathId
+    apps: tuple[AppDefinition, ...] = ()
+    groups: tuple[Group, ...] = ()
+    dependencies: tuple[PathId, ...] = ()
+    version: Timestamp | None = None
+    enforce_role: bool = False
+
+    @classmethod
+    def empty_root(cls, version: Timestamp | None = None) -> Group:
+        return cls(PathId.root(), version=version)
+
+    def transitive_apps(self) -> Iterator[AppDefinition]:
+        """Every app of this group and of all its subgroups, depth first."""
+        yield from self.apps
+        for g in self.groups:
+            yield from g.transitive_apps()
+
+    def transitive_groups(self) -> Iterator[Group]:
+        """This group and every group below it."""
+        yield self
+        for g in self.groups:
+            yield from g.transitive_groups()
+
+    def app_index(self) -> dict[PathId, AppDefinition]:
+        """All transitive apps by id, for repeated look-ups."""
+        return {a.id: a for a in self.transitive_apps()}
+
+    def find_group(self, gid: PathId) -> Group | None:
+        """The group with id ``gid`` at or below this one, walking only the matching branch."""
+        if gid == self.id:
+            return self
+        for g in self.groups:
+            if g.id.includes(gid):
+                return g.find_group(gid)
+        return None
+
+    def find_app(self, app_id: PathId) -> AppDefinition | None:
+        parent = self.find_group(app_id.parent)
+        if parent is None:
+            return None
+        for a in parent.apps:
+            if a.id == app_id:
+                return a
+        return None
+
+    def app(self, app_id: PathId) -> AppDefinition | None:
+        """Alias of :meth:`find_app`."""
+        return self.find_app(app_id)
+
+    def dependency_edges(self) -> dict[PathId, set[PathId]]:
+        """App id -> ids of the apps it depends on, with group dependencies expanded.
+
+        A dependency on a group means "on all of its transitive apps"; a group's own
+        dependencies apply to each of its apps. Ids that name nothing are ignored, as
+        Marathon ignores them.
+        """
+        apps = self.app_index()
+        groups = {g.id: g for g in self.transitive_groups()}
+
+        def expand(target: PathId) -> set[PathId]:
+            if target in apps:
+                return {target}
+            g = groups.get(target)
+            if g is not None:
+                return {a.id for a in g.transitive_apps()}
+            return set()
+
+        edges: dict[PathId, set[PathId]] = {aid: set() for aid in apps}
+        for g in groups.values():
+            group_deps: set[PathId] = set()
+            for d in g.dependencies:
+                group_deps |= expand(d)
+            if group_deps:
+                for a in g.transitive_apps():
+                    edges[a.id] |= group_deps - {a.id}
+        for aid, app in apps.items():
+            for d in app.dependencies:
+                edges[aid] |= expand(d)
+        return edges
+
+    def has_cycle(self) -> bool:
+        """True when the dependency graph of the transitive apps has a cycle."""
+        edges = self.dependency_edges()
+        white, grey, black = 0, 1, 2
+        color = dict.fromkeys(edges, white)
+        for start in edges:
+            if color[start] != white:
+                continue
+            color[start] = grey
+            stack = [(start, iter(edges[start]))]
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    color[node] = black
+                    stack.pop()
+                    continue
+                c = color.get(nxt, black)
+                if c == grey:
+                    return True
+                if c == white:
+                    color[nxt] = grey
+                    stack.append((nxt, iter(edges[nxt])))
+        return False
+
+    def update_app(self, app: AppDefinition) -> Group:
+        """A copy with ``app`` put in place (replacing one with the same id), creating
+        intermediate groups like ``mkdir -p``."""
+        return self._put(app, app.id.parent)
+
+    def _put(self, app: AppDefinition, target: PathId) -> Group:
+        if target == self.id:
+            apps = (*(a for a in self.apps if a.id != app.id), app)
+            return attrs.evolve(self, apps=apps)
+        depth = len(self.id.path) + 1
+        child_id = PathId(target.path[:depth], True)
+        groups = list(self.groups)
+        for i, g in enumerate(groups):
+            if g.id == child_id:
+                groups[i] = g._put(app, target)
+                break
+        else:
+            groups.append(Group(child_id, version=self.version)._put(app, target))
+        return attrs.evolve(self, groups=tuple(groups))
+
+    def remove_app(self, app_id: PathId) -> Group:
+        """A copy without the app ``app_id`` (unchanged when it does not exist)."""
+        if app_id.parent == self.id:
+            return attrs.evolve(self, apps=tuple(a for a in self.apps if a.id != app_id))
+        groups = tuple(g.remove_app(app_id) if g.id.includes(app_id) else g for g in self.groups)
+        return attrs.evolve(self, groups=groups)
