@@ -1,0 +1,90 @@
+"""The storage format version and the migrations between versions.
+
+The logical layout of the repositories (which keys, which encodings) is
+versioned by one marker key, read when a store is opened: a newer marker means
+a newer Marathon wrote the data and we refuse to touch it
+(:class:`StorageFormatError`); an older one is upgraded step by step by
+:data:`MIGRATIONS`.  Each migration returns the ops that upgrade the data; they
+are committed in the same transaction as the marker bump, so a crash leaves
+either the old or the new format, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from marathon_core.errors import (
+    NotFoundError,
+    StorageError,
+    StorageFormatError,
+    VersionConflictError,
+)
+from marathon_core.state.storage import Op, Storage, Update
+
+__all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "Migration", "ensure_format"]
+
+#: The marker key (Marathon keeps a storage-version node beside its state).
+FORMAT_KEY = "storage-version"
+
+#: The format this code writes.
+FORMAT_VERSION = 1
+
+#: Reads the store at format ``n`` and returns the ops that turn it into ``n + 1``.
+Migration = Callable[[Storage], Awaitable[Sequence[Op]]]
+
+#: ``MIGRATIONS[n]`` upgrades format ``n`` to ``n + 1``.  Empty while only 1 exists.
+MIGRATIONS: Mapping[int, Migration] = {}
+
+
+async def ensure_format(
+    storage: Storage,
+    *,
+    current: int = FORMAT_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Check the marker, write it on an empty store, migrate an older one.
+
+    Returns the format version the store had when opened.
+    """
+    for _ in range(10):
+        entry = await storage.get(FORMAT_KEY)
+        if entry is None:
+            if await storage.children(""):
+                raise StorageError(
+                    f"store holds data but no {FORMAT_KEY!r} marker; refusing to guess its format"
+                )
+            try:
+                await storage.create(FORMAT_KEY, str(current).encode())
+            except VersionConflictError:
+                continue  # another process initialised it; read again
+            return current
+        found = _parse(entry.value)
+        if found > current:
+            raise StorageFormatError(found, current)
+        opened_at = found
+        version = entry.version
+        while found < current:
+            step = migrations.get(found)
+            if step is None:
+                raise StorageError(f"no migration from storage format {found} to {found + 1}")
+            ops = await step(storage)
+            marker = Update(FORMAT_KEY, str(found + 1).encode(), version)
+            try:
+                (*_, new_version) = await storage.commit([*ops, marker])
+            except (VersionConflictError, NotFoundError):
+                break  # someone else migrated concurrently; start over
+            assert new_version is not None
+            found, version = found + 1, new_version
+        else:
+            return opened_at
+    raise StorageError("could not settle the storage format: too many concurrent changes")
+
+
+def _parse(value: bytes) -> int:
+    try:
+        found = int(value.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise StorageError(f"unreadable {FORMAT_KEY!r} marker {value[:20]!r}") from None
+    if found < 1:
+        raise StorageError(f"invalid {FORMAT_KEY!r} marker {found}")
+    return found

@@ -1,0 +1,362 @@
+"""The state store: the repositories of the model plus the writes that belong together.
+
+The root group is stored as one versioned entity holding the group tree with
+its apps replaced by ``(app id, version)`` references; the app repository holds
+those versions.  Why: 50 kept root versions that each embedded 10k apps would
+be 50 copies of every app; with references a root version costs a few bytes
+per app, and loading the root is one read plus one bulk read of the apps.
+
+Multi-entity writes (a group change with its deployment, the end of a
+deployment) are planned against fresh reads and committed as one transaction
+through :meth:`StateStore.commit`, which also prepends the fencing ops (for
+example a ZooKeeper ``Check`` of the leader's election node) when given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from marathon_core.errors import StorageError
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Instance, InstanceId
+from marathon_core.state import frames
+from marathon_core.state.format import FORMAT_VERSION, MIGRATIONS, Migration, ensure_format
+from marathon_core.state.repositories import (
+    DEFAULT_MAX_VERSIONS,
+    Codec,
+    EntityRepository,
+    FrameworkIdRepository,
+    InstanceRepository,
+    VersionedRepository,
+    transact,
+)
+from marathon_core.state.storage import Op, Storage
+
+__all__ = ["ModelCodec", "RootRecord", "StateSnapshot", "StateStore"]
+
+T = TypeVar("T")
+
+
+class ModelCodec(Protocol):
+    """What the store needs from ``marathon_core.model.codec`` (a module fits)."""
+
+    def to_storage(self, obj: Any) -> bytes: ...
+
+    def from_storage(self, cls: type[T], data: bytes) -> T: ...
+
+
+@attrs.frozen
+class RootRecord:
+    """A stored root group: the tree without apps, and per group its app references."""
+
+    group: Group
+    #: group id -> [(app id, app version)] in the group's app order
+    refs: dict[str, list[tuple[str, str]]]
+    version: Timestamp
+
+    def app_refs(self) -> list[tuple[PathId, Timestamp]]:
+        return [
+            (PathId.parse(a), Timestamp.parse(v)) for apps in self.refs.values() for a, v in apps
+        ]
+
+
+@attrs.frozen
+class StateSnapshot:
+    """Everything a new leader loads at once."""
+
+    root: Group | None
+    instances: list[Instance]
+    deployments: list[Deployment]
+    framework_id: str | None
+
+
+def _version(obj: Any) -> Timestamp:
+    v = obj.version
+    if v is None:
+        raise ValueError(f"{type(obj).__name__} {obj.id} has no version; stamp it before storing")
+    assert isinstance(v, Timestamp)
+    return v
+
+
+def _strip(group: Group, refs: dict[str, list[tuple[str, str]]]) -> Group:
+    refs[str(group.id)] = [(str(a.id), str(_version(a))) for a in group.apps]
+    return attrs.evolve(group, apps=(), groups=tuple(_strip(g, refs) for g in group.groups))
+
+
+def _hydrate(
+    group: Group,
+    refs: dict[str, list[tuple[str, str]]],
+    apps: dict[tuple[PathId, Timestamp], Any],
+) -> Group:
+    mine = []
+    for a, v in refs.get(str(group.id), []):
+        app = apps.get((PathId.parse(a), Timestamp.parse(v)))
+        if app is None:
+            raise StorageError(f"root group refers to app {a} version {v}, which is not stored")
+        mine.append(app)
+    return attrs.evolve(
+        group, apps=tuple(mine), groups=tuple(_hydrate(g, refs, apps) for g in group.groups)
+    )
+
+
+class StateStore:
+    """Repositories for apps, the root group, instances, deployments and the framework id."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        codec: ModelCodec | None = None,
+        max_versions: int = DEFAULT_MAX_VERSIONS,
+        fence: Callable[[], Sequence[Op]] | None = None,
+    ) -> None:
+        """Use :meth:`open`, which also checks the storage format."""
+        if codec is None:
+            from marathon_core.model import codec as model_codec
+
+            codec = model_codec
+        self.storage = storage
+        self.codec = codec
+        self.fence = fence
+        c = codec
+        from marathon_core.model.app import AppDefinition
+
+        self.apps: VersionedRepository[AppDefinition, PathId, Timestamp] = VersionedRepository(
+            storage,
+            "apps",
+            Codec(c.to_storage, lambda b: c.from_storage(AppDefinition, b)),
+            id_of=lambda a: a.id,
+            parse_id=PathId.parse,
+            version_of=_version,
+            parse_version=Timestamp.parse,
+            max_versions=max_versions,
+            commit=self.commit,
+        )
+        self.groups: VersionedRepository[RootRecord, PathId, Timestamp] = VersionedRepository(
+            storage,
+            "group",
+            Codec(self._dump_root, self._load_root),
+            id_of=lambda r: r.group.id,
+            parse_id=PathId.parse,
+            version_of=lambda r: r.version,
+            parse_version=Timestamp.parse,
+            max_versions=max_versions,
+            commit=self.commit,
+        )
+        self.instances: InstanceRepository[Instance, InstanceId, PathId] = InstanceRepository(
+            storage,
+            Codec(c.to_storage, lambda b: c.from_storage(Instance, b)),
+            id_of=lambda i: i.instance_id,
+            app_of=lambda i: i.instance_id.run_spec_id,
+            app_of_id=lambda i: i.run_spec_id,
+            parse_app=PathId.parse,
+            commit=self.commit,
+        )
+        self.deployments: EntityRepository[Deployment, str] = EntityRepository(
+            storage,
+            "deployments",
+            Codec(c.to_storage, lambda b: c.from_storage(Deployment, b)),
+            id_of=lambda d: d.id,
+            parse_id=str,
+            commit=self.commit,
+        )
+        self.framework_id = FrameworkIdRepository(storage, self.commit)
+
+    @classmethod
+    async def open(
+        cls,
+        storage: Storage,
+        *,
+        codec: ModelCodec | None = None,
+        max_versions: int = DEFAULT_MAX_VERSIONS,
+        fence: Callable[[], Sequence[Op]] | None = None,
+        format_version: int = FORMAT_VERSION,
+        migrations: dict[int, Migration] | None = None,
+    ) -> StateStore:
+        """Check (and if needed migrate) the storage format, then build the store."""
+        await ensure_format(
+            storage,
+            current=format_version,
+            migrations=MIGRATIONS if migrations is None else migrations,
+        )
+        return cls(storage, codec=codec, max_versions=max_versions, fence=fence)
+
+    async def commit(self, ops: Sequence[Op]) -> list[int | None]:
+        """Commit ``ops`` atomically behind the fencing ops."""
+        fence = list(self.fence()) if self.fence is not None else []
+        results = await self.storage.commit([*fence, *ops])
+        return results[len(fence) :]
+
+    # -- the root group ---------------------------------------------------------
+
+    def _dump_root(self, record: RootRecord) -> bytes:
+        refs = json.dumps(record.refs, separators=(",", ":")).encode()
+        return frames.pack([refs, self.codec.to_storage(record.group)])
+
+    def _load_root(self, data: bytes) -> RootRecord:
+        try:
+            refs_raw, group_raw = frames.unpack(data)
+        except ValueError:
+            raise StorageError("damaged root group record") from None
+        refs = {k: [(a, v) for a, v in apps] for k, apps in json.loads(refs_raw).items()}
+        group = self.codec.from_storage(Group, group_raw)
+        return RootRecord(group, refs, _version(group))
+
+    @staticmethod
+    def root_record(root: Group) -> RootRecord:
+        refs: dict[str, list[tuple[str, str]]] = {}
+        stripped = _strip(root, refs)
+        return RootRecord(stripped, refs, _version(root))
+
+    async def root_group(self, version: Timestamp | None = None) -> Group | None:
+        """The root group with its apps (current, or at ``version``)."""
+        root_id = PathId.root()
+        if version is None:
+            record = await self.groups.get(root_id)
+        else:
+            record = await self.groups.get_version(root_id, version)
+        if record is None:
+            return None
+        apps = await self.apps.get_versions(record.app_refs())
+        return _hydrate(record.group, record.refs, apps)
+
+    async def root_group_versions(self) -> list[Timestamp]:
+        """Kept root versions, oldest first."""
+        return await self.groups.versions(PathId.root())
+
+    async def plan_root(
+        self,
+        root: Group,
+        *,
+        apps_changed: Iterable[Any] | None = None,
+        apps_deleted: Iterable[PathId] | None = None,
+    ) -> list[Op]:
+        """Ops storing ``root`` as the new root version, its changed apps, and deleting apps.
+
+        ``None`` derives the changes from the stored root's references: apps
+        whose version differs are stored, apps no longer in the tree deleted.
+        """
+        record = self.root_record(root)
+        new_refs = {a.id: a for a in root.transitive_apps()}
+        if apps_changed is None or apps_deleted is None:
+            old = await self.groups.get(PathId.root())
+            old_refs = dict(old.app_refs()) if old is not None else {}
+            if apps_changed is None:
+                apps_changed = [a for i, a in new_refs.items() if old_refs.get(i) != _version(a)]
+            if apps_deleted is None:
+                apps_deleted = [i for i in old_refs if i not in new_refs]
+        ops: list[Op] = []
+        for app in apps_changed:
+            ops.extend(await self.apps.plan_store(app))
+        for app_id in apps_deleted:
+            ops.extend(await self.apps.plan_delete(app_id))
+        ops.extend(await self.groups.plan_store(record))
+        return ops
+
+    async def store_root(
+        self,
+        root: Group,
+        *,
+        apps_changed: Iterable[Any] | None = None,
+        apps_deleted: Iterable[PathId] | None = None,
+    ) -> None:
+        """Store a new root version (and its apps) in one transaction."""
+        changed = None if apps_changed is None else list(apps_changed)
+        deleted = None if apps_deleted is None else list(apps_deleted)
+        await transact(
+            self.commit,
+            lambda: self.plan_root(root, apps_changed=changed, apps_deleted=deleted),
+        )
+
+    async def store_root_and_deployment(
+        self,
+        root: Group,
+        deployment: Deployment,
+        *,
+        apps_changed: Iterable[Any] | None = None,
+        apps_deleted: Iterable[PathId] | None = None,
+    ) -> None:
+        """A group change and the deployment that carries it out, atomically.
+
+        Why: a crash between the two would leave a target nobody deploys, or a
+        deployment towards a target that was never stored.
+        """
+        changed = None if apps_changed is None else list(apps_changed)
+        deleted = None if apps_deleted is None else list(apps_deleted)
+
+        async def plan() -> list[Op]:
+            ops = await self.plan_root(root, apps_changed=changed, apps_deleted=deleted)
+            ops.extend(await self.deployments.plan_put(deployment))
+            return ops
+
+        await transact(self.commit, plan)
+
+    async def complete_deployment(
+        self,
+        deployment_id: str,
+        *,
+        put_instances: Iterable[Instance] = (),
+        delete_instances: Iterable[InstanceId] = (),
+    ) -> bool:
+        """Remove a finished (or cancelled) deployment with its last instance changes.
+
+        Returns False if the deployment was not stored (already completed).
+        """
+        puts, drops = list(put_instances), list(delete_instances)
+        found = True
+
+        async def plan() -> list[Op]:
+            nonlocal found
+            ops = await self.deployments.plan_delete(deployment_id)
+            found = bool(ops)
+            if puts or drops:
+                ops.extend(await self.instances.plan_changes(put=puts, delete=drops))
+            return ops
+
+        await transact(self.commit, plan)
+        return found
+
+    # -- loading ------------------------------------------------------------------
+
+    async def load(self) -> StateSnapshot:
+        """Everything a leader needs at start, in a handful of bulk reads."""
+        return StateSnapshot(
+            root=await self.root_group(),
+            instances=await self.instances.all(),
+            deployments=await self.deployments.all(),
+            framework_id=await self.framework_id.get(),
+        )
+
+    async def check_consistency(self) -> list[str]:
+        """Problems with cross-entity invariants (empty when sound).
+
+        Checked: every app the current root refers to is stored at that
+        version, every stored current app is in the root, and the instances of
+        each app batch belong to that app.
+        """
+        problems: list[str] = []
+        record = await self.groups.get(PathId.root())
+        refs = record.app_refs() if record is not None else []
+        found = await self.apps.get_versions(refs)
+        problems += [
+            f"root refers to missing app {a} at {v}" for a, v in refs if (a, v) not in found
+        ]
+        referenced = {a for a, _ in refs}
+        problems += [
+            f"app {a.id} is stored but not in the root group"
+            for a in await self.apps.all()
+            if a.id not in referenced
+        ]
+        for app_id in await self.instances.app_ids():
+            problems += [
+                f"instance {i.instance_id} stored under app {app_id}"
+                for i in await self.instances.by_app(app_id)
+                if i.instance_id.run_spec_id != app_id
+            ]
+        return problems
