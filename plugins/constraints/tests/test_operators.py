@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from marathon_core.placement import (
+    ConstraintOperator,
+    Fit,
+    NoOfferMatchReason,
+    OfferView,
+    Placed,
+)
 
 from marathon_constraints.operators import (
     Cluster,
@@ -13,13 +20,6 @@ from marathon_constraints.operators import (
     Unique,
     Unlike,
     operators,
-)
-from marathon_core.placement import (
-    ConstraintOperator,
-    Fit,
-    NoOfferMatchReason,
-    OfferView,
-    Placed,
 )
 
 
@@ -251,8 +251,17 @@ def test_is_text() -> None:
     assert not Is().filter(agent(os="Linux"), "os", "linux", placed()).ok
 
 
-@pytest.mark.parametrize(("value", "ok"), [("0.8", True), ("0.80", True), ("0.8000", True),
-                                             ("00.8", True), (".8", False), ("0.81", False)])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("0.8", True),
+        ("0.80", True),
+        ("0.8000", True),
+        ("00.8", True),
+        (".8", False),
+        ("0.81", False),
+    ],
+)
 def test_is_scalar_formatting(value: str, ok: bool) -> None:
     offer = OfferView.from_mesos(
         {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from marathon_core.placement import Fit, OfferView, Placed
 
 from marathon_constraints.operators import operators
-from marathon_core.placement import Fit, OfferView, Placed
 
 # examples/app-constraints.json: 6 instances, every operator.
 INSTANCES = 6
@@ -93,7 +93,7 @@ def test_rounds_see_tentative_placements() -> None:
         ):
             accepted.append(candidate)
             placed = {f: p.add(candidate.attribute(f)) for f, p in placed.items()}
-    racks = [c.attribute("rack_id") for c in accepted]
+    racks = [c.attributes["rack_id"] for c in accepted]
     # r1 and r2 each take one more (2 per rack), r3 takes 2, r4 would be a 4th group.
     assert sorted(racks) == ["r1", "r2", "r3", "r3"]
     assert placed["rack_id"].total == INSTANCES

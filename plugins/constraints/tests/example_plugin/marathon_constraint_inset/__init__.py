@@ -1,0 +1,1 @@
+"""An IN_SET placement operator for marathon-core."""

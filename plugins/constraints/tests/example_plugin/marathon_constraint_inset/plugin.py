@@ -1,0 +1,15 @@
+"""The hook implementation the ``marathon`` entry point names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from marathon_core import hookimpl
+from marathon_core.placement import ConstraintOperator
+
+from marathon_constraint_inset.operator import InSet
+
+
+@hookimpl
+def marathon_constraint_operators() -> Mapping[str, ConstraintOperator]:
+    return {"IN_SET": InSet()}
