@@ -86,7 +86,17 @@ def test_master_local_without_the_plugin_names_the_package(tmp_path: Path) -> No
 def server(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A running ``marathon`` against an HTTP master URL (no master needs to answer yet)."""
     proc = subprocess.Popen(
-        [*MARATHON, "--master", "http://127.0.0.1:5050", "--state_dir", str(tmp_path)],
+        [
+            *MARATHON,
+            "--master",
+            "http://127.0.0.1:5050",
+            "--state_dir",
+            str(tmp_path),
+            "--http_port",
+            "0",
+            "--http_address",
+            "127.0.0.1",
+        ],
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,

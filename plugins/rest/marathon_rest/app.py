@@ -1,0 +1,94 @@
+"""The ASGI application: routes, Marathon's error shapes and response headers.
+
+Every error a client can cause leaves as Marathon's JSON: a ``UserError`` with its
+status and body, an unknown route as 404 ``{"message": "URI not found"}``, a wrong
+method as 405. Anything else is a bug: it is logged with its traceback and the client
+gets a 500 with a JSON message, never the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from marathon_core.errors import UserError
+from marathon_rest import system
+from marathon_rest.api import Api
+from marathon_rest.responses import json_response
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+async def _user_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UserError)
+    return json_response(exc.to_json(), status=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return json_response({"message": "URI not found"}, status=404)
+    return json_response({"message": exc.detail}, status=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return json_response({"message": "An internal error occurred."}, status=500)
+
+
+class MarathonHeaders:
+    """Collapses ``//`` in paths (clients build ``/v2/apps/`` + id) and adds Marathon's headers."""
+
+    def __init__(self, app: ASGIApp, api: Api) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if "//" in path:
+            scope = dict(scope, path=_SLASHES.sub("/", path))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if self.api.leader is not None:
+                    headers.append((b"x-marathon-leader", f"http://{self.api.leader}".encode()))
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"x-xss-protection", b"1; mode=block"))
+                headers.append((b"cache-control", b"no-cache, no-store, must-revalidate"))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(api: Api) -> ASGIApp:
+    """The whole API as one ASGI app."""
+    app = Starlette(
+        routes=[*system.ROUTES],
+        exception_handlers={
+            UserError: _user_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.state.api = api
+    return MarathonHeaders(app, api)

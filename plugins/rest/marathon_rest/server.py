@@ -1,0 +1,43 @@
+"""The API service: Hypercorn's trio worker inside the core's service tree."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from marathon_core.service import ServiceContext
+from marathon_rest.api import Api
+from marathon_rest.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def _hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
+    config = HypercornConfig()
+    address = ctx.config.http_address or "0.0.0.0"
+    config.bind = [f"{address}:{ctx.config.http_port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    # Shutdown is cancellation by the root nursery; finish in-flight requests briefly.
+    config.graceful_timeout = 1.0
+    return config
+
+
+async def serve_api(
+    ctx: ServiceContext, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve the API until cancelled; ``task_status`` gets the bound URL."""
+    api = Api(ctx=ctx, http_port=ctx.config.http_port)
+    config = _hypercorn_config(ctx)
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(serve, create_app(api), config)
+        url = binds[0]
+        api.http_port = int(url.rsplit(":", 1)[1])
+        # Without --zk a process leads alone, as Marathon without HA does; ZooKeeper
+        # election will publish the elected leader here instead.
+        api.leader = f"{ctx.config.hostname}:{api.http_port}"
+        log.info("REST API listening on %s", ", ".join(binds))
+        task_status.started(url)

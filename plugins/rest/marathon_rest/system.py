@@ -1,0 +1,77 @@
+"""System endpoints: ``/ping``, ``/v2/info``, ``/v2/leader``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import marathon_core
+from marathon_rest.api import Api
+from marathon_rest.responses import json_response
+
+
+async def ping(request: Request) -> Response:
+    """``pong`` as text, or as a JSON string for clients that accept only JSON (as Marathon)."""
+    accept = request.headers.get("accept", "*/*")
+    if "text/plain" in accept or "*/*" in accept or "text/*" in accept:
+        return PlainTextResponse("pong")
+    if "application/json" in accept:
+        return json_response("pong")
+    return Response(status_code=204)
+
+
+def _info(api: Api) -> dict[str, Any]:
+    """``/v2/info`` with only the keys Marathon's clients know (marathon-python rejects others)."""
+    config = api.ctx.config
+    return {
+        "name": "marathon",
+        "version": marathon_core.__version__,
+        "elected": api.leader is not None,
+        "leader": api.leader,
+        "frameworkId": api.framework_id,
+        "marathon_config": {
+            "master": config.master,
+            "ha": config.ha and config.zk is not None,
+            "hostname": config.hostname,
+            "framework_name": config.framework_name,
+            "failover_timeout": config.failover_timeout,
+            "checkpoint": config.checkpoint,
+            "executor": config.executor,
+            "local_port_min": config.local_port_min,
+            "local_port_max": config.local_port_max,
+            "mesos_role": config.mesos_role,
+            "mesos_user": config.mesos_user,
+            "webui_url": config.webui_url,
+            "reconciliation_initial_delay": config.reconciliation_initial_delay,
+            "reconciliation_interval": config.reconciliation_interval,
+            "task_launch_timeout": config.task_launch_timeout,
+        },
+        "zookeeper_config": {
+            "zk": config.zk,
+            "zk_timeout": config.zk_timeout,
+            "zk_session_timeout": config.zk_session_timeout,
+            "zk_max_versions": config.zk_max_versions,
+        },
+        "http_config": {"http_port": api.http_port, "https_port": None},
+    }
+
+
+async def info(request: Request) -> Response:
+    return json_response(_info(Api.of(request)))
+
+
+async def leader(request: Request) -> Response:
+    current = Api.of(request).leader
+    if current is None:
+        return json_response({"message": "There is no leader"}, status=404)
+    return json_response({"leader": current})
+
+
+ROUTES = [
+    Route("/ping", ping, methods=["GET"]),
+    Route("/v2/info", info, methods=["GET"]),
+    Route("/v2/leader", leader, methods=["GET"]),
+]
