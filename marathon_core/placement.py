@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
-from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -180,8 +179,36 @@ REGION_FIELD = "@region"
 ZONE_FIELD = "@zone"
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _FrozenMap(Mapping[_K, _V]):
+    """A read-only, hashable mapping, so views can be compared and used as cache keys."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[_K, _V]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
 def _frozen_str_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(value))
+    return value if isinstance(value, _FrozenMap) else _FrozenMap(value)
 
 
 @attrs.frozen
@@ -190,6 +217,8 @@ class OfferView:
 
     ``attributes`` holds the agent's Mesos attributes already stringified
     (:func:`format_attribute`); build from a Mesos v1 JSON offer with :meth:`from_mesos`.
+    Views are immutable and hashable: equal views get equal verdicts from operators
+    whose ``needs_placed`` is False.
     """
 
     hostname: str
@@ -239,7 +268,7 @@ class OfferView:
 
 
 def _frozen_count_map(value: Mapping[str | None, int]) -> Mapping[str | None, int]:
-    return MappingProxyType({k: n for k, n in value.items() if n > 0})
+    return _FrozenMap({k: n for k, n in value.items() if n > 0})
 
 
 @attrs.frozen
@@ -316,7 +345,8 @@ class ConstraintOperator(Protocol):
     """
 
     #: True when the verdict depends on the instances already placed (UNIQUE, MAX_PER, ...);
-    #: False lets the core cache the verdict per set of agent attributes.
+    #: False promises it depends on the offer's agent alone, so the core may cache the
+    #: verdict per ``(field, value, offer)`` within a round (OfferView is hashable).
     needs_placed: ClassVar[bool]
 
     def validate(self, field: str, value: str | None) -> None:

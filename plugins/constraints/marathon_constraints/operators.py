@@ -21,6 +21,7 @@ from collections.abc import Callable, Container, Hashable, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 import attrs
+
 from marathon_core.placement import (
     ConstraintOperator,
     ConstraintValidationError,

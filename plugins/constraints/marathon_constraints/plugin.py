@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from marathon_constraints.operators import operators
 from marathon_core import hookimpl
 from marathon_core.placement import ConstraintOperator
-
-from marathon_constraints.operators import operators
 
 
 @hookimpl

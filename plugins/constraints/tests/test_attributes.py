@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from marathon_core.placement import (
     OfferView,
     Placed,
@@ -118,6 +119,17 @@ def test_offer_view_attributes_are_read_only() -> None:
     assert view.attribute("rack") == "r1"
     with pytest.raises(TypeError):
         view.attributes["rack"] = "r3"  # type: ignore[index]
+
+
+def test_views_are_hashable_values() -> None:
+    one = OfferView(hostname="h", agent_id="a", attributes={"rack": "r1", "os": "linux"})
+    same = OfferView(hostname="h", agent_id="a", attributes={"os": "linux", "rack": "r1"})
+    other = OfferView(hostname="h", agent_id="a", attributes={"rack": "r2", "os": "linux"})
+    assert one == same and hash(one) == hash(same)
+    assert one != other
+    assert len({one, same, other}) == 2
+    assert Placed.of(["a", "b"], instances=2) == Placed.of(["a", "b"], instances=2)
+    assert hash(Placed.of(["a"], instances=2)) == hash(Placed.empty(instances=2).add("a"))
 
 
 def test_placed_counts() -> None:

@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from marathon_core.placement import (
-    ConstraintOperator,
-    Fit,
-    NoOfferMatchReason,
-    OfferView,
-    Placed,
-)
 
 from marathon_constraints.operators import (
     Cluster,
@@ -20,6 +13,13 @@ from marathon_constraints.operators import (
     Unique,
     Unlike,
     operators,
+)
+from marathon_core.placement import (
+    ConstraintOperator,
+    Fit,
+    NoOfferMatchReason,
+    OfferView,
+    Placed,
 )
 
 

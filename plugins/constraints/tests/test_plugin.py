@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import pluggy
+
 from marathon_core import PROJECT_NAME, hookspecs
 from marathon_core.placement import ConstraintOperator
 

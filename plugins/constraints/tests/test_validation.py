@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from marathon_core.placement import ConstraintValidationError
 
 from marathon_constraints.operators import operators
+from marathon_core.placement import ConstraintValidationError
 
 IS_MESSAGE = (
     "IS only supports Mesos text and float values "

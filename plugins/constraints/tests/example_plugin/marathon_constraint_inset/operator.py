@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import attrs
+
 from marathon_core.placement import ConstraintValidationError, Fit, OfferView, Placed
 
 

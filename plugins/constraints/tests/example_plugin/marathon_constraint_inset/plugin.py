@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from marathon_constraint_inset.operator import InSet
 from marathon_core import hookimpl
 from marathon_core.placement import ConstraintOperator
-
-from marathon_constraint_inset.operator import InSet
 
 
 @hookimpl
