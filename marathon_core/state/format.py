@@ -72,6 +72,9 @@ async def ensure_format(
             try:
                 (*_, new_version) = await storage.commit([*ops, marker])
             except (VersionConflictError, NotFoundError):
+                now = await storage.get(FORMAT_KEY)
+                if now is not None and now.version == version:
+                    raise  # the migration itself failed, not a race on the marker
                 break  # someone else migrated concurrently; start over
             assert new_version is not None
             found, version = found + 1, new_version

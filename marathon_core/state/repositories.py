@@ -33,10 +33,12 @@ several repositories that belong together are composed the same way in
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
+import trio
 
 from marathon_core.errors import NotFoundError, StorageError, VersionConflictError
 from marathon_core.state import frames
@@ -84,13 +86,25 @@ class Codec(Generic[T]):
     loads: Callable[[bytes], T]
 
 
-async def transact(commit: Commit, plan: Callable[[], Awaitable[Sequence[Op]]]) -> bool:
+async def transact(
+    commit: Commit,
+    plan: Callable[[], Awaitable[Sequence[Op]]],
+    *,
+    lock: trio.Lock | None = None,
+) -> bool:
     """Plan and commit until no race interferes; False if the plan was empty.
 
     Why: every plan is a compare-and-set against what it read, so losing a race
-    is normal and the right answer is to read again, not to fail the request.
+    to another process is normal and the answer is to read again, not to fail
+    the request.  Writers in this process queue on ``lock`` (FIFO) instead, so
+    they never starve each other with retries.
     """
-    for _ in range(MAX_ATTEMPTS):
+    if lock is not None:
+        async with lock:
+            return await transact(commit, plan)
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            await trio.sleep(random.uniform(0, 0.002 * 2**attempt))
         ops = await plan()
         if not ops:
             return False
@@ -109,12 +123,13 @@ def _put_op(key: str, value: bytes, existing: Entry | None) -> Op:
 
 
 class _Repository:
-    def __init__(self, storage: Storage, commit: Commit | None) -> None:
+    def __init__(self, storage: Storage, commit: Commit | None, lock: trio.Lock | None) -> None:
         self.storage = storage
         self._commit: Commit = commit if commit is not None else storage.commit
+        self._lock = lock if lock is not None else trio.Lock()
 
     async def _transact(self, plan: Callable[[], Awaitable[Sequence[Op]]]) -> bool:
-        return await transact(self._commit, plan)
+        return await transact(self._commit, plan, lock=self._lock)
 
 
 class EntityRepository(_Repository, Generic[T, K]):
@@ -129,8 +144,9 @@ class EntityRepository(_Repository, Generic[T, K]):
         id_of: Callable[[T], K],
         parse_id: Callable[[str], K],
         commit: Commit | None = None,
+        lock: trio.Lock | None = None,
     ) -> None:
-        super().__init__(storage, commit)
+        super().__init__(storage, commit, lock)
         self.category = category
         self.codec = codec
         self.id_of = id_of
@@ -183,8 +199,9 @@ class VersionedRepository(_Repository, Generic[T, K, V]):
         version_order: Callable[[V], Any] | None = None,
         max_versions: int = DEFAULT_MAX_VERSIONS,
         commit: Commit | None = None,
+        lock: trio.Lock | None = None,
     ) -> None:
-        super().__init__(storage, commit)
+        super().__init__(storage, commit, lock)
         if max_versions < 1:
             raise ValueError("max_versions must be at least 1")
         self.category = category
@@ -296,8 +313,9 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         parse_app: Callable[[str], V],
         category: str = "instances",
         commit: Commit | None = None,
+        lock: trio.Lock | None = None,
     ) -> None:
-        super().__init__(storage, commit)
+        super().__init__(storage, commit, lock)
         self.codec = codec
         self.id_of = id_of
         self.app_of = app_of

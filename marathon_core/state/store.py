@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
+import trio
 
 from marathon_core.errors import StorageError
 from marathon_core.model.deployment import Deployment
@@ -124,6 +125,8 @@ class StateStore:
         self.storage = storage
         self.codec = codec
         self.fence = fence
+        #: One writer at a time in this process; CAS still guards against others.
+        self._lock = trio.Lock()
         c = codec
         from marathon_core.model.app import AppDefinition
 
@@ -137,6 +140,7 @@ class StateStore:
             parse_version=Timestamp.parse,
             max_versions=max_versions,
             commit=self.commit,
+            lock=self._lock,
         )
         self.groups: VersionedRepository[RootRecord, PathId, Timestamp] = VersionedRepository(
             storage,
@@ -148,6 +152,7 @@ class StateStore:
             parse_version=Timestamp.parse,
             max_versions=max_versions,
             commit=self.commit,
+            lock=self._lock,
         )
         self.instances: InstanceRepository[Instance, InstanceId, PathId] = InstanceRepository(
             storage,
@@ -157,6 +162,7 @@ class StateStore:
             app_of_id=lambda i: i.run_spec_id,
             parse_app=PathId.parse,
             commit=self.commit,
+            lock=self._lock,
         )
         self.deployments: EntityRepository[Deployment, str] = EntityRepository(
             storage,
@@ -165,8 +171,9 @@ class StateStore:
             id_of=lambda d: d.id,
             parse_id=str,
             commit=self.commit,
+            lock=self._lock,
         )
-        self.framework_id = FrameworkIdRepository(storage, self.commit)
+        self.framework_id = FrameworkIdRepository(storage, self.commit, self._lock)
 
     @classmethod
     async def open(
@@ -272,6 +279,7 @@ class StateStore:
         await transact(
             self.commit,
             lambda: self.plan_root(root, apps_changed=changed, apps_deleted=deleted),
+            lock=self._lock,
         )
 
     async def store_root_and_deployment(
@@ -295,7 +303,7 @@ class StateStore:
             ops.extend(await self.deployments.plan_put(deployment))
             return ops
 
-        await transact(self.commit, plan)
+        await transact(self.commit, plan, lock=self._lock)
 
     async def complete_deployment(
         self,
@@ -319,7 +327,7 @@ class StateStore:
                 ops.extend(await self.instances.plan_changes(put=puts, delete=drops))
             return ops
 
-        await transact(self.commit, plan)
+        await transact(self.commit, plan, lock=self._lock)
         return found
 
     # -- loading ------------------------------------------------------------------

@@ -1,0 +1,299 @@
+"""Repositories and the StateStore facade, on every backend, with the real model codec."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+from marathon_core.errors import (
+    NotFoundError,
+    StorageError,
+    StorageFormatError,
+    VersionConflictError,
+)
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
+from marathon_core.state.format import FORMAT_KEY
+from marathon_core.state.repositories import Codec, VersionedRepository
+from marathon_core.state.storage import Check, Create, Storage
+from marathon_core.state.store import StateStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+import state_backends
+from state_backends import Backend
+
+backend = state_backends.backend
+store = state_backends.store
+
+
+def ts(n: int) -> Timestamp:
+    return Timestamp(1_700_000_000_000 + n)
+
+
+def app(name: str, v: int, **kw: object) -> AppDefinition:
+    return AppDefinition(id=PathId.parse(name), cmd=f"run {name} {v}", version=ts(v), **kw)  # type: ignore[arg-type]
+
+
+def root(v: int, *apps: AppDefinition) -> Group:
+    """A root with each app in its parent group (one level of subgroups)."""
+    by_parent: dict[PathId, list[AppDefinition]] = {}
+    for a in apps:
+        by_parent.setdefault(a.id.parent, []).append(a)
+    top = tuple(by_parent.pop(PathId.root(), []))
+    groups = tuple(
+        Group(gid, apps=tuple(members), version=ts(v)) for gid, members in sorted(by_parent.items())
+    )
+    return Group(PathId.root(), apps=top, groups=groups, version=ts(v))
+
+
+def instance(app_id: str, n: int = 0, condition: Condition = Condition.RUNNING) -> Instance:
+    pid = PathId.parse(app_id)
+    return Instance(
+        InstanceId(pid, f"00000000-0000-0000-0000-{n:012d}"),
+        condition=condition,
+        agent=AgentInfo(host=f"10.0.0.{n % 250}"),
+        run_spec_version=ts(0),
+    )
+
+
+@pytest.fixture
+async def state(store: Storage) -> StateStore:
+    return await StateStore.open(store, max_versions=3)
+
+
+# -- apps --------------------------------------------------------------------------------
+
+
+async def test_app_versions_and_pruning(state: StateStore) -> None:
+    web = PathId.parse("/prod/web")
+    for v in range(1, 6):
+        await state.apps.store(app("/prod/web", v))
+    assert await state.apps.versions(web) == [ts(3), ts(4), ts(5)]  # max_versions=3
+    assert (await state.apps.get(web)) == app("/prod/web", 5)
+    assert await state.apps.get_version(web, ts(4)) == app("/prod/web", 4)
+    assert await state.apps.get_version(web, ts(1)) is None
+    # storing the same version again replaces it and does not add one
+    await state.apps.store(attrs.evolve(app("/prod/web", 5), cmd="changed"))
+    assert await state.apps.versions(web) == [ts(3), ts(4), ts(5)]
+    assert (await state.apps.get(web)).cmd == "changed"  # type: ignore[union-attr]
+
+
+async def test_app_listing_and_delete(state: StateStore) -> None:
+    for name in ["/a", "/b/c", "/b/d"]:
+        await state.apps.store(app(name, 1))
+        await state.apps.store(app(name, 2))
+    assert sorted(map(str, await state.apps.ids())) == ["/a", "/b/c", "/b/d"]
+    assert sorted(str(a.id) for a in await state.apps.all()) == ["/a", "/b/c", "/b/d"]
+    assert all(a.version == ts(2) for a in await state.apps.all())
+    assert await state.apps.delete(PathId.parse("/b/c"))
+    assert not await state.apps.delete(PathId.parse("/b/c"))
+    assert await state.apps.get(PathId.parse("/b/c")) is None
+    assert await state.apps.versions(PathId.parse("/b/c")) == []
+    assert sorted(map(str, await state.apps.ids())) == ["/a", "/b/d"]
+
+
+async def test_app_without_version_is_refused(state: StateStore) -> None:
+    with pytest.raises(ValueError):
+        await state.apps.store(AppDefinition(id=PathId.parse("/x")))
+
+
+async def test_concurrent_writers_never_lose_a_version(store: Storage) -> None:
+    """Read-plan-commit races are retried, so every version lands and pruning holds."""
+    import trio
+
+    repo: VersionedRepository[tuple[str, int], str, int] = VersionedRepository(
+        store,
+        "things",
+        Codec(lambda t: f"{t[0]}:{t[1]}".encode(), lambda b: (b.split(b":")[0].decode(), 0)),
+        id_of=lambda t: t[0],
+        parse_id=str,
+        version_of=lambda t: t[1],
+        parse_version=int,
+        max_versions=100,
+    )
+    async with trio.open_nursery() as nursery:
+        for v in range(30):
+            nursery.start_soon(repo.store, ("x", v))
+    assert await repo.versions("x") == list(range(30))
+
+
+# -- the root group ---------------------------------------------------------------------
+
+
+async def test_root_group_roundtrip_by_reference(state: StateStore) -> None:
+    r1 = root(1, app("/a", 1), app("/prod/web", 1), app("/prod/db", 1))
+    await state.store_root(r1)
+    assert await state.root_group() == r1
+    # one app changes: only it gets a new version; the root refers to it
+    r2 = root(2, app("/a", 1), app("/prod/web", 2), app("/prod/db", 1))
+    await state.store_root(r2)
+    assert await state.root_group() == r2
+    assert await state.root_group(ts(1)) == r1
+    assert await state.root_group_versions() == [ts(1), ts(2)]
+    assert await state.apps.versions(PathId.parse("/a")) == [ts(1)]
+    assert await state.apps.versions(PathId.parse("/prod/web")) == [ts(1), ts(2)]
+    # an app removed from the tree is deleted
+    r3 = root(3, app("/a", 1), app("/prod/web", 2))
+    await state.store_root(r3)
+    assert await state.apps.get(PathId.parse("/prod/db")) is None
+    assert await state.root_group() == r3
+    assert await state.check_consistency() == []
+
+
+async def test_root_versions_pruned(state: StateStore) -> None:
+    for v in range(1, 6):
+        await state.store_root(root(v, app("/a", v)))
+    assert await state.root_group_versions() == [ts(3), ts(4), ts(5)]
+    assert await state.root_group() == root(5, app("/a", 5))
+
+
+async def test_empty_store_has_no_root(state: StateStore) -> None:
+    assert await state.root_group() is None
+    snap = await state.load()
+    assert (snap.root, snap.instances, snap.deployments, snap.framework_id) == (
+        None,
+        [],
+        [],
+        None,
+    )
+
+
+async def test_root_and_deployment_together(state: StateStore) -> None:
+    r = root(1, app("/a", 1), app("/b", 1))
+    d = Deployment(
+        id="d1", version=ts(1), target_version=ts(1), affected_apps=(PathId.parse("/a"),)
+    )
+    await state.store_root_and_deployment(r, d)
+    assert await state.root_group() == r
+    assert await state.deployments.get("d1") == d
+    assert await state.complete_deployment("d1", put_instances=[instance("/a", 1)])
+    assert await state.deployments.get("d1") is None
+    assert [i.instance_id for i in await state.instances.by_app(PathId.parse("/a"))] == [
+        instance("/a", 1).instance_id
+    ]
+    assert not await state.complete_deployment("d1")
+
+
+async def test_root_and_deployment_all_or_nothing(backend: Backend) -> None:
+    """A failing fence (a lost leadership) leaves neither the group nor the deployment."""
+    storage = await backend.open()
+    try:
+        leader_node_version = 0
+        state = await StateStore.open(
+            storage, fence=lambda: [Check("leader/epoch", leader_node_version)]
+        )
+        await storage.create("leader/epoch", b"me")
+        r1 = root(1, app("/a", 1))
+        await state.store_root_and_deployment(r1, Deployment(id="d1", version=ts(1)))
+        await storage.update("leader/epoch", b"someone else")  # leadership moved on
+        r2 = root(2, app("/a", 2), app("/new", 2))
+        with pytest.raises(VersionConflictError):
+            await state.store_root_and_deployment(r2, Deployment(id="d2", version=ts(2)))
+        assert await state.root_group() == r1
+        assert await state.deployments.ids() == ["d1"]
+        assert await state.apps.get(PathId.parse("/new")) is None
+        assert await state.apps.versions(PathId.parse("/a")) == [ts(1)]
+        assert await state.check_consistency() == []
+    finally:
+        await storage.aclose()
+
+
+async def test_root_referring_to_missing_app_is_reported(state: StateStore) -> None:
+    await state.store_root(root(1, app("/a", 1)), apps_changed=[])  # caller forgot the app
+    with pytest.raises(StorageError, match="not stored"):
+        await state.root_group()
+    assert await state.check_consistency() == ["root refers to missing app /a at " + str(ts(1))]
+
+
+# -- instances ----------------------------------------------------------------------------
+
+
+async def test_instances_crud(state: StateStore) -> None:
+    a = [instance("/a", n) for n in range(5)]
+    b = [instance("/b/c", n) for n in range(3)]
+    await state.instances.put_many([*a, *b])
+    assert await state.instances.get(a[2].instance_id) == a[2]
+    assert await state.instances.by_app(PathId.parse("/a")) == a
+    assert sorted(str(i.instance_id) for i in await state.instances.all()) == sorted(
+        str(i.instance_id) for i in [*a, *b]
+    )
+    changed = attrs.evolve(a[2], condition=Condition.KILLED)
+    await state.instances.put(changed)
+    assert await state.instances.get(a[2].instance_id) == changed
+    assert len(await state.instances.by_app(PathId.parse("/a"))) == 5
+    assert await state.instances.delete(a[0].instance_id)
+    assert await state.instances.get(a[0].instance_id) is None
+    assert not await state.instances.delete(a[0].instance_id)
+    await state.instances.delete_many([i.instance_id for i in b])
+    assert await state.instances.app_ids() == [PathId.parse("/a")]
+    assert await state.instances.delete_app(PathId.parse("/a"))
+    assert await state.instances.all() == []
+    assert await state.instances.get(a[1].instance_id) is None
+
+
+async def test_instances_batch_is_one_value_per_app(state: StateStore) -> None:
+    await state.instances.put_many(instance("/big", n) for n in range(200))
+    assert await state.storage.children("instances") == ["%2Fbig"]
+    assert len(await state.instances.by_app(PathId.parse("/big"))) == 200
+
+
+# -- deployments and framework id ---------------------------------------------------------
+
+
+async def test_deployments(state: StateStore) -> None:
+    d1 = Deployment(id="d1", version=ts(1))
+    d2 = Deployment(id="d2", version=ts(2), current_step=1)
+    await state.deployments.put(d1)
+    await state.deployments.put(d2)
+    await state.deployments.put(attrs.evolve(d1, current_step=2))
+    assert (await state.deployments.get("d1")).current_step == 2  # type: ignore[union-attr]
+    assert [d.id for d in await state.deployments.all()] == ["d1", "d2"]
+    assert await state.deployments.delete("d2")
+    assert await state.deployments.ids() == ["d1"]
+
+
+async def test_framework_id(state: StateStore) -> None:
+    assert await state.framework_id.get() is None
+    await state.framework_id.set("fw-1")
+    await state.framework_id.set("fw-2")
+    assert await state.framework_id.get() == "fw-2"
+
+
+# -- format and restart -------------------------------------------------------------------
+
+
+async def test_state_store_refuses_newer_format(store: Storage) -> None:
+    await store.create(FORMAT_KEY, b"999")
+    with pytest.raises(StorageFormatError):
+        await StateStore.open(store)
+
+
+async def test_everything_survives_reopen(backend: Backend) -> None:
+    s = await backend.open()
+    state = await StateStore.open(s)
+    r = root(1, app("/a", 1), app("/g/b", 1))
+    await state.store_root_and_deployment(r, Deployment(id="d", version=ts(1)))
+    await state.instances.put_many([instance("/a", 1), instance("/g/b", 2)])
+    await state.framework_id.set("fw")
+    await s.aclose()
+    s2 = await backend.open()
+    try:
+        snap = await (await StateStore.open(s2)).load()
+        assert snap.root == r
+        assert len(snap.instances) == 2
+        assert [d.id for d in snap.deployments] == ["d"]
+        assert snap.framework_id == "fw"
+    finally:
+        await s2.aclose()
+
+
+async def test_missing_key_errors_are_core_errors(store: Storage) -> None:
+    with pytest.raises(NotFoundError):
+        await store.commit([Create("a", b""), Check("b", 0)])
+    assert await store.get("a") is None
