@@ -283,7 +283,8 @@ class Placed:
     The core builds one per constraint field from the app's current instances (not those
     of older config versions, not lost or merely scheduled ones) and calls :meth:`add` for
     every instance it tentatively places in the current offer round, so later offers in
-    the round see earlier ones. All reads are O(1) except :attr:`groups` walks.
+    the round see earlier ones. Reads are O(1); :meth:`add` copies the counts (one entry
+    per distinct value).
     """
 
     instances: int
