@@ -15,6 +15,7 @@ of lsprotocol's ``_hooks.py``. On top of it sit:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +25,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from marathon_core.errors import INVALID_JSON, BadRequestError, ValidationError, Violation
+from marathon_core.model import schema
 from marathon_core.model.app import (
     AppDefinition,
     Constraint,
@@ -49,20 +52,34 @@ from marathon_core.model.instance import (
     parse_instance_id,
     parse_task_id,
 )
+from marathon_core.model.normalize import READ_ONLY_APP_KEYS, normalize_app
+from marathon_core.model.validation import (
+    ValidationContext,
+    prefixed,
+    validate_app,
+    validate_group,
+)
 
 __all__ = [
+    "AppRollback",
+    "GroupUpdate",
     "app_to_json",
     "converter",
     "deployment_to_json",
     "from_storage",
     "group_to_json",
     "instance_to_json",
+    "parse_app",
+    "parse_app_update",
+    "parse_group",
+    "parse_group_update",
     "task_to_json",
     "to_storage",
     "wire_name",
 ]
 
 T = TypeVar("T")
+_ROOT = PathId.root()
 
 # -- JSON names ------------------------------------------------------------------------
 
@@ -158,6 +175,11 @@ def _unstructure_unreachable(u: UnreachableStrategy) -> Any:
     }
 
 
+def _structure_path_id(obj: Any, _: Any) -> PathId:
+    # Normalisation hands over ids it already resolved.
+    return obj if obj.__class__ is PathId else PathId.parse(obj)
+
+
 def _passthrough(obj: Any, _: Any) -> Any:
     return obj
 
@@ -172,7 +194,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook_factory(attrs.has, _unstructure_factory(conv))
     conv.register_structure_hook_factory(attrs.has, _structure_factory(conv))
     # Leaf values with a string form on the wire.
-    conv.register_structure_hook(PathId, lambda v, _: PathId.parse(v))
+    conv.register_structure_hook(PathId, _structure_path_id)
     conv.register_unstructure_hook(PathId, str)
     conv.register_structure_hook(Timestamp, lambda v, _: Timestamp.parse(v))
     conv.register_unstructure_hook(Timestamp, str)
@@ -317,3 +339,268 @@ def deployment_to_json(deployment: Deployment) -> dict[str, Any]:
         "currentStep": deployment.current_step,
         "totalSteps": deployment.total_steps,
     }
+
+
+# -- request pipelines -----------------------------------------------------------------
+
+
+@attrs.frozen
+class AppRollback:
+    """``PUT /v2/apps/{id}`` with only ``version``: go back to that stored version."""
+
+    app_id: PathId
+    version: Timestamp
+
+
+@attrs.frozen
+class GroupUpdate:
+    """A parsed ``PUT /v2/groups`` body: which top-level parts were given, and how.
+
+    ``group`` holds the parsed tree (absent ``apps``/``groups``/``dependencies`` are
+    empty there; the ``has_*`` flags tell "absent: keep what exists" from "empty").
+    ``version`` alone asks for a rollback, ``scale_by`` alone for scaling every app.
+    """
+
+    group: Group
+    has_apps: bool = False
+    has_groups: bool = False
+    has_dependencies: bool = False
+    version: Timestamp | None = None
+    scale_by: float | None = None
+    enforce_role: bool | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"Non-standard token '{name}'")
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def load_json(body: bytes | str | Mapping[str, Any]) -> Any:
+    """Parse a request body; 400 for empty or malformed JSON (never anything else).
+
+    A Mapping is deep-copied, since the pipeline normalises in place.
+    """
+    if isinstance(body, Mapping):
+        return copy.deepcopy(dict(body))
+    try:
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        if not text.strip():
+            raise BadRequestError("Please specify data in JSON format", "Empty request body")
+        return _decoder.decode(text)
+    except json.JSONDecodeError as e:
+        raise BadRequestError(INVALID_JSON, str(e)) from None
+    except RecursionError:
+        raise BadRequestError(INVALID_JSON, "JSON nesting is too deep") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadRequestError(INVALID_JSON, str(e)) from None
+
+
+def _structure(d: Mapping[str, Any], cls: type[T], path: str) -> T:
+    try:
+        return converter.structure(d, cls)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as e:  # pragma: no cover
+        # Shape checks should make this unreachable; answer 422, never 500.
+        raise ValidationError(
+            [Violation(path or "/", f"{type(e).__name__}: {e}")], message=INVALID_JSON
+        ) from None
+
+
+def _build_app(
+    d: dict[str, Any], ctx: ValidationContext, base: PathId, path: str, errs: list[Violation]
+) -> AppDefinition | None:
+    """Normalise, structure and validate one shape-checked app dict; problems go to errs."""
+    d, problems = normalize_app(d, ctx, base=base)
+    if problems:
+        errs.extend(prefixed(path or "/", problems) if path else problems)
+        return None
+    app = _structure(d, AppDefinition, path)
+    problems = validate_app(app, ctx)
+    if problems:
+        errs.extend(prefixed(path, problems) if path else problems)
+    return app
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except RecursionError:
+        raise BadRequestError(INVALID_JSON, "JSON nesting is too deep") from None
+
+
+def parse_app(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    context: ValidationContext,
+    base: PathId = _ROOT,
+) -> AppDefinition:
+    """The whole ``POST /v2/apps`` pipeline: JSON -> shape -> normalise -> validate.
+
+    Raises BadRequestError (400) or ValidationError (422, every problem at once).
+    Service ports stay 0; versions are stamped by the caller.
+    """
+    d = load_json(body)
+    return _guarded(lambda: _parse_app_dict(d, context, base, schema.APP))
+
+
+def _parse_app_dict(
+    d: Any, ctx: ValidationContext, base: PathId, node: schema.Node
+) -> AppDefinition:
+    shape = schema.check(node, d)
+    if shape:
+        raise ValidationError(shape, message=INVALID_JSON)
+    errs: list[Violation] = []
+    app = _build_app(d, ctx, base, "", errs)
+    if errs or app is None:
+        raise ValidationError(errs)
+    return app
+
+
+def parse_app_update(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    context: ValidationContext,
+    app_id: PathId,
+    current: AppDefinition | None = None,
+) -> AppDefinition | AppRollback:
+    """``PUT``/``PATCH /v2/apps/{id}``: the fields given override ``current``.
+
+    Read-only fields a client echoes back (tasks, counts, deployments, versionInfo) are
+    ignored. ``version`` (with at most ``id``) is a rollback request. Without a
+    current app the body must describe a whole app (PUT creates it).
+    """
+    d = load_json(body)
+    return _guarded(lambda: _parse_app_update_dict(d, context, app_id, current))
+
+
+def _parse_app_update_dict(
+    d: Any, ctx: ValidationContext, app_id: PathId, current: AppDefinition | None
+) -> AppDefinition | AppRollback:
+    shape = schema.check(schema.APP_UPDATE, d)
+    if shape:
+        raise ValidationError(shape, message=INVALID_JSON)
+    for key in READ_ONLY_APP_KEYS:
+        d.pop(key, None)
+    if d.get("version") is not None:
+        if set(d) - {"id", "version"}:
+            raise ValidationError(
+                [Violation("/", "The 'version' field may only be combined with the 'id' field.")]
+            )
+        return AppRollback(app_id, Timestamp.parse(d["version"]))
+    d.pop("version", None)
+    d["id"] = str(app_id)
+    if current is not None:
+        merged = app_to_json(current)
+        for key in ("version", "versionInfo"):
+            merged.pop(key, None)
+        # A deprecated field replaces its canonical successor, as a new request would.
+        replaced = {
+            "ports": ("portDefinitions",),
+            "uris": ("fetch",),
+            "ipAddress": ("networks",),
+            "networks": ("portDefinitions",) if "portDefinitions" not in d else (),
+        }
+        for key, drops in replaced.items():
+            if key in d:
+                for drop in drops:
+                    merged.pop(drop, None)
+        container = d.get("container")
+        if isinstance(container, dict):
+            docker = container.get("docker")
+            if isinstance(docker, dict) and "network" in docker:
+                merged.pop("networks", None)
+            if isinstance(docker, dict) and "portMappings" in docker:
+                container.pop("portMappings", None)
+        merged.update(d)
+        d = merged
+    return _parse_app_dict(d, ctx, _ROOT, schema.APP)
+
+
+def parse_group(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    context: ValidationContext,
+    base: PathId = _ROOT,
+) -> Group:
+    """``POST``/``PUT /v2/groups[/{id}]`` body as a group tree (relative ids resolved
+    against the enclosing group; ``base`` is the group named in the URL)."""
+    return parse_group_update(body, context=context, base=base).group
+
+
+def parse_group_update(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    context: ValidationContext,
+    base: PathId = _ROOT,
+) -> GroupUpdate:
+    """Like :func:`parse_group`, keeping which parts were given and ``version``/``scaleBy``."""
+    d = load_json(body)
+    return _guarded(lambda: _parse_group_dict(d, context, base))
+
+
+def _parse_group_dict(d: Any, ctx: ValidationContext, base: PathId) -> GroupUpdate:
+    shape = schema.check(schema.GROUP, d)
+    if shape:
+        raise ValidationError(shape, message=INVALID_JSON)
+    version = d.get("version")
+    scale_by = d.get("scaleBy")
+    given = {k for k, v in d.items() if v is not None} - {"id"}
+    if version is not None and given - {"version"}:
+        raise ValidationError(
+            [Violation("/version", "not allowed in conjunction with other properties.")]
+        )
+    if scale_by is not None and given - {"scaleBy"}:
+        raise ValidationError(
+            [Violation("/scaleBy", "not allowed in conjunction with other properties.")]
+        )
+    gid = PathId.parse(d["id"], base=base) if d.get("id") is not None else base
+    errs: list[Violation] = []
+    group = _build_group(d, ctx, gid, "", errs)
+    if not errs:
+        errs.extend(validate_group(group))
+    if errs:
+        raise ValidationError(errs)
+    return GroupUpdate(
+        group,
+        has_apps=d.get("apps") is not None,
+        has_groups=d.get("groups") is not None,
+        has_dependencies=d.get("dependencies") is not None,
+        version=Timestamp.parse(version) if version is not None else None,
+        scale_by=float(scale_by) if scale_by is not None else None,
+        enforce_role=d.get("enforceRole"),
+    )
+
+
+def _build_group(
+    d: dict[str, Any], ctx: ValidationContext, gid: PathId, path: str, errs: list[Violation]
+) -> Group:
+    apps: list[AppDefinition] = []
+    for i, a in enumerate(d.get("apps") or ()):
+        ap = f"{path}/apps({i})"
+        app_id = PathId.parse(a["id"], base=gid)
+        if app_id.parent != gid or app_id.is_root:
+            errs.append(Violation(f"{ap}/id", f"Identifier is not child of '{gid}'"))
+            continue
+        app = _build_app(a, ctx, gid, ap, errs)
+        if app is not None:
+            apps.append(app)
+    groups: list[Group] = []
+    for j, g in enumerate(d.get("groups") or ()):
+        gp = f"{path}/groups({j})"
+        if g.get("id") is None:
+            errs.append(Violation(f"{gp}/id", "error.path.missing"))
+            continue
+        sid = PathId.parse(g["id"], base=gid)
+        if sid.parent != gid or sid.is_root:
+            errs.append(Violation(f"{gp}/id", f"Identifier is not child of '{gid}'"))
+            continue
+        groups.append(_build_group(g, ctx, sid, gp, errs))
+    deps = tuple(PathId.parse(x, base=gid) for x in d.get("dependencies") or ())
+    return Group(
+        gid,
+        apps=tuple(apps),
+        groups=tuple(groups),
+        dependencies=deps,
+        enforce_role=bool(d.get("enforceRole", False)),
+    )
