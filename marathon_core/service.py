@@ -19,6 +19,7 @@ import trio
 
 from marathon_core.config import Config
 from marathon_core.errors import ConfigError
+from marathon_core.events import EventBus
 from marathon_core.plugins import PluginHost
 
 __all__ = ["MasterService", "Service", "ServiceContext", "serve"]
@@ -37,11 +38,12 @@ MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 
 @attrs.define
 class ServiceContext:
-    """What services get: the configuration, the plugin host, and the Mesos master URL."""
+    """What services get: configuration, plugins, the Mesos master URL, the event bus."""
 
     config: Config
     plugins: PluginHost
     master_url: str
+    events: EventBus = attrs.field(factory=EventBus)
     state: Any = None
 
 
@@ -83,7 +85,12 @@ async def serve(
     async with trio.open_nursery() as nursery:
         await nursery.start(_stop_on_signals, nursery.cancel_scope)
         master_url: str = await nursery.start(master)
-        ctx = ServiceContext(config=config, plugins=plugins, master_url=master_url)
+        ctx = ServiceContext(
+            config=config,
+            plugins=plugins,
+            master_url=master_url,
+            events=EventBus(on_event=plugins.event),
+        )
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
