@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from marathon_core.errors import Violation
-from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.validation import ValidationContext
 
 EXAMPLES = Path(os.environ.get("MARATHON_EXAMPLES", "/work/shared/reference/marathon/examples"))
@@ -72,7 +71,3 @@ def make_context(ops: dict[str, Any], **kwargs: Any) -> ValidationContext:
 
 def load_example(name: str) -> Any:
     return json.loads((EXAMPLES / name).read_text())
-
-
-# Keep the stand-in honest about the protocols it claims to satisfy.
-_check_types: tuple[type, ...] = (AppDefinition, HealthCheck)

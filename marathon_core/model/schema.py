@@ -194,17 +194,18 @@ class Obj(Node):
 class OneOf(Node):
     """The first alternative whose JSON type matches decides (``"disabled"`` vs object)."""
 
-    __slots__ = ("alternatives",)
+    __slots__ = ("alternatives", "expected")
 
-    def __init__(self, *alternatives: tuple[type, Node]) -> None:
+    def __init__(self, *alternatives: tuple[type, Node], expected: str) -> None:
         self.alternatives = alternatives
+        self.expected = expected
 
     def check(self, value: Any, path: str, errs: Errs) -> None:
         for tp, node in self.alternatives:
             if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
                 node.check(value, path, errs)
                 return
-        errs.append(Violation(_p(path), self.alternatives[0][1].expected))
+        errs.append(Violation(_p(path), self.expected))
 
 
 class Lazy(Node):
@@ -243,7 +244,12 @@ LABELS = Map(Str())
 PATH_ID = Str(min_len=1, test=valid_id_string)
 TIMESTAMP = Str(test=_valid_ts)
 CONSTRAINTS = Arr(Arr(Str(), min_len=2, max_len=3))
-LIMIT = OneOf((str, Str(enum=("unlimited",))), (int, Num(min=0)), (float, Num(min=0)))
+LIMIT = OneOf(
+    (str, Str(enum=("unlimited",))),
+    (int, Num(min=0)),
+    (float, Num(min=0)),
+    expected="error.expected.jsnumber",
+)
 
 PORT_DEFINITION = Obj(
     {"port": PORT, "protocol": PROTOCOL, "name": PORT_NAME, "labels": LABELS},
@@ -349,7 +355,13 @@ _APP_FIELDS: dict[str, Node] = {
     "cmd": Str(min_len=1),
     "args": Arr(Str()),
     "user": Str(),
-    "env": Map(OneOf((str, Str()), (dict, Obj({"secret": Str()}, required=("secret",))))),
+    "env": Map(
+        OneOf(
+            (str, Str()),
+            (dict, Obj({"secret": Str()}, required=("secret",))),
+            expected="error.expected.jsstring",
+        )
+    ),
     "instances": Int(min=0),
     "cpus": Num(min=0.001),
     "mem": Num(min=0),
@@ -403,6 +415,7 @@ _APP_FIELDS: dict[str, Node] = {
             dict,
             Obj({"inactiveAfterSeconds": Int(min=0), "expungeAfterSeconds": Int(min=0)}),
         ),
+        expected="error.expected.jsobject",
     ),
     "taskKillGracePeriodSeconds": Int(min=0),
     "fetch": Arr(

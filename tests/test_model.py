@@ -1,0 +1,126 @@
+"""Value types: path ids, timestamps, instance and task ids, conditions, groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from marathon_core.model import (
+    AppDefinition,
+    Condition,
+    Group,
+    InstanceId,
+    PathId,
+    TaskId,
+    Timestamp,
+    parse_instance_id,
+    parse_task_id,
+)
+from marathon_core.model.ids import valid_id_string
+
+
+def test_path_id_basics() -> None:
+    p = PathId.parse("/prod/web/")
+    assert str(p) == "/prod/web" and p.safe_id == "prod_web"
+    assert p.parent == PathId.parse("/prod") and p.parent.parent.is_root
+    assert PathId.root().parent.is_root
+    assert str(PathId.parse("a/b")) == "a/b" and not PathId.parse("a/b").absolute
+    assert PathId.parse("c", base=PathId.parse("/a/b")) == PathId.parse("/a/b/c")
+    assert PathId.parse("../c", base=PathId.parse("/a/b")) == PathId.parse("/a/c")
+    assert PathId.parse("/a/./b/../c").canonical() == PathId.parse("/a/c")
+    assert PathId.parse("/../..").canonical().is_root
+    assert PathId.parse("/a/b").is_child_of(PathId.parse("/a"))
+    assert not PathId.parse("/a").is_child_of(PathId.parse("/a"))
+    assert sorted([PathId.parse("/b"), PathId.parse("/a/z"), PathId.parse("/a")]) == [
+        PathId.parse("/a"),
+        PathId.parse("/a/z"),
+        PathId.parse("/b"),
+    ]
+    assert PathId.from_safe_id("prod_web") == p
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("/a/b", True),
+        ("a.b-c/d", True),
+        ("../x", True),
+        ("/", True),
+        ("/A", False),
+        ("/a_b", False),
+        ("/-a", False),
+        ("/a-", False),
+        ("/a//b", False),
+        ("/a b", False),
+    ],
+)
+def test_id_pattern(text: str, ok: bool) -> None:
+    assert valid_id_string(text) is ok
+
+
+def test_timestamp_format() -> None:
+    t = Timestamp.parse("2015-09-29T15:59:51.164Z")
+    assert str(t) == "2015-09-29T15:59:51.164Z"
+    assert str(Timestamp.parse("2015-09-29T15:59:51Z")) == "2015-09-29T15:59:51.000Z"
+    assert Timestamp.parse("2015-09-29T17:59:51.164+02:00") == t
+    assert Timestamp.parse("2015-09-29T15:59:51.164999Z") == t
+    assert str(Timestamp.now()).endswith("Z")
+    with pytest.raises(ValueError):
+        Timestamp.parse("yesterday")
+
+
+def test_instance_and_task_ids() -> None:
+    app_id = PathId.parse("/prod/web")
+    iid = InstanceId.new(app_id)
+    assert str(iid).startswith("prod_web.instance-")
+    assert parse_instance_id(str(iid)) == iid
+    tid = TaskId.for_instance(iid)
+    assert str(tid) == f"{iid}._app.1"
+    assert parse_task_id(str(tid)) == tid
+    assert parse_task_id(str(tid.next_incarnation())).incarnation == 2
+    pod = parse_task_id(f"{iid}.sidecar")
+    assert pod.container_name == "sidecar" and pod.instance_id == iid
+    uuid = "5e2c3c4e-1f2a-11e9-8d3c-0242ac110002"
+    for sep in "._":
+        legacy = parse_task_id(f"prod_web{sep}{uuid}")
+        assert legacy.run_spec_id == app_id and str(legacy) == f"prod_web{sep}{uuid}"
+        assert str(legacy.instance_id) == f"prod_web.marathon-{uuid}"
+    resident = parse_task_id(f"prod_web.{uuid}.3")
+    assert resident.attempt == 3 and str(resident) == f"prod_web.{uuid}.3"
+    for bad in ("", "nodots", "prod_web.instance-"):
+        with pytest.raises(ValueError):
+            parse_task_id(bad)
+
+
+def test_conditions() -> None:
+    assert Condition.from_mesos("TASK_RUNNING") is Condition.RUNNING
+    assert Condition.from_mesos("TASK_GONE_BY_OPERATOR") is Condition.GONE
+    assert Condition.from_mesos("TASK_LOST", reason="REASON_TASK_UNKNOWN") is Condition.UNKNOWN
+    assert (
+        Condition.from_mesos("TASK_LOST", reason="REASON_RECONCILIATION") is Condition.UNREACHABLE
+    )
+    assert Condition.from_mesos("TASK_LOST", reason="REASON_AGENT_RESTARTED") is Condition.GONE
+    assert (
+        Condition.from_mesos("TASK_LOST", reason="REASON_COMMAND_EXECUTOR_FAILED")
+        is Condition.DROPPED
+    )
+    assert Condition.FAILED.is_terminal and not Condition.RUNNING.is_terminal
+    assert Condition.UNREACHABLE.is_active and Condition.UNREACHABLE.is_lost
+    assert Condition.UNREACHABLE_INACTIVE.mesos_state == "TASK_UNREACHABLE"
+
+
+def _app(path: str, *deps: str) -> AppDefinition:
+    return AppDefinition(PathId.parse(path), cmd="x", dependencies=tuple(map(PathId.parse, deps)))
+
+
+def test_group_helpers_and_cycles() -> None:
+    root = Group.empty_root()
+    for a in (_app("/s/db"), _app("/s/api", "/s/db"), _app("/s/web/ui", "/s/api")):
+        root = root.update_app(a)
+    assert {str(a.id) for a in root.transitive_apps()} == {"/s/db", "/s/api", "/s/web/ui"}
+    assert root.find_app(PathId.parse("/s/web/ui")) is not None
+    assert root.find_app(PathId.parse("/s/nope")) is None
+    assert not root.has_cycle()
+    cyclic = root.update_app(_app("/s/db", "/s/web"))  # db -> group /s/web -> ui -> api -> db
+    assert cyclic.has_cycle()
+    removed = root.remove_app(PathId.parse("/s/api"))
+    assert {str(a.id) for a in removed.transitive_apps()} == {"/s/db", "/s/web/ui"}
