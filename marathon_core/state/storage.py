@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from urllib.parse import quote, unquote
 
 import attrs
+
+from marathon_core.errors import NotFoundError, VersionConflictError
 
 __all__ = [
     "Check",
@@ -212,8 +214,6 @@ class Storage(abc.ABC):
 
         Retries once per lost race so it never half-succeeds.
         """
-        from marathon_core.errors import NotFoundError, VersionConflictError
-
         for _ in range(10):
             current = await self.get(key)
             try:
@@ -234,12 +234,3 @@ class Storage(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def describe(ops: Sequence[Op]) -> Mapping[str, int]:
-    """Count ops by type, for logging and statistics."""
-    out: dict[str, int] = {}
-    for op in ops:
-        name = type(op).__name__
-        out[name] = out.get(name, 0) + 1
-    return out

@@ -15,7 +15,7 @@ example a ZooKeeper ``Check`` of the leader's election node) when given.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -184,7 +184,7 @@ class StateStore:
         max_versions: int = DEFAULT_MAX_VERSIONS,
         fence: Callable[[], Sequence[Op]] | None = None,
         format_version: int = FORMAT_VERSION,
-        migrations: dict[int, Migration] | None = None,
+        migrations: Mapping[int, Migration] | None = None,
     ) -> StateStore:
         """Check (and if needed migrate) the storage format, then build the store."""
         await ensure_format(
