@@ -1,0 +1,514 @@
+"""A Mesos agent: its own OS process on its own loopback address, running tasks.
+
+``python -m marathon_mesos_local.agent --master URL --ip 127.0.0.2 ...`` serves a
+small HTTP API on ``ip:port`` for the master (``run_task``, ``kill_task``,
+``acknowledge``, ``shutdown_framework``, ``ping``), registers with the master, and
+runs every task like Mesos's command executor: TASK_STARTING, TASK_RUNNING, then
+TASK_FINISHED / TASK_FAILED / TASK_KILLED. Each task has one status-update stream:
+only its head update is in flight, resent with doubling backoff until the scheduler
+acknowledges it, exactly as the agent's status update manager does.
+
+On SIGTERM/SIGINT (or when its parent dies) the agent kills its tasks and exits.
+Agent recovery (tasks surviving an agent restart) comes later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from marathon_core.runtimes import Containerizer, Launch, Running
+from marathon_mesos_local.containerizer import CommandContainerizer
+from marathon_mesos_local.http import Request, Response, serve_http
+from marathon_mesos_local.resources import (
+    DEFAULT_RESOURCES,
+    ResourceError,
+    Resources,
+    parse_attributes,
+)
+
+__all__ = ["Agent", "AgentOptions", "main"]
+
+log = logging.getLogger(__name__)
+
+#: The command executor's default kill grace period (``src/launcher/executor.cpp``).
+DEFAULT_GRACE_PERIOD = 3.0
+#: Grace period for tasks when the agent itself shuts down.
+SHUTDOWN_GRACE_PERIOD = 1.0
+#: Status update retries: 10 s doubling to 10 min (``src/slave/constants.hpp``).
+STATUS_UPDATE_RETRY_MIN = 10.0
+STATUS_UPDATE_RETRY_MAX = 600.0
+TERMINAL = frozenset(
+    {
+        "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+        "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+    }
+)  # fmt: skip
+
+
+@attrs.frozen(kw_only=True)
+class AgentOptions:
+    master: str
+    ip: str
+    port: int = 5051
+    work_dir: Path
+    resources: Resources = attrs.field(factory=lambda: Resources.parse(DEFAULT_RESOURCES))
+    attributes: list[dict[str, Any]] = attrs.field(factory=list)
+    status_update_retry: float = STATUS_UPDATE_RETRY_MIN
+    parent_pid: int | None = None
+
+
+@attrs.define(eq=False)
+class TaskRun:
+    """One task on this agent and its status-update stream."""
+
+    framework_id: str
+    framework_info: dict[str, Any]
+    info: dict[str, Any]
+    run_id: str
+    sandbox: Path
+    running: Running | None = None
+    state: str = "TASK_STAGING"
+    kill: trio.Event = attrs.field(factory=trio.Event)
+    grace_period: float | None = None
+    killed: bool = False
+    updates: deque[dict[str, Any]] = attrs.field(factory=deque)
+    #: Set when the head update is acknowledged.
+    acked: trio.Event = attrs.field(factory=trio.Event)
+    sender_running: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.info["task_id"]["value"])
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {c.get("type", "") for c in self.framework_info.get("capabilities", [])}
+
+
+class Agent:
+    """One agent: call :meth:`run` to serve until cancelled."""
+
+    def __init__(
+        self, options: AgentOptions, containerizers: Mapping[str, Containerizer] | None = None
+    ) -> None:
+        self.options = options
+        self.containerizers = dict(containerizers or {})
+        self.command = CommandContainerizer()
+        self.agent_id: str | None = None
+        self.port = options.port
+        self.tasks: dict[tuple[str, str], TaskRun] = {}
+        self._nursery: trio.Nursery | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=self.options.ip)
+        timeout = httpx.Timeout(10.0, connect=5.0)
+        try:
+            async with (
+                httpx.AsyncClient(transport=transport, timeout=timeout) as client,
+                trio.open_nursery() as nursery,
+            ):
+                self._client = client
+                self._nursery = nursery
+                self.port = await nursery.start(
+                    partial(serve_http, self.handle, host=self.options.ip, port=self.options.port)
+                )
+                self.agent_id = await self._register()
+                log.info("agent %s at %s:%s registered", self.agent_id, self.options.ip, self.port)
+                task_status.started(self.agent_id)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
+                await self._kill_all()
+
+    async def _register(self) -> str:
+        assert self._client is not None
+        body = {
+            "hostname": self.options.ip,
+            "port": self.port,
+            "pid": os.getpid(),
+            "resources": self.options.resources.to_json(),
+            "attributes": self.options.attributes,
+        }
+        while True:
+            try:
+                response = await self._client.post(
+                    f"{self.options.master}/_local/agents/register", json=body
+                )
+                if response.status_code == 200:
+                    return str(response.json()["agent_id"])
+                log.warning("registration refused: %s %s", response.status_code, response.text)
+            except httpx.HTTPError as exc:
+                log.info("master not reachable yet: %s", exc)
+            await trio.sleep(0.2)
+
+    async def _kill_all(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for task in self.tasks.values():
+                if task.running is not None:
+                    nursery.start_soon(
+                        partial(task.running.kill, grace_period=SHUTDOWN_GRACE_PERIOD)
+                    )
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        if path in ("/_local/ping", "/health"):
+            return Response(200)
+        if request.method != "POST" or not path.startswith("/_local/"):
+            return Response(404)
+        try:
+            body = request.json()
+            action = path.removeprefix("/_local/")
+            if action == "run_task":
+                return self._run_task(body)
+            if action == "kill_task":
+                return self._kill_task(body)
+            if action == "acknowledge":
+                return self._acknowledge(body)
+            if action == "shutdown_framework":
+                return self._shutdown_framework(body)
+        except (ValueError, KeyError, TypeError) as exc:
+            return Response.text(400, f"Bad request: {exc}")
+        return Response(404)
+
+    def _run_task(self, body: Mapping[str, Any]) -> Response:
+        assert self._nursery is not None and self.agent_id is not None
+        info = dict(body["task"])
+        framework_id = str(body["framework_id"])
+        task_id = str(info["task_id"]["value"])
+        if (framework_id, task_id) in self.tasks:
+            return Response.text(409, f"Task {task_id} is already on this agent")
+        run_id = str(uuid.uuid4())
+        executor_dir = (
+            self.options.work_dir
+            / "slaves" / self.agent_id
+            / "frameworks" / framework_id
+            / "executors" / task_id
+            / "runs"
+        )  # fmt: skip
+        task = TaskRun(
+            framework_id, dict(body.get("framework_info", {})), info, run_id, executor_dir / run_id
+        )
+        self.tasks[(framework_id, task_id)] = task
+        self._nursery.start_soon(self._run, task)
+        return Response(202)
+
+    def _kill_task(self, body: Mapping[str, Any]) -> Response:
+        task = self.tasks.get((str(body["framework_id"]), str(body["task_id"])))
+        if task is None:
+            return Response(404)
+        grace = body.get("grace_period")
+        task.grace_period = DEFAULT_GRACE_PERIOD if grace is None else float(grace)
+        task.kill.set()
+        return Response(202)
+
+    def _acknowledge(self, body: Mapping[str, Any]) -> Response:
+        task = self.tasks.get((str(body["framework_id"]), str(body["task_id"])))
+        if task is None or not task.updates or task.updates[0].get("uuid") != body["uuid"]:
+            return Response(200)  # duplicate or unexpected: ignored, as Mesos does
+        task.updates.popleft()
+        task.acked.set()
+        return Response(202)
+
+    def _shutdown_framework(self, body: Mapping[str, Any]) -> Response:
+        framework_id = str(body["framework_id"])
+        for (fid, _), task in self.tasks.items():
+            if fid == framework_id:
+                task.grace_period = DEFAULT_GRACE_PERIOD
+                task.kill.set()
+        return Response(202)
+
+    # -- running a task --------------------------------------------------------------
+
+    def _emit(
+        self,
+        task: TaskRun,
+        state: str,
+        *,
+        message: str | None = None,
+        reason: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue a reliable status update for the task's stream."""
+        assert self._nursery is not None
+        task.state = state
+        status: dict[str, Any] = {
+            "task_id": {"value": task.id},
+            "state": state,
+            "source": source,
+        }
+        if message:
+            status["message"] = message
+        if reason:
+            status["reason"] = reason
+        if source == "SOURCE_EXECUTOR":
+            status["executor_id"] = {"value": task.id}
+        status["timestamp"] = time.time()
+        status["uuid"] = base64.b64encode(uuid.uuid4().bytes).decode()
+        status.update(extra or {})
+        task.updates.append(status)
+        if not task.sender_running:
+            task.sender_running = True
+            self._nursery.start_soon(self._send_updates, task)
+
+    async def _send_updates(self, task: TaskRun) -> None:
+        """Deliver the task's updates in order, resending the head until acknowledged."""
+        assert self._client is not None
+        delay = self.options.status_update_retry
+        while task.updates:
+            head = task.updates[0]
+            task.acked = trio.Event()
+            try:
+                response = await self._client.post(
+                    f"{self.options.master}/_local/agents/status",
+                    json={
+                        "agent_id": self.agent_id,
+                        "framework_id": task.framework_id,
+                        "status": head,
+                    },
+                )
+                if response.status_code == 404:  # framework gone: nobody will acknowledge
+                    task.updates.clear()
+                    break
+            except httpx.HTTPError as exc:
+                log.info("status update for %s not delivered: %s", task.id, exc)
+            with trio.move_on_after(delay):
+                await task.acked.wait()
+            if task.updates and task.updates[0] is head:
+                delay = min(delay * 2, STATUS_UPDATE_RETRY_MAX)
+            else:
+                delay = self.options.status_update_retry
+        task.sender_running = False
+        if task.state in TERMINAL and not task.updates:
+            self.tasks.pop((task.framework_id, task.id), None)
+
+    def _launch_of(self, task: TaskRun) -> Launch:
+        info = task.info
+        command = info.get("command", {})
+        resources = Resources.from_json(info.get("resources", []))
+        env = dict(os.environ)  # executors inherit the agent's environment, as in Mesos
+        env.update(
+            {
+                "MESOS_TASK_ID": task.id,
+                "MESOS_FRAMEWORK_ID": task.framework_id,
+                "MESOS_EXECUTOR_ID": task.id,
+                "MESOS_AGENT_ID": self.agent_id or "",
+                "MESOS_SLAVE_ID": self.agent_id or "",
+                "MESOS_SANDBOX": str(task.sandbox),
+                "MESOS_DIRECTORY": str(task.sandbox),
+                "MESOS_AGENT_ENDPOINT": f"{self.options.ip}:{self.port}",
+                "HOST": self.options.ip,
+            }
+        )
+        ports = resources.ports()
+        if ports:
+            env["PORTS"] = ",".join(str(p) for p in ports)
+            env["PORT"] = str(ports[0])
+            for i, port in enumerate(ports):
+                env[f"PORT{i}"] = str(port)
+        for variable in command.get("environment", {}).get("variables", []):
+            if variable.get("type", "VALUE") == "VALUE":
+                env[variable["name"]] = variable.get("value", "")
+        return Launch(
+            task_id=task.id,
+            command=command.get("value"),
+            arguments=tuple(command.get("arguments", [])),
+            shell=command.get("shell", True),
+            environment=env,
+            sandbox=task.sandbox,
+            resources=dict(resources.scalars),
+            container=info.get("container"),
+        )
+
+    def _containerizer_of(self, task: TaskRun) -> Containerizer | None:
+        container = task.info.get("container")
+        if container is None:
+            return self.command
+        kind = container.get("type", "MESOS")
+        found = self.containerizers.get(kind)
+        if found is None and kind == "MESOS" and "image" not in container.get("mesos", {}):
+            return self.command  # a MESOS container without image runs on the host filesystem
+        return found
+
+    async def _run(self, task: TaskRun) -> None:
+        if task.kill.is_set():
+            self._emit(
+                task,
+                "TASK_KILLED",
+                reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                message="Task killed before delivery to the executor",
+                source="SOURCE_AGENT",
+            )
+            return
+        self._emit(task, "TASK_STARTING")
+        containerizer = self._containerizer_of(task)
+        if containerizer is None:
+            kind = task.info.get("container", {}).get("type")
+            self._emit(
+                task,
+                "TASK_FAILED",
+                reason="REASON_CONTAINER_LAUNCH_FAILED",
+                message=f"No containerizer on this agent supports container type {kind}",
+            )
+            return
+        try:
+            launch = self._launch_of(task)
+            task.sandbox.mkdir(parents=True, exist_ok=True)
+            latest = task.sandbox.parent / "latest"
+            if latest.is_symlink():
+                latest.unlink()
+            latest.symlink_to(task.run_id)
+            running = await containerizer.launch(launch)
+        except Exception as exc:
+            log.warning("launch of %s failed: %s", task.id, exc)
+            self._emit(
+                task,
+                "TASK_FAILED",
+                reason="REASON_CONTAINER_LAUNCH_FAILED",
+                message=f"Failed to launch container: {exc}",
+            )
+            return
+        task.running = running
+        pid_file = self._record_pid(task, running)
+        self._emit(
+            task,
+            "TASK_RUNNING",
+            extra={
+                "container_status": {
+                    "container_id": {"value": running.container_id},
+                    "network_infos": [{"ip_addresses": [{"ip_address": self.options.ip}]}],
+                }
+            },
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._kill_when_asked, task, running)
+                termination = await running.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
+        if task.killed:
+            state, reason = "TASK_KILLED", None
+        elif termination.exit_code == 0:
+            state, reason = "TASK_FINISHED", None
+        else:
+            state = "TASK_FAILED"
+            reason = "REASON_CONTAINER_LIMITATION_MEMORY" if termination.oom_killed else None
+        self._emit(task, state, message=termination.message, reason=reason)
+
+    async def _kill_when_asked(self, task: TaskRun, running: Running) -> None:
+        await task.kill.wait()
+        task.killed = True
+        if "TASK_KILLING_STATE" in task.capabilities:
+            self._emit(task, "TASK_KILLING")
+        grace = DEFAULT_GRACE_PERIOD if task.grace_period is None else task.grace_period
+        await running.kill(grace_period=grace)
+
+    def _record_pid(self, task: TaskRun, running: Running) -> Path | None:
+        """Leave ``meta/pids/<run>`` so the cluster can reap tasks an agent left behind."""
+        pid = getattr(running, "pid", None)
+        if pid is None:
+            return None
+        path = self.options.work_dir / "meta" / "pids" / task.run_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{pid}\n{task.sandbox}\n")
+        return path
+
+
+# -- process entry point ----------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m marathon_mesos_local.agent")
+    parser.add_argument("--master", required=True, help="Master URL, http://127.0.0.1:5050")
+    parser.add_argument("--ip", required=True, help="Loopback address to bind, 127.0.0.2")
+    parser.add_argument("--port", type=int, default=5051)
+    parser.add_argument("--work_dir", required=True)
+    parser.add_argument("--resources", default=DEFAULT_RESOURCES)
+    parser.add_argument("--attributes", default="")
+    parser.add_argument("--status_update_retry", type=float, default=STATUS_UPDATE_RETRY_MIN)
+    parser.add_argument("--parent_pid", type=int, default=None)
+    return parser
+
+
+def _load_containerizers() -> dict[str, Containerizer]:
+    """Containerizers of the installed runtime plugins; the command one is built in."""
+    try:
+        from marathon_core.plugins import get_plugin_host
+
+        return get_plugin_host().agent_containerizers()
+    except Exception as exc:  # a broken plugin must not stop plain command tasks
+        log.warning("no plugin containerizers: %s", exc)
+        return {}
+
+
+async def _serve(options: AgentOptions) -> None:
+    agent = Agent(options, _load_containerizers())
+    async with trio.open_nursery() as nursery:
+
+        async def stop_on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+        async def stop_with_parent() -> None:
+            while options.parent_pid is not None:
+                if os.getppid() != options.parent_pid:
+                    log.warning("parent %s is gone; stopping", options.parent_pid)
+                    nursery.cancel_scope.cancel()
+                    return
+                await trio.sleep(0.5)
+
+        nursery.start_soon(stop_on_signal)
+        nursery.start_soon(stop_with_parent)
+        await agent.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("MESOS_LOCAL_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s %(levelname)s agent {args.ip}: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        options = AgentOptions(
+            master=args.master.rstrip("/"),
+            ip=args.ip,
+            port=args.port,
+            work_dir=Path(args.work_dir),
+            resources=Resources.parse(args.resources),
+            attributes=parse_attributes(args.attributes),
+            status_update_retry=args.status_update_retry,
+            parent_pid=args.parent_pid,
+        )
+    except ResourceError as exc:
+        print(f"agent: error: {exc}", file=sys.stderr)
+        return 2
+    trio.run(_serve, options)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``marathon-mesos-local``: a Mesos master and agents on this machine, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from marathon_mesos_local.cluster import Cluster, ClusterOptions
+from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
+
+__all__ = ["main", "parse_duration"]
+
+_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
+    "days": 86400.0, "weeks": 604800.0,
+}  # fmt: skip
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*([a-z]*)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Mesos's duration syntax (``15secs``, ``10mins``, ``500ms``) in seconds; bare = secs."""
+    match = _DURATION.match(text)
+    if not match or (match.group(2) and match.group(2) not in _UNITS):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 15secs, 500ms)")
+    return float(match.group(1)) * _UNITS.get(match.group(2) or "secs", 1.0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marathon-mesos-local",
+        description="Run an embedded Mesos master (v1 HTTP API) and agents on loopback "
+        "addresses until SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--ip", default="127.0.0.1", help="Master address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5050, help="Master port (default 5050)")
+    parser.add_argument("--agents", type=int, default=1, help="Number of agent processes")
+    parser.add_argument(
+        "--agent-resources",
+        action="append",
+        help=f"Agent resources in Mesos's syntax (default {DEFAULT_RESOURCES!r}); "
+        "repeat to give agent i the i-th value",
+    )
+    parser.add_argument(
+        "--agent-attributes",
+        action="append",
+        help="Agent attributes in Mesos's syntax (rack:r1;zone:a); repeatable like resources",
+    )
+    parser.add_argument("--first-agent-ip", default="127.0.0.2", help="Address of agent 0")
+    parser.add_argument("--agent-port", type=int, default=5051, help="Port of every agent")
+    parser.add_argument("--work_dir", type=Path, help="Agents' work dir (default: a temp dir)")
+    parser.add_argument(
+        "--allocation_interval", type=parse_duration, default=1.0, help="Mesos flag (1secs)"
+    )
+    parser.add_argument(
+        "--agent_ping_timeout", type=parse_duration, default=15.0, help="Mesos flag (15secs)"
+    )
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+async def _run(cluster: Cluster) -> None:
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            url = await nursery.start(cluster.run)
+            print(
+                f"marathon-mesos-local: master {url} with {cluster.options.agents} agent(s); "
+                "Ctrl-C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for _ in signals:
+                break
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        options = ClusterOptions(
+            host=args.ip,
+            port=args.port,
+            agents=args.agents,
+            agent_resources=args.agent_resources or (DEFAULT_RESOURCES,),
+            agent_attributes=args.agent_attributes or ("",),
+            first_agent_ip=args.first_agent_ip,
+            agent_port=args.agent_port,
+            work_dir=args.work_dir,
+            allocation_interval=args.allocation_interval,
+            agent_ping_timeout=args.agent_ping_timeout,
+        )
+        cluster = Cluster(options)
+    except (ResourceError, ValueError) as exc:
+        print(f"marathon-mesos-local: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_run, cluster)
+    except OSError as exc:
+        print(f"marathon-mesos-local: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1279 @@
+"""The Mesos master: the v1 scheduler HTTP API, an allocator, and the agent registry.
+
+Everything the master knows lives in plain objects mutated only from trio tasks of
+one run (no locks needed). Scheduler calls are checked in the order real Mesos 1.x
+checks them (``../shared/reference/mesos/v1-scheduler-api.md`` §1-§3) and answered
+with the same status codes and plain-text bodies; their effects are applied before
+the ``202`` is sent and reported as events on the framework's RecordIO stream.
+
+Master-to-agent traffic (libprocess in real Mesos) is JSON over HTTP on loopback:
+agents ``POST /_local/agents/register`` and ``/_local/agents/status``; the master
+sends ``run_task``, ``kill_task``, ``acknowledge`` and ``shutdown_framework`` to each
+agent through one ordered outbox per agent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import random
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from marathon_mesos_local import MESOS_VERSION
+from marathon_mesos_local.http import Request, Response, Send, serve_http
+from marathon_mesos_local.resources import ResourceError, Resources, attributes_to_json
+from marathon_mesos_local.schema import SchemaError, check_call
+
+__all__ = ["TERMINAL_STATES", "Master", "MasterOptions"]
+
+log = logging.getLogger(__name__)
+
+#: States after which a task never runs again (``protobuf_utils.cpp isTerminalState``).
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+        "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+    }
+)  # fmt: skip
+#: Mesos's ``DEFAULT_HEARTBEAT_INTERVAL``; not configurable in real Mesos.
+HEARTBEAT_INTERVAL = 15.0
+#: Mesos's default ``--allocation_interval``.
+ALLOCATION_INTERVAL = 1.0
+#: ``Filters.refuse_seconds`` default and cap (365 days).
+DEFAULT_REFUSE_SECONDS = 5.0
+MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
+#: The allocator offers an agent only if at least this much is free (``MIN_CPUS``/``MIN_MEM``).
+MIN_CPUS = 0.01
+MIN_MEM = 32.0
+#: Events queued for a slow subscriber before its stream is closed.
+STREAM_BUFFER = 10_000
+#: Completed tasks and frameworks kept for ``/master/state``.
+MAX_COMPLETED = 1000
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+#: Calls that need their sub-message (``validation.cpp``); others may omit it.
+_NEEDS_BODY = {
+    "ACCEPT": "accept",
+    "DECLINE": "decline",
+    "ACCEPT_INVERSE_OFFERS": "accept_inverse_offers",
+    "DECLINE_INVERSE_OFFERS": "decline_inverse_offers",
+    "KILL": "kill",
+    "SHUTDOWN": "shutdown",
+    "ACKNOWLEDGE": "acknowledge",
+    "ACKNOWLEDGE_OPERATION_STATUS": "acknowledge_operation_status",
+    "RECONCILE": "reconcile",
+    "RECONCILE_OPERATIONS": "reconcile_operations",
+    "MESSAGE": "message",
+    "REQUEST": "request",
+    "UPDATE_FRAMEWORK": "update_framework",
+}
+_BAD_TASK_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+@attrs.frozen(kw_only=True)
+class MasterOptions:
+    """How the master listens and paces itself."""
+
+    host: str = "127.0.0.1"
+    port: int = 5050
+    #: Reported in ``SUBSCRIBED``; lower it only in tests.
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    allocation_interval: float = ALLOCATION_INTERVAL
+    #: Mesos's ``--agent_ping_timeout``: how often agents are pinged.
+    agent_ping_timeout: float = 15.0
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _id(value: str) -> dict[str, str]:
+    return {"value": value}
+
+
+def _value(message: Mapping[str, Any] | None) -> str | None:
+    return None if not message else message.get("value")
+
+
+def encode_record(event: Mapping[str, Any]) -> bytes:
+    """One RecordIO record: ``<decimal length>\\n<json>``."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    return str(len(body)).encode() + b"\n" + body
+
+
+@attrs.define(eq=False)
+class Subscription:
+    """The event stream of one SUBSCRIBE call."""
+
+    stream_id: str
+    channel: trio.MemorySendChannel[bytes]
+    closed: bool = False
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        """Queue an event; a subscriber too slow to keep up loses its stream."""
+        if self.closed:
+            return
+        try:
+            self.channel.send_nowait(encode_record(event))
+        except trio.WouldBlock:
+            log.warning("subscriber of stream %s is too slow; closing it", self.stream_id)
+            self.close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closed = True
+
+    def close(self) -> None:
+        self.closed = True
+        self.channel.close()
+
+
+@attrs.define(eq=False)
+class Task:
+    """A task as the master tracks it."""
+
+    info: dict[str, Any]
+    framework_id: str
+    agent_id: str
+    resources: Resources
+    state: str = "TASK_STAGING"
+    #: State and uuid of the latest update forwarded to the framework.
+    status_update_state: str | None = None
+    status_update_uuid: str | None = None
+    latest_status: dict[str, Any] | None = None
+    statuses: list[dict[str, Any]] = attrs.field(factory=list)
+    freed: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.info["task_id"]["value"])
+
+
+@attrs.define(eq=False)
+class Offer:
+    id: str
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+
+
+@attrs.define(eq=False)
+class Agent:
+    """A registered agent: where it listens, what it has, what it runs."""
+
+    id: str
+    hostname: str
+    port: int
+    pid: int | None
+    total: Resources
+    attributes: list[dict[str, Any]]
+    registered_time: float
+    outbox: trio.MemorySendChannel[tuple[str, dict[str, Any]]]
+    #: Resources used by tasks or held by offers.
+    allocated: Resources = attrs.field(factory=Resources)
+    tasks: dict[tuple[str, str], Task] = attrs.field(factory=dict)
+    last_pong: float = attrs.field(factory=_now)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.hostname}:{self.port}"
+
+    @property
+    def free(self) -> Resources:
+        return (self.total - self.allocated).pruned()
+
+
+@attrs.define(eq=False)
+class Framework:
+    """A framework known to the master, connected or not."""
+
+    id: str
+    info: dict[str, Any]
+    registered_time: float
+    stream: Subscription | None = None
+    suppressed: set[str] = attrs.field(factory=set)
+    #: (role, agent id) -> (refused resources, expiry time).
+    filters: dict[tuple[str, str], tuple[Resources, float]] = attrs.field(factory=dict)
+    tasks: dict[str, Task] = attrs.field(factory=dict)
+    completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED))
+    offers: dict[str, Offer] = attrs.field(factory=dict)
+    unregistered_time: float | None = None
+    reregistered_time: float | None = None
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {c.get("type", "") for c in self.info.get("capabilities", [])}
+
+    @property
+    def partition_aware(self) -> bool:
+        return "PARTITION_AWARE" in self.capabilities
+
+    @property
+    def roles(self) -> list[str]:
+        if "MULTI_ROLE" in self.capabilities:
+            return list(self.info.get("roles", []))
+        return [self.info.get("role", "*")]
+
+    @property
+    def connected(self) -> bool:
+        return self.stream is not None
+
+    def send(self, event: Mapping[str, Any]) -> None:
+        if self.stream is not None:
+            self.stream.event(event)
+
+
+def _status(
+    task_id: str,
+    state: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    agent_id: str | None = None,
+    source: str = "SOURCE_MASTER",
+) -> dict[str, Any]:
+    """A master-generated TaskStatus: sent once, no uuid, nothing to acknowledge."""
+    status: dict[str, Any] = {"task_id": _id(task_id), "state": state, "source": source}
+    if message:
+        status["message"] = message
+    if reason:
+        status["reason"] = reason
+    if agent_id:
+        status["agent_id"] = _id(agent_id)
+    status["timestamp"] = _now()
+    return status
+
+
+def _update(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "UPDATE", "update": {"status": status}}
+
+
+def _accepts(accept: str | None, media_type: str) -> bool:
+    """Whether an ``Accept`` header allows ``media_type`` (libprocess rules)."""
+    if accept is None:
+        return True
+    main = media_type.split("/")[0]
+    for item in accept.split(","):
+        parts = [p.strip().replace("\t", "") for p in item.split(";")]
+        candidate = parts[0].lower()
+        quality = 1.0
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        if candidate in (media_type, f"{main}/*", "*/*"):
+            return True
+    return False
+
+
+class Master:
+    """One Mesos master: call :meth:`run` in a nursery to serve it."""
+
+    def __init__(self, options: MasterOptions | None = None) -> None:
+        self.options = options or MasterOptions()
+        self.id = str(uuid.uuid4())
+        self.port = self.options.port
+        self.start_time = _now()
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: deque[Framework] = deque(maxlen=MAX_COMPLETED)
+        self.removed_framework_ids: set[str] = set()
+        self.agents: dict[str, Agent] = {}
+        self._counters = {"framework": 0, "offer": 0, "agent": 0}
+        self._wakeup = trio.Event()
+        self._agents_changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; reports the bound port once the API answers."""
+        timeout = httpx.Timeout(10.0, connect=5.0)
+        async with httpx.AsyncClient(timeout=timeout) as client, trio.open_nursery() as nursery:
+            self._client = client
+            self._nursery = nursery
+            self.port = await nursery.start(
+                partial(serve_http, self.handle, host=self.options.host, port=self.options.port)
+            )
+            nursery.start_soon(self._allocation_loop)
+            nursery.start_soon(self._ping_loop)
+            log.info("mesos master %s listening on %s", self.id, self.url)
+            task_status.started(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.host}:{self.port}"
+
+    async def wait_agents(self, count: int) -> None:
+        """Return once at least ``count`` agents are registered."""
+        while len(self.agents) < count:
+            await self._agents_changed.wait()
+
+    def _changed(self) -> None:
+        self._agents_changed.set()
+        self._agents_changed = trio.Event()
+
+    def _next_id(self, kind: str) -> str:
+        n = self._counters[kind]
+        self._counters[kind] += 1
+        if kind == "framework":
+            return f"{self.id}-{n:04d}"
+        return f"{self.id}-{'O' if kind == 'offer' else 'S'}{n}"
+
+    @property
+    def master_info(self) -> dict[str, Any]:
+        host = self.options.host
+        octets = [int(o) for o in host.split(".")] if host.count(".") == 3 else [127, 0, 0, 1]
+        ip = octets[0] | octets[1] << 8 | octets[2] << 16 | octets[3] << 24
+        return {
+            "id": self.id,
+            "ip": ip,
+            "port": self.port,
+            "pid": f"master@{host}:{self.port}",
+            "hostname": host,
+            "version": MESOS_VERSION,
+            "address": {"hostname": host, "ip": host, "port": self.port},
+            "capabilities": [{"type": "AGENT_UPDATE"}, {"type": "AGENT_DRAINING"}],
+        }
+
+    # -- HTTP routing --------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        if path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
+            return self._scheduler(request)
+        if path in ("/health", "/master/health"):
+            return Response(200)
+        if path in ("/version", "/master/version"):
+            return Response.json(
+                {"version": MESOS_VERSION, "build_date": "", "build_time": 0.0, "build_user": ""}
+            )
+        if path in ("/master/state", "/state"):
+            return Response.json(self.state())
+        if path in ("/master/frameworks", "/frameworks"):
+            state = self.state()
+            return Response.json(
+                {
+                    "frameworks": state["frameworks"],
+                    "completed_frameworks": state["completed_frameworks"],
+                    "unregistered_frameworks": [],
+                }
+            )
+        if path in ("/master/slaves", "/slaves"):
+            return Response.json({"slaves": self.state()["slaves"], "recovered_slaves": []})
+        if path in ("/redirect", "/master/redirect"):
+            return Response(307, headers=[("Location", f"//{self.options.host}:{self.port}")])
+        if path == "/_local/agents/register" and request.method == "POST":
+            return self._register_agent(request)
+        if path == "/_local/agents/status" and request.method == "POST":
+            return self._agent_status(request)
+        return Response(404)
+
+    # -- the scheduler API ---------------------------------------------------------
+
+    def _scheduler(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response(
+                405,
+                f"Expecting one of {{ 'POST' }}, but received '{request.method}'".encode(),
+                [("Allow", "POST"), ("Content-Type", "text/plain; charset=utf-8")],
+            )
+        content_type = request.headers.get("content-type")
+        if content_type is None:
+            return Response.text(400, "Expecting 'Content-Type' to be present")
+        if content_type == PROTOBUF:
+            # Real Mesos takes binary Calls too; this master speaks JSON only.
+            return Response.text(
+                415, f"Expecting 'Content-Type' of {JSON} ({PROTOBUF} is not supported here)"
+            )
+        if content_type != JSON:
+            return Response.text(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
+        try:
+            body = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Response.text(400, f"Failed to parse body into JSON: {exc}")
+        try:
+            call = check_call(body)
+        except SchemaError as exc:
+            return Response.text(400, f"Failed to convert JSON into Call protobuf: {exc}")
+        error = self._validate_call(call)
+        if error:
+            return Response.text(400, f"Failed to validate scheduler::Call: {error}")
+        kind = call["type"]
+        stream_id = request.headers.get("mesos-stream-id")
+        if kind == "SUBSCRIBE":
+            if not _accepts(request.headers.get("accept"), JSON):
+                return Response.text(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
+            if stream_id is not None:
+                return Response.text(
+                    400, "Subscribe calls should not include the 'Mesos-Stream-Id' header"
+                )
+            return self._subscribe(call)
+        framework_id = call["framework_id"]["value"]
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return Response.text(400, "Framework cannot be found")
+        if framework.stream is None:
+            return Response.text(403, "Framework is not subscribed")
+        if stream_id is None:
+            return Response.text(
+                400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header"
+            )
+        if stream_id != framework.stream.stream_id:
+            return Response.text(
+                400,
+                f"The stream ID '{stream_id}' included in this request didn't match the "
+                f"stream ID currently associated with framework ID {framework_id}",
+            )
+        handler = getattr(self, f"_call_{kind.lower()}", None)
+        if kind == "UNKNOWN":
+            return Response(501)
+        if handler is None:
+            log.info("ignoring %s call of framework %s", kind, framework_id)
+            return Response(202)
+        result: Response | None = handler(framework, call)
+        return result or Response(202)
+
+    def _validate_call(self, call: Mapping[str, Any]) -> str | None:
+        kind = call.get("type")
+        if kind is None:
+            return "Expecting 'type' to be present"
+        if kind == "SUBSCRIBE":
+            if "subscribe" not in call:
+                return "Expecting 'subscribe' to be present"
+            info_id = _value(call["subscribe"]["framework_info"].get("id"))
+            if info_id != _value(call.get("framework_id")):
+                return "'framework_id' differs from 'subscribe.framework_info.id'"
+            return None
+        if "framework_id" not in call:
+            return "Expecting 'framework_id' to be present"
+        field = _NEEDS_BODY.get(kind)
+        if field is not None and field not in call:
+            return f"Expecting '{field}' to be present"
+        if kind in ("ACKNOWLEDGE", "ACKNOWLEDGE_OPERATION_STATUS"):
+            raw = base64.b64decode(call[field or ""]["uuid"])
+            if len(raw) != 16:
+                return f"Invalid UUID: expected 16 bytes, got {len(raw)}"
+        if kind == "ACKNOWLEDGE_OPERATION_STATUS" and "agent_id" not in call[field or ""]:
+            return "Expecting 'agent_id' to be present"
+        if kind == "UPDATE_FRAMEWORK":
+            info_id = _value(call["update_framework"]["framework_info"].get("id"))
+            if info_id != _value(call["framework_id"]):
+                return "'framework_id' differs from 'update_framework.framework_info.id'"
+        return None
+
+    # -- SUBSCRIBE -------------------------------------------------------------------
+
+    def _subscribe(self, call: Mapping[str, Any]) -> Response:
+        subscribe = call["subscribe"]
+        info = dict(subscribe["framework_info"])
+        suppressed = list(subscribe.get("suppressed_roles", []))
+        framework_id = _value(info.get("id"))
+        send, receive = trio.open_memory_channel[bytes](STREAM_BUFFER)
+        subscription = Subscription(str(uuid.uuid4()), send)
+        headers = [("Content-Type", JSON), ("Mesos-Stream-Id", subscription.stream_id)]
+
+        error = self._framework_info_error(info, suppressed)
+        if error is None and framework_id in self.removed_framework_ids:
+            error = "Framework has been removed"
+        if error is not None:
+            subscription.event({"type": "ERROR", "error": {"message": error}})
+            subscription.close()
+            return Response(200, headers=headers, stream=partial(self._pump, receive))
+
+        framework = self.frameworks.get(framework_id) if framework_id else None
+        if framework is None:
+            if framework_id is None:
+                framework_id = self._next_id("framework")
+            # An id this master never saw is accepted as a recovery (master failover).
+            info["id"] = _id(framework_id)
+            framework = Framework(framework_id, info, _now())
+            self.frameworks[framework_id] = framework
+            log.info("framework %s (%s) subscribed", framework_id, info.get("name"))
+        else:
+            if framework.stream is not None:
+                old = framework.stream
+                framework.stream = None
+                old.event({"type": "ERROR", "error": {"message": "Framework failed over"}})
+                old.close()
+            # Offers of the old connection vanish without RESCIND.
+            for offer in list(framework.offers.values()):
+                self._discard_offer(framework, offer)
+            # user and checkpoint cannot change on re-subscribe; the rest can.
+            info["user"] = framework.info["user"]
+            info["checkpoint"] = framework.info.get("checkpoint", False)
+            info["id"] = _id(framework_id)
+            framework.info = info
+            framework.reregistered_time = _now()
+            log.info("framework %s re-subscribed", framework_id)
+        framework.stream = subscription
+        framework.unregistered_time = None
+        framework.suppressed = set(suppressed)
+        subscription.event(
+            {
+                "type": "SUBSCRIBED",
+                "subscribed": {
+                    "framework_id": _id(framework_id),
+                    "heartbeat_interval_seconds": float(self.options.heartbeat_interval),
+                    "master_info": self.master_info,
+                },
+            }
+        )
+        self._trigger()
+        return Response(
+            200,
+            headers=headers,
+            stream=partial(self._serve_stream, framework, subscription, receive),
+        )
+
+    @staticmethod
+    def _framework_info_error(info: Mapping[str, Any], suppressed: Iterable[str]) -> str | None:
+        capabilities = {c.get("type") for c in info.get("capabilities", [])}
+        roles = list(info.get("roles", []))
+        if "MULTI_ROLE" in capabilities:
+            if "role" in info:
+                return "'FrameworkInfo.role' must not be set when MULTI_ROLE is set"
+        elif roles:
+            return "'FrameworkInfo.roles' is set but MULTI_ROLE capability is not"
+        else:
+            roles = [info.get("role", "*")]
+        if len(set(roles)) != len(roles):
+            return f"'FrameworkInfo.roles' contains duplicate items: {roles}"
+        for role in roles:
+            if role in ("", ".", "..") or role.startswith("-") or re.search(r"[\s/\\]", role):
+                return f"Invalid role '{role}'"
+        for role in suppressed:
+            if role not in roles:
+                return f"Suppressed role '{role}' is not contained in the list of roles"
+        timeout = info.get("failover_timeout", 0.0)
+        if not math.isfinite(timeout) or timeout < 0 or timeout > 1e12:
+            return f"Illegal failover_timeout {timeout}"
+        return None
+
+    async def _pump(self, receive: trio.MemoryReceiveChannel[bytes], send: Send) -> None:
+        async with receive:
+            async for chunk in receive:
+                await send(chunk)
+
+    async def _serve_stream(
+        self,
+        framework: Framework,
+        subscription: Subscription,
+        receive: trio.MemoryReceiveChannel[bytes],
+        send: Send,
+    ) -> None:
+        """Write the stream with heartbeats; disconnect the framework when it ends."""
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def heartbeats() -> None:
+                    while True:  # the first one follows SUBSCRIBED at once
+                        subscription.event({"type": "HEARTBEAT"})
+                        await trio.sleep(self.options.heartbeat_interval)
+
+                nursery.start_soon(heartbeats)
+                await self._pump(receive, send)
+                nursery.cancel_scope.cancel()
+        finally:
+            subscription.closed = True
+            if framework.stream is subscription:
+                self._disconnected(framework)
+
+    def _disconnected(self, framework: Framework) -> None:
+        log.info("framework %s disconnected", framework.id)
+        framework.stream = None
+        framework.unregistered_time = _now()
+        for offer in list(framework.offers.values()):
+            self._discard_offer(framework, offer)
+        self._trigger()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _call_teardown(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        self.remove_framework(framework)
+
+    def remove_framework(self, framework: Framework) -> None:
+        """Forget a framework: kill its tasks, drop its offers, close its stream."""
+        log.info("removing framework %s", framework.id)
+        for offer in list(framework.offers.values()):
+            self._discard_offer(framework, offer)
+        agents = set()
+        for task in list(framework.tasks.values()):
+            self._free(task)
+            agent = self.agents.get(task.agent_id)
+            if agent is not None:
+                agent.tasks.pop((framework.id, task.id), None)
+                agents.add(agent)
+            framework.completed_tasks.append(task)
+        framework.tasks.clear()
+        for agent in agents:
+            self._to_agent(agent, "shutdown_framework", {"framework_id": framework.id})
+        if framework.stream is not None:
+            stream, framework.stream = framework.stream, None
+            stream.close()
+        framework.unregistered_time = _now()
+        self.frameworks.pop(framework.id, None)
+        self.removed_framework_ids.add(framework.id)
+        self.completed_frameworks.append(framework)
+        self._trigger()
+
+    def _call_update_framework(self, framework: Framework, call: Mapping[str, Any]) -> Response:
+        update = call["update_framework"]
+        info = dict(update["framework_info"])
+        suppressed = list(update.get("suppressed_roles", []))
+        error = self._framework_info_error(info, suppressed)
+        for key in ("principal", "user", "checkpoint"):
+            if info.get(key) != framework.info.get(key):
+                error = error or f"Updating 'FrameworkInfo.{key}' is unsupported"
+        if error:
+            return Response.text(400, error)
+        old_roles = set(framework.roles)
+        framework.info = info
+        for offer in list(framework.offers.values()):
+            if offer.role not in framework.roles:
+                self._rescind(framework, offer)
+        for role in framework.suppressed - set(suppressed):
+            self._clear_filters(framework, role)
+        framework.suppressed = set(suppressed)
+        if set(framework.roles) != old_roles:
+            self._trigger()
+        return Response(200)
+
+    def _call_revive(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        roles = call.get("revive", {}).get("roles") or framework.roles
+        for role in roles:
+            framework.suppressed.discard(role)
+            self._clear_filters(framework, role)
+        self._trigger()
+
+    def _call_suppress(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        roles = call.get("suppress", {}).get("roles") or framework.roles
+        framework.suppressed.update(r for r in roles if r in framework.roles)
+
+    def _clear_filters(self, framework: Framework, role: str) -> None:
+        for key in [k for k in framework.filters if k[0] == role]:
+            del framework.filters[key]
+
+    def _call_decline(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        decline = call["decline"]
+        refuse = self._refuse_seconds(decline.get("filters"))
+        for offer_id in decline.get("offer_ids", []):
+            offer = framework.offers.get(offer_id["value"])
+            if offer is None:
+                continue
+            self._discard_offer(framework, offer)
+            self._add_filter(framework, offer.role, offer.agent_id, offer.resources, refuse)
+        self._trigger()
+
+    @staticmethod
+    def _refuse_seconds(filters: Mapping[str, Any] | None) -> float:
+        seconds = (filters or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
+        if math.isnan(seconds) or seconds < 0:
+            return DEFAULT_REFUSE_SECONDS
+        return float(min(seconds, MAX_REFUSE_SECONDS))
+
+    def _add_filter(
+        self, framework: Framework, role: str, agent_id: str, resources: Resources, seconds: float
+    ) -> None:
+        if seconds <= 0 or resources.is_empty():
+            return
+        framework.filters[(role, agent_id)] = (resources, trio.current_time() + seconds)
+
+    def _call_accept(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        accept = call["accept"]
+        refuse = self._refuse_seconds(accept.get("filters"))
+        offer_ids = [o["value"] for o in accept.get("offer_ids", [])]
+        tasks = [
+            task_info
+            for operation in accept.get("operations", [])
+            if operation.get("type") == "LAUNCH"
+            for task_info in operation.get("launch", {}).get("task_infos", [])
+        ]
+        for operation in accept.get("operations", []):
+            if operation.get("type") != "LAUNCH":
+                log.warning(
+                    "framework %s: operation %s is not supported by mesos-local; ignored",
+                    framework.id,
+                    operation.get("type"),
+                )
+
+        offers: list[Offer] = []
+        error = None if offer_ids else "No offers specified"
+        seen: set[str] = set()
+        for offer_id in offer_ids:
+            offer = framework.offers.get(offer_id)
+            if offer_id in seen:
+                error = error or f"Offer {offer_id} appears more than once in offer_ids"
+            elif offer is None:
+                error = error or f"Offer {offer_id} is no longer valid"
+            else:
+                offers.append(offer)
+            seen.add(offer_id)
+        if offers and len({o.agent_id for o in offers}) > 1:
+            error = error or "Aggregated offers must belong to one single agent"
+        if offers and len({o.role for o in offers}) > 1:
+            error = error or "Aggregated offers must be allocated to the same role"
+        if error is not None:
+            for offer in offers:
+                self._discard_offer(framework, offer)
+            state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
+            for task_info in tasks:
+                framework.send(
+                    _update(
+                        _status(
+                            task_info["task_id"]["value"],
+                            state,
+                            reason="REASON_INVALID_OFFERS",
+                            message=f"Task launched with invalid offers: {error}",
+                        )
+                    )
+                )
+            self._trigger()
+            return
+
+        agent = self.agents[offers[0].agent_id]
+        role = offers[0].role
+        available = Resources()
+        for offer in offers:
+            framework.offers.pop(offer.id, None)
+            available = available + offer.resources
+        # Offered resources become the task's; whatever is left goes back below.
+        agent.allocated = agent.allocated - available
+        for task_info in tasks:
+            problem, resources = self._task_error(framework, agent, task_info, available)
+            if problem is not None:
+                framework.send(
+                    _update(
+                        _status(
+                            task_info["task_id"]["value"],
+                            "TASK_ERROR",
+                            reason="REASON_TASK_INVALID",
+                            message=problem,
+                        )
+                    )
+                )
+                continue
+            available = (available - resources).pruned()
+            task = Task(dict(task_info), framework.id, agent.id, resources)
+            task.statuses.append({"state": "TASK_STAGING", "timestamp": _now()})
+            framework.tasks[task.id] = task
+            agent.tasks[(framework.id, task.id)] = task
+            agent.allocated = agent.allocated + resources
+            self._to_agent(
+                agent,
+                "run_task",
+                {"framework_id": framework.id, "framework_info": framework.info, "task": task_info},
+            )
+        self._add_filter(framework, role, agent.id, available, refuse)
+        self._trigger()
+
+    def _task_error(
+        self, framework: Framework, agent: Agent, task_info: Mapping[str, Any], available: Resources
+    ) -> tuple[str | None, Resources]:
+        task_id = task_info["task_id"]["value"]
+        if (
+            not task_id
+            or len(task_id) > 255
+            or task_id in (".", "..")
+            or _BAD_TASK_ID.search(task_id)
+        ):
+            return f"Task ID '{task_id}' is invalid", Resources()
+        if task_id in framework.tasks:
+            return f"Task has duplicate ID: {task_id}", Resources()
+        if task_info["agent_id"]["value"] != agent.id:
+            return (
+                f"Task uses agent {task_info['agent_id']['value']} but the offers are on "
+                f"agent {agent.id}",
+                Resources(),
+            )
+        has_command, has_executor = "command" in task_info, "executor" in task_info
+        if has_command == has_executor:
+            return (
+                "Task should have at least one (but not both) of CommandInfo or "
+                "ExecutorInfo present",
+                Resources(),
+            )
+        if has_executor:
+            return "Custom executors are not supported by mesos-local", Resources()
+        try:
+            resources = Resources.from_json(task_info.get("resources", []))
+        except (ResourceError, KeyError, TypeError, ValueError) as exc:
+            return f"Task uses invalid resources: {exc}", Resources()
+        if resources.is_empty():
+            return "Task uses no resources", Resources()
+        if not available.contains(resources):
+            return (
+                f"Task uses more resources {resources} than available {available}",
+                Resources(),
+            )
+        return None, resources
+
+    def _call_kill(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        kill = call["kill"]
+        task_id = kill["task_id"]["value"]
+        task = framework.tasks.get(task_id)
+        if task is None:
+            self._reconcile_explicit(framework, [kill])
+            return
+        agent_id = _value(kill.get("agent_id"))
+        if agent_id is not None and agent_id != task.agent_id:
+            return
+        agent = self.agents.get(task.agent_id)
+        if agent is None:
+            return
+        policy = kill.get("kill_policy") or task.info.get("kill_policy") or {}
+        grace = (policy.get("grace_period") or {}).get("nanoseconds")
+        self._to_agent(
+            agent,
+            "kill_task",
+            {
+                "framework_id": framework.id,
+                "task_id": task_id,
+                "grace_period": None if grace is None else grace / 1e9,
+            },
+        )
+
+    def _call_acknowledge(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        ack = call["acknowledge"]
+        task_id = ack["task_id"]["value"]
+        agent = self.agents.get(ack["agent_id"]["value"])
+        if agent is not None:
+            self._to_agent(
+                agent,
+                "acknowledge",
+                {"framework_id": framework.id, "task_id": task_id, "uuid": ack["uuid"]},
+            )
+        task = framework.tasks.get(task_id)
+        if (
+            task is not None
+            and task.status_update_uuid == ack["uuid"]
+            and task.status_update_state in TERMINAL_STATES
+        ):
+            self._remove_task(framework, task)
+
+    def _call_reconcile(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        tasks = call["reconcile"].get("tasks", [])
+        if tasks:
+            self._reconcile_explicit(framework, tasks)
+            return
+        for task in framework.tasks.values():
+            framework.send(_update(self._reconcile_status(task)))
+
+    def _reconcile_status(self, task: Task) -> dict[str, Any]:
+        state = task.status_update_state or task.state
+        status = _status(
+            task.id,
+            state,
+            reason="REASON_RECONCILIATION",
+            message="Reconciliation: Latest task state",
+            agent_id=task.agent_id,
+        )
+        latest = task.latest_status or {}
+        for key in ("healthy", "container_status"):
+            if key in latest:
+                status[key] = latest[key]
+        return status
+
+    def _reconcile_explicit(self, framework: Framework, tasks: Iterable[Mapping[str, Any]]) -> None:
+        for item in tasks:
+            task_id = item["task_id"]["value"]
+            agent_id = _value(item.get("agent_id"))
+            task = framework.tasks.get(task_id)
+            if task is not None:
+                framework.send(_update(self._reconcile_status(task)))
+                continue
+            pa = framework.partition_aware
+            if agent_id is not None and agent_id in self.agents:
+                state = "TASK_GONE" if pa else "TASK_LOST"
+                message = "Reconciliation: Task is unknown to the agent"
+            else:
+                state = "TASK_UNKNOWN" if pa else "TASK_LOST"
+                message = "Reconciliation: Task is unknown"
+            framework.send(
+                _update(
+                    _status(
+                        task_id,
+                        state,
+                        reason="REASON_RECONCILIATION",
+                        message=message,
+                        agent_id=agent_id,
+                    )
+                )
+            )
+
+    def _call_shutdown(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        # Only the built-in command executor exists here; its id is the task id.
+        shutdown = call["shutdown"]
+        task = framework.tasks.get(shutdown["executor_id"]["value"])
+        agent = self.agents.get(shutdown["agent_id"]["value"])
+        if task is not None and agent is not None and task.agent_id == agent.id:
+            self._to_agent(
+                agent,
+                "kill_task",
+                {"framework_id": framework.id, "task_id": task.id, "grace_period": None},
+            )
+
+    # -- tasks and resources ---------------------------------------------------------
+
+    def _free(self, task: Task) -> None:
+        if task.freed:
+            return
+        task.freed = True
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            agent.allocated = (agent.allocated - task.resources).pruned()
+        self._trigger()
+
+    def _remove_task(self, framework: Framework, task: Task) -> None:
+        self._free(task)
+        framework.tasks.pop(task.id, None)
+        framework.completed_tasks.append(task)
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            agent.tasks.pop((framework.id, task.id), None)
+
+    def _discard_offer(self, framework: Framework, offer: Offer) -> None:
+        """Return an offer's resources to its agent without telling the framework."""
+        if framework.offers.pop(offer.id, None) is None:
+            return
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None:
+            agent.allocated = (agent.allocated - offer.resources).pruned()
+        self._trigger()
+
+    def _rescind(self, framework: Framework, offer: Offer) -> None:
+        self._discard_offer(framework, offer)
+        framework.send({"type": "RESCIND", "rescind": {"offer_id": _id(offer.id)}})
+
+    # -- allocation ------------------------------------------------------------------
+
+    def _trigger(self) -> None:
+        self._wakeup.set()
+
+    async def _allocation_loop(self) -> None:
+        while True:
+            with trio.move_on_after(self.options.allocation_interval):
+                await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            self.allocate()
+            await trio.sleep(0)
+
+    def _share(self, framework: Framework, totals: Resources) -> float:
+        """Dominant share of the cluster a framework holds (DRF)."""
+        held = Resources()
+        for task in framework.tasks.values():
+            if not task.freed:
+                held = held + task.resources
+        for offer in framework.offers.values():
+            held = held + offer.resources
+        shares = [
+            held.scalar(name) / totals.scalar(name)
+            for name in ("cpus", "mem", "disk")
+            if totals.scalar(name) > 0
+        ]
+        return max(shares, default=0.0)
+
+    def allocate(self) -> None:
+        """Offer each agent's free resources to the eligible framework with the least share."""
+        now = trio.current_time()
+        totals = Resources()
+        for agent in self.agents.values():
+            totals = totals + agent.total
+        batches: dict[str, list[dict[str, Any]]] = {}
+        agents = list(self.agents.values())
+        random.shuffle(agents)
+        for agent in agents:
+            free = agent.free
+            if free.scalar("cpus") < MIN_CPUS and free.scalar("mem") < MIN_MEM:
+                continue
+            candidates: list[tuple[float, str, Framework, str]] = []
+            for framework in self.frameworks.values():
+                if framework.stream is None:
+                    continue
+                for role in framework.roles:
+                    if role in framework.suppressed:
+                        continue
+                    refused = framework.filters.get((role, agent.id))
+                    if refused is not None:
+                        if refused[1] <= now:
+                            del framework.filters[(role, agent.id)]
+                        elif refused[0].contains(free):
+                            continue
+                    candidates.append(
+                        (self._share(framework, totals), framework.id, framework, role)
+                    )
+            if not candidates:
+                continue
+            _, _, framework, role = min(candidates, key=lambda c: (c[0], c[1]))
+            offer = Offer(self._next_id("offer"), framework.id, agent.id, role, free)
+            framework.offers[offer.id] = offer
+            agent.allocated = agent.allocated + free
+            batches.setdefault(framework.id, []).append(self._offer_json(framework, agent, offer))
+        for framework_id, offers in batches.items():
+            self.frameworks[framework_id].send({"type": "OFFERS", "offers": {"offers": offers}})
+
+    def _offer_json(self, framework: Framework, agent: Agent, offer: Offer) -> dict[str, Any]:
+        refinement = "RESERVATION_REFINEMENT" in framework.capabilities
+        return {
+            "id": _id(offer.id),
+            "framework_id": _id(framework.id),
+            "agent_id": _id(agent.id),
+            "hostname": agent.hostname,
+            "url": {
+                "scheme": "http",
+                "address": {"hostname": agent.hostname, "ip": agent.hostname, "port": agent.port},
+                "path": "/slave(1)",
+            },
+            "allocation_info": {"role": offer.role},
+            "resources": offer.resources.to_json(
+                allocation_role=offer.role, with_role=not refinement
+            ),
+            "attributes": agent.attributes,
+            "executor_ids": [],
+        }
+
+    # -- agents ------------------------------------------------------------------------
+
+    def _register_agent(self, request: Request) -> Response:
+        try:
+            body = request.json()
+            resources = Resources.from_json(body["resources"])
+            attributes = list(body.get("attributes", []))
+            hostname, port = str(body["hostname"]), int(body["port"])
+        except (ValueError, KeyError, TypeError, ResourceError) as exc:
+            return Response.text(400, f"Bad registration: {exc}")
+        assert self._nursery is not None
+        send, receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](math.inf)
+        agent = Agent(
+            id=self._next_id("agent"),
+            hostname=hostname,
+            port=port,
+            pid=body.get("pid"),
+            total=resources,
+            attributes=attributes,
+            registered_time=_now(),
+            outbox=send,
+        )
+        self.agents[agent.id] = agent
+        self._nursery.start_soon(self._agent_sender, agent, receive)
+        log.info("agent %s registered at %s with %s", agent.id, agent.url, resources)
+        self._changed()
+        self._trigger()
+        return Response.json({"agent_id": agent.id, "master_id": self.id})
+
+    def _to_agent(self, agent: Agent, action: str, body: dict[str, Any]) -> None:
+        agent.outbox.send_nowait((action, body))
+
+    async def _agent_sender(
+        self, agent: Agent, receive: trio.MemoryReceiveChannel[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Deliver messages to one agent in order (libprocess keeps order per link)."""
+        assert self._client is not None
+        async for action, body in receive:
+            try:
+                response = await self._client.post(f"{agent.url}/_local/{action}", json=body)
+                if response.status_code >= 400:
+                    log.warning(
+                        "agent %s refused %s: %s %s",
+                        agent.id,
+                        action,
+                        response.status_code,
+                        response.text,
+                    )
+            except httpx.HTTPError as exc:
+                log.warning("agent %s unreachable for %s: %s", agent.id, action, exc)
+
+    def _agent_status(self, request: Request) -> Response:
+        """A status update from an agent; forwarded to the framework if it is connected."""
+        try:
+            body = request.json()
+            agent = self.agents[body["agent_id"]]
+            framework_id = body["framework_id"]
+            status = dict(body["status"])
+            task_id = status["task_id"]["value"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return Response.text(400, f"Bad status update: {exc}")
+        agent.last_pong = _now()
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return Response.text(404, f"Framework {framework_id} is unknown")
+        task = framework.tasks.get(task_id)
+        status["agent_id"] = _id(agent.id)
+        if task is not None:
+            if task.latest_status is None or task.latest_status.get("uuid") != status.get("uuid"):
+                task.statuses.append(
+                    {"state": status["state"], "timestamp": status.get("timestamp", _now())}
+                )
+            task.state = status["state"]
+            task.latest_status = status
+            if task.state in TERMINAL_STATES:
+                self._free(task)
+        if framework.stream is None:
+            return Response(202)  # the agent retries until acknowledged
+        framework.send(_update(status))
+        if task is not None:
+            task.status_update_state = status["state"]
+            task.status_update_uuid = status.get("uuid")
+        return Response(202)
+
+    async def _ping_loop(self) -> None:
+        assert self._client is not None
+        while True:
+            await trio.sleep(self.options.agent_ping_timeout)
+            for agent in list(self.agents.values()):
+                try:
+                    response = await self._client.get(f"{agent.url}/_local/ping", timeout=5.0)
+                    if response.status_code == 200:
+                        agent.last_pong = _now()
+                except httpx.HTTPError:
+                    log.info("agent %s did not answer a ping", agent.id)
+
+    # -- state -------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """``/master/state`` in the legacy ("slave") vocabulary of real Mesos."""
+        host = self.options.host
+        offered: dict[str, Resources] = {}
+        used: dict[str, Resources] = {}
+        for framework in self.frameworks.values():
+            for offer in framework.offers.values():
+                offered[offer.agent_id] = offered.get(offer.agent_id, Resources()) + offer.resources
+            for task in framework.tasks.values():
+                if not task.freed:
+                    used[task.agent_id] = used.get(task.agent_id, Resources()) + task.resources
+        slaves = [
+            {
+                "id": agent.id,
+                "hostname": agent.hostname,
+                "port": agent.port,
+                "attributes": attributes_to_json(agent.attributes),
+                "pid": f"slave(1)@{agent.hostname}:{agent.port}",
+                "registered_time": agent.registered_time,
+                "resources": agent.total.to_state(),
+                "used_resources": used.get(agent.id, Resources()).to_state(),
+                "offered_resources": offered.get(agent.id, Resources()).to_state(),
+                "reserved_resources": {},
+                "unreserved_resources": agent.total.to_state(),
+                "active": True,
+                "deactivated": False,
+                "version": MESOS_VERSION,
+                "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
+            }
+            for agent in self.agents.values()
+        ]
+        return {
+            "version": MESOS_VERSION,
+            "build_date": "",
+            "build_time": 0.0,
+            "build_user": "",
+            "start_time": self.start_time,
+            "elected_time": self.start_time,
+            "id": self.id,
+            "pid": f"master@{host}:{self.port}",
+            "hostname": host,
+            "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING"],
+            "activated_slaves": len(self.agents),
+            "deactivated_slaves": 0,
+            "unreachable_slaves": 0,
+            "leader": f"master@{host}:{self.port}",
+            "leader_info": self.master_info,
+            "flags": {
+                "port": str(self.port),
+                "allocation_interval": f"{self.options.allocation_interval}secs",
+                "agent_ping_timeout": f"{self.options.agent_ping_timeout}secs",
+            },
+            "slaves": slaves,
+            "recovered_slaves": [],
+            "frameworks": [self._framework_state(f) for f in self.frameworks.values()],
+            "completed_frameworks": [self._framework_state(f) for f in self.completed_frameworks],
+            "orphan_tasks": [],
+            "unregistered_frameworks": [],
+        }
+
+    def _framework_state(self, framework: Framework) -> dict[str, Any]:
+        info = framework.info
+        used = Resources()
+        for task in framework.tasks.values():
+            if not task.freed:
+                used = used + task.resources
+        offered = Resources()
+        for offer in framework.offers.values():
+            offered = offered + offer.resources
+        state: dict[str, Any] = {
+            "id": framework.id,
+            "name": info.get("name", ""),
+            "used_resources": used.to_state(),
+            "offered_resources": offered.to_state(),
+            "capabilities": sorted(framework.capabilities),
+            "hostname": info.get("hostname", ""),
+            "webui_url": info.get("webui_url", ""),
+            "active": framework.connected,
+            "connected": framework.connected,
+            "recovered": False,
+            "user": info.get("user", ""),
+            "failover_timeout": info.get("failover_timeout", 0.0),
+            "checkpoint": info.get("checkpoint", False),
+            "registered_time": framework.registered_time,
+            "unregistered_time": framework.unregistered_time or 0.0,
+            "tasks": [self._task_state(t) for t in framework.tasks.values()],
+            "unreachable_tasks": [],
+            "completed_tasks": [self._task_state(t) for t in framework.completed_tasks],
+            "offers": [
+                {
+                    "id": o.id,
+                    "framework_id": o.framework_id,
+                    "slave_id": o.agent_id,
+                    "resources": o.resources.to_state(),
+                    "allocation_info": {"role": o.role},
+                }
+                for o in framework.offers.values()
+            ],
+            "executors": [],
+            "labels": info.get("labels", {}).get("labels", []),
+        }
+        if "MULTI_ROLE" in framework.capabilities:
+            state["roles"] = framework.roles
+        else:
+            state["role"] = framework.roles[0]
+        if "principal" in info:
+            state["principal"] = info["principal"]
+        if framework.reregistered_time is not None:
+            state["reregistered_time"] = framework.reregistered_time
+        return state
+
+    def _task_state(self, task: Task) -> dict[str, Any]:
+        info = task.info
+        state: dict[str, Any] = {
+            "id": task.id,
+            "name": info.get("name", ""),
+            "framework_id": task.framework_id,
+            "executor_id": "",
+            "slave_id": task.agent_id,
+            "state": task.state,
+            "resources": task.resources.to_state(),
+            "role": self.frameworks[task.framework_id].roles[0]
+            if task.framework_id in self.frameworks
+            else "*",
+            "statuses": task.statuses,
+        }
+        for key in ("labels", "discovery", "container", "health_check"):
+            if key in info:
+                state[key] = info[key]
+        return state

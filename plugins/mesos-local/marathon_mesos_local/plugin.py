@@ -1,0 +1,80 @@
+"""Hook implementations: ``marathon --master local`` starts an embedded Mesos cluster.
+
+Only hookimpls live here; the cluster itself is :mod:`marathon_mesos_local.cluster`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from marathon_core import hookimpl
+from marathon_core.errors import ConfigError
+from marathon_mesos_local.cluster import Cluster, ClusterOptions
+from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
+
+if TYPE_CHECKING:
+    from marathon_core.config import Config, OptionParser
+    from marathon_core.service import MasterService
+
+#: The ``--master`` value this plugin serves.
+LOCAL = "local"
+
+
+@hookimpl
+def marathon_addoption(parser: OptionParser) -> None:
+    parser.addoption(
+        "--local_agents", default=1, type=int, help="Agents of the embedded Mesos (--master local)"
+    )
+    parser.addoption(
+        "--local_agent_resources",
+        default=DEFAULT_RESOURCES,
+        help="Resources of each embedded agent, in Mesos's syntax",
+    )
+    parser.addoption(
+        "--local_agent_attributes",
+        default="",
+        help="Attributes of each embedded agent, in Mesos's syntax (rack:r1;zone:a)",
+    )
+    parser.addoption(
+        "--local_master_port", default=5050, type=int, help="Port of the embedded master (0: any)"
+    )
+    parser.addoption(
+        "--local_agent_port", default=5051, type=int, help="Port of each embedded agent (0: any)"
+    )
+
+
+def cluster_options(config: Config) -> ClusterOptions:
+    """The embedded cluster's shape from Marathon's configuration."""
+    return ClusterOptions(
+        port=config.option("local_master_port"),
+        agents=config.option("local_agents"),
+        agent_resources=config.option("local_agent_resources"),
+        agent_attributes=config.option("local_agent_attributes"),
+        agent_port=config.option("local_agent_port"),
+        work_dir=Path(config.state_dir) / "mesos-local",
+    )
+
+
+@hookimpl
+def marathon_configure(config: Config) -> None:
+    if config.master != LOCAL:
+        return
+    try:
+        cluster_options(config).check()
+    except (ResourceError, ValueError) as exc:
+        raise ConfigError(f"embedded Mesos: {exc}") from None
+
+
+@hookimpl
+def marathon_mesos_master(url: str, config: Config) -> MasterService | None:
+    if url != LOCAL:
+        return None
+    options = cluster_options(config)
+
+    async def local_master(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        await Cluster(options).run(task_status=task_status)
+
+    return local_master

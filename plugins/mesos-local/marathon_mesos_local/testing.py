@@ -1,0 +1,260 @@
+"""A tiny Mesos v1 scheduler on httpx, for tests of the master and of tools using it.
+
+It subscribes, decodes the RecordIO event stream, acknowledges updates that carry a
+``uuid`` (optionally), and remembers every call it sent and every event it got, so
+that a test can check them all against the real protos afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import trio
+
+__all__ = ["RecordIODecoder", "SchedulerClient", "task_info"]
+
+Event = dict[str, Any]
+
+
+class RecordIODecoder:
+    """Splits a byte stream into RecordIO records (``<length>\\n<bytes>``)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        records = []
+        while True:
+            head, sep, rest = self._buffer.partition(b"\n")
+            if not sep:
+                break
+            length = int(head)
+            if len(rest) < length:
+                break
+            records.append(rest[:length])
+            self._buffer = rest[length:]
+        return records
+
+
+def task_info(
+    offer: Mapping[str, Any],
+    task_id: str,
+    command: str,
+    *,
+    cpus: float = 0.1,
+    mem: float = 32.0,
+    ports: int = 0,
+    env: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A command TaskInfo using part of ``offer`` (and its first ``ports`` ports)."""
+    role = offer.get("allocation_info", {}).get("role", "*")
+    resources: list[dict[str, Any]] = [
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}, "role": "*",
+         "allocation_info": {"role": role}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}, "role": "*",
+         "allocation_info": {"role": role}},
+    ]  # fmt: skip
+    if ports:
+        offered = next(r for r in offer["resources"] if r["name"] == "ports")
+        begin = offered["ranges"]["range"][0]["begin"]
+        resources.append(
+            {
+                "name": "ports",
+                "type": "RANGES",
+                "ranges": {"range": [{"begin": begin, "end": begin + ports - 1}]},
+                "role": "*",
+                "allocation_info": {"role": role},
+            }
+        )
+    info: dict[str, Any] = {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": resources,
+        "command": {"shell": True, "value": command},
+    }
+    if env:
+        info["command"]["environment"] = {
+            "variables": [{"name": k, "value": v} for k, v in env.items()]
+        }
+    info.update(extra)
+    return info
+
+
+class SchedulerClient:
+    """One framework talking to a master over the v1 scheduler API."""
+
+    def __init__(self, master_url: str, *, auto_ack: bool = True) -> None:
+        self.url = master_url.rstrip("/") + "/api/v1/scheduler"
+        self.auto_ack = auto_ack
+        self.framework_id: str | None = None
+        self.stream_id: str | None = None
+        self.calls: list[dict[str, Any]] = []
+        self.events: list[Event] = []
+        self.stream_closed = trio.Event()
+        self._new_event = trio.Event()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+        self._nursery: trio.Nursery | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def subscribe(
+        self,
+        nursery: trio.Nursery,
+        *,
+        name: str = "test-framework",
+        roles: Sequence[str] = ("*",),
+        capabilities: Sequence[str] = ("MULTI_ROLE",),
+        framework_id: str | None = None,
+        **info: Any,
+    ) -> Event:
+        """Subscribe and read the stream in ``nursery``; return the SUBSCRIBED event."""
+        framework_info: dict[str, Any] = {
+            "user": "root",
+            "name": name,
+            "capabilities": [{"type": c} for c in capabilities],
+            **info,
+        }
+        if "MULTI_ROLE" in capabilities:
+            framework_info["roles"] = list(roles)
+        call: dict[str, Any] = {
+            "type": "SUBSCRIBE",
+            "subscribe": {"framework_info": framework_info},
+        }
+        if framework_id is not None:
+            call["framework_id"] = {"value": framework_id}
+            framework_info["id"] = {"value": framework_id}
+        self._nursery = nursery
+        since = len(self.events)
+        await nursery.start(self._read_stream, call)
+        event = await self.wait_for(lambda e: e["type"] in ("SUBSCRIBED", "ERROR"), since=since)
+        if event["type"] == "SUBSCRIBED":
+            self.framework_id = event["subscribed"]["framework_id"]["value"]
+        return event
+
+    async def _read_stream(
+        self, call: dict[str, Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        self.calls.append(call)
+        self.stream_closed = trio.Event()
+        decoder = RecordIODecoder()
+        try:
+            async with self._client.stream(
+                "POST", self.url, json=call, headers={"Accept": "application/json"}
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise RuntimeError(f"SUBSCRIBE failed: {response.status_code} {response.text}")
+                self.stream_id = response.headers["Mesos-Stream-Id"]
+                task_status.started()
+                async for chunk in response.aiter_bytes():
+                    for record in decoder.feed(chunk):
+                        self._received(json.loads(record))
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            pass
+        finally:
+            self.stream_closed.set()
+
+    def _received(self, event: Event) -> None:
+        self.events.append(event)
+        self._new_event.set()
+        self._new_event = trio.Event()
+        if self.auto_ack and event["type"] == "UPDATE" and "uuid" in event["update"]["status"]:
+            assert self._nursery is not None
+            self._nursery.start_soon(self.acknowledge, event["update"]["status"])
+
+    async def call(self, call: dict[str, Any], *, stream_id: str | None = None) -> httpx.Response:
+        """Send a call (framework id and stream id filled in); return the raw response."""
+        if self.framework_id is not None:
+            call.setdefault("framework_id", {"value": self.framework_id})
+        self.calls.append(call)
+        headers = {"Mesos-Stream-Id": stream_id or self.stream_id or ""}
+        return await self._client.post(self.url, json=call, headers=headers)
+
+    async def acknowledge(self, status: Mapping[str, Any]) -> httpx.Response:
+        return await self.call(
+            {
+                "type": "ACKNOWLEDGE",
+                "acknowledge": {
+                    "agent_id": status["agent_id"],
+                    "task_id": status["task_id"],
+                    "uuid": status["uuid"],
+                },
+            }
+        )
+
+    async def wait_for(
+        self, predicate: Callable[[Event], bool], *, since: int = 0, timeout: float = 10.0
+    ) -> Event:
+        """The first event from index ``since`` on that matches ``predicate``."""
+        with trio.fail_after(timeout):
+            index = since
+            while True:
+                while index < len(self.events):
+                    event = self.events[index]
+                    index += 1
+                    if predicate(event):
+                        return event
+                await self._new_event.wait()
+
+    async def wait_offers(self, *, since: int = 0, timeout: float = 10.0) -> list[Event]:
+        event = await self.wait_for(lambda e: e["type"] == "OFFERS", since=since, timeout=timeout)
+        offers: list[Event] = event["offers"]["offers"]
+        return offers
+
+    async def wait_update(
+        self, task_id: str, state: str, *, since: int = 0, timeout: float = 10.0
+    ) -> Event:
+        """The TaskStatus of the first UPDATE for ``task_id`` in ``state``."""
+        event = await self.wait_for(
+            lambda e: (
+                e["type"] == "UPDATE"
+                and e["update"]["status"]["task_id"]["value"] == task_id
+                and e["update"]["status"]["state"] == state
+            ),
+            since=since,
+            timeout=timeout,
+        )
+        status: Event = event["update"]["status"]
+        return status
+
+    def states(self, task_id: str) -> list[str]:
+        """Every state reported for ``task_id`` so far, in order (resends included)."""
+        return [
+            e["update"]["status"]["state"]
+            for e in self.events
+            if e["type"] == "UPDATE" and e["update"]["status"]["task_id"]["value"] == task_id
+        ]
+
+    async def launch(
+        self, offers: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]], **accept: Any
+    ) -> httpx.Response:
+        return await self.call(
+            {
+                "type": "ACCEPT",
+                "accept": {
+                    "offer_ids": [o["id"] for o in offers],
+                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}],
+                    **accept,
+                },
+            }
+        )
+
+    async def decline(
+        self, offers: Sequence[Mapping[str, Any]], refuse_seconds: float
+    ) -> httpx.Response:
+        return await self.call(
+            {
+                "type": "DECLINE",
+                "decline": {
+                    "offer_ids": [o["id"] for o in offers],
+                    "filters": {"refuse_seconds": refuse_seconds},
+                },
+            }
+        )
