@@ -536,6 +536,7 @@ class Master:
                 },
             }
         )
+        subscription.event({"type": "HEARTBEAT"})  # Mesos's heartbeater starts with no delay
         self._trigger()
         return Response(
             200,
@@ -584,9 +585,9 @@ class Master:
             async with trio.open_nursery() as nursery:
 
                 async def heartbeats() -> None:
-                    while True:  # the first one follows SUBSCRIBED at once
-                        subscription.event({"type": "HEARTBEAT"})
+                    while True:  # the first one was queued right after SUBSCRIBED
                         await trio.sleep(self.options.heartbeat_interval)
+                        subscription.event({"type": "HEARTBEAT"})
 
                 nursery.start_soon(heartbeats)
                 await self._pump(receive, send)
@@ -600,6 +601,7 @@ class Master:
         log.info("framework %s disconnected", framework.id)
         framework.stream = None
         framework.unregistered_time = _now()
+        framework.filters.clear()  # the allocator drops them on deactivation
         for offer in list(framework.offers.values()):
             self._discard_offer(framework, offer)
         self._trigger()

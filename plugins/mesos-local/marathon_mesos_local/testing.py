@@ -156,8 +156,8 @@ class SchedulerClient:
                 async for chunk in response.aiter_bytes():
                     for record in decoder.feed(chunk):
                         self._received(json.loads(record))
-        except (httpx.ReadError, httpx.RemoteProtocolError):
-            pass
+        except (httpx.HTTPError, trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the master closed the stream, or the test is over
         finally:
             self.stream_closed.set()
 
