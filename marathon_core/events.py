@@ -64,7 +64,7 @@ class Subscription:
         self.event_types = frozenset(event_types) if event_types else None
         self.max_outstanding = max_outstanding
         self._send, self._receive = trio.open_memory_channel[PublishedEvent](max_outstanding)
-        self.dropped = False
+        self._dropped = trio.Event()
 
     def wants(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
@@ -74,21 +74,42 @@ class Subscription:
         try:
             self._send.send_nowait(event)
         except trio.WouldBlock:
-            self.dropped = True
+            self._dropped.set()
             self._send.close()
             return False
         except trio.ClosedResourceError:
             return False
         return True
 
+    @property
+    def dropped(self) -> bool:
+        """True once the subscriber fell too far behind; no further events arrive."""
+        return self._dropped.is_set()
+
+    async def wait_dropped(self) -> None:
+        await self._dropped.wait()
+
+    async def receive(self) -> PublishedEvent:
+        """The next event; SubscriberTooSlow once dropped and the backlog is read.
+
+        Safe to cancel: an event is either returned or stays queued.
+        """
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            if self.dropped:
+                raise SubscriberTooSlow(self.max_outstanding) from None
+            raise
+
     def __aiter__(self) -> AsyncIterator[PublishedEvent]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[PublishedEvent]:
-        async for event in self._receive:
-            yield event
-        if self.dropped:
-            raise SubscriberTooSlow(self.max_outstanding)
+        while True:
+            try:
+                yield await self.receive()
+            except trio.EndOfChannel:
+                return
 
 
 class EventBus:

@@ -18,6 +18,8 @@ class Api:
     #: ``host:port`` of the leading scheduler, None while there is none.
     leader: str | None = None
     framework_id: str | None = None
+    #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
+    event_heartbeat_seconds: float = 15.0
 
     @classmethod
     def of(cls, request: Request) -> Api:

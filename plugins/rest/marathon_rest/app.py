@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from marathon_core.errors import UserError
 from marathon_rest import system
 from marathon_rest.api import Api
+from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.events import EventStream
 from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SLASHES = re.compile(r"/{2,}")
 
@@ -83,7 +78,7 @@ class MarathonHeaders:
 def create_app(api: Api) -> ASGIApp:
     """The whole API as one ASGI app."""
     app = Starlette(
-        routes=[*system.ROUTES],
+        routes=[*system.ROUTES, Route("/v2/events", EventStream(), methods=["GET"])],
         exception_handlers={
             UserError: _user_error,
             HTTPException: _http_error,

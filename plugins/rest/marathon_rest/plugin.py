@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from marathon_core import hookimpl
+from marathon_core.config import OptionParser
 from marathon_core.service import Service, ServiceContext
 from marathon_rest.server import serve_api
+
+
+@hookimpl
+def marathon_addoption(parser: OptionParser) -> None:
+    parser.addoption(
+        "--event_stream_heartbeat_interval",
+        type=int,
+        default=15000,
+        help="Milliseconds of silence on /v2/events before a keep-alive comment line",
+    )
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""The API service: Hypercorn's trio worker inside the core's service tree."""
+"""The API service: the REST app served inside the core's service tree."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import logging
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from marathon_core.service import ServiceContext
 from marathon_rest.api import Api
 from marathon_rest.app import create_app
+from marathon_rest.http import serve_http
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,6 @@ def _hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
     config.bind = [f"{address}:{ctx.config.http_port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    # Shutdown is cancellation by the root nursery; finish in-flight requests briefly.
-    config.graceful_timeout = 1.0
     return config
 
 
@@ -30,10 +28,13 @@ async def serve_api(
     ctx: ServiceContext, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the API until cancelled; ``task_status`` gets the bound URL."""
-    api = Api(ctx=ctx, http_port=ctx.config.http_port)
-    config = _hypercorn_config(ctx)
+    api = Api(
+        ctx=ctx,
+        http_port=ctx.config.http_port,
+        event_heartbeat_seconds=ctx.config.option("event_stream_heartbeat_interval") / 1000,
+    )
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(serve, create_app(api), config)
+        binds: list[str] = await nursery.start(serve_http, create_app(api), _hypercorn_config(ctx))
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
         # Without --zk a process leads alone, as Marathon without HA does; ZooKeeper

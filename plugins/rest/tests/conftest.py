@@ -6,19 +6,32 @@ import httpx
 import pytest
 import trio
 
+import marathon_rest.plugin
 from marathon_core.config import parse_config
 from marathon_core.plugins import get_plugin_host
 from marathon_core.service import ServiceContext
 from marathon_rest.server import serve_api
 
+#: Options of the API under test; tests may extend them through ``api_args``.
+BASE_ARGS = ["--http_port", "0", "--http_address", "127.0.0.1"]
+
 
 @pytest.fixture
-async def api_url(nursery: trio.Nursery) -> str:
+def api_args() -> list[str]:
+    return []
+
+
+@pytest.fixture
+async def api_context(api_args: list[str]) -> ServiceContext:
+    host = get_plugin_host(load_entrypoints=False, extra={"rest": marathon_rest.plugin})
+    config = parse_config([*BASE_ARGS, *api_args], addoption_hook=host.addoption, environ={})
+    return ServiceContext(config=config, plugins=host, master_url="http://127.0.0.1:5050")
+
+
+@pytest.fixture
+async def api_url(nursery: trio.Nursery, api_context: ServiceContext) -> str:
     """The API served on a free loopback port, over real HTTP."""
-    config = parse_config(["--http_port", "0", "--http_address", "127.0.0.1"], environ={})
-    host = get_plugin_host(load_entrypoints=False)
-    ctx = ServiceContext(config=config, plugins=host, master_url="http://127.0.0.1:5050")
-    url: str = await nursery.start(serve_api, ctx)
+    url: str = await nursery.start(serve_api, api_context)
     return url
 
 

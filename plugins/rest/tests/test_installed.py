@@ -16,7 +16,7 @@ from marathon_core.plugins import get_plugin_host
 def test_entry_point_is_discovered() -> None:
     infos = {info.name: info for info in get_plugin_host().plugins()}
     assert infos["rest"].distribution == "marathon-rest"
-    assert infos["rest"].hooks == ("marathon_services",)
+    assert infos["rest"].hooks == ("marathon_addoption", "marathon_services")
 
 
 def test_marathon_serves_the_api(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""``GET /v2/events``: the event bus as server-sent events.
+
+Each event is written and flushed on its own as ``id:``, ``event:`` and ``data:``
+lines. Quiet periods get an SSE comment line (``: ping``), never an unknown event
+type, so proxies and marathon-lb keep the stream open and marathon-python does not
+choke. A client reconnecting with ``Last-Event-ID`` resumes from the bus's bounded
+history. A client that leaves ``--event_stream_max_outstanding_messages`` events
+unread is told why in a comment and disconnected; it never slows the bus down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import trio
+from starlette.requests import Request
+
+from marathon_core.events import PublishedEvent, SubscriberTooSlow, Subscription, make_event
+from marathon_rest.api import Api
+from marathon_rest.app_types import Receive, Scope, Send
+from marathon_rest.http import Connection, connection_of
+
+log = logging.getLogger(__name__)
+
+#: How long a dropped client gets to take its goodbye line before the connection is cut.
+GOODBYE_GRACE_SECONDS = 1.0
+
+
+def format_event(event: PublishedEvent) -> bytes:
+    data = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.id}\nevent: {event.event_type}\ndata: {data}\n\n".encode()
+
+
+def _resume_after(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+async def _body(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def _pump(subscription: Subscription, send: Send, heartbeat: float) -> None:
+    """Forward events until the client is dropped; a comment line every quiet ``heartbeat``."""
+    while True:
+        event = None
+        with trio.move_on_after(heartbeat):
+            try:
+                event = await subscription.receive()
+            except SubscriberTooSlow as exc:
+                await _body(send, f": disconnected: {exc}\n\n".encode())
+                return
+        if subscription.dropped:
+            await _body(
+                send,
+                f": disconnected: {SubscriberTooSlow(subscription.max_outstanding)}\n\n".encode(),
+            )
+            return
+        await _body(send, b": ping\n\n" if event is None else format_event(event))
+
+
+async def _cancel_when_disconnected(receive: Receive, scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _cut_when_dropped(subscription: Subscription, connection: Connection | None) -> None:
+    """A stuck client never unblocks our writes: give it a moment, then abort its connection."""
+    await subscription.wait_dropped()
+    await trio.sleep(GOODBYE_GRACE_SECONDS)
+    if connection is not None:
+        connection.abort()
+
+
+class EventStream:
+    """The ASGI endpoint of ``/v2/events`` (``?event_type=`` may repeat)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        api = Api.of(request)
+        bus = api.ctx.events
+        event_types = request.query_params.getlist("event_type") or None
+        client = f"{request.client.host}" if request.client else "unknown"
+        with bus.subscribe(
+            event_types=event_types,
+            after_id=_resume_after(request),
+            max_outstanding=api.ctx.config.event_stream_max_outstanding_messages,
+        ) as subscription:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream"),
+                        (b"cache-control", b"no-cache"),
+                    ],
+                }
+            )
+            bus.publish(make_event("event_stream_attached", remoteAddress=client))
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_cancel_when_disconnected, receive, nursery.cancel_scope)
+                    nursery.start_soon(_cut_when_dropped, subscription, connection_of(scope))
+                    await _pump(subscription, send, api.event_heartbeat_seconds)
+                    nursery.cancel_scope.cancel()
+            finally:
+                bus.publish(make_event("event_stream_detached", remoteAddress=client))
