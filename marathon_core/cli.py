@@ -99,12 +99,12 @@ def _run(config: Config, host: PluginHost) -> int:
     try:
         trio.run(serve, config, host)
     except* ConfigError as config_errors:
-        for exc in config_errors.exceptions:
-            _error(str(exc))
+        for config_error in config_errors.exceptions:
+            _error(str(config_error))
         status = EXIT_USAGE
     except* PluginError as plugin_errors:
-        for exc in plugin_errors.exceptions:
-            _error(str(exc))
+        for plugin_error in plugin_errors.exceptions:
+            _error(str(plugin_error))
         status = EXIT_PLUGIN
     return status
 

@@ -5,14 +5,18 @@ Start order is explicit and each step waits until the previous one is ready
 embedded cluster a plugin starts for ``--master local``), then the plugins'
 services (API frontends). SIGINT or SIGTERM cancels the root scope; every child
 stops by cancellation and the process exits well within 5 seconds.
+
+Plugin registries are merged once, before anything starts, so two plugins claiming
+the same operator or container type stop the server at once.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import attrs
 import trio
@@ -20,7 +24,10 @@ import trio
 from marathon_core.config import Config
 from marathon_core.errors import ConfigError
 from marathon_core.events import EventBus
+from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
+from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
+from marathon_core.state.store import StateStore
 
 __all__ = ["MasterService", "Service", "ServiceContext", "serve"]
 
@@ -38,13 +45,50 @@ MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 
 @attrs.define
 class ServiceContext:
-    """What services get: configuration, plugins, the Mesos master URL, the event bus."""
+    """What services get: configuration, plugins, state, the Mesos master URL, events."""
 
     config: Config
     plugins: PluginHost
     master_url: str
+    state: StateStore
+    validation: ValidationContext
     events: EventBus = attrs.field(factory=EventBus)
-    state: Any = None
+
+
+def validation_context(config: Config, plugins: PluginHost) -> ValidationContext:
+    """The plugin registries and flags that API validation asks (merged once)."""
+    return ValidationContext(
+        constraint_operators=plugins.constraint_operators(),
+        container_runtimes=plugins.container_runtimes(),
+        health_check_protocols=plugins.health_check_protocols(),
+        mesos_role=config.mesos_role,
+        features=config.features,
+        local_port_min=config.local_port_min,
+        local_port_max=config.local_port_max,
+        default_network_name=config.default_network_name,
+        mesos_bridge_name=config.mesos_bridge_name,
+    )
+
+
+@asynccontextmanager
+async def open_state(config: Config) -> AsyncIterator[StateStore]:
+    """The state store of ``--state_dir`` (SQLite), closed on the way out."""
+    if config.zk is not None:
+        raise ConfigError(
+            "--zk is not supported yet: ZooKeeper state and leader election are being built; "
+            "leave it out to keep state in --state_dir"
+        )
+    directory = Path(config.state_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--state_dir {directory}: {exc.strerror}") from None
+    storage = await SqliteStorage.open(directory / DEFAULT_FILENAME)
+    try:
+        yield await StateStore.open(storage, max_versions=config.zk_max_versions)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await storage.aclose()
 
 
 def resolve_master(config: Config, plugins: PluginHost) -> MasterService:
@@ -82,19 +126,25 @@ async def serve(
 ) -> None:
     """Run the server until SIGINT/SIGTERM or cancellation."""
     master = resolve_master(config, plugins)
-    async with trio.open_nursery() as nursery:
+    validation = validation_context(config, plugins)
+    async with open_state(config) as state, trio.open_nursery() as nursery:
         await nursery.start(_stop_on_signals, nursery.cancel_scope)
         master_url: str = await nursery.start(master)
         ctx = ServiceContext(
             config=config,
             plugins=plugins,
             master_url=master_url,
+            state=state,
+            validation=validation,
             events=EventBus(on_event=plugins.event),
         )
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
         log.info(
-            "marathon ready: master %s, services [%s]", master_url, ", ".join(sorted(services))
+            "marathon ready: master %s, state %s, services [%s]",
+            master_url,
+            config.state_dir,
+            ", ".join(sorted(services)),
         )
         task_status.started(ctx)

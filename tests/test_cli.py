@@ -164,3 +164,24 @@ def test_installing_a_plugin_makes_it_appear_and_uninstalling_removes_it(tmp_pat
             timeout=120,
         )
     assert "hello " not in run("plugins").stdout
+
+
+def test_state_lives_in_state_dir(server: subprocess.Popen[str], tmp_path: Path) -> None:
+    assert (tmp_path / "marathon-state.sqlite3").is_file()
+
+
+def test_zookeeper_state_is_refused_until_it_exists(tmp_path: Path) -> None:
+    result = run(
+        "--master",
+        "http://127.0.0.1:5050",
+        "--zk",
+        "zk://127.0.0.1:2181/marathon",
+        "--state_dir",
+        str(tmp_path),
+        "--http_port",
+        "0",
+        "--http_address",
+        "127.0.0.1",
+    )
+    assert result.returncode == 2
+    assert "--zk is not supported yet" in result.stderr

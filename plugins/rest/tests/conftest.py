@@ -9,7 +9,9 @@ import trio
 import marathon_rest.plugin
 from marathon_core.config import parse_config
 from marathon_core.plugins import get_plugin_host
-from marathon_core.service import ServiceContext
+from marathon_core.service import ServiceContext, validation_context
+from marathon_core.state.memory import MemoryStorage
+from marathon_core.state.store import StateStore
 from marathon_rest.server import serve_api
 
 #: Options of the API under test; tests may extend them through ``api_args``.
@@ -25,7 +27,13 @@ def api_args() -> list[str]:
 async def api_context(api_args: list[str]) -> ServiceContext:
     host = get_plugin_host(load_entrypoints=False, extra={"rest": marathon_rest.plugin})
     config = parse_config([*BASE_ARGS, *api_args], addoption_hook=host.addoption, environ={})
-    return ServiceContext(config=config, plugins=host, master_url="http://127.0.0.1:5050")
+    return ServiceContext(
+        config=config,
+        plugins=host,
+        master_url="http://127.0.0.1:5050",
+        state=await StateStore.open(MemoryStorage()),
+        validation=validation_context(config, host),
+    )
 
 
 @pytest.fixture
