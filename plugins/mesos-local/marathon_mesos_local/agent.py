@@ -455,7 +455,8 @@ def _load_containerizers() -> dict[str, Containerizer]:
     try:
         from marathon_core.plugins import get_plugin_host
 
-        return get_plugin_host().agent_containerizers()
+        found: dict[str, Containerizer] = get_plugin_host().agent_containerizers()
+        return found
     except Exception as exc:  # a broken plugin must not stop plain command tasks
         log.warning("no plugin containerizers: %s", exc)
         return {}

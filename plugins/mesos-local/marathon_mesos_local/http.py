@@ -168,7 +168,7 @@ async def _read_request(
                 target=head.target.decode("latin-1"),
                 headers=headers,
                 body=bytes(body),
-                client=tuple(peer) if peer else None,  # type: ignore[arg-type]
+                client=(str(peer[0]), int(peer[1])) if peer else None,
             )
 
 

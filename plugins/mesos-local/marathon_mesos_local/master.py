@@ -519,7 +519,7 @@ class Master:
             # user and checkpoint cannot change on re-subscribe; the rest can.
             info["user"] = framework.info["user"]
             info["checkpoint"] = framework.info.get("checkpoint", False)
-            info["id"] = _id(framework_id)
+            info["id"] = _id(framework.id)
             framework.info = info
             framework.reregistered_time = _now()
             log.info("framework %s re-subscribed", framework_id)
@@ -530,7 +530,7 @@ class Master:
             {
                 "type": "SUBSCRIBED",
                 "subscribed": {
-                    "framework_id": _id(framework_id),
+                    "framework_id": _id(framework.id),
                     "heartbeat_interval_seconds": float(self.options.heartbeat_interval),
                     "master_info": self.master_info,
                 },

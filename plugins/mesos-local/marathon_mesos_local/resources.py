@@ -158,8 +158,8 @@ class Resources:
         for name, items in other.ranges.items():
             ranges[name] = _normalize([*ranges.get(name, ()), *items])
         sets = dict(self.sets)
-        for name, items in other.sets.items():
-            sets[name] = sets.get(name, frozenset()) | items
+        for name, members in other.sets.items():
+            sets[name] = sets.get(name, frozenset()) | members
         return Resources(scalars, ranges, sets)
 
     def __sub__(self, other: Resources) -> Resources:
@@ -170,8 +170,8 @@ class Resources:
         for name, items in other.ranges.items():
             ranges[name] = _subtract_ranges(ranges.get(name, ()), items)
         sets = dict(self.sets)
-        for name, items in other.sets.items():
-            sets[name] = sets.get(name, frozenset()) - items
+        for name, members in other.sets.items():
+            sets[name] = sets.get(name, frozenset()) - members
         return Resources(scalars, ranges, sets).pruned()
 
     def pruned(self) -> Resources:
