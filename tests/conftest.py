@@ -13,7 +13,8 @@ import pytest
 from marathon_core.errors import Violation
 from marathon_core.model.validation import ValidationContext
 
-EXAMPLES = Path(os.environ.get("MARATHON_EXAMPLES", "/work/shared/reference/marathon/examples"))
+#: Marathon-compatible request fixtures (the team's reference set, kept with the tests).
+EXAMPLES = Path(__file__).parent / "data" / "marathon-examples"
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 
