@@ -211,6 +211,8 @@ class Framework:
     offers: dict[str, Offer] = attrs.field(factory=dict)
     unregistered_time: float | None = None
     reregistered_time: float | None = None
+    #: Counts disconnections, so a failover timer knows whether it is still current.
+    disconnections: int = 0
 
     @property
     def capabilities(self) -> set[str]:
@@ -604,7 +606,26 @@ class Master:
         framework.filters.clear()  # the allocator drops them on deactivation
         for offer in list(framework.offers.values()):
             self._discard_offer(framework, offer)
+        framework.disconnections += 1
+        if self._nursery is not None:
+            self._nursery.start_soon(
+                self._failover_timer,
+                framework,
+                framework.disconnections,
+                float(framework.info.get("failover_timeout", 0.0)),
+            )
         self._trigger()
+
+    async def _failover_timer(self, framework: Framework, generation: int, timeout: float) -> None:
+        """Remove a framework that has not re-subscribed within its ``failover_timeout``."""
+        await trio.sleep(timeout)
+        if (
+            framework.stream is None
+            and framework.disconnections == generation
+            and self.frameworks.get(framework.id) is framework
+        ):
+            log.info("framework %s failover timeout (%ss) expired", framework.id, timeout)
+            self.remove_framework(framework)
 
     # -- calls -------------------------------------------------------------------------
 

@@ -100,6 +100,7 @@ class SchedulerClient:
         self._new_event = trio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
         self._nursery: trio.Nursery | None = None
+        self._stream_scope: trio.CancelScope | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -144,18 +145,22 @@ class SchedulerClient:
         self.calls.append(call)
         self.stream_closed = trio.Event()
         decoder = RecordIODecoder()
+        self._stream_scope = trio.CancelScope()
         try:
-            async with self._client.stream(
-                "POST", self.url, json=call, headers={"Accept": "application/json"}
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise RuntimeError(f"SUBSCRIBE failed: {response.status_code} {response.text}")
-                self.stream_id = response.headers["Mesos-Stream-Id"]
-                task_status.started()
-                async for chunk in response.aiter_bytes():
-                    for record in decoder.feed(chunk):
-                        self._received(json.loads(record))
+            with self._stream_scope:
+                async with self._client.stream(
+                    "POST", self.url, json=call, headers={"Accept": "application/json"}
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise RuntimeError(
+                            f"SUBSCRIBE failed: {response.status_code} {response.text}"
+                        )
+                    self.stream_id = response.headers["Mesos-Stream-Id"]
+                    task_status.started()
+                    async for chunk in response.aiter_bytes():
+                        for record in decoder.feed(chunk):
+                            self._received(json.loads(record))
         except (httpx.HTTPError, trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the master closed the stream, or the test is over
         finally:
@@ -168,6 +173,12 @@ class SchedulerClient:
         if self.auto_ack and event["type"] == "UPDATE" and "uuid" in event["update"]["status"]:
             assert self._nursery is not None
             self._nursery.start_soon(self.acknowledge, event["update"]["status"])
+
+    async def disconnect(self) -> None:
+        """Close the event stream, as a crashed scheduler would."""
+        if self._stream_scope is not None:
+            self._stream_scope.cancel()
+        await self.stream_closed.wait()
 
     async def call(self, call: dict[str, Any], *, stream_id: str | None = None) -> httpx.Response:
         """Send a call (framework id and stream id filled in); return the raw response."""

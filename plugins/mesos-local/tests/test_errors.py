@@ -121,7 +121,10 @@ async def test_unknown_path_is_404_and_state_json_is_gone(http) -> None:
 
 
 async def test_stream_id_rules_and_disconnected_framework(http, master) -> None:
-    headers, event = await subscribe_raw(http)
+    info = {"user": "u", "name": "n", "failover_timeout": 60.0}
+    headers, event = await subscribe_raw(
+        http, {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+    )
     # Leaving the block closed the stream: the framework is now disconnected.
     framework_id = event["subscribed"]["framework_id"]["value"]
     with trio.fail_after(3):

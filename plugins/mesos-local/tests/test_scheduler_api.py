@@ -375,3 +375,40 @@ async def test_two_frameworks_share_the_agents(cluster, schedulers, nursery) -> 
     assert offers[0]["framework_id"]["value"] == two.framework_id
     state = cluster.master.state()
     assert {f["name"] for f in state["frameworks"]} == {"one", "two"}
+
+
+async def test_failover_within_timeout_keeps_tasks(cluster, schedulers, nursery) -> None:
+    first = schedulers(cluster.url)
+    await first.subscribe(nursery, failover_timeout=5.0)
+    offer = (await first.wait_offers())[0]
+    await first.launch([offer], [task_info(offer, "fo.1", "sleep 30")])
+    await first.wait_update("fo.1", "TASK_RUNNING")
+    await first.disconnect()
+    await trio.sleep(0.5)
+    second = schedulers(cluster.url)
+    subscribed = await second.subscribe(
+        nursery, framework_id=first.framework_id, failover_timeout=5.0
+    )
+    assert subscribed["type"] == "SUBSCRIBED"
+    await second.call(
+        {"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "fo.1"}}]}}
+    )
+    await second.wait_update("fo.1", "TASK_RUNNING")
+
+
+async def test_failover_timeout_expiry_kills_tasks(cluster, schedulers, nursery) -> None:
+    first = schedulers(cluster.url)
+    await first.subscribe(nursery, failover_timeout=0.3)
+    offer = (await first.wait_offers())[0]
+    await first.launch([offer], [task_info(offer, "fx.1", "sleep 30")])
+    await first.wait_update("fx.1", "TASK_RUNNING")
+    pid = int(next(iter(cluster.work_dir.glob("agent-*/meta/pids/*"))).read_text().split()[0])
+    await first.disconnect()
+    with trio.fail_after(5):
+        while first.framework_id in cluster.master.frameworks:
+            await trio.sleep(0.05)
+        while _proc_state(pid) not in ("gone", "Z"):
+            await trio.sleep(0.05)
+    again = schedulers(cluster.url)
+    error = await again.subscribe(nursery, framework_id=first.framework_id)
+    assert error == {"type": "ERROR", "error": {"message": "Framework has been removed"}}
