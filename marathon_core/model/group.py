@@ -144,6 +144,31 @@ class Group:
             groups.append(Group(child_id, version=self.version)._put(app, target))
         return attrs.evolve(self, groups=tuple(groups))
 
+    def put_group(self, group: Group) -> Group:
+        """A copy with ``group`` in place (replacing the one with its id, subtree and all),
+        creating intermediate groups like ``mkdir -p``."""
+        if group.id == self.id:
+            return group
+        depth = len(self.id.path) + 1
+        child_id = PathId(group.id.path[:depth], True)
+        groups = list(self.groups)
+        for i, g in enumerate(groups):
+            if g.id == child_id:
+                groups[i] = g.put_group(group)
+                break
+        else:
+            groups.append(Group(child_id, version=self.version).put_group(group))
+        return attrs.evolve(self, groups=tuple(groups))
+
+    def remove_group(self, gid: PathId) -> Group:
+        """A copy without the group ``gid`` and everything below it (the root is emptied)."""
+        if gid == self.id:
+            return attrs.evolve(self, apps=(), groups=(), dependencies=())
+        groups = tuple(
+            g.remove_group(gid) if g.id.includes(gid) else g for g in self.groups if g.id != gid
+        )
+        return attrs.evolve(self, groups=groups)
+
     def remove_app(self, app_id: PathId) -> Group:
         """A copy without the app ``app_id`` (unchanged when it does not exist)."""
         if app_id.parent == self.id:
