@@ -1,0 +1,201 @@
+"""The one writer of the root group, and the registry of unfinished deployments.
+
+Every change to apps and groups goes through :meth:`GroupManager.update_root`, one at
+a time (Marathon serialises root-group updates too): apply the change, validate the
+whole new root, stamp versions, assign service ports, plan the deployment, check it
+against running deployments (409, or cancel them with ``force``), then store the root
+and the deployment in one transaction. Only then is the deployment handed to the
+executor through the :class:`DeploymentRegistry`; a crash before that point loses
+nothing, because a new leader loads unfinished deployments from state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable
+
+import attrs
+import trio
+
+from marathon_core.deploy.planner import plan_deployment
+from marathon_core.errors import AppLockedError, UserError, ValidationError, Violation
+from marathon_core.events import EventBus, make_event
+from marathon_core.model.app import AppDefinition, VersionInfo
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
+from marathon_core.model.validation import validate_group
+from marathon_core.state.store import StateStore
+
+__all__ = ["DeploymentRegistry", "GroupChange", "GroupManager", "TooManyDeploymentsError"]
+
+log = logging.getLogger(__name__)
+
+
+class TooManyDeploymentsError(UserError):
+    """403: ``--max_running_deployments`` deployments are running already."""
+
+    status = 403
+
+
+class DeploymentRegistry:
+    """Deployments that are stored and not finished, in start order.
+
+    The API reads it (``/v2/deployments``, conflicts) and the executor follows it:
+    added deployments are started, removed ones are cancelled.
+    """
+
+    def __init__(self) -> None:
+        self._deployments: dict[str, Deployment] = {}
+        self._changed = trio.Event()
+
+    def all(self) -> list[Deployment]:
+        return list(self._deployments.values())
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        return self._deployments.get(deployment_id)
+
+    def for_app(self, app_id: PathId) -> list[Deployment]:
+        return [d for d in self._deployments.values() if app_id in d.affected_app_ids()]
+
+    def conflicting(self, app_ids: Collection[PathId]) -> list[Deployment]:
+        """Running deployments that touch any of ``app_ids``."""
+        wanted = frozenset(app_ids)
+        return [d for d in self._deployments.values() if d.affected_app_ids() & wanted]
+
+    def put(self, deployment: Deployment) -> None:
+        """Add a deployment or record its progress."""
+        self._deployments[deployment.id] = deployment
+        self._notify()
+
+    def remove(self, deployment_id: str) -> Deployment | None:
+        removed = self._deployments.pop(deployment_id, None)
+        if removed is not None:
+            self._notify()
+        return removed
+
+    async def wait_changed(self) -> None:
+        """Return after the next addition, progress or removal."""
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+@attrs.frozen
+class GroupChange:
+    """The outcome of a root-group update: the new root and its deployment."""
+
+    root: Group
+    deployment: Deployment
+
+    @property
+    def version(self) -> Timestamp:
+        return self.deployment.version
+
+
+def _stamp(
+    before: AppDefinition | None, after: AppDefinition, now: Timestamp, *, restart: bool
+) -> AppDefinition:
+    """Marathon's versioning: any change moves ``version`` and ``lastScalingAt``; a config
+    change (or a forced restart) also moves ``lastConfigChangeAt``. Unchanged apps keep
+    their version."""
+    if before is None or before.version_info is None or restart or before.is_upgrade(after):
+        return attrs.evolve(after, version=now, version_info=VersionInfo(now, now))
+    if before == attrs.evolve(after, version=before.version, version_info=before.version_info):
+        return before
+    info = VersionInfo(now, before.version_info.last_config_change_at)
+    return attrs.evolve(after, version=now, version_info=info)
+
+
+class GroupManager:
+    """Applies changes to the root group and creates their deployments."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        registry: DeploymentRegistry,
+        events: EventBus,
+        *,
+        max_running_deployments: int = 100,
+        service_port_range: tuple[int, int] = (10000, 20000),
+    ) -> None:
+        self._state = state
+        self._registry = registry
+        self._events = events
+        self._max_running = max_running_deployments
+        self._port_range = service_port_range
+        self._lock = trio.Lock()
+
+    async def root(self) -> Group:
+        """The current root group (empty before the first change)."""
+        return await self._state.root_group() or Group.empty_root()
+
+    async def update_root(
+        self,
+        change: Callable[[Group], Group],
+        *,
+        force: bool = False,
+        restart: Iterable[PathId] = (),
+        dry_run: bool = False,
+    ) -> GroupChange:
+        """Apply ``change`` to the root group and deploy the result.
+
+        :param change: builds the new root from the current one; may raise UserError.
+        :param force: cancel running deployments that touch the same apps instead of
+            answering 409.
+        :param restart: apps to restart even when their config is unchanged.
+        :param dry_run: plan only; nothing is stored or started.
+        """
+        async with self._lock:
+            current = await self.root()
+            now = Timestamp.now()
+            restarted = frozenset(restart)
+            target = self._prepare(current, change(current), now, restarted)
+            deployment = plan_deployment(current, target, version=now, restart=restarted)
+            if dry_run:
+                return GroupChange(target, deployment)
+            cancelled = await self._make_room(deployment, force=force)
+            await self._state.store_root_and_deployment(target, deployment)
+            self._registry.put(deployment)
+        for gone in cancelled:
+            log.info("deployment %s cancelled by %s (force)", gone.id, deployment.id)
+        self._events.publish(make_event("group_change_success", groupId="/", version=str(now)))
+        return GroupChange(target, deployment)
+
+    def _prepare(
+        self, current: Group, target: Group, now: Timestamp, restart: frozenset[PathId]
+    ) -> Group:
+        violations = validate_group(target)
+        if violations:
+            raise ValidationError(violations)
+        before = current.app_index()
+        used = {p for a in target.transitive_apps() for p in a.service_ports if p}
+        stamped = attrs.evolve(target, version=now)
+        for app in target.transitive_apps():
+            new = _stamp(before.get(app.id), app, now, restart=app.id in restart)
+            if new is not before.get(app.id):
+                try:
+                    new = assign_service_ports(new, used, port_range=self._port_range)
+                except NoFreeServicePortError as exc:
+                    raise ValidationError([Violation("/", str(exc))]) from None
+                used.update(p for p in new.service_ports if p)
+            if new is not app:
+                stamped = stamped.update_app(new)
+        return stamped
+
+    async def _make_room(self, deployment: Deployment, *, force: bool) -> list[Deployment]:
+        conflicts = self._registry.conflicting(deployment.affected_app_ids())
+        if conflicts and not force:
+            raise AppLockedError(d.id for d in conflicts)
+        for old in conflicts:
+            await self._state.complete_deployment(old.id)
+            self._registry.remove(old.id)
+        if len(self._registry.all()) >= self._max_running:
+            raise TooManyDeploymentsError(
+                f"Max number ({self._max_running}) of running deployments is achieved. "
+                "Wait for existing deployments to complete or cancel one of them."
+            )
+        return conflicts

@@ -1,0 +1,122 @@
+"""The root-group writer: versions, service ports, conflicts, atomic storage."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+
+from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.errors import AppLockedError, ValidationError
+from marathon_core.events import EventBus
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import parse_app
+from marathon_core.model.deployment import ActionKind
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId
+from marathon_core.model.validation import ValidationContext
+from marathon_core.state.memory import MemoryStorage
+from marathon_core.state.store import StateStore
+
+WEB = PathId.parse("/prod/web")
+
+
+def web(**fields: object) -> AppDefinition:
+    """An app as the API would store it (normalised: one default port definition)."""
+    body = {"id": str(WEB), "cmd": "sleep 100", **fields}
+    return parse_app(body, context=ValidationContext())
+
+
+@pytest.fixture
+async def manager() -> GroupManager:
+    state = await StateStore.open(MemoryStorage())
+    return GroupManager(state, DeploymentRegistry(), EventBus())
+
+
+def put(app: AppDefinition):  # type: ignore[no-untyped-def]
+    return lambda root: root.update_app(app)
+
+
+def actions(change) -> list[tuple[ActionKind, str]]:  # type: ignore[no-untyped-def]
+    return [(a.action, str(a.app_id)) for s in change.deployment.steps for a in s.actions]
+
+
+async def test_a_new_app_is_versioned_given_service_ports_and_deployed(
+    manager: GroupManager,
+) -> None:
+    change = await manager.update_root(put(web(instances=2)))
+    app = change.root.find_app(WEB)
+    assert app is not None and app.version == change.version
+    assert app.version_info is not None
+    assert app.version_info.last_config_change_at == app.version_info.last_scaling_at == app.version
+    assert app.service_ports == (10000,)
+    assert actions(change) == [(ActionKind.START, "/prod/web"), (ActionKind.SCALE, "/prod/web")]
+    stored = await manager.root()
+    assert stored.find_app(WEB) == app
+    assert [d.id for d in await manager._state.deployments.all()] == [change.deployment.id]
+
+
+async def test_scaling_keeps_the_config_version(manager: GroupManager) -> None:
+    first = await manager.update_root(put(web(instances=1)))
+    manager._registry.remove(first.deployment.id)
+    await trio.sleep(0.002)  # versions have millisecond resolution
+    scaled = await manager.update_root(
+        lambda root: root.update_app(attrs.evolve(root.find_app(WEB), instances=3))
+    )
+    before, after = first.root.find_app(WEB), scaled.root.find_app(WEB)
+    assert before is not None and after is not None
+    assert after.version_info is not None and before.version_info is not None
+    assert after.version_info.last_config_change_at == before.version_info.last_config_change_at
+    assert after.version_info.last_scaling_at > before.version_info.last_scaling_at
+    assert after.service_ports == before.service_ports
+    assert actions(scaled) == [(ActionKind.SCALE, "/prod/web")]
+
+
+async def test_locked_apps_answer_409_unless_forced(manager: GroupManager) -> None:
+    first = await manager.update_root(put(web(instances=1)))
+    with pytest.raises(AppLockedError) as locked:
+        await manager.update_root(put(web(instances=5)))
+    assert locked.value.to_json()["deployments"] == [{"id": first.deployment.id}]
+    forced = await manager.update_root(put(web(instances=5)), force=True)
+    assert [d.id for d in manager._registry.all()] == [forced.deployment.id]
+    assert [d.id for d in await manager._state.deployments.all()] == [forced.deployment.id]
+
+
+async def test_restart_moves_the_config_version_without_a_change(manager: GroupManager) -> None:
+    first = await manager.update_root(put(web()))
+    manager._registry.remove(first.deployment.id)
+    await trio.sleep(0.002)
+    restarted = await manager.update_root(lambda root: root, restart=[WEB])
+    assert actions(restarted) == [(ActionKind.RESTART, "/prod/web")]
+    app = restarted.root.find_app(WEB)
+    assert app is not None and app.version_info is not None
+    assert app.version_info.last_config_change_at == restarted.version
+
+
+async def test_an_invalid_root_stores_nothing(manager: GroupManager) -> None:
+    a = AppDefinition(id=PathId.parse("/a"), cmd="x", dependencies=(PathId.parse("/b"),))
+    b = AppDefinition(id=PathId.parse("/b"), cmd="x", dependencies=(PathId.parse("/a"),))
+    with pytest.raises(ValidationError) as invalid:
+        await manager.update_root(lambda root: root.update_app(a).update_app(b))
+    assert invalid.value.to_json()["details"] == [
+        {"path": "/", "errors": ["Dependency graph has cyclic dependencies."]}
+    ]
+    assert await manager._state.root_group() is None
+    assert manager._registry.all() == []
+
+
+async def test_dry_run_plans_without_storing(manager: GroupManager) -> None:
+    change = await manager.update_root(put(web()), dry_run=True)
+    assert actions(change)
+    assert await manager._state.root_group() is None
+    assert manager._registry.all() == []
+
+
+async def test_unchanged_apps_keep_their_version(manager: GroupManager) -> None:
+    other = AppDefinition(id=PathId.parse("/other"), cmd="sleep 1")
+    first = await manager.update_root(put(web()))
+    manager._registry.remove(first.deployment.id)
+    second = await manager.update_root(put(other))
+    assert second.root.find_app(WEB) == first.root.find_app(WEB)
+    assert [str(a) for a in second.deployment.affected_app_ids()] == ["/other"]
+    assert Group.empty_root().find_app(WEB) is None
