@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from marathon_core.config import Config
+from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.errors import ConfigError
 from marathon_core.events import EventBus
 from marathon_core.model.validation import ValidationContext
@@ -53,6 +54,19 @@ class ServiceContext:
     state: StateStore
     validation: ValidationContext
     events: EventBus = attrs.field(factory=EventBus)
+    #: Unfinished deployments, loaded from state at start; the executor follows it.
+    deployments: DeploymentRegistry = attrs.field(factory=DeploymentRegistry)
+    #: The one writer of apps and groups.
+    groups: GroupManager = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.groups = GroupManager(
+            self.state,
+            self.deployments,
+            self.events,
+            max_running_deployments=self.config.max_running_deployments,
+            service_port_range=(self.config.local_port_min, self.config.local_port_max),
+        )
 
 
 def validation_context(config: Config, plugins: PluginHost) -> ValidationContext:
@@ -138,6 +152,8 @@ async def serve(
             validation=validation,
             events=EventBus(on_event=plugins.event),
         )
+        for deployment in await state.deployments.all():
+            ctx.deployments.put(deployment)
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
