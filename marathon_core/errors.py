@@ -9,7 +9,8 @@ so every frontend maps them by type, never by message::
       │     ├── NotFoundError        404  unknown app, group, task, deployment
       │     ├── ConflictError        409  id exists already
       │     │     └── AppLockedError 409  locked by deployments (carries their ids)
-      │     └── ValidationError      422  "Invalid JSON" (shape) or "Object is not valid" (rules)
+      │     ├── ValidationError      422  "Invalid JSON" (shape) or "Object is not valid" (rules)
+      │     └── InvalidArgumentError 422  an argument Marathon rejects with only a message
       ├── PluginError                a plugin could not be loaded or misbehaves
       │     └── PluginConflictError  two plugins claim the same registry key
       ├── ConfigError                bad flags or environment; the server does not start
@@ -31,6 +32,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "InvalidArgumentError",
     "MarathonError",
     "NotFoundError",
     "PluginConflictError",
@@ -135,6 +137,12 @@ def group_violations(violations: Iterable[Violation]) -> list[dict[str, Any]]:
         if v.message not in errors:
             errors.append(v.message)
     return [{"path": path, "errors": errors} for path, errors in grouped.items()]
+
+
+class InvalidArgumentError(UserError):
+    """422 with only a message: a label selector, version or other argument is unusable."""
+
+    status = 422
 
 
 class PluginError(MarathonError):

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.errors import UserError
-from marathon_rest import system
+from marathon_rest import apps, system
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 from marathon_rest.events import EventStream
@@ -78,7 +78,11 @@ class MarathonHeaders:
 def create_app(api: Api) -> ASGIApp:
     """The whole API as one ASGI app."""
     app = Starlette(
-        routes=[*system.ROUTES, Route("/v2/events", EventStream(), methods=["GET"])],
+        routes=[
+            *system.ROUTES,
+            *apps.ROUTES,
+            Route("/v2/events", EventStream(), methods=["GET"]),
+        ],
         exception_handlers={
             UserError: _user_error,
             HTTPException: _http_error,

@@ -1,0 +1,317 @@
+"""``/v2/apps``: create, read, update, delete, restart and version apps.
+
+App ids contain slashes, so one route per method takes the rest of the path and
+the last segment decides (``restart``, ``tasks``, ``versions`` are reserved as the
+last segment of an id, which keeps this unambiguous). Every change goes through the
+core's :class:`~marathon_core.deploy.manager.GroupManager` and answers with the
+deployment it created (``Marathon-Deployment-Id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from marathon_core.deploy.manager import GroupChange
+from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
+from marathon_core.events import make_event
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import (
+    AppRollback,
+    app_to_json,
+    parse_app,
+    parse_app_update,
+    task_to_json,
+)
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Condition, Instance
+from marathon_rest.api import Api
+from marathon_rest.labels import parse_label_selector
+from marathon_rest.responses import json_response, query_flag
+
+_STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
+
+
+def embeds(request: Request) -> frozenset[str]:
+    """``embed`` values without their ``apps.``/``app.``/``group.apps.`` prefix."""
+    out = set()
+    for raw in request.query_params.getlist("embed"):
+        for prefix in ("group.apps.", "apps.", "app."):
+            if raw.startswith(prefix):
+                raw = raw[len(prefix) :]
+                break
+        out.add(raw)
+    if "failures" in out:  # deprecated alias
+        out |= {"tasks", "lastTaskFailure", "deployments"}
+    return frozenset(out)
+
+
+def _task_views(app: AppDefinition, instances: Iterable[Instance]) -> list[dict[str, Any]]:
+    views = []
+    for instance in instances:
+        task = instance.task
+        if task is not None and not task.condition.is_terminal:
+            views.append(task_to_json(instance, task, app=app))
+    return views
+
+
+def app_info(
+    app: AppDefinition,
+    instances: list[Instance],
+    deployments: list[Deployment],
+    *,
+    with_tasks: bool,
+) -> dict[str, Any]:
+    """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks."""
+    out = app_to_json(app)
+    out["tasksStaged"] = sum(1 for i in instances if i.condition in _STAGED)
+    out["tasksRunning"] = sum(1 for i in instances if i.condition is Condition.RUNNING)
+    out["tasksHealthy"] = 0
+    out["tasksUnhealthy"] = 0
+    out["deployments"] = [{"id": d.id} for d in deployments]
+    if with_tasks:
+        out["tasks"] = _task_views(app, instances)
+    return out
+
+
+def deployment_result(change: GroupChange, *, status: int = 200) -> Response:
+    return json_response(
+        {"version": str(change.version), "deploymentId": change.deployment.id},
+        status=status,
+        headers={"Marathon-Deployment-Id": change.deployment.id},
+    )
+
+
+def _missing(app_id: PathId) -> NotFoundError:
+    return NotFoundError(f"App '{app_id}' does not exist")
+
+
+def _app_id(raw: str) -> PathId:
+    try:
+        return PathId.parse(raw, base=PathId.root())
+    except ValueError as exc:
+        raise InvalidArgumentError(f"Invalid app id '{raw}': {exc}") from None
+
+
+async def _instances_by_app(api: Api, app_ids: Iterable[PathId]) -> dict[PathId, list[Instance]]:
+    wanted = set(app_ids)
+    by_app: dict[PathId, list[Instance]] = {a: [] for a in wanted}
+    if len(wanted) == 1:
+        (only,) = wanted
+        by_app[only] = list(await api.ctx.state.instances.by_app(only))
+        return by_app
+    for instance in await api.ctx.state.instances.all():
+        if instance.app_id in by_app:
+            by_app[instance.app_id].append(instance)
+    return by_app
+
+
+async def _infos(api: Api, apps: list[AppDefinition], *, with_tasks: bool) -> list[dict[str, Any]]:
+    instances = await _instances_by_app(api, [a.id for a in apps])
+    registry = api.ctx.deployments
+    return [
+        app_info(a, instances[a.id], registry.for_app(a.id), with_tasks=with_tasks) for a in apps
+    ]
+
+
+def _filter(request: Request) -> Callable[[AppDefinition], bool]:
+    cmd = (request.query_params.get("cmd") or "").lower()
+    ident = (request.query_params.get("id") or "").lower()
+    label = request.query_params.get("label")
+    selector = parse_label_selector(label) if label else None
+
+    def keep(app: AppDefinition) -> bool:
+        if cmd and cmd not in (app.cmd or "").lower():
+            return False
+        if ident and ident not in str(app.id).lower():
+            return False
+        return selector is None or selector(app.labels)
+
+    return keep
+
+
+# -- handlers -----------------------------------------------------------------------
+
+
+async def list_apps(request: Request) -> Response:
+    api = Api.of(request)
+    root = await api.ctx.groups.root()
+    keep = _filter(request)
+    apps = sorted((a for a in root.transitive_apps() if keep(a)), key=lambda a: a.id)
+    infos = await _infos(api, apps, with_tasks="tasks" in embeds(request))
+    return json_response({"apps": infos})
+
+
+async def create_app(request: Request) -> Response:
+    api = Api.of(request)
+    app = parse_app(await request.body(), context=api.ctx.validation)
+
+    def create(root: Group) -> Group:
+        if root.find_app(app.id) is not None:
+            raise ConflictError(f"An app with id [{app.id}] already exists.")
+        if root.find_group(app.id) is not None:
+            raise ConflictError(f"A group with id [{app.id}] already exists.")
+        return root.update_app(app)
+
+    change = await api.ctx.groups.update_root(create, force=query_flag(request, "force"))
+    created = change.root.find_app(app.id)
+    assert created is not None
+    _publish_api_post(api, request, created)
+    body = app_info(created, [], [change.deployment], with_tasks=False)
+    return json_response(
+        body,
+        status=201,
+        headers={
+            "Location": str(request.url_for("apps", path=str(app.id).lstrip("/"))),
+            "Marathon-Deployment-Id": change.deployment.id,
+        },
+    )
+
+
+def _publish_api_post(api: Api, request: Request, app: AppDefinition) -> None:
+    client = request.client.host if request.client else None
+    api.ctx.events.publish(
+        make_event(
+            "api_post_event", clientIp=client, uri=request.url.path, appDefinition=app_to_json(app)
+        )
+    )
+
+
+async def _get(request: Request, path: str) -> Response:
+    api = Api.of(request)
+    segments = path.strip("/").split("/")
+    if segments[-1] == "*":
+        return await _group_apps(request, api, _app_id("/".join(segments[:-1])))
+    if segments[-1] == "versions":
+        return await _versions(api, _app_id("/".join(segments[:-1])))
+    if len(segments) > 2 and segments[-2] == "versions":
+        return await _version(api, _app_id("/".join(segments[:-2])), segments[-1])
+    if segments[-1] == "tasks":
+        return await _tasks(api, _app_id("/".join(segments[:-1])))
+    app_id = _app_id(path)
+    app = (await api.ctx.groups.root()).find_app(app_id)
+    if app is None:
+        raise _missing(app_id)
+    (info,) = await _infos(api, [app], with_tasks=True)
+    return json_response({"app": info})
+
+
+async def _group_apps(request: Request, api: Api, group_id: PathId) -> Response:
+    group = (await api.ctx.groups.root()).find_group(group_id)
+    if group is None:
+        raise NotFoundError(f"Group '{group_id}' does not exist")
+    apps = sorted(group.transitive_apps(), key=lambda a: a.id)
+    return json_response({"*": await _infos(api, apps, with_tasks="tasks" in embeds(request))})
+
+
+async def _versions(api: Api, app_id: PathId) -> Response:
+    if (await api.ctx.groups.root()).find_app(app_id) is None:
+        raise _missing(app_id)
+    versions = await api.ctx.state.apps.versions(app_id)
+    return json_response({"versions": [str(v) for v in reversed(versions)]})
+
+
+async def _version(api: Api, app_id: PathId, raw: str) -> Response:
+    try:
+        version = Timestamp.parse(raw)
+    except ValueError:
+        raise InvalidArgumentError(f"Invalid version '{raw}'") from None
+    app = await api.ctx.state.apps.get_version(app_id, version)
+    if app is None:
+        raise NotFoundError(f"App '{app_id}' does not exist in version {raw}")
+    return json_response(app_to_json(app))
+
+
+async def _tasks(api: Api, app_id: PathId) -> Response:
+    app = (await api.ctx.groups.root()).find_app(app_id)
+    if app is None:
+        raise _missing(app_id)
+    instances = await api.ctx.state.instances.by_app(app_id)
+    return json_response({"tasks": _task_views(app, instances)})
+
+
+async def _put(request: Request, path: str, *, patch: bool) -> Response:
+    api = Api.of(request)
+    app_id = _app_id(path)
+    force = query_flag(request, "force")
+    partial = patch or query_flag(request, "partialUpdate", default=True)
+    body = await request.body()
+    current = (await api.ctx.groups.root()).find_app(app_id)
+    if current is None and patch:
+        raise _missing(app_id)
+    parsed = parse_app_update(
+        body, context=api.ctx.validation, app_id=app_id, current=current if partial else None
+    )
+    if isinstance(parsed, AppRollback):
+        target = await api.ctx.state.apps.get_version(app_id, parsed.version)
+        if target is None:
+            raise NotFoundError(f"App '{app_id}' does not exist in version {parsed.version}")
+        parsed = target
+    updated = parsed
+    change = await api.ctx.groups.update_root(lambda root: root.update_app(updated), force=force)
+    stored = change.root.find_app(app_id)
+    if stored is not None:
+        _publish_api_post(api, request, stored)
+    return deployment_result(change, status=201 if current is None else 200)
+
+
+async def _delete(request: Request, path: str) -> Response:
+    api = Api.of(request)
+    app_id = _app_id(path)
+
+    def remove(root: Group) -> Group:
+        if root.find_app(app_id) is None:
+            raise _missing(app_id)
+        return root.remove_app(app_id)
+
+    change = await api.ctx.groups.update_root(
+        remove, force=query_flag(request, "force", default=True)
+    )
+    return deployment_result(change)
+
+
+async def _restart(request: Request, app_id: PathId) -> Response:
+    api = Api.of(request)
+
+    def unchanged(root: Group) -> Group:
+        if root.find_app(app_id) is None:
+            raise _missing(app_id)
+        return root
+
+    change = await api.ctx.groups.update_root(
+        unchanged, force=query_flag(request, "force"), restart=[app_id]
+    )
+    return deployment_result(change)
+
+
+async def app_route(request: Request) -> Response:
+    """Dispatch ``/v2/apps/{path}`` by method and the path's last segment."""
+    path: str = request.path_params["path"]
+    method = request.method
+    if method in ("GET", "HEAD"):
+        return await _get(request, path)
+    if method == "POST" and path.rstrip("/").endswith("/restart"):
+        return await _restart(request, _app_id(path.rstrip("/").removesuffix("/restart")))
+    if method in ("PUT", "PATCH"):
+        return await _put(request, path, patch=method == "PATCH")
+    if method == "DELETE":
+        return await _delete(request, path)
+    return json_response({"message": "HTTP 405 Method Not Allowed"}, status=405)
+
+
+ROUTES = [
+    Route("/v2/apps", list_apps, methods=["GET"]),
+    Route("/v2/apps", create_app, methods=["POST"]),
+    Route(
+        "/v2/apps/{path:path}",
+        app_route,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        name="apps",
+    ),
+]
