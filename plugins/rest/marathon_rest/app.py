@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.errors import UserError
-from marathon_rest import apps, system
+from marathon_rest import apps, deployments, system
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 from marathon_rest.events import EventStream
@@ -81,6 +81,7 @@ def create_app(api: Api) -> ASGIApp:
         routes=[
             *system.ROUTES,
             *apps.ROUTES,
+            *deployments.ROUTES,
             Route("/v2/events", EventStream(), methods=["GET"]),
         ],
         exception_handlers={
