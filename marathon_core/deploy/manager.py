@@ -110,6 +110,16 @@ def _stamp(
     return attrs.evolve(after, version=now, version_info=info)
 
 
+def _stamp_groups(group: Group, before: dict[PathId, Group], now: Timestamp) -> Group:
+    """New or changed groups get version ``now``; the root always does (it changed)."""
+    groups = tuple(_stamp_groups(g, before, now) for g in group.groups)
+    old = before.get(group.id)
+    renewed = attrs.evolve(group, groups=groups, version=old.version if old else None)
+    if group.id.is_root or old is None or renewed != old:
+        renewed = attrs.evolve(renewed, version=now)
+    return renewed
+
+
 class GroupManager:
     """Applies changes to the root group and creates their deployments."""
 
@@ -173,7 +183,7 @@ class GroupManager:
             raise ValidationError(violations)
         before = current.app_index()
         used = {p for a in target.transitive_apps() for p in a.service_ports if p}
-        stamped = attrs.evolve(target, version=now)
+        stamped = _stamp_groups(target, {g.id: g for g in current.transitive_groups()}, now)
         for app in target.transitive_apps():
             new = _stamp(before.get(app.id), app, now, restart=app.id in restart)
             if new is not before.get(app.id):
