@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -323,6 +323,21 @@ class VersionedRepository(_Repository, Generic[T, K, V]):
         """Ops that remove ``id``: its current value and every version."""
         prefix = f"{self.base_key(id)}/versions"
         ops: list[Op] = [Delete(f"{prefix}/{n}") for n in await self.storage.children(prefix)]
+        current = await self.storage.get(self.current_key(id))
+        if current is not None:
+            ops.append(Delete(self.current_key(id), current.version))
+        return ops
+
+    async def plan_retire(self, id: K, *, keep: Collection[V]) -> list[Op]:
+        """Ops that remove ``id``'s current value and its versions except ``keep``.
+
+        Why: versions that older stored snapshots still refer to (a root group version
+        that a rollback may restore) must outlive the entity itself.
+        """
+        prefix = f"{self.base_key(id)}/versions"
+        kept = {segment(str(v)) for v in keep}
+        names = await self.storage.children(prefix)
+        ops: list[Op] = [Delete(f"{prefix}/{n}") for n in names if n not in kept]
         current = await self.storage.get(self.current_key(id))
         if current is not None:
             ops.append(Delete(self.current_key(id), current.version))

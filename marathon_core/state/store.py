@@ -261,10 +261,23 @@ class StateStore:
         ops: list[Op] = []
         for app in apps_changed:
             ops.extend(await self.apps.plan_store(app))
-        for app_id in apps_deleted:
-            ops.extend(await self.apps.plan_delete(app_id))
+        deleted = list(apps_deleted)
+        referenced = await self._app_versions_in_kept_roots() if deleted else {}
+        for app_id in deleted:
+            ops.extend(await self.apps.plan_retire(app_id, keep=referenced.get(app_id, ())))
         ops.extend(await self.groups.plan_store(record))
         return ops
+
+    async def _app_versions_in_kept_roots(self) -> dict[PathId, set[Timestamp]]:
+        """App versions that the root versions kept after one more store refer to."""
+        versions = await self.root_group_versions()
+        kept = versions[len(versions) - (self.groups.max_versions - 1) :]
+        records = await self.groups.get_versions((PathId.root(), v) for v in kept)
+        referenced: dict[PathId, set[Timestamp]] = {}
+        for record in records.values():
+            for app_id, version in record.app_refs():
+                referenced.setdefault(app_id, set()).add(version)
+        return referenced
 
     async def store_root(
         self,

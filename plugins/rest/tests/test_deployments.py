@@ -60,3 +60,13 @@ async def test_unknown_deployment_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.delete("/v2/deployments/nope")
     assert response.status_code == 404
     assert response.json() == {"message": "DeploymentPlan nope does not exist"}
+
+
+async def test_cancelling_a_deletion_brings_the_app_back(client: httpx.AsyncClient) -> None:
+    await create(client, {"id": "/d/gone", "cmd": "sleep 9", "instances": 2})
+    deleted = await client.delete("/v2/apps/d/gone")
+    assert (await client.get("/v2/apps/d/gone")).status_code == 404
+    rollback = await client.delete(f"/v2/deployments/{deleted.json()['deploymentId']}")
+    assert rollback.status_code == 200
+    restored = (await client.get("/v2/apps/d/gone")).json()["app"]
+    assert restored["instances"] == 2
