@@ -1,0 +1,308 @@
+"""The Mesos v1 scheduler HTTP client: one subscription, calls on other connections.
+
+:meth:`MesosClient.run` keeps a SUBSCRIBE stream open for as long as it runs:
+it subscribes (with the stored framework id, so a restarted scheduler keeps its
+tasks), stores a newly assigned framework id *before* passing SUBSCRIBED on,
+decodes the RecordIO stream and sends every event to a channel. The stream has no
+read timeout; a heartbeat watchdog drops it when nothing arrived for
+``heartbeat_interval * failure_threshold`` (Marathon's ``--mesos_heartbeat_*``
+flags, not the master's announced interval) and subscribes again with backoff. A
+307 from a non-leading master moves the client to the leader for the stream and
+for every call. When a stream ends the client sends a :data:`DISCONNECTED` event
+(its own, not a Mesos event) so that consumers forget outstanding offers.
+
+Error handling: transport errors, 5xx/404 and watchdog expiry lead to a
+re-subscription; an ``ERROR`` event (framework removed, failed over to another
+scheduler) raises :class:`SubscriptionError`, because retrying would fight whoever
+took over -- Marathon exits in that case too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+import trio
+
+from marathon_core.errors import MarathonError
+from marathon_core.mesos import calls
+from marathon_core.mesos.recordio import RecordIODecoder, RecordIOError
+
+__all__ = [
+    "DISCONNECTED",
+    "CallError",
+    "ClientStatistics",
+    "MesosClient",
+    "SubscriptionError",
+]
+
+log = logging.getLogger(__name__)
+
+#: Type of the event the client itself sends when the subscription stream ended.
+DISCONNECTED = "DISCONNECTED"
+SCHEDULER_PATH = "/api/v1/scheduler"
+#: Timeouts of calls (the SUBSCRIBE stream has no read timeout; the watchdog covers it).
+CALL_TIMEOUT = httpx.Timeout(10.0)
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+#: Redirects followed in a row before giving up on one attempt.
+MAX_REDIRECTS = 5
+
+Json = dict[str, Any]
+
+
+class SubscriptionError(MarathonError):
+    """Mesos refused or ended our subscription for good (an ERROR event)."""
+
+
+class CallError(MarathonError):
+    """A call was not accepted (not subscribed, or a non-2xx answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@attrs.frozen
+class ClientStatistics:
+    subscriptions: int
+    heartbeats: int
+    events: int
+    calls: int
+    failed_calls: int
+    connected: bool
+    master_url: str
+
+
+class MesosClient:
+    """A framework's connection to the leading Mesos master.
+
+    :param master_url: ``http://host:port`` of any master (307s lead to the leader).
+    :param framework_info: builds FrameworkInfo for a (re)subscription from the
+        framework id to reuse (None on the very first registration).
+    :param load_framework_id: reads the stored framework id.
+    :param store_framework_id: stores a framework id Mesos assigned.
+    :param events: where every event goes, in stream order.
+    """
+
+    def __init__(
+        self,
+        master_url: str,
+        *,
+        framework_info: Callable[[str | None], Json],
+        load_framework_id: Callable[[], Awaitable[str | None]],
+        store_framework_id: Callable[[str], Awaitable[None]],
+        events: trio.MemorySendChannel[Json],
+        heartbeat_interval: float = 15.0,
+        heartbeat_failure_threshold: int = 5,
+        resubscribe_backoff: tuple[float, float] = (0.2, 10.0),
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.master_url = master_url.rstrip("/")
+        self._framework_info = framework_info
+        self._load_framework_id = load_framework_id
+        self._store_framework_id = store_framework_id
+        self._events = events
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_failure_threshold = heartbeat_failure_threshold
+        self._backoff = resubscribe_backoff
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=CALL_TIMEOUT,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self.framework_id: str | None = None
+        self.stream_id: str | None = None
+        self._subscribed = trio.Event()
+        self._stream_scope: trio.CancelScope | None = None
+        self._subscriptions = 0
+        self._heartbeats = 0
+        self._event_count = 0
+        self._calls = 0
+        self._failed_calls = 0
+
+    # -- running -------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Stay subscribed until cancelled; ready once the first SUBSCRIBED was handled."""
+        delay = self._backoff[0]
+        started = False
+
+        def on_subscribed() -> None:
+            nonlocal delay, started
+            delay = self._backoff[0]
+            if not started:
+                started = True
+                task_status.started()
+
+        try:
+            while True:
+                try:
+                    await self._subscription(on_subscribed)
+                except (httpx.HTTPError, CallError, RecordIOError, ValueError) as exc:
+                    log.warning("Mesos subscription to %s failed: %s", self.master_url, exc)
+                await self._lost_stream()
+                await trio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+        finally:
+            if self._own_http:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await self._http.aclose()
+
+    def drop_stream(self) -> None:
+        """Close the current stream (tests; the client subscribes again)."""
+        if self._stream_scope is not None:
+            self._stream_scope.cancel()
+
+    async def wait_subscribed(self) -> None:
+        await self._subscribed.wait()
+
+    @property
+    def connected(self) -> bool:
+        return self.stream_id is not None
+
+    async def _lost_stream(self) -> None:
+        if self.stream_id is not None:
+            self.stream_id = None
+            self._subscribed = trio.Event()
+            await self._events.send({"type": DISCONNECTED})
+
+    async def _subscription(self, on_subscribed: Callable[[], None]) -> None:
+        """One subscription, until it ends; ``on_subscribed`` after SUBSCRIBED was handled."""
+        framework_id = self.framework_id or await self._load_framework_id()
+        body = json.dumps(calls.subscribe(self._framework_info(framework_id))).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        for _ in range(MAX_REDIRECTS):
+            url = self.master_url + SCHEDULER_PATH
+            self._stream_scope = scope = trio.CancelScope()
+            with scope:
+                async with self._http.stream(
+                    "POST", url, content=body, headers=headers, timeout=STREAM_TIMEOUT
+                ) as response:
+                    if response.status_code == 307:
+                        self._follow(response)
+                        continue
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise CallError(
+                            f"SUBSCRIBE answered {response.status_code}: {response.text[:200]}",
+                            response.status_code,
+                        )
+                    await self._read(response, on_subscribed)
+            if scope.cancelled_caught:
+                log.info("Mesos subscription stream dropped on request")
+            return
+        raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+
+    async def _read(self, response: httpx.Response, on_subscribed: Callable[[], None]) -> None:
+        stream_id = response.headers.get("Mesos-Stream-Id")
+        decoder = RecordIODecoder()
+        chunks = response.aiter_raw()
+        watchdog = self.heartbeat_interval * self.heartbeat_failure_threshold
+        while True:
+            with trio.move_on_after(watchdog) as wait:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    log.warning("Mesos master %s closed the subscription stream", self.master_url)
+                    return
+            if wait.cancelled_caught:
+                log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
+                return
+            for record in decoder.feed(chunk):
+                event = json.loads(record)
+                self._event_count += 1
+                kind = event.get("type")
+                if kind == "HEARTBEAT":
+                    self._heartbeats += 1
+                    continue
+                if kind == "ERROR":
+                    message = event.get("error", {}).get("message", "")
+                    raise SubscriptionError(f"Mesos ended the subscription: {message}")
+                if kind == "SUBSCRIBED":
+                    await self._on_subscribed(event["subscribed"], stream_id)
+                    await self._events.send(event)
+                    on_subscribed()
+                    continue
+                await self._events.send(event)
+
+    async def _on_subscribed(self, subscribed: Mapping[str, Any], stream_id: str | None) -> None:
+        if stream_id is None:
+            raise CallError("SUBSCRIBE answered without a Mesos-Stream-Id")
+        framework_id = str(subscribed["framework_id"]["value"])
+        if framework_id != self.framework_id:
+            # Stored before anything acts on it: a crash now still finds our tasks again.
+            await self._store_framework_id(framework_id)
+        self.framework_id = framework_id
+        self.stream_id = stream_id
+        self._subscriptions += 1
+        self._subscribed.set()
+        log.info("subscribed to Mesos %s as framework %s", self.master_url, framework_id)
+
+    def _follow(self, response: httpx.Response) -> None:
+        location = response.headers.get("Location", "")
+        if location.startswith("//"):
+            location = (urlsplit(self.master_url).scheme or "http") + ":" + location
+        parts = urlsplit(location)
+        if not parts.netloc:
+            raise CallError(f"redirect without a master address: {location!r}")
+        self.master_url = f"{parts.scheme}://{parts.netloc}"
+        log.info("Mesos master redirected us to %s", self.master_url)
+
+    # -- calls ---------------------------------------------------------------------
+
+    async def call(self, call: Json) -> None:
+        """Send a call on the current subscription; CallError unless Mesos answers 2xx.
+
+        The framework id and ``Mesos-Stream-Id`` are filled in here.
+        """
+        if self.stream_id is None or self.framework_id is None:
+            self._failed_calls += 1
+            raise CallError(f"{call.get('type')}: not subscribed to Mesos")
+        call["framework_id"] = {"value": self.framework_id}
+        body = json.dumps(call).encode()
+        for _ in range(MAX_REDIRECTS):
+            headers = {"Content-Type": "application/json", "Mesos-Stream-Id": self.stream_id}
+            self._calls += 1
+            try:
+                response = await self._http.post(
+                    self.master_url + SCHEDULER_PATH, content=body, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                self._failed_calls += 1
+                raise CallError(f"{call.get('type')}: {exc}") from exc
+            if response.status_code == 307:
+                self._follow(response)
+                continue
+            if response.status_code // 100 != 2:
+                self._failed_calls += 1
+                raise CallError(
+                    f"{call.get('type')} answered {response.status_code}: {response.text[:200]}",
+                    response.status_code,
+                )
+            return
+        raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+
+    async def call_quietly(self, call: Json) -> bool:
+        """:meth:`call`, logging failure instead of raising (reconciliation repairs it)."""
+        try:
+            await self.call(call)
+        except CallError as exc:
+            log.warning("Mesos call failed: %s", exc)
+            return False
+        return True
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(
+            subscriptions=self._subscriptions,
+            heartbeats=self._heartbeats,
+            events=self._event_count,
+            calls=self._calls,
+            failed_calls=self._failed_calls,
+            connected=self.connected,
+            master_url=self.master_url,
+        )
