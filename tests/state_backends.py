@@ -1,7 +1,9 @@
 """Storage backends for the state tests: one parametrized fixture over all of them.
 
-The ZooKeeper backend joins by adding a case to ``BACKENDS`` whose ``open``
-gives each test its own chroot (conventions #31, #32).  Test modules import
+The ZooKeeper backend runs against the session's real ZooKeeper (the
+``zookeeper`` fixture of ``marathon_core.testing.pytest_plugin``); each test
+gets its own chroot, and reopening connects a new client (a new session) to
+the same chroot (conventions #31, #32).  Test modules import
 the fixtures from here (``from state_backends import backend, store``).
 """
 
@@ -16,6 +18,7 @@ import pytest
 from marathon_core.state.memory import MemoryStorage, MemoryTree
 from marathon_core.state.sqlite import SqliteStorage
 from marathon_core.state.storage import Storage
+from marathon_core.state.zk import ZkStorage
 
 
 @attrs.define
@@ -42,12 +45,26 @@ def _sqlite(tmp_path: Path) -> Backend:
     return Backend("sqlite", open_)
 
 
-BACKENDS = {"memory": _memory, "sqlite": _sqlite}
+def _zk(tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
+    # Requested here, not in the fixture's signature: only zk cases need (or skip without) it.
+    url: str = request.getfixturevalue("zk_url")
+
+    async def open_() -> Storage:
+        return await ZkStorage.connect(url, session_timeout=5.0, timeout=5.0)
+
+    return Backend("zk", open_)
+
+
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
+    "memory": lambda tmp_path, request: _memory(tmp_path),
+    "sqlite": lambda tmp_path, request: _sqlite(tmp_path),
+    "zk": _zk,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](tmp_path, request)
 
 
 @pytest.fixture
