@@ -9,6 +9,7 @@ Marathon ignores them. The schemas are small node objects built once at import.
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from marathon_core.errors import Violation
 from marathon_core.model.ids import Timestamp, valid_id_string
 
-__all__ = ["APP", "APP_UPDATE", "GROUP", "Node", "check"]
+__all__ = ["APP", "APP_UPDATE", "GROUP", "GROUP_REF", "Node", "check"]
 
 Errs = list[Violation]
 
@@ -25,14 +26,21 @@ def _p(path: str) -> str:
     return path or "/"
 
 
-class Node:
-    """One schema node; ``check`` appends violations for ``value`` found at ``path``."""
+class Node(abc.ABC):
+    """One schema node; ``check`` appends violations for ``value`` found at ``path``.
+
+    ``json_schema`` describes the same shape as JSON Schema, so the API document
+    (OpenAPI) comes from the very nodes that check requests.
+    """
 
     __slots__ = ()
     expected = "error.expected.jsobject"
 
-    def check(self, value: Any, path: str, errs: Errs) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def check(self, value: Any, path: str, errs: Errs) -> None: ...
+
+    @abc.abstractmethod
+    def json_schema(self) -> dict[str, Any]: ...
 
 
 class AnyNode(Node):
@@ -40,6 +48,9 @@ class AnyNode(Node):
 
     def check(self, value: Any, path: str, errs: Errs) -> None:
         return None
+
+    def json_schema(self) -> dict[str, Any]:
+        return {}
 
 
 class Str(Node):
@@ -77,6 +88,18 @@ class Str(Node):
         if self.test is not None and not self.test(value):
             errs.append(Violation(_p(path), "error.pattern"))
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string"}
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.min_len is not None:
+            out["minLength"] = self.min_len
+        if self.max_len is not None:
+            out["maxLength"] = self.max_len
+        if self.pattern is not None:
+            out["pattern"] = f"^(?:{self.pattern.pattern})$"
+        return out
+
 
 class Num(Node):
     __slots__ = ("integer", "max", "min")
@@ -106,6 +129,14 @@ class Num(Node):
         if self.max is not None and value > self.max:
             errs.append(Violation(_p(path), "error.max"))
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "integer" if self.integer else "number"}
+        if self.min is not None:
+            out["minimum"] = self.min
+        if self.max is not None:
+            out["maximum"] = self.max
+        return out
+
 
 def Int(*, min: int | None = None, max: int | None = None) -> Num:
     return Num(min=min, max=max, integer=True)
@@ -118,6 +149,9 @@ class Bool(Node):
     def check(self, value: Any, path: str, errs: Errs) -> None:
         if value.__class__ is not bool:
             errs.append(Violation(_p(path), self.expected))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
 
 
 class Arr(Node):
@@ -139,6 +173,14 @@ class Arr(Node):
         for i, v in enumerate(value):
             check(v, f"{path}({i})", errs)
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "array", "items": self.item.json_schema()}
+        if self.min_len is not None:
+            out["minItems"] = self.min_len
+        if self.max_len is not None:
+            out["maxItems"] = self.max_len
+        return out
+
 
 class Map(Node):
     """A JSON object used as a map (``env``, ``labels``): every value has one shape."""
@@ -155,6 +197,9 @@ class Map(Node):
         check = self.value.check
         for k, v in value.items():
             check(v, f"{path}/{k}", errs)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": self.value.json_schema()}
 
 
 class Obj(Node):
@@ -190,6 +235,15 @@ class Obj(Node):
                 if v is not None:
                     node.check(v, f"{path}/{key}", errs)
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": {k: n.json_schema() for k, n in self.fields.items()},
+        }
+        if self.required:
+            out["required"] = list(self.required)
+        return out
+
 
 class OneOf(Node):
     """The first alternative whose JSON type matches decides (``"disabled"`` vs object)."""
@@ -207,17 +261,24 @@ class OneOf(Node):
                 return
         errs.append(Violation(_p(path), self.expected))
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"oneOf": [node.json_schema() for _, node in self.alternatives]}
+
 
 class Lazy(Node):
     """A forward reference, for the recursive group schema."""
 
-    __slots__ = ("target",)
+    __slots__ = ("ref", "target")
 
-    def __init__(self) -> None:
+    def __init__(self, ref: str) -> None:
         self.target: Node = AnyNode()
+        self.ref = ref
 
     def check(self, value: Any, path: str, errs: Errs) -> None:
         self.target.check(value, path, errs)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"$ref": self.ref}
 
 
 def check(node: Node, value: Any) -> list[Violation]:
@@ -449,7 +510,9 @@ APP = Obj(_APP_FIELDS, required=("id",))
 #: PUT/PATCH /v2/apps/{id}: the id comes from the URL.
 APP_UPDATE = Obj(_APP_FIELDS)
 
-_GROUP = Lazy()
+#: Where the recursive group schema is found in an API document.
+GROUP_REF = "#/components/schemas/Group"
+_GROUP = Lazy(GROUP_REF)
 #: POST/PUT /v2/groups bodies (app ids may be relative there).
 GROUP = Obj(
     {

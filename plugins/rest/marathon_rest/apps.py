@@ -32,6 +32,7 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Instance
 from marathon_rest.api import Api
+from marathon_rest.ids import id_from_url
 from marathon_rest.labels import parse_label_selector
 from marathon_rest.responses import json_response, query_flag
 
@@ -92,11 +93,8 @@ def _missing(app_id: PathId) -> NotFoundError:
     return NotFoundError(f"App '{app_id}' does not exist")
 
 
-def _app_id(raw: str) -> PathId:
-    try:
-        return PathId.parse(raw, base=PathId.root())
-    except ValueError as exc:
-        raise InvalidArgumentError(f"Invalid app id '{raw}': {exc}") from None
+def _app_id(raw: str, *, creating: bool = False) -> PathId:
+    return id_from_url(raw, kind="App", creating=creating)
 
 
 async def _instances_by_app(api: Api, app_ids: Iterable[PathId]) -> dict[PathId, list[Instance]]:
@@ -238,7 +236,7 @@ async def _tasks(api: Api, app_id: PathId) -> Response:
 
 async def _put(request: Request, path: str, *, patch: bool) -> Response:
     api = Api.of(request)
-    app_id = _app_id(path)
+    app_id = _app_id(path, creating=not patch)
     force = query_flag(request, "force")
     partial = patch or query_flag(request, "partialUpdate", default=True)
     body = await request.body()

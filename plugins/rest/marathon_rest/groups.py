@@ -16,14 +16,12 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
 from marathon_rest.apps import app_info, deployment_result, embeds
+from marathon_rest.ids import id_from_url
 from marathon_rest.responses import json_response, query_flag
 
 
-def _group_id(raw: str) -> PathId:
-    try:
-        return PathId.parse(raw, base=PathId.root())
-    except ValueError as exc:
-        raise InvalidArgumentError(f"Invalid group id '{raw}': {exc}") from None
+def _group_id(raw: str, *, creating: bool = False) -> PathId:
+    return id_from_url(raw, kind="Group", creating=creating)
 
 
 def _missing(group_id: PathId) -> NotFoundError:
@@ -126,7 +124,7 @@ def _scaled(group: Group, factor: float) -> Group:
 
 async def _change(request: Request, path: str, *, create: bool) -> Response:
     api = Api.of(request)
-    url_id = _group_id(path)
+    url_id = _group_id(path, creating=True)
     update = parse_group_update(await request.body(), context=api.ctx.validation, base=url_id)
     group_id = update.group.id
     rollback_to = (
