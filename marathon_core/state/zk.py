@@ -252,6 +252,7 @@ class ZkClient:
         self._changed = trio.Event()
         self._calls = 0
         self._closed = False
+        self._watchers: dict[Callable[[], None], Callable[[Any], None]] = {}
         client.add_listener(self._listener)
 
     @classmethod
@@ -307,6 +308,14 @@ class ZkClient:
         """Runs on kazoo's connection thread: hop into trio, never block otherwise."""
         with suppress(trio.RunFinishedError):
             trio.from_thread.run_sync(self._record_state, str(state), trio_token=self._token)
+
+    def hop(self, fn: Callable[[], None]) -> None:
+        """From a kazoo thread (a watch): run the non-blocking ``fn`` in trio's thread.
+
+        Dropped silently once the trio run is over.
+        """
+        with suppress(trio.RunFinishedError):
+            trio.from_thread.run_sync(fn, trio_token=self._token)
 
     def _record_state(self, state: str) -> None:
         if state not in ("CONNECTED", "SUSPENDED", "LOST"):  # pragma: no cover
@@ -374,8 +383,79 @@ class ZkClient:
         """In a worker thread: the result of a kazoo async call, bounded by ``timeout``."""
         return async_result.get(timeout=self.timeout)
 
+    # -- node primitives for the election (absolute paths; no kazoo type leaves) ------
+
+    def _watcher(self, fn: Callable[[], None]) -> Callable[[Any], None]:
+        # One kazoo watcher per fn: kazoo keeps watchers in a set, so re-watching
+        # the same path in a loop never piles them up.
+        w = self._watchers.get(fn)
+        if w is None:
+            w = self._watchers[fn] = lambda event: self.hop(fn)
+        return w
+
     async def ensure_path(self, path: str) -> None:
         await self.call(lambda: self.wait(self._client.ensure_path_async(path)))
+
+    async def create_sequential(self, prefix: str, data: bytes, *, ephemeral: bool = True) -> str:
+        """Create ``<prefix><seq>`` (parents included); its path."""
+
+        def fn() -> str:
+            parent = prefix.rsplit("/", 1)[0]
+            if parent:
+                self.wait(self._client.ensure_path_async(parent))
+            path: str = self.wait(
+                self._client.create_async(prefix, data, ephemeral=ephemeral, sequence=True)
+            )
+            return path
+
+        return await self.call(fn)
+
+    async def get_children(
+        self, path: str, *, watch: Callable[[], None] | None = None
+    ) -> list[str]:
+        """Child names of ``path`` ([] if it does not exist); ``watch()`` runs in trio on change."""
+        w = self._watcher(watch) if watch is not None else None
+
+        def fn() -> list[str]:
+            try:
+                return list(self.wait(self._client.get_children_async(path, watch=w)))
+            except ke.NoNodeError:
+                return []
+
+        return await self.call(fn, abandon_on_cancel=True)
+
+    async def get_data(self, path: str) -> bytes | None:
+        """The data of ``path``, None if it does not exist."""
+
+        def fn() -> bytes | None:
+            try:
+                data: bytes = self.wait(self._client.get_async(path))[0]
+            except ke.NoNodeError:
+                return None
+            return data
+
+        return await self.call(fn, abandon_on_cancel=True)
+
+    async def exists(self, path: str, *, watch: Callable[[], None] | None = None) -> bool:
+        """Whether ``path`` exists; ``watch()`` runs in trio when it is created/changed/deleted."""
+        w = self._watcher(watch) if watch is not None else None
+
+        def fn() -> bool:
+            return self.wait(self._client.exists_async(path, watch=w)) is not None
+
+        return await self.call(fn, abandon_on_cancel=True)
+
+    async def delete(self, path: str) -> bool:
+        """Delete ``path``; False if it did not exist."""
+
+        def fn() -> bool:
+            try:
+                self.wait(self._client.delete_async(path))
+            except ke.NoNodeError:
+                return False
+            return True
+
+        return await self.call(fn)
 
     async def aclose(self) -> None:
         """Close the session (its ephemeral nodes go at once); idempotent."""
