@@ -26,7 +26,8 @@ from marathon_mesos_local.testing import SchedulerClient
 def find_protos() -> Path | None:
     """``shared/reference/mesos/protos`` next to the repository, or $MESOS_PROTOS_DIR."""
     if os.environ.get("MESOS_PROTOS_DIR"):
-        return Path(os.environ["MESOS_PROTOS_DIR"])
+        given = Path(os.environ["MESOS_PROTOS_DIR"])
+        return given if (given / "mesos" / "v1" / "mesos.proto").exists() else None
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "reference" / "mesos" / "protos"
         if (candidate / "mesos" / "v1" / "mesos.proto").exists():
@@ -67,10 +68,23 @@ def parse_strict(pb: SimpleNamespace, value: dict[str, Any], message: type) -> A
     return parsed
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+MISSING_PROTOS = (
+    "Mesos protos not found (expected ../shared/reference/mesos/protos or $MESOS_PROTOS_DIR)"
+)
+
+
 @pytest.fixture
 def protos(mesos_pb: SimpleNamespace | None) -> SimpleNamespace:
+    """The compiled protos; skipped without them, except in CI (CI=true), where a
+    contract test that cannot run is a failure, never a silent pass."""
     if mesos_pb is None:
-        pytest.skip("Mesos protos not found (expected ../shared/reference/mesos/protos)")
+        if _in_ci():
+            pytest.fail(f"{MISSING_PROTOS}; CI=true, so contract tests may not be skipped")
+        pytest.skip(MISSING_PROTOS)
     return mesos_pb
 
 
@@ -125,6 +139,8 @@ async def schedulers(
     finally:
         for client in made:
             await client.aclose()
+    if mesos_pb is None and _in_ci() and any(c.calls or c.events for c in made):
+        pytest.fail(f"{MISSING_PROTOS}; CI=true, so traffic must be contract-checked")
     if mesos_pb is not None:
         for client in made:
             for call in client.calls:
