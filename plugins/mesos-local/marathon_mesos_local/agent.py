@@ -9,13 +9,22 @@ only its head update is in flight, resent with doubling backoff until the schedu
 acknowledges it, exactly as the agent's status update manager does.
 
 On SIGTERM/SIGINT (or when its parent dies) the agent kills its tasks and exits.
-Agent recovery (tasks surviving an agent restart) comes later.
+
+Checkpoints: ``<work_dir>/meta/agent.json`` (agent id and boot id) and one JSON file per
+task under ``meta/tasks/<framework>/<task>.json`` (TaskInfo, container id, state, the
+updates not yet acknowledged). An agent restarted on the same machine (same boot id,
+see :mod:`.host`) recovers its tasks from them instead of killing them, re-registers
+with its old id and resends its pending updates. An agent that is not pinged for
+``(max_agent_ping_timeouts + 2) * agent_ping_timeout``, or whose updates the master
+refuses as coming from an unregistered agent, re-registers.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -71,6 +80,9 @@ class AgentOptions:
     attributes: list[dict[str, Any]] = attrs.field(factory=list)
     status_update_retry: float = STATUS_UPDATE_RETRY_MIN
     parent_pid: int | None = None
+    #: Identifies the machine's boot (see :mod:`.host`); checkpoints of another boot
+    #: are not recovered.
+    boot_id: str | None = None
 
 
 @attrs.define(eq=False)
@@ -91,6 +103,9 @@ class TaskRun:
     #: Set when the head update is acknowledged.
     acked: trio.Event = attrs.field(factory=trio.Event)
     sender_running: bool = False
+    container_id: str | None = None
+    #: The containerizer that runs it: ``"command"`` or a container type.
+    containerizer: str | None = None
 
     @property
     def id(self) -> str:
@@ -109,10 +124,17 @@ class Agent:
     ) -> None:
         self.options = options
         self.containerizers = dict(containerizers or {})
-        self.command = CommandContainerizer()
+        self.meta = options.work_dir / "meta"
+        self.command = CommandContainerizer(exits=self.meta / "exits")
         self.agent_id: str | None = None
         self.port = options.port
         self.tasks: dict[tuple[str, str], TaskRun] = {}
+        #: From the master at registration: the watchdog's clock.
+        self.ping_timeout = 15.0
+        self.max_ping_timeouts = 5
+        self.last_ping = 0.0
+        self.registered = trio.Event()
+        self._reregister = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -126,36 +148,74 @@ class Agent:
             ):
                 self._client = client
                 self._nursery = nursery
+                recovered = self._load_checkpoints()
                 self.port = await nursery.start(
                     partial(serve_http, self.handle, host=self.options.ip, port=self.options.port)
                 )
-                self.agent_id = await self._register()
+                await self._register()
+                self._checkpoint_agent()
                 log.info("agent %s at %s:%s registered", self.agent_id, self.options.ip, self.port)
-                task_status.started(self.agent_id)
+                for task in recovered:
+                    nursery.start_soon(self._resume, task)
+                nursery.start_soon(self._registration_loop)
+                nursery.start_soon(self._watchdog)
+                task_status.started(self.agent_id or "")
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
                 await self._kill_all()
 
-    async def _register(self) -> str:
+    async def _register(self) -> None:
+        """(Re-)register until the master answers; the agent id is kept across calls."""
         assert self._client is not None
-        body = {
-            "hostname": self.options.ip,
-            "port": self.port,
-            "pid": os.getpid(),
-            "resources": self.options.resources.to_json(),
-            "attributes": self.options.attributes,
-        }
         while True:
+            body: dict[str, Any] = {
+                "hostname": self.options.ip,
+                "port": self.port,
+                "pid": os.getpid(),
+                "resources": self.options.resources.to_json(),
+                "attributes": self.options.attributes,
+                "tasks": [
+                    {"framework_id": t.framework_id, "task": t.info, "state": t.state}
+                    for t in self.tasks.values()
+                ],
+            }
+            if self.agent_id is not None:
+                body["agent_id"] = self.agent_id
             try:
                 response = await self._client.post(
                     f"{self.options.master}/_local/agents/register", json=body
                 )
                 if response.status_code == 200:
-                    return str(response.json()["agent_id"])
+                    answer = response.json()
+                    self.agent_id = str(answer["agent_id"])
+                    self.ping_timeout = float(answer.get("ping_timeout", self.ping_timeout))
+                    self.max_ping_timeouts = int(
+                        answer.get("max_ping_timeouts", self.max_ping_timeouts)
+                    )
+                    self.last_ping = trio.current_time()
+                    self.registered.set()
+                    return
                 log.warning("registration refused: %s %s", response.status_code, response.text)
             except httpx.HTTPError as exc:
                 log.info("master not reachable yet: %s", exc)
             await trio.sleep(0.2)
+
+    async def _registration_loop(self) -> None:
+        while True:
+            await self._reregister.wait()
+            self._reregister = trio.Event()
+            log.warning("re-registering with the master as %s", self.agent_id)
+            await self._register()
+
+    async def _watchdog(self) -> None:
+        """Re-register when the master has stopped pinging (it took this agent for lost)."""
+        while True:
+            await trio.sleep(self.ping_timeout)
+            silence = trio.current_time() - self.last_ping
+            if silence > self.ping_timeout * (self.max_ping_timeouts + 2):
+                log.warning("no ping from the master for %.1fs", silence)
+                self.last_ping = trio.current_time()
+                self._reregister.set()
 
     async def _kill_all(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -165,11 +225,115 @@ class Agent:
                         partial(task.running.kill, grace_period=SHUTDOWN_GRACE_PERIOD)
                     )
 
+    # -- checkpoints -----------------------------------------------------------------
+
+    def _task_file(self, task: TaskRun) -> Path:
+        return self.meta / "tasks" / task.framework_id / f"{task.id}.json"
+
+    def _checkpoint_agent(self) -> None:
+        _write_json(
+            self.meta / "agent.json", {"agent_id": self.agent_id, "boot_id": self.options.boot_id}
+        )
+
+    def _checkpoint(self, task: TaskRun) -> None:
+        if self.tasks.get((task.framework_id, task.id)) is not task:
+            return
+        _write_json(
+            self._task_file(task),
+            {
+                "framework_id": task.framework_id,
+                "framework_info": task.framework_info,
+                "info": task.info,
+                "run_id": task.run_id,
+                "sandbox": str(task.sandbox),
+                "state": task.state,
+                "killed": task.killed,
+                "container_id": task.container_id,
+                "containerizer": task.containerizer,
+                "updates": list(task.updates),
+            },
+        )
+
+    def _forget(self, task: TaskRun) -> None:
+        self.tasks.pop((task.framework_id, task.id), None)
+        self._task_file(task).unlink(missing_ok=True)
+
+    def _load_checkpoints(self) -> list[TaskRun]:
+        """The tasks of an earlier run of this agent on the same boot of its machine."""
+        try:
+            agent = json.loads((self.meta / "agent.json").read_text())
+        except (OSError, ValueError):
+            return []
+        if agent.get("boot_id") != self.options.boot_id:
+            log.info("checkpoints are from another boot; starting afresh")
+            with contextlib.suppress(OSError):
+                (self.meta / "agent.json").unlink()
+            for path in self.meta.glob("tasks/*/*.json"):
+                path.unlink(missing_ok=True)
+            return []
+        self.agent_id = agent.get("agent_id")
+        recovered = []
+        for path in sorted(self.meta.glob("tasks/*/*.json")):
+            try:
+                data = json.loads(path.read_text())
+                task = TaskRun(
+                    data["framework_id"],
+                    data["framework_info"],
+                    data["info"],
+                    data["run_id"],
+                    Path(data["sandbox"]),
+                    state=data["state"],
+                    killed=data.get("killed", False),
+                    updates=deque(data.get("updates", [])),
+                    container_id=data.get("container_id"),
+                    containerizer=data.get("containerizer"),
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable checkpoint %s: %s", path, exc)
+                continue
+            self.tasks[(task.framework_id, task.id)] = task
+            recovered.append(task)
+        log.info("recovered agent %s with %d task(s)", self.agent_id, len(recovered))
+        return recovered
+
+    async def _resume(self, task: TaskRun) -> None:
+        """Carry on with a recovered task: watch it if it still runs, resend updates."""
+        if task.updates:
+            self._start_sender(task)
+        if task.state in TERMINAL:
+            if not task.updates:
+                self._forget(task)
+            return
+        running: Running | None = None
+        containerizer = self._containerizer_named(task.containerizer)
+        if task.container_id is not None and containerizer is not None:
+            try:
+                running = await containerizer.recover(task.container_id, task.sandbox)
+            except Exception as exc:
+                log.warning("recovery of %s failed: %s", task.id, exc)
+        if running is None:
+            self._emit(
+                task,
+                "TASK_FAILED",
+                reason="REASON_EXECUTOR_TERMINATED",
+                message="Task could not be recovered after the agent restarted",
+                source="SOURCE_AGENT",
+            )
+            return
+        log.info("recovered task %s (container %s)", task.id, task.container_id)
+        await self._watch(task, running)
+
     # -- HTTP ------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
         path = request.path
-        if path in ("/_local/ping", "/health"):
+        if path == "/_local/ping":
+            agent_id = request.query.get("agent_id", [None])[0]
+            if agent_id is not None and agent_id != self.agent_id:
+                return Response.text(409, f"This is agent {self.agent_id}")
+            self.last_ping = trio.current_time()
+            return Response(200)
+        if path == "/health":
             return Response(200)
         if request.method != "POST" or not path.startswith("/_local/"):
             return Response(404)
@@ -207,6 +371,7 @@ class Agent:
             framework_id, dict(body.get("framework_info", {})), info, run_id, executor_dir / run_id
         )
         self.tasks[(framework_id, task_id)] = task
+        self._checkpoint(task)
         self._nursery.start_soon(self._run, task)
         return Response(202)
 
@@ -224,15 +389,20 @@ class Agent:
         if task is None or not task.updates or task.updates[0].get("uuid") != body["uuid"]:
             return Response(200)  # duplicate or unexpected: ignored, as Mesos does
         task.updates.popleft()
+        self._checkpoint(task)
         task.acked.set()
         return Response(202)
 
     def _shutdown_framework(self, body: Mapping[str, Any]) -> Response:
         framework_id = str(body["framework_id"])
-        for (fid, _), task in self.tasks.items():
+        for (fid, _), task in list(self.tasks.items()):
             if fid == framework_id:
                 task.grace_period = DEFAULT_GRACE_PERIOD
                 task.kill.set()
+                if task.state in TERMINAL or task.running is None:
+                    task.updates.clear()  # nobody will acknowledge them any more
+                    if task.state in TERMINAL:
+                        self._forget(task)
         return Response(202)
 
     # -- running a task --------------------------------------------------------------
@@ -248,7 +418,6 @@ class Agent:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Queue a reliable status update for the task's stream."""
-        assert self._nursery is not None
         task.state = state
         status: dict[str, Any] = {
             "task_id": {"value": task.id},
@@ -265,6 +434,11 @@ class Agent:
         status["uuid"] = base64.b64encode(uuid.uuid4().bytes).decode()
         status.update(extra or {})
         task.updates.append(status)
+        self._checkpoint(task)
+        self._start_sender(task)
+
+    def _start_sender(self, task: TaskRun) -> None:
+        assert self._nursery is not None
         if not task.sender_running:
             task.sender_running = True
             self._nursery.start_soon(self._send_updates, task)
@@ -288,6 +462,8 @@ class Agent:
                 if response.status_code == 404:  # framework gone: nobody will acknowledge
                     task.updates.clear()
                     break
+                if response.status_code == 409:  # the master does not know us (any more)
+                    self._reregister.set()
             except httpx.HTTPError as exc:
                 log.info("status update for %s not delivered: %s", task.id, exc)
             with trio.move_on_after(delay):
@@ -298,7 +474,9 @@ class Agent:
                 delay = self.options.status_update_retry
         task.sender_running = False
         if task.state in TERMINAL and not task.updates:
-            self.tasks.pop((task.framework_id, task.id), None)
+            self._forget(task)
+        else:
+            self._checkpoint(task)
 
     def _launch_of(self, task: TaskRun) -> Launch:
         info = task.info
@@ -338,15 +516,20 @@ class Agent:
             container=info.get("container"),
         )
 
-    def _containerizer_of(self, task: TaskRun) -> Containerizer | None:
+    def _containerizer_of(self, task: TaskRun) -> tuple[str, Containerizer | None]:
         container = task.info.get("container")
         if container is None:
-            return self.command
-        kind = container.get("type", "MESOS")
+            return "command", self.command
+        kind = str(container.get("type", "MESOS"))
         found = self.containerizers.get(kind)
         if found is None and kind == "MESOS" and "image" not in container.get("mesos", {}):
-            return self.command  # a MESOS container without image runs on the host filesystem
-        return found
+            return "command", self.command  # a MESOS container without image: host filesystem
+        return kind, found
+
+    def _containerizer_named(self, name: str | None) -> Containerizer | None:
+        if name == "command":
+            return self.command
+        return None if name is None else self.containerizers.get(name)
 
     async def _run(self, task: TaskRun) -> None:
         if task.kill.is_set():
@@ -359,7 +542,7 @@ class Agent:
             )
             return
         self._emit(task, "TASK_STARTING")
-        containerizer = self._containerizer_of(task)
+        name, containerizer = self._containerizer_of(task)
         if containerizer is None:
             kind = task.info.get("container", {}).get("type")
             self._emit(
@@ -386,8 +569,8 @@ class Agent:
                 message=f"Failed to launch container: {exc}",
             )
             return
-        task.running = running
-        pid_file = self._record_pid(task, running)
+        task.container_id = running.container_id
+        task.containerizer = name
         self._emit(
             task,
             "TASK_RUNNING",
@@ -398,6 +581,12 @@ class Agent:
                 }
             },
         )
+        await self._watch(task, running)
+
+    async def _watch(self, task: TaskRun, running: Running) -> None:
+        """Wait for a running task to end (killing it when asked); report how it ended."""
+        task.running = running
+        pid_file = self._record_pid(task, running)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._kill_when_asked, task, running)
@@ -416,22 +605,32 @@ class Agent:
         self._emit(task, state, message=termination.message, reason=reason)
 
     async def _kill_when_asked(self, task: TaskRun, running: Running) -> None:
-        await task.kill.wait()
-        task.killed = True
-        if "TASK_KILLING_STATE" in task.capabilities:
-            self._emit(task, "TASK_KILLING")
+        if not task.killed:
+            await task.kill.wait()
+            task.killed = True
+            self._checkpoint(task)
+            if "TASK_KILLING_STATE" in task.capabilities:
+                self._emit(task, "TASK_KILLING")
         grace = DEFAULT_GRACE_PERIOD if task.grace_period is None else task.grace_period
         await running.kill(grace_period=grace)
 
     def _record_pid(self, task: TaskRun, running: Running) -> Path | None:
-        """Leave ``meta/pids/<run>`` so the cluster can reap tasks an agent left behind."""
+        """Leave ``meta/pids/<run>`` (pid, sandbox) while the task runs, for tools and tests."""
         pid = getattr(running, "pid", None)
         if pid is None:
             return None
-        path = self.options.work_dir / "meta" / "pids" / task.run_id
+        path = self.meta / "pids" / task.run_id
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{pid}\n{task.sandbox}\n")
         return path
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write a checkpoint atomically (a crash leaves the old or the new file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
 
 
 # -- process entry point ----------------------------------------------------------
@@ -447,6 +646,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--attributes", default="")
     parser.add_argument("--status_update_retry", type=float, default=STATUS_UPDATE_RETRY_MIN)
     parser.add_argument("--parent_pid", type=int, default=None)
+    parser.add_argument("--boot_id", default=None, help="Set by the host process")
     return parser
 
 
@@ -503,6 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             attributes=parse_attributes(args.attributes),
             status_update_retry=args.status_update_retry,
             parent_pid=args.parent_pid,
+            boot_id=args.boot_id,
         )
     except ResourceError as exc:
         print(f"agent: error: {exc}", file=sys.stderr)

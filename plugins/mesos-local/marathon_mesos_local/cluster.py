@@ -1,11 +1,16 @@
 """A whole cluster on one machine: the master in this process, agents as child processes.
 
-Agent ``i`` binds ``127.0.0.(2+i)``. Agents run in their own sessions (so that a test
-can later pull one agent's "power cord" with ``killpg``), watch their parent, and are
-stopped with SIGTERM, then SIGKILL, when the cluster stops. As a last line of defence
-the cluster then kills any task process an agent left behind, found through the pid
-files the agents keep under ``meta/pids`` (checked against the process's working
-directory, so a recycled pid is never hit).
+Agent ``i`` binds ``127.0.0.(2+i)`` and runs on its own "machine": a host process (see
+:mod:`.host`) in a session of its own whose process group holds the agent and all its
+tasks. :meth:`Cluster.power_off` SIGKILLs that group (the power cord);
+:meth:`Cluster.restart_agent` kills only the agent process, which the host restarts
+and which then recovers its tasks; :meth:`Cluster.pause_agent` /
+:meth:`Cluster.resume_agent` SIGSTOP/SIGCONT the agent (a partition and its end).
+
+Hosts watch their parent and are stopped with SIGTERM (the agent stops its tasks),
+then SIGKILL of the whole group, when the cluster stops. As a last line of defence the
+cluster then kills any task process left with a sandbox under the work dir (task
+processes carry ``MESOS_LOCAL_CONTAINER`` and ``MESOS_SANDBOX`` in their environment).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,10 +31,11 @@ from pathlib import Path
 import attrs
 import trio
 
+from marathon_mesos_local.containerizer import MARKER
 from marathon_mesos_local.master import Master, MasterOptions
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
 
-__all__ = ["Cluster", "ClusterOptions", "open_cluster", "reap_tasks"]
+__all__ = ["Cluster", "ClusterOptions", "group_members", "open_cluster", "reap_tasks"]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +66,26 @@ class ClusterOptions:
     work_dir: Path | None = None
     heartbeat_interval: float = 15.0
     allocation_interval: float = 1.0
+    #: Mesos's master flags ``--agent_ping_timeout``, ``--max_agent_ping_timeouts``,
+    #: ``--offer_timeout`` (None: offers never time out), ``--agent_reregister_timeout``.
     agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    offer_timeout: float | None = None
+    agent_reregister_timeout: float = 600.0
     status_update_retry: float = 10.0
 
     def check(self) -> None:
         """Raise ValueError for options that cannot work, before anything starts."""
         if self.agents < 0:
             raise ValueError("the number of agents cannot be negative")
+        if self.agent_ping_timeout <= 0:
+            raise ValueError("agent_ping_timeout must be positive")
+        if self.max_agent_ping_timeouts < 1:
+            raise ValueError("max_agent_ping_timeouts must be at least 1")
+        if self.offer_timeout is not None and self.offer_timeout <= 0:
+            raise ValueError("offer_timeout must be positive")
+        if self.agent_reregister_timeout < 0:
+            raise ValueError("agent_reregister_timeout cannot be negative")
         for text in self.agent_resources:
             Resources.parse(text)
         for text in self.agent_attributes:
@@ -88,8 +108,14 @@ class Cluster:
                 heartbeat_interval=options.heartbeat_interval,
                 allocation_interval=options.allocation_interval,
                 agent_ping_timeout=options.agent_ping_timeout,
+                max_agent_ping_timeouts=options.max_agent_ping_timeouts,
+                offer_timeout=options.offer_timeout,
+                agent_reregister_timeout=options.agent_reregister_timeout,
             )
         )
+        #: Host process of each agent index (the "machines"); replaced on power on.
+        self.hosts: dict[int, trio.Process] = {}
+        #: Every host process ever started (stopped when the cluster stops).
         self.agent_processes: list[trio.Process] = []
         self.work_dir: Path | None = options.work_dir
 
@@ -128,34 +154,121 @@ class Cluster:
         options = self.options
         resources = options.agent_resources[min(index, len(options.agent_resources) - 1)]
         attributes = options.agent_attributes[min(index, len(options.agent_attributes) - 1)]
+        work_dir = self.agent_work_dir(index)
         argv = [
+            sys.executable, "-m", "marathon_mesos_local.host", "--work_dir", str(work_dir), "--",
             sys.executable, "-m", "marathon_mesos_local.agent",
             "--master", self.url,
             "--ip", options.agent_ip(index),
             "--port", str(options.agent_port),
-            "--work_dir", str(self.agent_work_dir(index)),
+            "--work_dir", str(work_dir),
             "--resources", resources,
             "--attributes", attributes,
             "--status_update_retry", str(options.status_update_retry),
-            "--parent_pid", str(os.getpid()),
         ]  # fmt: skip
         process = await trio.lowlevel.open_process(
             argv, stdin=subprocess.DEVNULL, start_new_session=True
         )
         self.agent_processes.append(process)
+        self.hosts[index] = process
         return process
+
+    # -- faults, for tests -------------------------------------------------------------
+
+    def agent_id(self, index: int) -> str | None:
+        """The master's id for agent ``index`` (registered or unreachable), if any."""
+        ip = self.options.agent_ip(index)
+        for agents in (self.master.agents, self.master.unreachable_agents):
+            for agent in agents.values():
+                if agent.hostname == ip:
+                    return agent.id
+        return None
+
+    def agent_pid(self, index: int) -> int | None:
+        """Pid of the agent process of ``index`` (the child of its host), if it runs."""
+        host = self.hosts.get(index)
+        if host is None or host.returncode is not None:
+            return None
+        try:
+            children = Path(f"/proc/{host.pid}/task/{host.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    async def power_on(self, index: int) -> str:
+        """Start the machine of agent ``index`` again (a new boot: nothing is recovered).
+
+        Returns the agent id once the agent registered.
+        """
+        before = self.agent_id(index)
+        await self._start_agent(index)
+        with trio.fail_after(AGENT_START_TIMEOUT):
+            while True:
+                agent_id = self.agent_id(index)
+                if agent_id is not None and agent_id != before and agent_id in self.master.agents:
+                    return agent_id
+                await self.master.agents_changed()
+
+    async def power_off(self, index: int, *, timeout: float = 10.0) -> None:
+        """Pull agent ``index``'s power cord: SIGKILL its machine's whole process group.
+
+        Returns once no process of that group (agent, tasks, their children) is left.
+        The master notices only through missed pings, as with a real machine.
+        """
+        host = self.hosts[index]
+        _signal(host.pid, signal.SIGKILL, group=True)
+        with trio.fail_after(timeout):
+            await host.wait()
+            while group_members(host.pid):
+                _signal(host.pid, signal.SIGKILL, group=True)
+                await trio.sleep(0.01)
+
+    async def restart_agent(self, index: int, *, timeout: float = AGENT_START_TIMEOUT) -> str:
+        """SIGKILL the agent process only (not its tasks); its host restarts it.
+
+        Returns the agent id once the restarted agent re-registered with the master.
+        """
+        pid = self.agent_pid(index)
+        agent_id = self.agent_id(index)
+        if pid is None or agent_id is None:
+            raise RuntimeError(f"agent {index} is not running")
+        since = time.time()
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(timeout):
+            while True:
+                agent = self.master.agents.get(agent_id)
+                if agent is not None and (agent.reregistered_time or 0) >= since:
+                    return agent_id
+                await self.master.agents_changed()
+
+    def pause_agent(self, index: int) -> None:
+        """SIGSTOP the agent process (its tasks keep running): a partition, as seen
+        by the master, whose pings go unanswered."""
+        pid = self.agent_pid(index)
+        if pid is None:
+            raise RuntimeError(f"agent {index} is not running")
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume_agent(self, index: int) -> None:
+        """SIGCONT the agent process; once it notices the master stopped pinging it, it
+        re-registers."""
+        pid = self.agent_pid(index)
+        if pid is None:
+            raise RuntimeError(f"agent {index} is not running")
+        os.kill(pid, signal.SIGCONT)
 
     async def _stop_agents(self) -> None:
         alive = [p for p in self.agent_processes if p.returncode is None]
         for process in alive:
+            _signal(process.pid, signal.SIGCONT, group=True)  # a paused agent must hear
             _signal(process.pid, signal.SIGTERM)
         with trio.move_on_after(AGENT_STOP_TIMEOUT):
             for process in alive:
                 await process.wait()
         for process in alive:
             if process.returncode is None:
-                log.warning("agent %s did not stop in time; killing it", process.pid)
-                _signal(process.pid, signal.SIGKILL, group=True)
+                log.warning("agent host %s did not stop in time; killing it", process.pid)
+            _signal(process.pid, signal.SIGKILL, group=True)
         with trio.move_on_after(1.0):
             for process in alive:
                 await process.wait()
@@ -171,21 +284,41 @@ def _signal(pid: int, sig: int, *, group: bool = False) -> None:
         pass
 
 
-def reap_tasks(work_dir: Path) -> int:
-    """SIGKILL task process groups that agents under ``work_dir`` left behind."""
-    killed = 0
-    for pid_file in work_dir.glob("agent-*/meta/pids/*"):
-        try:
-            pid_text, sandbox = pid_file.read_text().split("\n")[:2]
-            pid = int(pid_text)
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except (OSError, ValueError):
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
-        if os.path.realpath(cwd) == os.path.realpath(sandbox):
-            _signal(pid, signal.SIGKILL, group=True)
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def reap_tasks(work_dir: Path) -> int:
+    """SIGKILL task processes left behind with a sandbox under ``work_dir``."""
+    root = os.path.realpath(work_dir).encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not any(v.startswith(MARKER.encode() + b"=") for v in environ):
+            continue
+        sandbox = next((v[len(b"MESOS_SANDBOX=") :] for v in environ
+                        if v.startswith(b"MESOS_SANDBOX=")), b"")  # fmt: skip
+        if os.path.realpath(sandbox).startswith(root + b"/"):
+            _signal(int(entry.name), signal.SIGKILL)
             killed += 1
     if killed:
-        log.warning("killed %d task(s) left behind by agents", killed)
+        log.warning("killed %d task process(es) left behind by agents", killed)
     return killed
 
 

@@ -1,9 +1,18 @@
-"""The command containerizer: a task with no container is a process in its own session.
+"""The command containerizer: a task with no container is a process of the agent's machine.
 
-Its stdout and stderr go to files in the sandbox. Stopping it follows Mesos's kill
-policy: SIGTERM to the whole process group, SIGKILL after the grace period. When the
-task's main process ends, whatever is left of its process group is killed too, as
-Mesos does when it destroys a container.
+A task runs in the agent's process group (so that powering off the agent's machine,
+``killpg`` of that group, takes the task with it) and carries the variable
+``MESOS_LOCAL_CONTAINER=<container id>`` that its descendants inherit. That marker is
+how a task's processes are found when it is killed: SIGTERM to all of them, SIGKILL
+after the kill policy's grace period, and SIGKILL to whatever is left once the main
+process ends, as Mesos does when it destroys a container. Processes that both leave
+the process group (``setsid``) and clear their environment escape both nets; nothing
+short of a PID namespace or cgroup would catch those.
+
+Its stdout and stderr go to files in the sandbox. Each launch leaves a small record
+next to the sandbox (``runs/.<run>.container``: pid and container id) so that a
+restarted agent can :meth:`~CommandContainerizer.recover` the task; the exit status of
+a task whose agent died is written by the agent's host process (see :mod:`.host`).
 """
 
 from __future__ import annotations
@@ -19,7 +28,19 @@ import trio
 
 from marathon_core.runtimes import Launch, Termination
 
-__all__ = ["CommandContainerizer", "CommandProcess", "describe_exit"]
+__all__ = [
+    "MARKER",
+    "CommandContainerizer",
+    "CommandProcess",
+    "RecoveredProcess",
+    "container_pids",
+    "describe_exit",
+]
+
+#: The environment variable that marks every process of a command task.
+MARKER = "MESOS_LOCAL_CONTAINER"
+#: How often a recovered task (not our child) is checked for exit.
+RECOVERED_POLL = 0.1
 
 
 def describe_exit(returncode: int) -> Termination:
@@ -31,20 +52,61 @@ def describe_exit(returncode: int) -> Termination:
     return Termination(returncode, message=f"Command exited with status {returncode}")
 
 
-def signal_group(pgid: int, sig: int) -> None:
-    """Signal a process group that may already be gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
-class CommandProcess:
-    """A running command task."""
+def _has_marker(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
 
-    def __init__(self, process: trio.Process, container_id: str) -> None:
-        self._process = process
+
+def container_pids(container_id: str) -> list[int]:
+    """Live processes that carry the container's marker."""
+    marker = f"{MARKER}={container_id}".encode()
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and _has_marker(int(entry.name), marker):
+                pid = int(entry.name)
+                if _alive(pid):
+                    found.append(pid)
+    return found
+
+
+def signal_container(container_id: str, sig: int, *also: int) -> None:
+    """Send ``sig`` to every process of a container (and to ``also``)."""
+    for pid in {*container_pids(container_id), *also}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _read_record(path: Path) -> tuple[int, str] | None:
+    try:
+        pid_text, container_id = path.read_text().split("\n")[:2]
+        return int(pid_text), container_id
+    except (OSError, ValueError):
+        return None
+
+
+def _record_path(sandbox: Path) -> Path:
+    return sandbox.parent / f".{sandbox.name}.container"
+
+
+class _Stoppable:
+    """Kill and wait logic shared by launched and recovered tasks."""
+
+    def __init__(self, pid: int | None, container_id: str) -> None:
+        self._pid = pid
         self._container_id = container_id
-        self._exited = trio.Event()
-        self._waiting = False
         self._termination: Termination | None = None
 
     @property
@@ -52,8 +114,37 @@ class CommandProcess:
         return self._container_id
 
     @property
-    def pid(self) -> int:
-        return self._process.pid
+    def pid(self) -> int | None:
+        return self._pid
+
+    def _signal(self, sig: int) -> None:
+        signal_container(self._container_id, sig, *([] if self._pid is None else [self._pid]))
+
+    async def wait(self) -> Termination:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def kill(self, *, grace_period: float) -> None:
+        if self._termination is not None:
+            return
+        self._signal(signal.SIGTERM)
+        with trio.move_on_after(max(grace_period, 0.0)):
+            await self.wait()
+            return
+        self._signal(signal.SIGKILL)
+
+    def kill_now(self) -> None:
+        """SIGKILL every process of the task; for shutdown paths that cannot wait."""
+        self._signal(signal.SIGKILL)
+
+
+class CommandProcess(_Stoppable):
+    """A command task this agent process started (its child)."""
+
+    def __init__(self, process: trio.Process, container_id: str) -> None:
+        super().__init__(process.pid, container_id)
+        self._process = process
+        self._exited = trio.Event()
+        self._waiting = False
 
     async def wait(self) -> Termination:
         if self._termination is not None:
@@ -67,27 +158,55 @@ class CommandProcess:
             returncode = await self._process.wait()
         finally:
             self._waiting = False  # a cancelled waiter leaves the task running
-        signal_group(self._process.pid, signal.SIGKILL)  # what is left of the group
+        signal_container(self._container_id, signal.SIGKILL)  # what is left of it
         self._termination = describe_exit(returncode)
         self._exited.set()
         return self._termination
 
-    async def kill(self, *, grace_period: float) -> None:
-        if self._termination is not None:
-            return
-        signal_group(self._process.pid, signal.SIGTERM)
-        with trio.move_on_after(max(grace_period, 0.0)):
-            await self.wait()
-            return
-        signal_group(self._process.pid, signal.SIGKILL)
 
-    def kill_now(self) -> None:
-        """SIGKILL the task's process group; for shutdown paths that cannot wait."""
-        signal_group(self._process.pid, signal.SIGKILL)
+class RecoveredProcess(_Stoppable):
+    """A command task started by an earlier incarnation of this agent (not our child).
+
+    Its exit is noticed by polling; the wait status comes from the record the host
+    process wrote when it reaped the task.
+    """
+
+    def __init__(self, pid: int | None, container_id: str, exits: Path | None) -> None:
+        super().__init__(pid, container_id)
+        self._exits = exits
+
+    async def wait(self) -> Termination:
+        while self._termination is None:
+            if self._pid is None or not _alive(self._pid):
+                signal_container(self._container_id, signal.SIGKILL)
+                self._termination = await self._exit_status()
+                break
+            await trio.sleep(RECOVERED_POLL)
+        return self._termination
+
+    async def _exit_status(self) -> Termination:
+        if self._exits is not None and self._pid is not None:
+            path = self._exits / str(self._pid)
+            with trio.move_on_after(1.0):
+                while not path.exists():
+                    await trio.sleep(0.02)
+            with contextlib.suppress(OSError, ValueError):
+                kind, number = path.read_text().split()
+                path.unlink()
+                code = int(number)
+                return describe_exit(-code if kind == "signal" else code)
+        return Termination(None, message="Command exited while its agent was down")
 
 
 class CommandContainerizer:
-    """Runs tasks that have no ``container`` (``CommandInfo`` only)."""
+    """Runs tasks that have no ``container`` (``CommandInfo`` only).
+
+    ``exits`` is where the agent's host records the wait status of tasks it reaped
+    (``<work_dir>/meta/exits``); without it recovered tasks end with an unknown status.
+    """
+
+    def __init__(self, exits: Path | None = None) -> None:
+        self.exits = exits
 
     async def launch(self, launch: Launch) -> CommandProcess:
         if launch.command is None:
@@ -99,6 +218,9 @@ class CommandContainerizer:
         else:
             argv = list(launch.arguments) or [launch.command]
             executable = launch.command
+        container_id = str(uuid.uuid4())
+        env = dict(launch.environment)
+        env[MARKER] = container_id
         with (
             open(launch.sandbox / "stdout", "ab") as stdout,
             open(launch.sandbox / "stderr", "ab") as stderr,
@@ -107,14 +229,30 @@ class CommandContainerizer:
                 argv,
                 executable=executable,
                 cwd=str(launch.sandbox),
-                env=dict(launch.environment),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
-                start_new_session=True,
             )
-        return CommandProcess(process, str(uuid.uuid4()))
+        record = _record_path(launch.sandbox)
+        record.write_text(f"{process.pid}\n{container_id}\n")
+        return CommandProcess(process, container_id)
 
-    async def recover(self, container_id: str, sandbox: Path) -> CommandProcess | None:
-        # Agent recovery is not implemented yet: a restarted agent finds nothing.
-        return None
+    async def recover(self, container_id: str, sandbox: Path) -> RecoveredProcess | None:
+        """The task of an earlier agent run, if its record matches ``container_id``.
+
+        A task that ended while no agent watched it is returned too (its
+        :meth:`~RecoveredProcess.wait` returns at once); None means there is no
+        record of it at all.
+        """
+        found = _read_record(_record_path(sandbox))
+        if found is None or found[1] != container_id:
+            return None
+        pid: int | None = found[0]
+        if (
+            pid is not None
+            and _alive(pid)
+            and not _has_marker(pid, f"{MARKER}={container_id}".encode())
+        ):
+            pid = None  # the pid was reused by something else: the task is gone
+        return RecoveredProcess(pid, container_id, self.exits)

@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -92,8 +92,17 @@ class MasterOptions:
     #: Reported in ``SUBSCRIBED``; lower it only in tests.
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     allocation_interval: float = ALLOCATION_INTERVAL
-    #: Mesos's ``--agent_ping_timeout``: how often agents are pinged.
+    #: Mesos's ``--agent_ping_timeout``: how often agents are pinged, and how long a
+    #: ping may take before it counts as missed.
     agent_ping_timeout: float = 15.0
+    #: Mesos's ``--max_agent_ping_timeouts``: missed pings in a row before an agent
+    #: is marked unreachable.
+    max_agent_ping_timeouts: int = 5
+    #: Mesos's ``--offer_timeout``: offers are rescinded after this long (None: never).
+    offer_timeout: float | None = None
+    #: Mesos's ``--agent_reregister_timeout`` (reported in the flags; the master does
+    #: not recover from a registry, so no agent is ever waited for).
+    agent_reregister_timeout: float = 600.0
 
 
 def _now() -> float:
@@ -112,6 +121,12 @@ def encode_record(event: Mapping[str, Any]) -> bytes:
     """One RecordIO record: ``<decimal length>\\n<json>``."""
     body = json.dumps(event, separators=(",", ":")).encode()
     return str(len(body)).encode() + b"\n" + body
+
+
+class SimulatedAgentProtocol(Protocol):
+    """An in-process agent: receives what a real agent would get over HTTP."""
+
+    def handle(self, action: str, body: dict[str, Any]) -> None: ...
 
 
 @attrs.define(eq=False)
@@ -154,6 +169,8 @@ class Task:
     latest_status: dict[str, Any] | None = None
     statuses: list[dict[str, Any]] = attrs.field(factory=list)
     freed: bool = False
+    #: When its agent was marked unreachable (epoch seconds), else None.
+    unreachable_time: float | None = None
 
     @property
     def id(self) -> str:
@@ -167,6 +184,8 @@ class Offer:
     agent_id: str
     role: str
     resources: Resources
+    #: Cancels the ``--offer_timeout`` timer, if one runs.
+    timer: trio.CancelScope | None = None
 
 
 @attrs.define(eq=False)
@@ -185,6 +204,12 @@ class Agent:
     allocated: Resources = attrs.field(factory=Resources)
     tasks: dict[tuple[str, str], Task] = attrs.field(factory=dict)
     last_pong: float = attrs.field(factory=_now)
+    reregistered_time: float | None = None
+    unreachable_time: float | None = None
+    #: Stops the agent's pinger and outbox sender when it is replaced or removed.
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: An in-process simulated agent (no process, no pings), else None.
+    simulated: SimulatedAgentProtocol | None = None
 
     @property
     def url(self) -> str:
@@ -208,6 +233,8 @@ class Framework:
     filters: dict[tuple[str, str], tuple[Resources, float]] = attrs.field(factory=dict)
     tasks: dict[str, Task] = attrs.field(factory=dict)
     completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED))
+    #: Tasks on unreachable agents (reported TASK_UNREACHABLE or TASK_LOST).
+    unreachable_tasks: dict[str, Task] = attrs.field(factory=dict)
     offers: dict[str, Offer] = attrs.field(factory=dict)
     unregistered_time: float | None = None
     reregistered_time: float | None = None
@@ -297,6 +324,8 @@ class Master:
         self.completed_frameworks: deque[Framework] = deque(maxlen=MAX_COMPLETED)
         self.removed_framework_ids: set[str] = set()
         self.agents: dict[str, Agent] = {}
+        #: Agents marked unreachable, until they re-register.
+        self.unreachable_agents: dict[str, Agent] = {}
         self._counters = {"framework": 0, "offer": 0, "agent": 0}
         self._wakeup = trio.Event()
         self._agents_changed = trio.Event()
@@ -315,7 +344,6 @@ class Master:
                 partial(serve_http, self.handle, host=self.options.host, port=self.options.port)
             )
             nursery.start_soon(self._allocation_loop)
-            nursery.start_soon(self._ping_loop)
             log.info("mesos master %s listening on %s", self.id, self.url)
             task_status.started(self.port)
 
@@ -327,6 +355,10 @@ class Master:
         """Return once at least ``count`` agents are registered."""
         while len(self.agents) < count:
             await self._agents_changed.wait()
+
+    async def agents_changed(self) -> None:
+        """Wait for the next change of the agent registry (register, re-register, loss)."""
+        await self._agents_changed.wait()
 
     def _changed(self) -> None:
         self._agents_changed.set()
@@ -646,6 +678,8 @@ class Master:
                 agents.add(agent)
             framework.completed_tasks.append(task)
         framework.tasks.clear()
+        framework.completed_tasks.extend(framework.unreachable_tasks.values())
+        framework.unreachable_tasks.clear()
         for agent in agents:
             self._to_agent(agent, "shutdown_framework", {"framework_id": framework.id})
         if framework.stream is not None:
@@ -818,7 +852,7 @@ class Master:
             or _BAD_TASK_ID.search(task_id)
         ):
             return f"Task ID '{task_id}' is invalid", Resources()
-        if task_id in framework.tasks:
+        if task_id in framework.tasks or task_id in framework.unreachable_tasks:
             return f"Task has duplicate ID: {task_id}", Resources()
         if task_info["agent_id"]["value"] != agent.id:
             return (
@@ -923,6 +957,24 @@ class Master:
                 framework.send(_update(self._reconcile_status(task)))
                 continue
             pa = framework.partition_aware
+            unreachable = framework.unreachable_tasks.get(task_id)
+            unreachable_time = None
+            if unreachable is not None:
+                agent_id = unreachable.agent_id
+                unreachable_time = unreachable.unreachable_time
+            elif agent_id is not None and agent_id in self.unreachable_agents:
+                unreachable_time = self.unreachable_agents[agent_id].unreachable_time
+            if unreachable_time is not None:
+                status = _status(
+                    task_id,
+                    "TASK_UNREACHABLE" if pa else "TASK_LOST",
+                    reason="REASON_RECONCILIATION",
+                    message="Reconciliation: Task is unreachable",
+                    agent_id=agent_id,
+                )
+                status["unreachable_time"] = {"nanoseconds": int(unreachable_time * 1e9)}
+                framework.send(_update(status))
+                continue
             if agent_id is not None and agent_id in self.agents:
                 state = "TASK_GONE" if pa else "TASK_LOST"
                 message = "Reconciliation: Task is unknown to the agent"
@@ -1075,65 +1127,229 @@ class Master:
     # -- agents ------------------------------------------------------------------------
 
     def _register_agent(self, request: Request) -> Response:
+        """Register a new agent, or re-register one that knows its id (restart, partition)."""
         try:
             body = request.json()
             resources = Resources.from_json(body["resources"])
             attributes = list(body.get("attributes", []))
             hostname, port = str(body["hostname"]), int(body["port"])
+            agent_id = body.get("agent_id")
+            reported = [
+                (str(t["framework_id"]), dict(t["task"]), str(t["state"]))
+                for t in body.get("tasks", [])
+            ]
         except (ValueError, KeyError, TypeError, ResourceError) as exc:
             return Response.text(400, f"Bad registration: {exc}")
+        agent = self.add_agent(
+            hostname,
+            port,
+            resources,
+            attributes,
+            pid=body.get("pid"),
+            agent_id=str(agent_id) if agent_id is not None else None,
+        )
+        if agent_id is not None:
+            self._reconcile_agent(agent, reported)
+        return Response.json(
+            {
+                "agent_id": agent.id,
+                "master_id": self.id,
+                "ping_timeout": self.options.agent_ping_timeout,
+                "max_ping_timeouts": self.options.max_agent_ping_timeouts,
+            }
+        )
+
+    def add_agent(
+        self,
+        hostname: str,
+        port: int,
+        resources: Resources,
+        attributes: list[dict[str, Any]],
+        *,
+        pid: int | None = None,
+        agent_id: str | None = None,
+        simulated: SimulatedAgentProtocol | None = None,
+    ) -> Agent:
+        """Admit an agent (a fresh id unless ``agent_id`` re-registers a known one)."""
         assert self._nursery is not None
+        old = None
+        if agent_id is not None:
+            old = self.agents.pop(agent_id, None) or self.unreachable_agents.pop(agent_id, None)
+        if old is not None:
+            old.scope.cancel()
+            old.outbox.close()
+            for framework in self.frameworks.values():
+                for offer in [o for o in framework.offers.values() if o.agent_id == old.id]:
+                    self._rescind(framework, offer)
         send, receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](math.inf)
         agent = Agent(
-            id=self._next_id("agent"),
+            id=agent_id if agent_id is not None else self._next_id("agent"),
             hostname=hostname,
             port=port,
-            pid=body.get("pid"),
+            pid=pid,
             total=resources,
             attributes=attributes,
-            registered_time=_now(),
+            registered_time=old.registered_time if old is not None else _now(),
             outbox=send,
+            simulated=simulated,
         )
+        if old is not None:
+            agent.reregistered_time = _now()
+            log.info("agent %s re-registered at %s", agent.id, agent.url)
+        else:
+            log.info("agent %s registered at %s with %s", agent.id, agent.url, resources)
         self.agents[agent.id] = agent
-        self._nursery.start_soon(self._agent_sender, agent, receive)
-        log.info("agent %s registered at %s with %s", agent.id, agent.url, resources)
+        if simulated is None:
+            self._nursery.start_soon(self._agent_link, agent, receive)
+        else:
+            receive.close()
         self._changed()
         self._trigger()
-        return Response.json({"agent_id": agent.id, "master_id": self.id})
+        return agent
+
+    def _reconcile_agent(
+        self, agent: Agent, reported: list[tuple[str, dict[str, Any], str]]
+    ) -> None:
+        """Match the tasks a re-registering agent runs with what the master knows.
+
+        Tasks that come back from an unreachable agent are reported again in their
+        current state with ``REASON_AGENT_REREGISTERED`` (a LOST task can thus be seen
+        RUNNING again, as in Mesos ≥ 1.5). Tasks of frameworks removed meanwhile are
+        shut down; tasks the master expected but the agent no longer has are gone.
+        """
+        seen: set[tuple[str, str]] = set()
+        shutdown: set[str] = set()
+        for framework_id, info, state in reported:
+            task_id = str(info["task_id"]["value"])
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                if framework_id in self.removed_framework_ids:
+                    shutdown.add(framework_id)
+                else:
+                    log.warning("agent %s runs task %s of unknown framework %s; left alone",
+                                agent.id, task_id, framework_id)  # fmt: skip
+                continue
+            seen.add((framework_id, task_id))
+            task = framework.tasks.get(task_id)
+            notify = task is None  # back from unreachable, or news to this master
+            if task is None:
+                task = framework.unreachable_tasks.pop(task_id, None)
+            if task is None:
+                try:
+                    resources = Resources.from_json(info.get("resources", []))
+                except (ResourceError, KeyError, TypeError, ValueError):
+                    resources = Resources()
+                task = Task(info, framework_id, agent.id, resources)
+            task.agent_id = agent.id
+            task.unreachable_time = None
+            task.state = state
+            framework.tasks[task_id] = task
+            agent.tasks[(framework_id, task_id)] = task
+            if state in TERMINAL_STATES:
+                task.freed = True
+            else:
+                task.freed = False
+                agent.allocated = agent.allocated + task.resources
+            if notify:
+                framework.send(
+                    _update(
+                        _status(
+                            task_id,
+                            state,
+                            reason="REASON_AGENT_REREGISTERED",
+                            message="Agent re-registered",
+                            agent_id=agent.id,
+                        )
+                    )
+                )
+                task.status_update_state = state
+        # Tasks the master placed on this agent that the agent does not run (any more).
+        expected: list[tuple[Framework, Task]] = []
+        for framework in self.frameworks.values():
+            for task in list(framework.tasks.values()) + list(framework.unreachable_tasks.values()):
+                if task.agent_id == agent.id and (framework.id, task.id) not in seen:
+                    expected.append((framework, task))
+        for framework, task in expected:
+            framework.unreachable_tasks.pop(task.id, None)
+            framework.tasks[task.id] = task
+            if task.state in TERMINAL_STATES:
+                self._remove_task(framework, task)
+                continue
+            state = "TASK_GONE" if framework.partition_aware else "TASK_LOST"
+            task.state = state
+            framework.send(
+                _update(
+                    _status(
+                        task.id,
+                        state,
+                        reason="REASON_AGENT_REREGISTERED",
+                        message="Task is unknown to the re-registered agent",
+                        agent_id=agent.id,
+                    )
+                )
+            )
+            self._remove_task(framework, task)
+        for framework_id in shutdown:
+            self._to_agent(agent, "shutdown_framework", {"framework_id": framework_id})
+        self._trigger()
 
     def _to_agent(self, agent: Agent, action: str, body: dict[str, Any]) -> None:
-        agent.outbox.send_nowait((action, body))
+        if agent.simulated is not None:
+            agent.simulated.handle(action, body)
+            return
+        try:
+            agent.outbox.send_nowait((action, body))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            log.info("agent %s is gone; %s dropped", agent.id, action)
+
+    async def _agent_link(
+        self, agent: Agent, receive: trio.MemoryReceiveChannel[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """The outbox and the pinger of one agent, until it is replaced or removed."""
+        with agent.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._agent_sender, agent, receive)
+                nursery.start_soon(self._pinger, agent)
 
     async def _agent_sender(
         self, agent: Agent, receive: trio.MemoryReceiveChannel[tuple[str, dict[str, Any]]]
     ) -> None:
         """Deliver messages to one agent in order (libprocess keeps order per link)."""
         assert self._client is not None
-        async for action, body in receive:
-            try:
-                response = await self._client.post(f"{agent.url}/_local/{action}", json=body)
-                if response.status_code >= 400:
-                    log.warning(
-                        "agent %s refused %s: %s %s",
-                        agent.id,
-                        action,
-                        response.status_code,
-                        response.text,
-                    )
-            except httpx.HTTPError as exc:
-                log.warning("agent %s unreachable for %s: %s", agent.id, action, exc)
+        if True:
+            async for action, body in receive:
+                try:
+                    response = await self._client.post(f"{agent.url}/_local/{action}", json=body)
+                    if response.status_code >= 400:
+                        log.warning(
+                            "agent %s refused %s: %s %s",
+                            agent.id,
+                            action,
+                            response.status_code,
+                            response.text,
+                        )
+                except httpx.HTTPError as exc:
+                    log.warning("agent %s unreachable for %s: %s", agent.id, action, exc)
 
     def _agent_status(self, request: Request) -> Response:
         """A status update from an agent; forwarded to the framework if it is connected."""
         try:
             body = request.json()
-            agent = self.agents[body["agent_id"]]
+            agent_id = str(body["agent_id"])
             framework_id = body["framework_id"]
             status = dict(body["status"])
-            task_id = status["task_id"]["value"]
         except (ValueError, KeyError, TypeError) as exc:
             return Response.text(400, f"Bad status update: {exc}")
-        agent.last_pong = _now()
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            # Mesos drops updates of agents it does not consider registered; the
+            # agent learns it must re-register.
+            return Response.text(409, f"Agent {agent_id} is not registered")
+        return self.status_update(agent, framework_id, status)
+
+    def status_update(self, agent: Agent, framework_id: str, status: dict[str, Any]) -> Response:
+        """Apply an agent's status update and forward it (404: the framework is gone)."""
+        task_id = status["task_id"]["value"]
         framework = self.frameworks.get(framework_id)
         if framework is None:
             return Response.text(404, f"Framework {framework_id} is unknown")
@@ -1156,17 +1372,90 @@ class Master:
             task.status_update_uuid = status.get("uuid")
         return Response(202)
 
-    async def _ping_loop(self) -> None:
+    async def _pinger(self, agent: Agent) -> None:
+        """Ping an agent every ``agent_ping_timeout``; too many misses make it unreachable.
+
+        A ping is missed when it is not answered within ``agent_ping_timeout`` (a
+        stopped agent) or fails at once (a dead one). After
+        ``max_agent_ping_timeouts`` misses in a row the agent is marked unreachable.
+        """
         assert self._client is not None
-        while True:
-            await trio.sleep(self.options.agent_ping_timeout)
-            for agent in list(self.agents.values()):
+        interval = self.options.agent_ping_timeout
+        misses = 0
+        if True:
+            while True:
+                started = trio.current_time()
+                answered = False
                 try:
-                    response = await self._client.get(f"{agent.url}/_local/ping", timeout=5.0)
-                    if response.status_code == 200:
-                        agent.last_pong = _now()
+                    response = await self._client.get(
+                        f"{agent.url}/_local/ping",
+                        params={"agent_id": agent.id},
+                        timeout=interval,
+                    )
+                    answered = response.status_code == 200
                 except httpx.HTTPError:
-                    log.info("agent %s did not answer a ping", agent.id)
+                    pass
+                if answered:
+                    misses = 0
+                    agent.last_pong = _now()
+                else:
+                    misses += 1
+                    log.info("agent %s missed ping %d of %d", agent.id, misses,
+                             self.options.max_agent_ping_timeouts)  # fmt: skip
+                    if misses >= self.options.max_agent_ping_timeouts:
+                        self.mark_unreachable(agent, "health check timed out")
+                        return
+                await trio.sleep_until(started + interval)
+
+    def mark_unreachable(self, agent: Agent, why: str) -> None:
+        """Take an agent out of the cluster as Mesos does when its pings time out.
+
+        Its offers are rescinded; each of its tasks is reported once by the master
+        (no uuid) as TASK_UNREACHABLE to PARTITION_AWARE frameworks and TASK_LOST to
+        the others, with ``REASON_AGENT_REMOVED`` and ``unreachable_time``; every
+        connected framework gets ``FAILURE{agent_id}``.
+        """
+        if self.agents.get(agent.id) is not agent:
+            return
+        log.warning("agent %s (%s) is unreachable: %s", agent.id, agent.hostname, why)
+        del self.agents[agent.id]
+        agent.scope.cancel()
+        agent.outbox.close()
+        now = _now()
+        agent.unreachable_time = now
+        self.unreachable_agents[agent.id] = agent
+        for framework in self.frameworks.values():
+            for offer in [o for o in framework.offers.values() if o.agent_id == agent.id]:
+                self._rescind(framework, offer)
+        for (framework_id, task_id), task in list(agent.tasks.items()):
+            owner = self.frameworks.get(framework_id)
+            if owner is None:
+                continue
+            owner.tasks.pop(task_id, None)
+            if task.state in TERMINAL_STATES:
+                owner.completed_tasks.append(task)
+                continue
+            task.freed = True
+            task.unreachable_time = now
+            task.state = "TASK_UNREACHABLE"
+            owner.unreachable_tasks[task_id] = task
+            state = "TASK_UNREACHABLE" if owner.partition_aware else "TASK_LOST"
+            status = _status(
+                task_id,
+                state,
+                reason="REASON_AGENT_REMOVED",
+                message=f"Agent {agent.hostname} is unreachable: {why}",
+                agent_id=agent.id,
+            )
+            status["unreachable_time"] = {"nanoseconds": int(now * 1e9)}
+            task.status_update_state = state
+            owner.send(_update(status))
+        agent.tasks.clear()
+        agent.allocated = Resources()
+        for framework in self.frameworks.values():
+            framework.send({"type": "FAILURE", "failure": {"agent_id": _id(agent.id)}})
+        self._changed()
+        self._trigger()
 
     # -- state -------------------------------------------------------------------------
 
@@ -1214,13 +1503,20 @@ class Master:
             "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING"],
             "activated_slaves": len(self.agents),
             "deactivated_slaves": 0,
-            "unreachable_slaves": 0,
+            "unreachable_slaves": len(self.unreachable_agents),
             "leader": f"master@{host}:{self.port}",
             "leader_info": self.master_info,
             "flags": {
                 "port": str(self.port),
                 "allocation_interval": f"{self.options.allocation_interval}secs",
                 "agent_ping_timeout": f"{self.options.agent_ping_timeout}secs",
+                "max_agent_ping_timeouts": str(self.options.max_agent_ping_timeouts),
+                "agent_reregister_timeout": f"{self.options.agent_reregister_timeout}secs",
+                **(
+                    {"offer_timeout": f"{self.options.offer_timeout}secs"}
+                    if self.options.offer_timeout is not None
+                    else {}
+                ),
             },
             "slaves": slaves,
             "recovered_slaves": [],
@@ -1256,7 +1552,9 @@ class Master:
             "registered_time": framework.registered_time,
             "unregistered_time": framework.unregistered_time or 0.0,
             "tasks": [self._task_state(t) for t in framework.tasks.values()],
-            "unreachable_tasks": [],
+            "unreachable_tasks": [
+                self._task_state(t) for t in framework.unreachable_tasks.values()
+            ],
             "completed_tasks": [self._task_state(t) for t in framework.completed_tasks],
             "offers": [
                 {

@@ -1,20 +1,89 @@
-"""A tiny Mesos v1 scheduler on httpx, for tests of the master and of tools using it.
+"""Test helpers: a tiny Mesos v1 scheduler on httpx, and agent faults.
 
-It subscribes, decodes the RecordIO event stream, acknowledges updates that carry a
-``uuid`` (optionally), and remembers every call it sent and every event it got, so
-that a test can check them all against the real protos afterwards.
+:class:`SchedulerClient` subscribes, decodes the RecordIO event stream, acknowledges
+updates that carry a ``uuid`` (optionally), and remembers every call it sent and every
+event it got, so that a test can check them all against the real protos afterwards.
+
+Agent faults on a running :class:`~marathon_mesos_local.cluster.Cluster` (agent
+``index`` binds ``127.0.0.(2+index)`` by default):
+
+* :func:`power_off` -- SIGKILL of the agent machine's whole process group (agent and
+  tasks); returns once every one of its processes is gone. The master notices through
+  missed pings: TASK_UNREACHABLE / TASK_LOST after ``agent_ping_timeout *
+  max_agent_ping_timeouts``. :func:`power_on` boots it again (a new agent id).
+* :func:`restart_agent` -- SIGKILL of the agent process only; it is restarted, recovers
+  its tasks and re-registers; returns once it has.
+* :func:`pause_agent` / :func:`resume_agent` -- SIGSTOP / SIGCONT of the agent process
+  (a partition: tasks keep running, pings go unanswered; after SIGCONT it re-registers).
+* :func:`task_pids` -- the live processes of a task (main process and children).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
 
-__all__ = ["RecordIODecoder", "SchedulerClient", "task_info"]
+from marathon_mesos_local.containerizer import container_pids
+
+if TYPE_CHECKING:
+    from marathon_mesos_local.cluster import Cluster
+
+__all__ = [
+    "RecordIODecoder",
+    "SchedulerClient",
+    "pause_agent",
+    "power_off",
+    "power_on",
+    "restart_agent",
+    "resume_agent",
+    "task_info",
+    "task_pids",
+]
+
+
+async def power_off(cluster: Cluster, index: int, *, timeout: float = 10.0) -> None:
+    """Pull agent ``index``'s power cord; return when all its processes are gone."""
+    await cluster.power_off(index, timeout=timeout)
+
+
+async def power_on(cluster: Cluster, index: int) -> str:
+    """Boot agent ``index``'s machine again; return its new agent id once registered."""
+    return await cluster.power_on(index)
+
+
+async def restart_agent(cluster: Cluster, index: int) -> str:
+    """Kill agent ``index``'s process (not its tasks); return once it re-registered."""
+    return await cluster.restart_agent(index)
+
+
+def pause_agent(cluster: Cluster, index: int) -> None:
+    """SIGSTOP agent ``index`` (its tasks keep running)."""
+    cluster.pause_agent(index)
+
+
+def resume_agent(cluster: Cluster, index: int) -> None:
+    """SIGCONT agent ``index``; it re-registers once it sees the master gave it up."""
+    cluster.resume_agent(index)
+
+
+def task_pids(cluster: Cluster, task_id: str) -> list[int]:
+    """Live processes of the task ``task_id`` on any agent of ``cluster``."""
+    assert cluster.work_dir is not None
+    found: list[int] = []
+    for record in cluster.work_dir.glob(
+        f"agent-*/slaves/*/frameworks/*/executors/{task_id}/runs/.*.container"
+    ):
+        try:
+            container_id = record.read_text().split("\n")[1]
+        except (OSError, IndexError):
+            continue
+        found.extend(container_pids(container_id))
+    return sorted(set(found))
+
 
 Event = dict[str, Any]
 
