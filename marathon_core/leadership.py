@@ -1,0 +1,104 @@
+"""Everything that runs only while this process leads: Mesos, the scheduler, its loops.
+
+:func:`lead` opens one nursery for the leadership-scoped work -- the Mesos
+subscription, the scheduler's event consumer and timers -- and reports a
+:class:`LeaderState` as soon as the tracker is loaded: scheduling works without a
+Mesos connection (instances wait in the queue), so a master that is down delays
+launches, not the leader's API. ``LeaderState.mesos.wait_subscribed()`` waits for it.
+Losing leadership means cancelling ``lead``: the subscription closes, every loop
+stops, and nothing else needs to notice (design: "one service tree").
+
+Resource handling: the Mesos HTTP client is opened and closed inside ``lead``.
+Error handling: a framework-level refusal from Mesos (``SubscriptionError``)
+propagates and ends leadership, as Marathon exits in that case.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from marathon_core.mesos import calls
+from marathon_core.mesos.client import MesosClient
+from marathon_core.mesos.detector import detect_master
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.instance import Instance
+from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
+from marathon_core.scheduler.tracker import InstanceTracker
+
+if TYPE_CHECKING:
+    from marathon_core.service import ServiceContext
+
+__all__ = ["LeaderState", "lead"]
+
+log = logging.getLogger(__name__)
+
+#: Mesos events buffered between the subscription and the scheduler.
+EVENT_BUFFER = 10_000
+
+
+@attrs.frozen
+class LeaderState:
+    """What the leader's other components use: the tracker (deployments), the scheduler
+    (``/v2/queue``, delays) and the Mesos client (statistics)."""
+
+    tracker: InstanceTracker
+    scheduler: Scheduler
+    mesos: MesosClient
+
+
+async def lead(
+    ctx: ServiceContext,
+    *,
+    options: SchedulerOptions | None = None,
+    task_status: trio.TaskStatus[LeaderState] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the leader's work until cancelled; ready once the instances are loaded."""
+    config = ctx.config
+    tracker = await InstanceTracker.load(ctx.state, ctx.events)
+    stored_id = await ctx.state.framework_id.get()
+    if stored_id is None and tracker.all_instances():
+        # Marathon refuses to start here (exit 108): registering anew would orphan them.
+        log.error(
+            "no framework id is stored but %d instances are: they will be lost to a new "
+            "framework registration",
+            len(tracker.all_instances()),
+        )
+    master_url = await detect_master(ctx.master_url)
+    send, receive = trio.open_memory_channel[dict[str, Any]](EVENT_BUFFER)
+
+    async def load_apps() -> Sequence[AppDefinition]:
+        root = await ctx.state.root_group()
+        return list(root.transitive_apps()) if root is not None else []
+
+    def prepare_task(app: AppDefinition, instance: Instance, task_info: dict[str, Any]) -> None:
+        ctx.plugins.prepare_task(app, instance, task_info)
+
+    client = MesosClient(
+        master_url,
+        framework_info=lambda fid: calls.framework_info(config, framework_id=fid),
+        load_framework_id=ctx.state.framework_id.get,
+        store_framework_id=ctx.state.framework_id.set,
+        events=send,
+        heartbeat_interval=config.mesos_heartbeat_interval / 1000,
+        heartbeat_failure_threshold=config.mesos_heartbeat_failure_threshold,
+    )
+    scheduler = Scheduler(
+        tracker=tracker,
+        mesos=client,
+        events=ctx.events,
+        operators=ctx.validation.constraint_operators,
+        options=options or SchedulerOptions.from_config(config),
+        runtimes=ctx.validation.container_runtimes,
+        prepare_task=prepare_task,
+        load_apps=load_apps,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run, receive)
+        nursery.start_soon(client.run)
+        log.info("leading: %d instance(s) loaded", len(tracker.all_instances()))
+        task_status.started(LeaderState(tracker=tracker, scheduler=scheduler, mesos=client))

@@ -1,0 +1,257 @@
+"""The instance tracker: the in-memory view of every instance, and its only writer.
+
+Every change is stored before it becomes visible and before anyone acts on it in
+Mesos (design rule "write state, then act"): after a crash the next leader reads
+what was decided and reconciles, so nothing launched is forgotten and nothing is
+launched twice. Changes go through :meth:`InstanceTracker.apply`, which computes
+them under one lock from the current view, persists them in one batched write
+(one rewrite per app, see ``state/repositories.py``), then applies them to memory,
+publishes ``instance_changed_event`` for condition changes, and wakes
+:meth:`InstanceTracker.wait_changed`.
+
+The deployment executor uses four calls: :meth:`~InstanceTracker.schedule`,
+:meth:`~InstanceTracker.decommission`, :meth:`~InstanceTracker.instances_of` and
+:meth:`~InstanceTracker.wait_changed`. The scheduler drives the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import attrs
+import trio
+
+from marathon_core.events import EventBus, make_event
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
+from marathon_core.state.store import StateStore
+
+__all__ = ["Changes", "InstanceTracker", "TrackerStatistics"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Changes:
+    """Instances to store (new or changed) and instances to forget."""
+
+    put: tuple[Instance, ...] = ()
+    expunge: tuple[InstanceId, ...] = ()
+    #: The last state of expunged instances, published as their final change.
+    final: tuple[Instance, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.put or self.expunge)
+
+
+@attrs.frozen
+class TrackerStatistics:
+    instances: int
+    scheduled: int
+    apps: int
+    writes: int
+
+
+def instance_changed_event(instance: Instance) -> dict[str, object]:
+    agent = instance.agent
+    return make_event(
+        "instance_changed_event",
+        instanceId=str(instance.instance_id),
+        condition=instance.condition.value,
+        runSpecId=str(instance.app_id),
+        agentId=agent.agent_id if agent is not None else None,
+        host=agent.host if agent is not None else None,
+        runSpecVersion=str(instance.run_spec_version) if instance.run_spec_version else None,
+    )
+
+
+class InstanceTracker:
+    """All instances of all apps; see the module docstring."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        events: EventBus,
+        *,
+        instances: Iterable[Instance] = (),
+        apps: Iterable[AppDefinition] = (),
+    ) -> None:
+        self.state = state
+        self.events = events
+        self._by_id: dict[InstanceId, Instance] = {}
+        self._by_app: dict[PathId, dict[InstanceId, Instance]] = {}
+        self._scheduled: dict[InstanceId, Instance] = {}
+        self._apps: dict[tuple[PathId, Timestamp | None], AppDefinition] = {}
+        self._lock = trio.Lock()
+        self._changed = trio.Event()
+        self._writes = 0
+        #: Called after instances became Scheduled (the launch queue revives offers).
+        self.on_scheduled: Callable[[], None] = lambda: None
+        #: Kills the tasks of decommissioned instances (set by the scheduler).
+        self.on_decommissioned: Callable[[Sequence[Instance]], Awaitable[None]] | None = None
+        for app in apps:
+            self.remember_app(app)
+        for instance in instances:
+            self._put(instance)
+
+    @classmethod
+    async def load(cls, state: StateStore, events: EventBus) -> InstanceTracker:
+        """The tracker over the stored instances, with the app versions they run."""
+        instances = await state.instances.all()
+        root = await state.root_group()
+        apps = list(root.transitive_apps()) if root is not None else []
+        known = {(a.id, a.version) for a in apps}
+        missing = {
+            (i.app_id, i.run_spec_version)
+            for i in instances
+            if i.run_spec_version is not None and (i.app_id, i.run_spec_version) not in known
+        }
+        if missing:
+            found = await state.apps.get_versions([(a, v) for a, v in missing if v is not None])
+            apps.extend(found.values())
+        return cls(state, events, instances=instances, apps=apps)
+
+    # -- the deployment boundary -------------------------------------------------------
+
+    async def schedule(self, app: AppDefinition, count: int) -> list[Instance]:
+        """Create ``count`` new Scheduled instances (goal Running) of ``app``'s version.
+
+        They are stored before this returns; the launch queue picks them up. The app
+        must carry its version (stamped when stored).
+        """
+        if count <= 0:
+            return []
+        self.remember_app(app)
+        now = Timestamp.now()
+        new = tuple(
+            Instance(
+                instance_id=InstanceId.new(app.id),
+                goal=Goal.RUNNING,
+                condition=Condition.SCHEDULED,
+                run_spec_version=app.version,
+                role=app.role,
+                since=now,
+            )
+            for _ in range(count)
+        )
+        await self.apply(lambda: Changes(put=new))
+        return list(new)
+
+    async def decommission(self, instance_ids: Iterable[InstanceId]) -> None:
+        """Set goal Decommissioned (stored), then kill their tasks with the app's grace period.
+
+        Instances that never launched, or whose task is already terminal, are
+        expunged at once; the others once Mesos reports their task terminal.
+        """
+        ids = list(instance_ids)
+
+        def compute() -> Changes:
+            put: list[Instance] = []
+            expunge: list[InstanceId] = []
+            for instance_id in ids:
+                instance = self._by_id.get(instance_id)
+                if instance is None:
+                    continue
+                if instance.condition is Condition.SCHEDULED or instance.condition.is_terminal:
+                    expunge.append(instance_id)
+                elif instance.goal is not Goal.DECOMMISSIONED:
+                    put.append(attrs.evolve(instance, goal=Goal.DECOMMISSIONED))
+            return Changes(put=tuple(put), expunge=tuple(expunge))
+
+        changes = await self.apply(compute)
+        if changes.put and self.on_decommissioned is not None:
+            await self.on_decommissioned(changes.put)
+
+    def instances_of(self, app_id: PathId) -> list[Instance]:
+        """The current instances of one app (any goal and condition)."""
+        return list(self._by_app.get(app_id, {}).values())
+
+    def all_instances(self) -> list[Instance]:
+        return list(self._by_id.values())
+
+    async def wait_changed(self) -> None:
+        """Return after the next change of any instance (stored and applied)."""
+        await self._changed.wait()
+
+    # -- for the scheduler -----------------------------------------------------------
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        return self._by_id.get(instance_id)
+
+    def app_ids(self) -> list[PathId]:
+        return list(self._by_app)
+
+    def scheduled(self) -> list[Instance]:
+        """Instances waiting for a launch (condition Scheduled, goal Running), oldest first."""
+        return list(self._scheduled.values())
+
+    def remember_app(self, app: AppDefinition) -> None:
+        """Keep an app version so its instances can be launched and described."""
+        self._apps[(app.id, app.version)] = app
+
+    def latest_app(self, app_id: PathId) -> AppDefinition | None:
+        """The newest known version of an app (the one whose ``instances`` counts)."""
+        versions = [a for (aid, v), a in self._apps.items() if aid == app_id and v is not None]
+        return max(versions, key=lambda a: a.version or Timestamp(0), default=None)
+
+    def app_of(self, instance: Instance) -> AppDefinition | None:
+        """The app version ``instance`` runs (None if unknown, e.g. the app was deleted)."""
+        return self._apps.get((instance.app_id, instance.run_spec_version))
+
+    async def apply(self, compute: Callable[[], Changes]) -> Changes:
+        """Compute changes from the current view (under the lock), store, then apply them."""
+        async with self._lock:
+            changes = compute()
+            if not changes:
+                return changes
+            if changes.put:
+                await self.state.instances.put_many(changes.put)
+            if changes.expunge:
+                await self.state.instances.delete_many(changes.expunge)
+            self._writes += 1
+            scheduled = False
+            for instance in changes.put:
+                before = self._by_id.get(instance.instance_id)
+                self._put(instance)
+                if before is None or before.condition is not instance.condition:
+                    self.events.publish(instance_changed_event(instance))
+                    scheduled = scheduled or instance.condition is Condition.SCHEDULED
+            for instance in changes.final:
+                before = self._by_id.get(instance.instance_id)
+                if before is None or before.condition is not instance.condition:
+                    self.events.publish(instance_changed_event(instance))
+            for instance_id in changes.expunge:
+                self._drop(instance_id)
+            self._changed.set()
+            self._changed = trio.Event()
+        if scheduled:
+            self.on_scheduled()
+        return changes
+
+    def _put(self, instance: Instance) -> None:
+        iid = instance.instance_id
+        self._by_id[iid] = instance
+        self._by_app.setdefault(instance.app_id, {})[iid] = instance
+        if instance.condition is Condition.SCHEDULED and instance.goal is Goal.RUNNING:
+            self._scheduled[iid] = instance
+        else:
+            self._scheduled.pop(iid, None)
+
+    def _drop(self, instance_id: InstanceId) -> None:
+        self._by_id.pop(instance_id, None)
+        self._scheduled.pop(instance_id, None)
+        of_app = self._by_app.get(instance_id.run_spec_id)
+        if of_app is not None:
+            of_app.pop(instance_id, None)
+            if not of_app:
+                del self._by_app[instance_id.run_spec_id]
+
+    def statistics(self) -> TrackerStatistics:
+        return TrackerStatistics(
+            instances=len(self._by_id),
+            scheduled=len(self._scheduled),
+            apps=len(self._by_app),
+            writes=self._writes,
+        )
