@@ -25,6 +25,7 @@ from marathon_core.config import Config
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.errors import ConfigError
 from marathon_core.events import EventBus
+from marathon_core.leadership import lead
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
@@ -157,6 +158,7 @@ async def serve(
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
+        await nursery.start(lead, ctx)
         log.info(
             "marathon ready: master %s, state %s, services [%s]",
             master_url,
