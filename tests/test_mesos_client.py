@@ -1,0 +1,99 @@
+"""The Mesos client against the real embedded master: stored framework id, watchdog, 307."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from marathon_core.config import Config
+from marathon_core.mesos import calls
+from marathon_core.mesos.client import CallError, MesosClient
+from marathon_core.mesos.detector import leader_child, master_info_url, parse_zk_url
+
+from .scheduler_cluster import open_cluster  # type: ignore[import-not-found]
+from .scheduler_helpers import open_state  # type: ignore[import-not-found]
+
+
+def client_for(url: str, state: Any, send: Any, **kwargs: Any) -> MesosClient:
+    config = Config(master=url, hostname="localhost")
+    return MesosClient(
+        url,
+        framework_info=lambda fid: calls.framework_info(config, framework_id=fid),
+        load_framework_id=state.framework_id.get,
+        store_framework_id=state.framework_id.set,
+        events=send,
+        **kwargs,
+    )
+
+
+async def next_of(receive: Any, kind: str) -> dict[str, Any]:
+    with trio.fail_after(10):
+        while True:
+            event = await receive.receive()
+            if event["type"] == kind:
+                return event
+
+
+async def test_watchdog_resubscribes_with_the_stored_framework_id(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
+        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        # The master heartbeats every 15 s; expecting 0.1 s x 2 makes the watchdog fire.
+        client = client_for(
+            cluster.url, state, send, heartbeat_interval=0.1, heartbeat_failure_threshold=2,
+            resubscribe_backoff=(0.05, 0.1),
+        )  # fmt: skip
+        with pytest.raises(CallError):
+            await client.call(calls.revive())  # not subscribed yet
+        await nursery.start(client.run)
+        first = await next_of(receive, "SUBSCRIBED")
+        framework_id = first["subscribed"]["framework_id"]["value"]
+        assert await state.framework_id.get() == framework_id
+        await next_of(receive, "DISCONNECTED")
+        again = await next_of(receive, "SUBSCRIBED")
+        assert again["subscribed"]["framework_id"]["value"] == framework_id
+        await client.wait_subscribed()
+        await client.call(calls.reconcile())
+        stats = client.statistics()
+        assert stats.subscriptions >= 2 and stats.connected
+        nursery.cancel_scope.cancel()
+
+
+async def test_follows_the_masters_redirect(tmp_path: Path, nursery: trio.Nursery) -> None:
+    async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
+        real = httpx.AsyncHTTPTransport()
+        leader = httpx.URL(cluster.url)
+        redirected: list[str] = []
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "standby.invalid":
+                redirected.append(request.url.path)
+                location = f"//{leader.host}:{leader.port}/api/v1/scheduler"
+                return httpx.Response(307, headers={"Location": location})
+            return await real.handle_async_request(request)
+
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        client = client_for("http://standby.invalid:5050", state, send, http=http)
+        await nursery.start(client.run)
+        await next_of(receive, "SUBSCRIBED")
+        assert redirected == ["/api/v1/scheduler"]
+        assert client.master_url == f"http://{leader.host}:{leader.port}"
+        await client.call(calls.reconcile())
+        nursery.cancel_scope.cancel()
+        await http.aclose()
+
+
+def test_zk_master_detection_helpers() -> None:
+    assert parse_zk_url("zk://u:p@h1:2181,h2:2181/mesos") == ("h1:2181,h2:2181", "/mesos")
+    children = ["log_replicas", "json.info_0000000012", "json.info_0000000003", "info_0000000001"]
+    assert leader_child(children) == "json.info_0000000003"
+    assert leader_child(["log_replicas"]) is None
+    info = {"id": "x", "ip": 16777343, "port": 5050, "hostname": "localhost",
+            "address": {"hostname": "m1", "ip": "127.0.0.1", "port": 5051}}  # fmt: skip
+    assert master_info_url(info) == "http://m1:5051"
