@@ -102,6 +102,8 @@ def _stamp(
     """Marathon's versioning: any change moves ``version`` and ``lastScalingAt``; a config
     change (or a forced restart) also moves ``lastConfigChangeAt``. Unchanged apps keep
     their version."""
+    if before is after and not restart:
+        return before
     if before is None or before.version_info is None or restart or before.is_upgrade(after):
         return attrs.evolve(after, version=now, version_info=VersionInfo(now, now))
     if before == attrs.evolve(after, version=before.version, version_info=before.version_info):
@@ -138,10 +140,21 @@ class GroupManager:
         self._max_running = max_running_deployments
         self._port_range = service_port_range
         self._lock = trio.Lock()
+        self._root: Group | None = None
 
     async def root(self) -> Group:
-        """The current root group (empty before the first change)."""
-        return await self._state.root_group() or Group.empty_root()
+        """The current root group (empty before the first change).
+
+        Kept in memory: this manager is the only writer, and loading the root means
+        decoding every app.
+        """
+        if self._root is None:
+            self._root = await self._state.root_group() or Group.empty_root()
+        return self._root
+
+    def forget_root(self) -> None:
+        """Reload the root from state on next use (another process may have written it)."""
+        self._root = None
 
     async def update_root(
         self,
@@ -168,7 +181,14 @@ class GroupManager:
             if dry_run:
                 return GroupChange(target, deployment)
             cancelled = await self._make_room(deployment, force=force)
-            await self._state.store_root_and_deployment(target, deployment)
+            before, after = current.app_index(), target.app_index()
+            await self._state.store_root_and_deployment(
+                target,
+                deployment,
+                apps_changed=[a for i, a in after.items() if before.get(i) is not a],
+                apps_deleted=[i for i in before if i not in after],
+            )
+            self._root = target
             self._registry.put(deployment)
         for gone in cancelled:
             log.info("deployment %s cancelled by %s (force)", gone.id, deployment.id)

@@ -47,6 +47,8 @@ def _action_for(
 ) -> ActionKind | None:
     if original is None:
         return ActionKind.SCALE
+    if original is target and target.id not in restart:
+        return None
     if target.id in restart or original.is_upgrade(target):
         return ActionKind.RESTART
     if original.instances != target.instances:

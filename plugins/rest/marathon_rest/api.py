@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 from starlette.requests import Request
 
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import app_to_json
+from marathon_core.model.ids import PathId
 from marathon_core.service import ServiceContext
 
 
@@ -20,6 +25,18 @@ class Api:
     framework_id: str | None = None
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0
+    _app_json: dict[PathId, tuple[AppDefinition, dict[str, Any]]] = attrs.field(factory=dict)
+
+    def app_json(self, app: AppDefinition) -> dict[str, Any]:
+        """``app_to_json(app)``, computed once per app version (apps are immutable).
+
+        Callers get a shallow copy: they add top-level keys (counts, tasks).
+        """
+        cached = self._app_json.get(app.id)
+        if cached is None or cached[0] is not app:
+            cached = (app, app_to_json(app))
+            self._app_json[app.id] = cached
+        return dict(cached[1])
 
     @classmethod
     def of(cls, request: Request) -> Api:

@@ -63,6 +63,7 @@ def _task_views(app: AppDefinition, instances: Iterable[Instance]) -> list[dict[
 
 
 def app_info(
+    api: Api,
     app: AppDefinition,
     instances: list[Instance],
     deployments: list[Deployment],
@@ -70,7 +71,7 @@ def app_info(
     with_tasks: bool,
 ) -> dict[str, Any]:
     """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks."""
-    out = app_to_json(app)
+    out = api.app_json(app)
     out["tasksStaged"] = sum(1 for i in instances if i.condition in _STAGED)
     out["tasksRunning"] = sum(1 for i in instances if i.condition is Condition.RUNNING)
     out["tasksHealthy"] = 0
@@ -114,7 +115,8 @@ async def _infos(api: Api, apps: list[AppDefinition], *, with_tasks: bool) -> li
     instances = await _instances_by_app(api, [a.id for a in apps])
     registry = api.ctx.deployments
     return [
-        app_info(a, instances[a.id], registry.for_app(a.id), with_tasks=with_tasks) for a in apps
+        app_info(api, a, instances[a.id], registry.for_app(a.id), with_tasks=with_tasks)
+        for a in apps
     ]
 
 
@@ -161,7 +163,7 @@ async def create_app(request: Request) -> Response:
     created = change.root.find_app(app.id)
     assert created is not None
     _publish_api_post(api, request, created)
-    body = app_info(created, [], [change.deployment], with_tasks=False)
+    body = app_info(api, created, [], [change.deployment], with_tasks=False)
     return json_response(
         body,
         status=201,

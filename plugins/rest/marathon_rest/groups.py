@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
-from marathon_core.model.codec import GroupUpdate, app_to_json, parse_group_update
+from marathon_core.model.codec import GroupUpdate, parse_group_update
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
@@ -42,13 +42,14 @@ async def _group_json(api: Api, group: Group, wanted: frozenset[str]) -> dict[st
             "id": str(g.id),
             "apps": [
                 app_info(
+                    api,
                     a,
                     instances.get(a.id, []),
                     api.ctx.deployments.for_app(a.id),
                     with_tasks="tasks" in wanted,
                 )
                 if with_counts
-                else app_to_json(a)
+                else api.app_json(a)
                 for a in apps
             ],
             "groups": [render(sub) for sub in sorted(g.groups, key=lambda s: s.id)],
