@@ -9,10 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from marathon_core.events import EventBus
+from marathon_core.model.app import UnreachableStrategy
+from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition, Goal
 from marathon_core.placement import NoOfferMatchReason
 
@@ -306,4 +309,79 @@ async def test_power_cord(
             e["eventType"] == "status_update_event" and e["taskStatus"] == "TASK_UNREACHABLE"
             for e in seen
         )
+        await leader.stop()
+
+
+@pytest.mark.parametrize("expunge_after", [0, 60], ids=["expunged", "kept"])
+async def test_unreachable_comes_back_and_the_count_stays_exact(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    state: Any,
+    constraint_operators: Any,
+    sent: list,
+    expunge_after: int,
+) -> None:
+    """A partitioned agent returns after the replacement runs: one of the two is killed."""
+    async with open_cluster(
+        tmp_path / "mesos", agents=2, agent_ping_timeout=0.2, max_agent_ping_timeouts=3
+    ) as cluster:
+        leader = Leader(
+            service_context(cluster.url, state, constraint_operators, EventBus()), nursery
+        )
+        await leader.start()
+        app = make_app(
+            "/part",
+            instances=1,
+            unreachable_strategy=UnreachableStrategy(True, 0, expunge_after),
+        )
+        await leader.tracker.schedule(app, 1)
+        await leader.wait(lambda: len(running(leader.tracker, app.id)) == 1)
+        [original] = running(leader.tracker, app.id)
+        index = next(n for n in range(2) if cluster.options.agent_ip(n) == original.agent.host)
+        cluster.pause_agent(index)
+
+        def replaced() -> bool:
+            return any(
+                i.instance_id != original.instance_id for i in running(leader.tracker, app.id)
+            )
+
+        await leader.wait(replaced, timeout=20)
+        cluster.resume_agent(index)
+        with trio.fail_after(20):
+            while True:
+                tasks = master_tasks(cluster)
+                alive = running(leader.tracker, app.id)
+                if (
+                    len(tasks) == 1
+                    and len(alive) == 1
+                    and len(leader.tracker.instances_of(app.id)) == 1
+                ):
+                    break
+                await trio.sleep(0.1)
+        assert {t["id"] for t in tasks} == {str(alive[0].task.task_id)}
+        assert len(await state.instances.by_app(app.id)) == 1
+        await leader.stop()
+
+
+async def test_scale_check_fills_and_trims_unlocked_apps(
+    tmp_path: Path, nursery: trio.Nursery, state: Any, constraint_operators: Any, sent: list
+) -> None:
+    async with open_cluster(tmp_path / "mesos") as cluster:
+        leader = Leader(
+            service_context(cluster.url, state, constraint_operators, EventBus()), nursery
+        )
+        scheduler = (await leader.start()).scheduler
+        app = make_app("/scaled", instances=2)
+        locked = {app.id}
+        scheduler.is_locked = lambda app_id: app_id in locked
+        await scheduler.scale_check([app])
+        assert leader.tracker.instances_of(app.id) == []  # a deployment owns it
+        locked.clear()
+        await scheduler.scale_check([app])
+        await leader.wait(lambda: len(running(leader.tracker, app.id)) == 2)
+        smaller = attrs.evolve(app, instances=1, version=Timestamp(app.version.millis + 1))
+        await scheduler.scale_check([smaller])
+        await leader.wait(lambda: len(leader.tracker.instances_of(app.id)) == 1)
+        await scheduler.scale_check([])  # the app was deleted
+        await leader.wait(lambda: not leader.tracker.instances_of(app.id))
         await leader.stop()
