@@ -12,7 +12,6 @@ Usage: python benchmarks/bench_api.py [--apps 10000] [--tasks-per-app 5] [--roun
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Any
 
@@ -35,7 +34,7 @@ from marathon_rest.server import serve_api
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def populate(state: StateStore, apps: int, tasks_per_app: int) -> None:
