@@ -1,0 +1,93 @@
+"""The scheduler with a fake Mesos: write-then-act order, launch timeout, queue, counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+
+from marathon_core.events import EventBus
+from marathon_core.model.instance import Condition
+from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
+from marathon_core.scheduler.tracker import InstanceTracker
+
+from .scheduler_helpers import make_app, open_state  # type: ignore[import-not-found]
+from .test_scheduler_units import offer  # type: ignore[import-not-found]
+
+
+@attrs.define
+class FakeMesos:
+    """Records calls; checks the launched instances were stored before ACCEPT."""
+
+    state: Any
+    calls: list[dict[str, Any]] = attrs.field(factory=list)
+    stored_at_accept: list[str] = attrs.field(factory=list)
+
+    async def call(self, call: dict[str, Any]) -> None:
+        self.calls.append(call)
+        if call["type"] == "ACCEPT":
+            for op in call["accept"]["operations"]:
+                for info in op["launch"]["task_infos"]:
+                    stored = [
+                        i
+                        for a in await self.state.instances.app_ids()
+                        for i in await self.state.instances.by_app(a)
+                        if i.task is not None and str(i.task.task_id) == info["task_id"]["value"]
+                    ]
+                    assert stored and stored[0].condition is Condition.PROVISIONED
+                    self.stored_at_accept.append(info["task_id"]["value"])
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["type"] == kind]
+
+
+async def test_launches_are_stored_before_accept_and_never_exceed_instances() -> None:
+    async with open_state() as state, trio.open_nursery() as nursery:
+        mesos = FakeMesos(state)
+        tracker = InstanceTracker(state, EventBus())
+        options = SchedulerOptions(task_launch_timeout=0.05, max_instances_per_offer=2)
+        scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
+                              options=options)  # fmt: skip
+        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        await nursery.start(scheduler.run, receive)
+        await send.send({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}})
+        app = make_app("/web", instances=3, cpus=0.25)
+        await tracker.schedule(app, 3)
+        offers = [offer(host="a1", cpus=4.0), offer(host="a2", cpus=4.0), offer(host="a3")]
+        await send.send({"type": "OFFERS", "offers": {"offers": offers}})
+        await send.send({"type": "OFFERS", "offers": {"offers": [offer(host="a4", cpus=4.0)]}})
+        with trio.fail_after(5):
+            while len(mesos.stored_at_accept) < 3 or not mesos.of("DECLINE"):
+                await trio.sleep(0.01)
+        accepts = mesos.of("ACCEPT")
+        assert [len(a["accept"]["operations"][0]["launch"]["task_infos"]) for a in accepts] == [
+            2,
+            1,
+        ]
+        assert len(mesos.stored_at_accept) == 3  # never past instances
+        declined = {o["value"] for d in mesos.of("DECLINE") for o in d["decline"]["offer_ids"]}
+        assert {"O-a3", "O-a4"} <= declined
+        assert all(i.condition is Condition.PROVISIONED for i in tracker.instances_of(app.id))
+        # No TASK_STARTING arrives: after the launch timeout each task is killed.
+        await trio.sleep(0.1)
+        await scheduler.check_timers()
+        with trio.fail_after(2):
+            while len(mesos.of("KILL")) < 3:
+                await trio.sleep(0.01)
+        # A second check does not kill again (kill retries wait kill_retry).
+        await scheduler.check_timers()
+        await trio.sleep(0.05)
+        assert len(mesos.of("KILL")) == 3
+        # The kill ends in a terminal update: the instance is scheduled again (same id).
+        task = tracker.instances_of(app.id)[0].task
+        status = {"task_id": {"value": str(task.task_id)}, "state": "TASK_KILLED",
+                  "agent_id": {"value": "S-a1"}, "uuid": "q83vEjRWeJCrze8SNFZ4kA=="}  # fmt: skip
+        await send.send({"type": "UPDATE", "update": {"status": status}})
+        with trio.fail_after(2):
+            while not mesos.of("ACKNOWLEDGE"):
+                await trio.sleep(0.01)
+        assert len(tracker.scheduled()) == 1
+        entry = scheduler.queue_entry(app.id)
+        assert entry is not None and entry.count == 1 and entry.delay_time_left == 0.0
+        nursery.cancel_scope.cancel()
