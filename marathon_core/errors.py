@@ -6,6 +6,8 @@ so every frontend maps them by type, never by message::
     MarathonError
       ├── UserError                  status, message, details -> Marathon's JSON error shape
       │     ├── BadRequestError      400  malformed or empty JSON, bad query parameters
+      │     ├── NotAuthenticatedError 401 no acceptable credentials (auth plugins)
+      │     ├── ForbiddenError       403  not allowed (auth plugins, deployment limit)
       │     ├── NotFoundError        404  unknown app, group, task, deployment
       │     ├── ConflictError        409  id exists already
       │     │     └── AppLockedError 409  locked by deployments (carries their ids)
@@ -32,8 +34,10 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "ForbiddenError",
     "InvalidArgumentError",
     "MarathonError",
+    "NotAuthenticatedError",
     "NotFoundError",
     "PluginConflictError",
     "PluginError",
@@ -86,6 +90,18 @@ class BadRequestError(UserError):
     """400: the body is not JSON, is empty, or a parameter cannot be parsed."""
 
     status = 400
+
+
+class NotAuthenticatedError(UserError):
+    """401: the request carries no credentials an authentication plugin accepts."""
+
+    status = 401
+
+
+class ForbiddenError(UserError):
+    """403: the caller may not do this (or a limit such as running deployments is hit)."""
+
+    status = 403
 
 
 class NotFoundError(UserError):

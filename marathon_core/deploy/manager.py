@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from marathon_core.deploy.planner import plan_deployment
-from marathon_core.errors import AppLockedError, UserError, ValidationError, Violation
+from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError, Violation
 from marathon_core.events import EventBus, make_event
 from marathon_core.model.app import AppDefinition, VersionInfo
 from marathon_core.model.deployment import Deployment
@@ -33,10 +33,8 @@ __all__ = ["DeploymentRegistry", "GroupChange", "GroupManager", "TooManyDeployme
 log = logging.getLogger(__name__)
 
 
-class TooManyDeploymentsError(UserError):
+class TooManyDeploymentsError(ForbiddenError):
     """403: ``--max_running_deployments`` deployments are running already."""
-
-    status = 403
 
 
 class DeploymentRegistry:

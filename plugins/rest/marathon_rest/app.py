@@ -21,6 +21,7 @@ from marathon_core.errors import UserError
 from marathon_rest import apps, deployments, groups, openapi, system
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.auth import authenticate
 from marathon_rest.events import EventStream
 from marathon_rest.responses import json_response
 
@@ -75,6 +76,27 @@ class MarathonHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: Paths anyone may call: liveness probes and the API document.
+OPEN_PATHS = frozenset({"/ping", "/openapi.json"})
+
+
+class Authenticate:
+    """Answers 401 before routing when no auth plugin accepts the caller."""
+
+    def __init__(self, app: ASGIApp, api: Api) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            try:
+                authenticate(self.api, Request(scope, receive))
+            except UserError as exc:
+                await json_response(exc.to_json(), status=exc.status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(api: Api) -> ASGIApp:
     """The whole API as one ASGI app."""
     app = Starlette(
@@ -93,4 +115,4 @@ def create_app(api: Api) -> ASGIApp:
         },
     )
     app.state.api = api
-    return MarathonHeaders(app, api)
+    return MarathonHeaders(Authenticate(app, api), api)

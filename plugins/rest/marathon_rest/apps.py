@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from marathon_core.auth import Action
 from marathon_core.deploy.manager import GroupChange
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from marathon_core.events import make_event
@@ -32,6 +33,7 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Instance
 from marathon_rest.api import Api
+from marathon_rest.auth import allowed, authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.labels import parse_label_selector
 from marathon_rest.responses import json_response, query_flag
@@ -143,7 +145,14 @@ async def list_apps(request: Request) -> Response:
     api = Api.of(request)
     root = await api.ctx.groups.root()
     keep = _filter(request)
-    apps = sorted((a for a in root.transitive_apps() if keep(a)), key=lambda a: a.id)
+    apps = sorted(
+        (
+            a
+            for a in root.transitive_apps()
+            if keep(a) and allowed(request, Action.VIEW_RUN_SPEC, str(a.id))
+        ),
+        key=lambda a: a.id,
+    )
     infos = await _infos(api, apps, with_tasks="tasks" in embeds(request))
     return json_response({"apps": infos})
 
@@ -151,6 +160,7 @@ async def list_apps(request: Request) -> Response:
 async def create_app(request: Request) -> Response:
     api = Api.of(request)
     app = parse_app(await request.body(), context=api.ctx.validation)
+    authorize(request, Action.CREATE_RUN_SPEC, str(app.id))
 
     def create(root: Group) -> Group:
         if root.find_app(app.id) is not None:
@@ -187,14 +197,23 @@ async def _get(request: Request, path: str) -> Response:
     api = Api.of(request)
     segments = path.strip("/").split("/")
     if segments[-1] == "*":
-        return await _group_apps(request, api, _app_id("/".join(segments[:-1])))
+        group_id = _app_id("/".join(segments[:-1]))
+        authorize(request, Action.VIEW_GROUP, str(group_id))
+        return await _group_apps(request, api, group_id)
     if segments[-1] == "versions":
-        return await _versions(api, _app_id("/".join(segments[:-1])))
+        app_id = _app_id("/".join(segments[:-1]))
+        authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
+        return await _versions(api, app_id)
     if len(segments) > 2 and segments[-2] == "versions":
-        return await _version(api, _app_id("/".join(segments[:-2])), segments[-1])
+        app_id = _app_id("/".join(segments[:-2]))
+        authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
+        return await _version(api, app_id, segments[-1])
     if segments[-1] == "tasks":
-        return await _tasks(api, _app_id("/".join(segments[:-1])))
+        app_id = _app_id("/".join(segments[:-1]))
+        authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
+        return await _tasks(api, app_id)
     app_id = _app_id(path)
+    authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
     app = (await api.ctx.groups.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
@@ -245,6 +264,8 @@ async def _put(request: Request, path: str, *, patch: bool) -> Response:
     current = (await api.ctx.groups.root()).find_app(app_id)
     if current is None and patch:
         raise _missing(app_id)
+    action = Action.CREATE_RUN_SPEC if current is None else Action.UPDATE_RUN_SPEC
+    authorize(request, action, str(app_id))
     parsed = parse_app_update(
         body, context=api.ctx.validation, app_id=app_id, current=current if partial else None
     )
@@ -264,6 +285,7 @@ async def _put(request: Request, path: str, *, patch: bool) -> Response:
 async def _delete(request: Request, path: str) -> Response:
     api = Api.of(request)
     app_id = _app_id(path)
+    authorize(request, Action.DELETE_RUN_SPEC, str(app_id))
 
     def remove(root: Group) -> Group:
         if root.find_app(app_id) is None:
@@ -278,6 +300,7 @@ async def _delete(request: Request, path: str) -> Response:
 
 async def _restart(request: Request, app_id: PathId) -> Response:
     api = Api.of(request)
+    authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
 
     def unchanged(root: Group) -> Group:
         if root.find_app(app_id) is None:

@@ -6,18 +6,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from marathon_core.auth import Action
 from marathon_core.errors import NotFoundError
 from marathon_core.model.codec import deployment_to_json
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_rest.api import Api
 from marathon_rest.apps import deployment_result
+from marathon_rest.auth import allowed, authorize
 from marathon_rest.responses import json_response, query_flag
 
 
 async def list_deployments(request: Request) -> Response:
     api = Api.of(request)
-    return json_response([deployment_to_json(d) for d in api.ctx.deployments.all()])
+    visible = [
+        d
+        for d in api.ctx.deployments.all()
+        if all(allowed(request, Action.VIEW_RUN_SPEC, str(a)) for a in d.affected_app_ids())
+    ]
+    return json_response([deployment_to_json(d) for d in visible])
 
 
 def revert(current: Group, original: Group, deployment: Deployment) -> Group:
@@ -37,6 +44,8 @@ async def delete_deployment(request: Request) -> Response:
     deployment = api.ctx.deployments.get(deployment_id)
     if deployment is None:
         raise NotFoundError(f"DeploymentPlan {deployment_id} does not exist")
+    for app_id in deployment.affected_app_ids():
+        authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
     if query_flag(request, "force"):
         await api.ctx.state.complete_deployment(deployment_id)
         api.ctx.deployments.remove(deployment_id)

@@ -16,10 +16,14 @@ import logging
 import trio
 from starlette.requests import Request
 
+from marathon_core.auth import Action, SystemResource
+from marathon_core.errors import UserError
 from marathon_core.events import PublishedEvent, SubscriberTooSlow, Subscription, make_event
 from marathon_rest.api import Api
 from marathon_rest.app_types import Receive, Scope, Send
+from marathon_rest.auth import authorize
 from marathon_rest.http import Connection, connection_of
+from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,11 @@ class EventStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         api = Api.of(request)
+        try:
+            authorize(request, Action.VIEW_RESOURCE, SystemResource.EVENTS)
+        except UserError as exc:
+            await json_response(exc.to_json(), status=exc.status)(scope, receive, send)
+            return
         bus = api.ctx.events
         event_types = request.query_params.getlist("event_type") or None
         client = f"{request.client.host}" if request.client else "unknown"

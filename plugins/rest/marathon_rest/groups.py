@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from marathon_core.auth import Action
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from marathon_core.model.codec import GroupUpdate, parse_group_update
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
 from marathon_rest.apps import app_info, deployment_result, embeds
+from marathon_rest.auth import authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.responses import json_response, query_flag
 
@@ -65,10 +67,15 @@ async def _get(request: Request, path: str) -> Response:
     api = Api.of(request)
     segments = [s for s in path.strip("/").split("/") if s]
     if segments[-1:] == ["versions"]:
-        return await _versions(api, _group_id("/".join(segments[:-1])))
+        group_id = _group_id("/".join(segments[:-1]))
+        authorize(request, Action.VIEW_GROUP, str(group_id))
+        return await _versions(api, group_id)
     if len(segments) >= 2 and segments[-2] == "versions":
-        return await _version(request, api, _group_id("/".join(segments[:-2])), segments[-1])
+        group_id = _group_id("/".join(segments[:-2]))
+        authorize(request, Action.VIEW_GROUP, str(group_id))
+        return await _version(request, api, group_id, segments[-1])
     group_id = _group_id(path)
+    authorize(request, Action.VIEW_GROUP, str(group_id))
     group = (await api.ctx.groups.root()).find_group(group_id)
     if group is None:
         raise _missing(group_id)
@@ -128,6 +135,7 @@ async def _change(request: Request, path: str, *, create: bool) -> Response:
     url_id = _group_id(path, creating=True)
     update = parse_group_update(await request.body(), context=api.ctx.validation, base=url_id)
     group_id = update.group.id
+    authorize(request, Action.CREATE_GROUP if create else Action.UPDATE_GROUP, str(group_id))
     rollback_to = (
         await _group_at(api, group_id, update.version) if update.version is not None else None
     )
@@ -169,6 +177,7 @@ async def _change(request: Request, path: str, *, create: bool) -> Response:
 async def _delete(request: Request, path: str) -> Response:
     api = Api.of(request)
     group_id = _group_id(path)
+    authorize(request, Action.DELETE_GROUP, str(group_id))
 
     def remove(root: Group) -> Group:
         if root.find_group(group_id) is None:

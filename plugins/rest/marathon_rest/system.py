@@ -9,7 +9,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import marathon_core
+from marathon_core.auth import Action, SystemResource
 from marathon_rest.api import Api
+from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response
 
 
@@ -60,10 +62,12 @@ def _info(api: Api) -> dict[str, Any]:
 
 
 async def info(request: Request) -> Response:
+    authorize(request, Action.VIEW_RESOURCE, SystemResource.SYSTEM_CONFIG)
     return json_response(_info(Api.of(request)))
 
 
 async def leader(request: Request) -> Response:
+    authorize(request, Action.VIEW_RESOURCE, SystemResource.LEADER)
     current = Api.of(request).leader
     if current is None:
         return json_response({"message": "There is no leader"}, status=404)

@@ -24,8 +24,16 @@ def api_args() -> list[str]:
 
 
 @pytest.fixture
-async def api_context(api_args: list[str]) -> ServiceContext:
-    host = get_plugin_host(load_entrypoints=False, extra={"rest": marathon_rest.plugin})
+def extra_plugins() -> dict[str, object]:
+    """Plugins registered beside marathon-rest (tests override this)."""
+    return {}
+
+
+@pytest.fixture
+async def api_context(api_args: list[str], extra_plugins: dict[str, object]) -> ServiceContext:
+    host = get_plugin_host(
+        load_entrypoints=False, extra={"rest": marathon_rest.plugin, **extra_plugins}
+    )
     config = parse_config([*BASE_ARGS, *api_args], addoption_hook=host.addoption, environ={})
     return ServiceContext(
         config=config,

@@ -1,0 +1,72 @@
+"""Authentication and authorization of API requests through the core's auth hooks.
+
+Every request is authenticated once (``marathon_authenticate``); an identity with
+``authenticated=False`` is answered 401. Handlers then ask :func:`authorize` for
+Marathon's action on the resource at hand (``marathon_authorize``), which raises a
+403; list endpoints use :func:`allowed` to leave out what the caller may not view.
+With no auth plugin installed, everyone is anonymous and everything is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+from starlette.requests import Request
+
+from marathon_core.auth import Action, Identity, Resource
+from marathon_core.errors import ForbiddenError, NotAuthenticatedError
+from marathon_rest.api import Api
+
+_IDENTITY = "marathon_rest.identity"
+
+
+@attrs.frozen
+class RequestView:
+    """The framework-neutral request that auth plugins see (``marathon_core.auth.HttpRequest``)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, Sequence[str]]
+    client_address: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> RequestView:
+        query: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            query.setdefault(key, []).append(value)
+        return cls(
+            method=request.method,
+            path=request.url.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=query,
+            client_address=request.client.host if request.client else None,
+        )
+
+
+def authenticate(api: Api, request: Request) -> Identity:
+    """Ask the auth hooks who sent ``request`` and remember it; 401 if nobody acceptable."""
+    known = api.ctx.plugins.authenticate(RequestView.of(request))
+    request.scope[_IDENTITY] = known
+    if not known.authenticated:
+        raise NotAuthenticatedError("Not Authenticated")
+    return known
+
+
+def identity(request: Request) -> Identity:
+    """Who sent ``request`` (authenticated once per request)."""
+    known: Identity | None = request.scope.get(_IDENTITY)
+    if known is None or not known.authenticated:
+        return authenticate(Api.of(request), request)
+    return known
+
+
+def allowed(request: Request, action: Action, resource: Resource) -> bool:
+    return Api.of(request).ctx.plugins.authorize(identity(request), action, resource)
+
+
+def authorize(request: Request, action: Action, resource: Resource) -> None:
+    """Raise 403 unless the caller may perform ``action`` on ``resource``."""
+    if not allowed(request, action, resource):
+        raise ForbiddenError("Not Authorized to perform this action!")
