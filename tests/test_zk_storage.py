@@ -42,6 +42,7 @@ from marathon_core.testing.zookeeper import ZooKeeperEnsemble, free_ports, runni
 def test_parse_zk_url() -> None:
     assert parse_zk_url("zk://127.0.0.1:2181/marathon") == ZkUrl("127.0.0.1:2181", "/marathon")
     assert parse_zk_url("zk://a:1,b:2,c:3/m/x/") == ZkUrl("a:1,b:2,c:3", "/m/x")
+    assert parse_zk_url("zk://zk1,zk2:2182/m").hosts == "zk1:2181,zk2:2182"
     u = parse_zk_url("zk://us%40r:p:w@h:2181/m")
     assert (u.username, u.password, u.hosts) == ("us@r", "p:w", "h:2181")
     assert "p:w" not in str(u)
@@ -54,7 +55,7 @@ def test_parse_zk_url() -> None:
         "zk://h:2181",
         "zk://h:2181/",
         "zk:///m",
-        "zk://h/m",
+        "zk://h:/m",
         "zk://h:x/m",
         "zk://h:70000/m",
         "zk://h:1,/m",

@@ -96,6 +96,9 @@ T = TypeVar("T")
 #: Connection states as our code sees them (kazoo's KazooState values).
 ZkState = Literal["CONNECTED", "SUSPENDED", "LOST"]
 
+#: Port of a ``--zk`` host given without one.
+DEFAULT_PORT = 2181
+
 #: Marker of a value node (``a/b`` -> ``a/b#``); not a legal key character.
 VALUE_SUFFIX = "#"
 #: Directory of value chunks under the storage root.
@@ -175,7 +178,9 @@ def parse_zk_url(url: str) -> ZkUrl:
     hosts = []
     for hp in authority.split(","):
         host, sep, port = hp.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep and hp and "[" not in hp:
+            host, port = hp, str(DEFAULT_PORT)  # ZooKeeper's client port, as its clients assume
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise bad(f"{hp!r} is not host:port")
         hosts.append(f"{host}:{int(port)}")
     path = path.rstrip("/")
