@@ -59,7 +59,34 @@ def _parser() -> argparse.ArgumentParser:
         "--allocation_interval", type=parse_duration, default=1.0, help="Mesos flag (1secs)"
     )
     parser.add_argument(
-        "--agent_ping_timeout", type=parse_duration, default=15.0, help="Mesos flag (15secs)"
+        "--agent_ping_timeout",
+        type=parse_duration,
+        default=15.0,
+        help="Mesos flag: ping interval and timeout of each ping (15secs)",
+    )
+    parser.add_argument(
+        "--max_agent_ping_timeouts",
+        type=int,
+        default=5,
+        help="Mesos flag: missed pings before an agent is unreachable (5)",
+    )
+    parser.add_argument(
+        "--offer_timeout",
+        type=parse_duration,
+        default=None,
+        help="Mesos flag: rescind offers not used for this long (default: never)",
+    )
+    parser.add_argument(
+        "--agent_reregister_timeout",
+        type=parse_duration,
+        default=600.0,
+        help="Mesos flag (10mins); accepted and reported, no master recovery here",
+    )
+    parser.add_argument(
+        "--simulated-agents",
+        type=int,
+        default=0,
+        help="In-process simulated agents (no processes; tasks only pretend to run)",
     )
     parser.add_argument("--log_level", default="INFO")
     return parser
@@ -70,8 +97,13 @@ async def _run(cluster: Cluster) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(cluster.run)
             print(
-                f"marathon-mesos-local: master {url} with {cluster.options.agents} agent(s); "
-                "Ctrl-C stops it",
+                f"marathon-mesos-local: master {url} with {cluster.options.agents} agent(s)"
+                + (
+                    f" and {cluster.options.simulated_agents} simulated agent(s)"
+                    if cluster.options.simulated_agents
+                    else ""
+                )
+                + "; Ctrl-C stops it",
                 file=sys.stderr,
                 flush=True,
             )
@@ -100,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             work_dir=args.work_dir,
             allocation_interval=args.allocation_interval,
             agent_ping_timeout=args.agent_ping_timeout,
+            max_agent_ping_timeouts=args.max_agent_ping_timeouts,
+            offer_timeout=args.offer_timeout,
+            agent_reregister_timeout=args.agent_reregister_timeout,
+            simulated_agents=args.simulated_agents,
         )
         cluster = Cluster(options)
     except (ResourceError, ValueError) as exc:

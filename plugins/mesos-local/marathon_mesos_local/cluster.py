@@ -34,6 +34,7 @@ import trio
 from marathon_mesos_local.containerizer import MARKER
 from marathon_mesos_local.master import Master, MasterOptions
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
+from marathon_mesos_local.simulated import SimulatedAgents
 
 __all__ = ["Cluster", "ClusterOptions", "group_members", "open_cluster", "reap_tasks"]
 
@@ -73,10 +74,15 @@ class ClusterOptions:
     offer_timeout: float | None = None
     agent_reregister_timeout: float = 600.0
     status_update_retry: float = 10.0
+    #: In-process simulated agents (see :mod:`.simulated`), after the real ones; they
+    #: get the first ``agent_resources`` and ``agent_attributes`` entries.
+    simulated_agents: int = 0
+    #: Time between a simulated task's STAGING, STARTING and RUNNING.
+    simulated_task_step: float = 0.05
 
     def check(self) -> None:
         """Raise ValueError for options that cannot work, before anything starts."""
-        if self.agents < 0:
+        if self.agents < 0 or self.simulated_agents < 0:
             raise ValueError("the number of agents cannot be negative")
         if self.agent_ping_timeout <= 0:
             raise ValueError("agent_ping_timeout must be positive")
@@ -118,6 +124,7 @@ class Cluster:
         #: Every host process ever started (stopped when the cluster stops).
         self.agent_processes: list[trio.Process] = []
         self.work_dir: Path | None = options.work_dir
+        self.simulated: SimulatedAgents | None = None
 
     @property
     def url(self) -> str:
@@ -133,11 +140,28 @@ class Cluster:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.master.run)
+                if self.options.simulated_agents:
+                    self.simulated = SimulatedAgents(
+                        self.master,
+                        self.options.simulated_agents,
+                        resources=Resources.parse(self.options.agent_resources[0]),
+                        attributes=parse_attributes(self.options.agent_attributes[0]),
+                        step=self.options.simulated_task_step,
+                        retry=self.options.status_update_retry,
+                    )
+                    await nursery.start(self.simulated.run)
                 for index in range(self.options.agents):
                     await self._start_agent(index)
                 with trio.fail_after(AGENT_START_TIMEOUT):
-                    await self.master.wait_agents(self.options.agents)
-                log.info("mesos-local: master %s with %d agent(s)", self.url, self.options.agents)
+                    await self.master.wait_agents(
+                        self.options.agents + self.options.simulated_agents
+                    )
+                log.info(
+                    "mesos-local: master %s with %d agent(s) and %d simulated",
+                    self.url,
+                    self.options.agents,
+                    self.options.simulated_agents,
+                )
                 task_status.started(self.url)
         finally:
             with trio.CancelScope(shield=True):

@@ -15,6 +15,7 @@ agent through one ordered outbox per agent.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ import trio
 
 from marathon_mesos_local import MESOS_VERSION
 from marathon_mesos_local.http import Request, Response, Send, serve_http
+from marathon_mesos_local.operator import handle_operator
 from marathon_mesos_local.resources import ResourceError, Resources, attributes_to_json
 from marathon_mesos_local.schema import SchemaError, check_call
 
@@ -81,6 +83,8 @@ _NEEDS_BODY = {
     "UPDATE_FRAMEWORK": "update_framework",
 }
 _BAD_TASK_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: Offer operations this master applies; the others are refused (see ``_refuse_operation``).
+SUPPORTED_OPERATIONS = frozenset({"LAUNCH"})
 
 
 @attrs.frozen(kw_only=True)
@@ -393,6 +397,8 @@ class Master:
         path = request.path
         if path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
             return self._scheduler(request)
+        if path in ("/api/v1", "/master/api/v1"):
+            return handle_operator(self, request)
         if path in ("/health", "/master/health"):
             return Response(200)
         if path in ("/version", "/master/version"):
@@ -763,13 +769,9 @@ class Master:
             if operation.get("type") == "LAUNCH"
             for task_info in operation.get("launch", {}).get("task_infos", [])
         ]
-        for operation in accept.get("operations", []):
-            if operation.get("type") != "LAUNCH":
-                log.warning(
-                    "framework %s: operation %s is not supported by mesos-local; ignored",
-                    framework.id,
-                    operation.get("type"),
-                )
+        unsupported = [
+            o for o in accept.get("operations", []) if o.get("type") not in SUPPORTED_OPERATIONS
+        ]
 
         offers: list[Offer] = []
         error = None if offer_ids else "No offers specified"
@@ -787,6 +789,8 @@ class Master:
             error = error or "Aggregated offers must belong to one single agent"
         if offers and len({o.role for o in offers}) > 1:
             error = error or "Aggregated offers must be allocated to the same role"
+        for operation in unsupported:
+            self._refuse_operation(framework, operation, offers[0].agent_id if offers else None)
         if error is not None:
             for offer in offers:
                 self._discard_offer(framework, offer)
@@ -840,6 +844,48 @@ class Master:
             )
         self._add_filter(framework, role, agent.id, available, refuse)
         self._trigger()
+
+    def _refuse_operation(
+        self, framework: Framework, operation: Mapping[str, Any], agent_id: str | None
+    ) -> None:
+        """An offer operation this master does not apply (RESERVE, CREATE, ...).
+
+        As with any operation Mesos cannot apply: the operation's resources stay in
+        the offer (and are declined with the rest); an operation with an ``id`` gets
+        an ``OPERATION_ERROR`` update (master-generated, no uuid, nothing to
+        acknowledge); one without an id only gets a log line. LAUNCH_GROUP tasks each
+        get ``TASK_ERROR``.
+        """
+        kind = operation.get("type", "UNKNOWN")
+        message = f"Operation {kind} is not supported by mesos-local"
+        log.warning("framework %s: %s", framework.id, message)
+        if kind == "LAUNCH_GROUP":
+            group = operation.get("launch_group", {}).get("task_group", {})
+            for task_info in group.get("tasks", []):
+                framework.send(
+                    _update(
+                        _status(
+                            task_info["task_id"]["value"],
+                            "TASK_ERROR",
+                            reason="REASON_TASK_GROUP_INVALID",
+                            message=message,
+                        )
+                    )
+                )
+            return
+        operation_id = _value(operation.get("id"))
+        if operation_id is None:
+            return
+        status: dict[str, Any] = {
+            "operation_id": _id(operation_id),
+            "state": "OPERATION_ERROR",
+            "message": message,
+        }
+        if agent_id is not None:
+            status["agent_id"] = _id(agent_id)
+        framework.send(
+            {"type": "UPDATE_OPERATION_STATUS", "update_operation_status": {"status": status}}
+        )
 
     def _task_error(
         self, framework: Framework, agent: Agent, task_info: Mapping[str, Any], available: Resources
@@ -1028,6 +1074,8 @@ class Master:
         """Return an offer's resources to its agent without telling the framework."""
         if framework.offers.pop(offer.id, None) is None:
             return
+        if offer.timer is not None:
+            offer.timer.cancel()
         agent = self.agents.get(offer.agent_id)
         if agent is not None:
             agent.allocated = (agent.allocated - offer.resources).pruned()
@@ -1050,27 +1098,41 @@ class Master:
             self.allocate()
             await trio.sleep(0)
 
-    def _share(self, framework: Framework, totals: Resources) -> float:
-        """Dominant share of the cluster a framework holds (DRF)."""
-        held = Resources()
-        for task in framework.tasks.values():
-            if not task.freed:
-                held = held + task.resources
-        for offer in framework.offers.values():
-            held = held + offer.resources
-        shares = [
-            held.scalar(name) / totals.scalar(name)
-            for name in ("cpus", "mem", "disk")
-            if totals.scalar(name) > 0
-        ]
-        return max(shares, default=0.0)
+    _SHARE_NAMES = ("cpus", "mem", "disk")
+
+    def _held(self, framework: Framework) -> list[float]:
+        """cpus, mem and disk a framework holds in tasks and offers."""
+        held = [0.0, 0.0, 0.0]
+        names = self._SHARE_NAMES
+        for holding in itertools.chain(
+            (t.resources for t in framework.tasks.values() if not t.freed),
+            (o.resources for o in framework.offers.values()),
+        ):
+            scalars = holding.scalars
+            for i, name in enumerate(names):
+                held[i] += scalars.get(name, 0.0)
+        return held
+
+    @staticmethod
+    def _share(held: list[float], totals: list[float]) -> float:
+        """Dominant share of the cluster (DRF)."""
+        return max((h / t for h, t in zip(held, totals, strict=True) if t > 0), default=0.0)
 
     def allocate(self) -> None:
         """Offer each agent's free resources to the eligible framework with the least share."""
         now = trio.current_time()
-        totals = Resources()
+        totals = [0.0, 0.0, 0.0]
         for agent in self.agents.values():
-            totals = totals + agent.total
+            for i, name in enumerate(self._SHARE_NAMES):
+                totals[i] += agent.total.scalars.get(name, 0.0)
+        eligible = [
+            f
+            for f in self.frameworks.values()
+            if f.stream is not None and any(r not in f.suppressed for r in f.roles)
+        ]
+        if not eligible:
+            return
+        held = {f.id: self._held(f) for f in eligible}
         batches: dict[str, list[dict[str, Any]]] = {}
         agents = list(self.agents.values())
         random.shuffle(agents)
@@ -1079,9 +1141,8 @@ class Master:
             if free.scalar("cpus") < MIN_CPUS and free.scalar("mem") < MIN_MEM:
                 continue
             candidates: list[tuple[float, str, Framework, str]] = []
-            for framework in self.frameworks.values():
-                if framework.stream is None:
-                    continue
+            for framework in eligible:
+                share = self._share(held[framework.id], totals)
                 for role in framework.roles:
                     if role in framework.suppressed:
                         continue
@@ -1091,18 +1152,32 @@ class Master:
                             del framework.filters[(role, agent.id)]
                         elif refused[0].contains(free):
                             continue
-                    candidates.append(
-                        (self._share(framework, totals), framework.id, framework, role)
-                    )
+                    candidates.append((share, framework.id, framework, role))
             if not candidates:
                 continue
             _, _, framework, role = min(candidates, key=lambda c: (c[0], c[1]))
             offer = Offer(self._next_id("offer"), framework.id, agent.id, role, free)
             framework.offers[offer.id] = offer
+            mine = held[framework.id]
+            for i, name in enumerate(self._SHARE_NAMES):
+                mine[i] += free.scalars.get(name, 0.0)
+            if self.options.offer_timeout is not None and self._nursery is not None:
+                offer.timer = trio.CancelScope()
+                self._nursery.start_soon(self._offer_timer, framework, offer)
             agent.allocated = agent.allocated + free
             batches.setdefault(framework.id, []).append(self._offer_json(framework, agent, offer))
         for framework_id, offers in batches.items():
             self.frameworks[framework_id].send({"type": "OFFERS", "offers": {"offers": offers}})
+
+    async def _offer_timer(self, framework: Framework, offer: Offer) -> None:
+        """Rescind an offer not used within ``--offer_timeout`` (no filter is set)."""
+        assert offer.timer is not None and self.options.offer_timeout is not None
+        with offer.timer:
+            await trio.sleep(self.options.offer_timeout)
+            if framework.offers.get(offer.id) is offer:
+                log.info("offer %s of framework %s timed out", offer.id, framework.id)
+                offer.timer = None
+                self._rescind(framework, offer)
 
     def _offer_json(self, framework: Framework, agent: Agent, offer: Offer) -> dict[str, Any]:
         refinement = "RESERVATION_REFINEMENT" in framework.capabilities

@@ -12,6 +12,7 @@ import trio
 
 from marathon_core import hookimpl
 from marathon_core.errors import ConfigError
+from marathon_mesos_local.cli import parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
@@ -44,6 +45,36 @@ def marathon_addoption(parser: OptionParser) -> None:
     parser.addoption(
         "--local_agent_port", default=5051, type=int, help="Port of each embedded agent (0: any)"
     )
+    parser.addoption(
+        "--local_simulated_agents",
+        default=0,
+        type=int,
+        help="In-process simulated agents of the embedded Mesos (tasks never run a process)",
+    )
+    parser.addoption(
+        "--local_agent_ping_timeout",
+        default=15.0,
+        type=parse_duration,
+        help="Embedded master's --agent_ping_timeout (15secs)",
+    )
+    parser.addoption(
+        "--local_max_agent_ping_timeouts",
+        default=5,
+        type=int,
+        help="Embedded master's --max_agent_ping_timeouts (5)",
+    )
+    parser.addoption(
+        "--local_offer_timeout",
+        default=None,
+        type=parse_duration,
+        help="Embedded master's --offer_timeout (default: offers never time out)",
+    )
+    parser.addoption(
+        "--local_agent_reregister_timeout",
+        default=600.0,
+        type=parse_duration,
+        help="Embedded master's --agent_reregister_timeout (10mins)",
+    )
 
 
 def cluster_options(config: Config) -> ClusterOptions:
@@ -55,6 +86,11 @@ def cluster_options(config: Config) -> ClusterOptions:
         agent_attributes=config.option("local_agent_attributes"),
         agent_port=config.option("local_agent_port"),
         work_dir=Path(config.state_dir) / "mesos-local",
+        simulated_agents=config.option("local_simulated_agents"),
+        agent_ping_timeout=config.option("local_agent_ping_timeout"),
+        max_agent_ping_timeouts=config.option("local_max_agent_ping_timeouts"),
+        offer_timeout=config.option("local_offer_timeout"),
+        agent_reregister_timeout=config.option("local_agent_reregister_timeout"),
     )
 
 

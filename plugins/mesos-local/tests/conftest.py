@@ -55,7 +55,8 @@ def mesos_pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
         from google.protobuf import json_format
 
         scheduler_pb2 = importlib.import_module("mesos.v1.scheduler.scheduler_pb2")
-        yield SimpleNamespace(scheduler=scheduler_pb2, json_format=json_format)
+        master_pb2 = importlib.import_module("mesos.v1.master.master_pb2")
+        yield SimpleNamespace(scheduler=scheduler_pb2, master=master_pb2, json_format=json_format)
     finally:
         sys.path.remove(str(out))
 

@@ -1,0 +1,273 @@
+"""The operator API, ``POST /api/v1`` (``mesos.v1.master.Call`` / ``Response``), in part.
+
+Served: GET_HEALTH, GET_VERSION, GET_FLAGS, GET_MASTER, GET_STATE, GET_AGENTS,
+GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS (always empty: only command executors run
+here) and TEARDOWN. Every other call of ``master.proto`` is answered ``501`` with a
+plain-text reason; names that are not calls at all are ``400``, as their JSON cannot
+be converted to a Call. The request checks follow the scheduler endpoint's, except
+that ``Accept`` is checked on every call (``406``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from marathon_mesos_local import MESOS_VERSION
+from marathon_mesos_local.http import Request, Response
+from marathon_mesos_local.resources import Resources
+
+if TYPE_CHECKING:
+    from marathon_mesos_local.master import Agent, Framework, Master, Task
+
+__all__ = ["CALL_TYPES", "handle_operator"]
+
+#: Every ``mesos.v1.master.Call.Type``.
+CALL_TYPES = frozenset(
+    {
+     "UNKNOWN", "GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
+     "SET_LOGGING_LEVEL", "LIST_FILES", "READ_FILE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS",
+     "GET_EXECUTORS", "GET_OPERATIONS", "GET_TASKS", "GET_ROLES", "GET_WEIGHTS",
+     "UPDATE_WEIGHTS", "GET_MASTER", "SUBSCRIBE", "RESERVE_RESOURCES", "UNRESERVE_RESOURCES",
+     "CREATE_VOLUMES", "DESTROY_VOLUMES", "GROW_VOLUME", "SHRINK_VOLUME",
+     "GET_MAINTENANCE_STATUS", "GET_MAINTENANCE_SCHEDULE", "UPDATE_MAINTENANCE_SCHEDULE",
+     "START_MAINTENANCE", "STOP_MAINTENANCE", "DRAIN_AGENT", "DEACTIVATE_AGENT",
+     "REACTIVATE_AGENT", "GET_QUOTA", "UPDATE_QUOTA", "SET_QUOTA", "REMOVE_QUOTA", "TEARDOWN",
+     "MARK_AGENT_GONE",
+    }
+)  # fmt: skip
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+#: Capabilities agents report (``AgentInfo.Capability``).
+AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
+
+
+def _time(seconds: float) -> dict[str, int]:
+    return {"nanoseconds": int(seconds * 1e9)}
+
+
+def _accepts_json(accept: str | None) -> bool:
+    from marathon_mesos_local.master import _accepts
+
+    return _accepts(accept, JSON)
+
+
+def handle_operator(master: Master, request: Request) -> Response:
+    if request.method != "POST":
+        return Response(
+            405,
+            f"Expecting one of {{ 'POST' }}, but received '{request.method}'".encode(),
+            [("Allow", "POST"), ("Content-Type", "text/plain; charset=utf-8")],
+        )
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return Response.text(400, "Expecting 'Content-Type' to be present")
+    if content_type != JSON:
+        return Response.text(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
+    try:
+        call = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Response.text(400, f"Failed to parse body into JSON: {exc}")
+    if not isinstance(call, dict):
+        return Response.text(400, "Failed to convert JSON into Call protobuf: not an object")
+    kind = call.get("type")
+    if kind is None:
+        return Response.text(400, "Failed to validate master::Call: Expecting 'type' to be present")
+    if kind not in CALL_TYPES:
+        return Response.text(
+            400, f"Failed to convert JSON into Call protobuf: unknown enum value '{kind}'"
+        )
+    if not _accepts_json(request.headers.get("accept")):
+        return Response.text(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
+    if kind == "TEARDOWN":
+        framework_id = (call.get("teardown") or {}).get("framework_id", {}).get("value")
+        if framework_id is None:
+            return Response.text(
+                400, "Failed to validate master::Call: Expecting 'teardown' to be present"
+            )
+        framework = master.frameworks.get(framework_id)
+        if framework is None:
+            return Response.text(400, f"No framework found with specified ID '{framework_id}'")
+        master.remove_framework(framework)
+        return Response(200)
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        return Response.text(501, f"{kind} is not supported by mesos-local")
+    field = kind.lower()
+    return Response.json({"type": kind, field: builder(master)})
+
+
+def get_health(master: Master) -> dict[str, Any]:
+    return {"healthy": True}
+
+
+def get_version(master: Master) -> dict[str, Any]:
+    return {
+        "version_info": {
+            "version": MESOS_VERSION,
+            "build_date": "",
+            "build_time": 0.0,
+            "build_user": "",
+        }
+    }
+
+
+def get_flags(master: Master) -> dict[str, Any]:
+    flags = master.state()["flags"]
+    return {"flags": [{"name": k, "value": str(v)} for k, v in sorted(flags.items())]}
+
+
+def get_master(master: Master) -> dict[str, Any]:
+    return {
+        "master_info": master.master_info,
+        "start_time": master.start_time,
+        "elected_time": master.start_time,
+    }
+
+
+def _resources(resources: Resources, role: str | None = None) -> list[dict[str, Any]]:
+    return resources.to_json(allocation_role=role)
+
+
+def agent_info(agent: Agent) -> dict[str, Any]:
+    return {
+        "hostname": agent.hostname,
+        "port": agent.port,
+        "resources": agent.total.to_json(),
+        "attributes": agent.attributes,
+        "id": {"value": agent.id},
+    }
+
+
+def get_agents(master: Master) -> dict[str, Any]:
+    offered: dict[str, Resources] = {}
+    for framework in master.frameworks.values():
+        for offer in framework.offers.values():
+            offered[offer.agent_id] = offered.get(offer.agent_id, Resources()) + offer.resources
+    agents = []
+    for agent in master.agents.values():
+        entry: dict[str, Any] = {
+            "agent_info": agent_info(agent),
+            "active": True,
+            "deactivated": False,
+            "version": MESOS_VERSION,
+            "pid": f"slave(1)@{agent.hostname}:{agent.port}",
+            "registered_time": _time(agent.registered_time),
+            "total_resources": agent.total.to_json(),
+            "allocated_resources": agent.allocated.to_json(),
+            "offered_resources": offered.get(agent.id, Resources()).to_json(),
+            "capabilities": [{"type": c} for c in AGENT_CAPABILITIES],
+        }
+        if agent.reregistered_time is not None:
+            entry["reregistered_time"] = _time(agent.reregistered_time)
+        agents.append(entry)
+    return {"agents": agents, "recovered_agents": []}
+
+
+def _framework(master: Master, framework: Framework) -> dict[str, Any]:
+    from marathon_mesos_local.master import _id
+
+    used = Resources()
+    for task in framework.tasks.values():
+        if not task.freed:
+            used = used + task.resources
+    offered = Resources()
+    offers = []
+    for offer in framework.offers.values():
+        offered = offered + offer.resources
+        agent = master.agents.get(offer.agent_id)
+        if agent is not None:
+            offers.append(master._offer_json(framework, agent, offer))
+    entry: dict[str, Any] = {
+        "framework_info": {**framework.info, "id": _id(framework.id)},
+        "active": framework.connected,
+        "connected": framework.connected,
+        "recovered": False,
+        "registered_time": _time(framework.registered_time),
+        "offers": offers,
+        "inverse_offers": [],
+        "allocated_resources": used.to_json(),
+        "offered_resources": offered.to_json(),
+    }
+    if framework.reregistered_time is not None:
+        entry["reregistered_time"] = _time(framework.reregistered_time)
+    if framework.unregistered_time is not None:
+        entry["unregistered_time"] = _time(framework.unregistered_time)
+    return entry
+
+
+def get_frameworks(master: Master) -> dict[str, Any]:
+    return {
+        "frameworks": [_framework(master, f) for f in master.frameworks.values()],
+        "completed_frameworks": [_framework(master, f) for f in master.completed_frameworks],
+    }
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A ``mesos.v1.Task``."""
+    info = task.info
+    statuses = [
+        {
+            "task_id": {"value": task.id},
+            "state": s["state"],
+            "timestamp": s["timestamp"],
+            "agent_id": {"value": task.agent_id},
+        }
+        for s in task.statuses
+    ]
+    entry: dict[str, Any] = {
+        "name": info.get("name", ""),
+        "task_id": {"value": task.id},
+        "framework_id": {"value": task.framework_id},
+        "agent_id": {"value": task.agent_id},
+        "state": task.state,
+        "resources": task.resources.to_json(),
+        "statuses": statuses,
+    }
+    if "command" in info:
+        entry["executor_id"] = {"value": task.id}  # the command executor's id
+    if task.status_update_state is not None:
+        entry["status_update_state"] = task.status_update_state
+    if task.status_update_uuid is not None:
+        entry["status_update_uuid"] = task.status_update_uuid
+    for key in ("labels", "discovery", "container", "health_check", "kill_policy"):
+        if key in info:
+            entry[key] = info[key]
+    return entry
+
+
+def get_tasks(master: Master) -> dict[str, Any]:
+    tasks: list[dict[str, Any]] = []
+    unreachable: list[dict[str, Any]] = []
+    completed: list[dict[str, Any]] = []
+    for framework in list(master.frameworks.values()) + list(master.completed_frameworks):
+        tasks.extend(task_json(t) for t in framework.tasks.values())
+        unreachable.extend(task_json(t) for t in framework.unreachable_tasks.values())
+        completed.extend(task_json(t) for t in framework.completed_tasks)
+    return {"tasks": tasks, "unreachable_tasks": unreachable, "completed_tasks": completed}
+
+
+def get_executors(master: Master) -> dict[str, Any]:
+    return {"executors": []}
+
+
+def get_state(master: Master) -> dict[str, Any]:
+    return {
+        "get_tasks": get_tasks(master),
+        "get_executors": get_executors(master),
+        "get_frameworks": get_frameworks(master),
+        "get_agents": get_agents(master),
+    }
+
+
+_BUILDERS = {
+    "GET_HEALTH": get_health,
+    "GET_VERSION": get_version,
+    "GET_FLAGS": get_flags,
+    "GET_MASTER": get_master,
+    "GET_STATE": get_state,
+    "GET_AGENTS": get_agents,
+    "GET_FRAMEWORKS": get_frameworks,
+    "GET_TASKS": get_tasks,
+    "GET_EXECUTORS": get_executors,
+}

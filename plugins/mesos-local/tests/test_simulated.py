@@ -1,0 +1,54 @@
+"""Simulated agents: same API, no processes, cheap enough for thousands."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from marathon_mesos_local.testing import task_info
+
+
+@pytest.mark.cluster(agents=1, simulated_agents=20, simulated_task_step=0.02)
+async def test_simulated_tasks_go_staging_starting_running_and_die_when_killed(
+    cluster, schedulers, nursery
+) -> None:
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery, capabilities=["MULTI_ROLE", "TASK_KILLING_STATE"])
+    assert len(cluster.master.agents) == 21
+    offers = []
+    with trio.fail_after(5):
+        while len({o["agent_id"]["value"] for o in offers}) < 21:
+            offers += await client.wait_offers(since=len(client.events) - 1)
+    simulated = [o for o in offers if o["hostname"].startswith("127.1.")]
+    assert len({o["hostname"] for o in simulated}) == 20
+    offer = simulated[0]
+    await client.launch([offer], [task_info(offer, f"sim.{i}", "exit 1") for i in range(3)])
+    for i in range(3):
+        running = await client.wait_update(f"sim.{i}", "TASK_RUNNING")
+        assert "uuid" in running and running["agent_id"] == offer["agent_id"]
+        assert client.states(f"sim.{i}") == ["TASK_STARTING", "TASK_RUNNING"]
+    await client.call({"type": "KILL", "kill": {"task_id": {"value": "sim.0"}}})
+    await client.wait_update("sim.0", "TASK_KILLED")
+    assert client.states("sim.0")[-2:] == ["TASK_KILLING", "TASK_KILLED"]
+    with trio.fail_after(3):
+        while "sim.0" in cluster.master.frameworks[client.framework_id].tasks:
+            await trio.sleep(0.02)  # the acknowledged terminal update retires it
+    state = cluster.master.state()
+    tasks = state["frameworks"][0]["tasks"]
+    assert sorted(t["id"] for t in tasks) == ["sim.1", "sim.2"]
+
+
+@pytest.mark.cluster(
+    agents=0, simulated_agents=3, simulated_task_step=0.02, status_update_retry=0.1
+)
+async def test_simulated_updates_are_resent_until_acknowledged(cluster, schedulers, nursery):
+    client = schedulers(cluster.url, auto_ack=False)
+    await client.subscribe(nursery)
+    offer = (await client.wait_offers())[0]
+    await client.launch([offer], [task_info(offer, "nack.1", "sleep 1")])
+    with trio.fail_after(3):
+        while client.states("nack.1").count("TASK_STARTING") < 3:
+            await trio.sleep(0.02)
+    assert set(client.states("nack.1")) == {"TASK_STARTING"}  # head of line
+    await client.acknowledge(await client.wait_update("nack.1", "TASK_STARTING"))
+    await client.wait_update("nack.1", "TASK_RUNNING")
