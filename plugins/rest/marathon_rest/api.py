@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from starlette.requests import Request
@@ -12,12 +12,17 @@ from marathon_core.model.codec import app_to_json
 from marathon_core.model.ids import PathId
 from marathon_core.service import ServiceContext
 
+if TYPE_CHECKING:
+    from marathon_rest.callbacks import CallbackDispatcher
+
 
 @attrs.define
 class Api:
     """Shared by all routes; reached from a request with :meth:`Api.of`."""
 
     ctx: ServiceContext
+    #: HTTP callback subscribers (``/v2/eventSubscriptions``).
+    callbacks: CallbackDispatcher
     #: The port the API listens on (known once bound; ``--http_port 0`` picks one).
     http_port: int
     #: ``host:port`` of the leading scheduler, None while there is none.

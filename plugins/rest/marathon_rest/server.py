@@ -10,12 +10,13 @@ from hypercorn.config import Config as HypercornConfig
 from marathon_core.service import ServiceContext
 from marathon_rest.api import Api
 from marathon_rest.app import create_app
+from marathon_rest.callbacks import CallbackDispatcher
 from marathon_rest.http import serve_http
 
 log = logging.getLogger(__name__)
 
 
-def _hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
+def hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
     config = HypercornConfig()
     address = ctx.config.http_address or "0.0.0.0"
     config.bind = [f"{address}:{ctx.config.http_port}"]
@@ -30,11 +31,13 @@ async def serve_api(
     """Serve the API until cancelled; ``task_status`` gets the bound URL."""
     api = Api(
         ctx=ctx,
+        callbacks=CallbackDispatcher(ctx.events),
         http_port=ctx.config.http_port,
         event_heartbeat_seconds=ctx.config.option("event_stream_heartbeat_interval") / 1000,
     )
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(serve_http, create_app(api), _hypercorn_config(ctx))
+        await nursery.start(api.callbacks.run)
+        binds: list[str] = await nursery.start(serve_http, create_app(api), hypercorn_config(ctx))
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
         # Without --zk a process leads alone, as Marathon without HA does; ZooKeeper

@@ -1,0 +1,143 @@
+"""``/v2/eventSubscriptions``: events POSTed to HTTP callback URLs (Marathon ≤ 1.4).
+
+One dispatcher follows the event bus and hands each event to a worker per callback
+URL through a bounded queue; a worker POSTs events in order and retries a failed
+delivery a few times with backoff. A callback that cannot keep up loses its oldest
+queued events (counted, logged) instead of slowing anything else down. The list of
+callbacks lives in memory: subscribers re-register after a restart, as they had to
+after a Marathon failover.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from marathon_core.auth import Action, SystemResource
+from marathon_core.errors import BadRequestError
+from marathon_core.events import EventBus, PublishedEvent, make_event
+from marathon_rest.api import Api
+from marathon_rest.auth import authorize
+from marathon_rest.responses import json_response
+
+log = logging.getLogger(__name__)
+
+#: Events queued per callback before the oldest are dropped.
+QUEUE_SIZE = 1024
+#: Delivery attempts per event, and the pause before each retry (seconds).
+RETRY_DELAYS = (0.2, 1.0, 3.0)
+TIMEOUT = httpx.Timeout(5.0)
+
+
+class Callback:
+    """One callback URL: its queue and delivery statistics."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.send, self.receive = trio.open_memory_channel[PublishedEvent](QUEUE_SIZE)
+        self.delivered = 0
+        self.dropped = 0
+        self.cancel_scope = trio.CancelScope()
+
+    def offer(self, event: PublishedEvent) -> None:
+        try:
+            self.send.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+            log.warning(
+                "callback %s is too slow: dropped an event (%d so far)", self.url, self.dropped
+            )
+
+
+class CallbackDispatcher:
+    """Keeps the callback workers and feeds them from the event bus."""
+
+    def __init__(self, events: EventBus) -> None:
+        self._events = events
+        self._callbacks: dict[str, Callback] = {}
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return sorted(self._callbacks)
+
+    def subscribe(self, url: str) -> None:
+        if url in self._callbacks or self._nursery is None:
+            return
+        callback = Callback(url)
+        self._callbacks[url] = callback
+        self._nursery.start_soon(self._deliver, callback)
+
+    def unsubscribe(self, url: str) -> None:
+        callback = self._callbacks.pop(url, None)
+        if callback is not None:
+            callback.cancel_scope.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client, trio.open_nursery() as nursery:
+            self._client = client
+            self._nursery = nursery
+            with self._events.subscribe(max_outstanding=QUEUE_SIZE * 4) as subscription:
+                task_status.started()
+                async for event in subscription:
+                    for callback in list(self._callbacks.values()):
+                        callback.offer(event)
+
+    async def _deliver(self, callback: Callback) -> None:
+        with callback.cancel_scope:
+            async for event in callback.receive:
+                await self._post(callback, event)
+
+    async def _post(self, callback: Callback, event: PublishedEvent) -> None:
+        for attempt, pause in enumerate((0.0, *RETRY_DELAYS)):
+            await trio.sleep(pause)
+            try:
+                response = await self._client.post(callback.url, json=dict(event.payload))
+                if response.status_code < 500:
+                    callback.delivered += 1
+                    return
+                reason = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            log.info("callback %s attempt %d failed: %s", callback.url, attempt + 1, reason)
+        log.warning("callback %s: gave up on event %d", callback.url, event.id)
+
+
+def _callback_url(request: Request) -> str:
+    url = request.query_params.get("callbackUrl", "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadRequestError(f"Invalid callbackUrl '{url}': an http(s) URL is required")
+    return url
+
+
+async def list_subscriptions(request: Request) -> Response:
+    authorize(request, Action.VIEW_RESOURCE, SystemResource.EVENTS)
+    return json_response({"callbackUrls": Api.of(request).callbacks.urls})
+
+
+async def change_subscription(request: Request) -> Response:
+    authorize(request, Action.UPDATE_RESOURCE, SystemResource.EVENTS)
+    api = Api.of(request)
+    url = _callback_url(request)
+    subscribing = request.method == "POST"
+    if subscribing:
+        api.callbacks.subscribe(url)
+    else:
+        api.callbacks.unsubscribe(url)
+    event_type = "subscribe_event" if subscribing else "unsubscribe_event"
+    client = request.client.host if request.client else None
+    api.ctx.events.publish(make_event(event_type, clientIp=client, callbackUrl=url))
+    return json_response({"callbackUrl": url, "clientIp": client, "eventType": event_type})
+
+
+ROUTES = [
+    Route("/v2/eventSubscriptions", list_subscriptions, methods=["GET"]),
+    Route("/v2/eventSubscriptions", change_subscription, methods=["POST", "DELETE"]),
+]
