@@ -85,3 +85,15 @@ async def test_unknown_routes_and_methods_answer_in_json(client: httpx.AsyncClie
     wrong_method = await client.post("/v2/leader")
     assert wrong_method.status_code == 405
     assert set(wrong_method.json()) == {"message"}
+
+
+async def test_metrics_report_live_gauges(client: httpx.AsyncClient) -> None:
+    await client.post("/v2/apps", json={"id": "/m/a", "cmd": "sleep 1"})
+    snapshot = (await client.get("/metrics")).json()
+    gauges = snapshot["gauges"]
+    assert gauges["marathon.apps.active.gauge"] == {"value": 1}
+    assert gauges["marathon.deployments.active.gauge"] == {"value": 1}
+    assert gauges["marathon.groups.active.gauge"] == {"value": 2}  # root and /m
+    text = (await client.get("/metrics/prometheus")).text
+    assert "marathon_apps_active_gauge 1\n" in text
+    assert "# TYPE marathon_deployments_active_gauge gauge" in text
