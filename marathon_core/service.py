@@ -25,7 +25,7 @@ from marathon_core.config import Config
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.errors import ConfigError
 from marathon_core.events import EventBus
-from marathon_core.leadership import lead
+from marathon_core.leadership import LeaderState, lead
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
@@ -59,6 +59,8 @@ class ServiceContext:
     deployments: DeploymentRegistry = attrs.field(factory=DeploymentRegistry)
     #: The one writer of apps and groups.
     groups: GroupManager = attrs.field(init=False)
+    #: The leader's scheduler and instance tracker while this process leads, else None.
+    leader: LeaderState | None = None
 
     def __attrs_post_init__(self) -> None:
         self.groups = GroupManager(
@@ -158,7 +160,7 @@ async def serve(
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
-        await nursery.start(lead, ctx)
+        ctx.leader = await nursery.start(lead, ctx)
         log.info(
             "marathon ready: master %s, state %s, services [%s]",
             master_url,
