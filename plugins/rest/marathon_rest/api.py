@@ -10,6 +10,7 @@ from starlette.requests import Request
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import app_to_json
 from marathon_core.model.ids import PathId
+from marathon_core.model.instance import Instance
 from marathon_core.service import ServiceContext
 
 if TYPE_CHECKING:
@@ -42,6 +43,19 @@ class Api:
             cached = (app, app_to_json(app))
             self._app_json[app.id] = cached
         return dict(cached[1])
+
+    async def instances_of(self, app_id: PathId) -> list[Instance]:
+        """An app's instances: the leader's live view, or the stored ones."""
+        leader = self.ctx.leader
+        if leader is not None:
+            return leader.tracker.instances_of(app_id)
+        return list(await self.ctx.state.instances.by_app(app_id))
+
+    async def all_instances(self) -> list[Instance]:
+        leader = self.ctx.leader
+        if leader is not None:
+            return leader.tracker.all_instances()
+        return list(await self.ctx.state.instances.all())
 
     @classmethod
     def of(cls, request: Request) -> Api:

@@ -105,9 +105,9 @@ async def _instances_by_app(api: Api, app_ids: Iterable[PathId]) -> dict[PathId,
     by_app: dict[PathId, list[Instance]] = {a: [] for a in wanted}
     if len(wanted) == 1:
         (only,) = wanted
-        by_app[only] = list(await api.ctx.state.instances.by_app(only))
+        by_app[only] = await api.instances_of(only)
         return by_app
-    for instance in await api.ctx.state.instances.all():
+    for instance in await api.all_instances():
         if instance.app_id in by_app:
             by_app[instance.app_id].append(instance)
     return by_app
@@ -251,7 +251,7 @@ async def _tasks(api: Api, app_id: PathId) -> Response:
     app = (await api.ctx.groups.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
-    instances = await api.ctx.state.instances.by_app(app_id)
+    instances = await api.instances_of(app_id)
     return json_response({"tasks": _task_views(app, instances)})
 
 

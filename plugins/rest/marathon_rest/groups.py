@@ -35,7 +35,7 @@ async def _group_json(api: Api, group: Group, wanted: frozenset[str]) -> dict[st
     with_counts = bool(wanted & {"counts", "tasks", "deployments"})
     instances: dict[PathId, list[Any]] = {}
     if with_counts:
-        for instance in await api.ctx.state.instances.all():
+        for instance in await api.all_instances():
             instances.setdefault(instance.app_id, []).append(instance)
 
     def render(g: Group) -> dict[str, Any]:
