@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import trio
 
 from marathon_core.config import Config, parse_config
-from marathon_core.errors import ConfigError, PluginError
+from marathon_core.errors import ConfigError, PluginError, StorageError
 from marathon_core.plugins import DISABLE_ENV, PluginHost, get_plugin_host
 from marathon_core.service import serve
 
@@ -24,6 +24,8 @@ __all__ = ["main"]
 #: Exit status for a bad flag or environment value, and for a broken plugin set.
 EXIT_USAGE = 2
 EXIT_PLUGIN = 3
+#: The state store (ZooKeeper, SQLite) cannot be used; Marathon exits with 100 for ZooKeeper.
+EXIT_STORAGE = 100
 
 
 def _blocked_plugins(argv: Sequence[str]) -> list[str]:
@@ -106,6 +108,10 @@ def _run(config: Config, host: PluginHost) -> int:
         for plugin_error in plugin_errors.exceptions:
             _error(str(plugin_error))
         status = EXIT_PLUGIN
+    except* StorageError as storage_errors:
+        for storage_error in storage_errors.exceptions:
+            _error(f"state store: {storage_error}")
+        status = EXIT_STORAGE
     return status
 
 

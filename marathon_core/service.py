@@ -22,7 +22,9 @@ import attrs
 import trio
 
 from marathon_core.config import Config
+from marathon_core.deploy.executor import DeploymentExecutor
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.election import LeaderElection, SoloElection, ZkElection
 from marathon_core.errors import ConfigError
 from marathon_core.events import EventBus
 from marathon_core.leadership import LeaderState, lead
@@ -30,6 +32,7 @@ from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
 from marathon_core.state.store import StateStore
+from marathon_core.state.zk import ZkStorage, open_zk
 
 __all__ = ["MasterService", "Service", "ServiceContext", "serve"]
 
@@ -61,6 +64,8 @@ class ServiceContext:
     groups: GroupManager = attrs.field(init=False)
     #: The leader's scheduler and instance tracker while this process leads, else None.
     leader: LeaderState | None = None
+    #: Who leads: ``/v2/leader``, ``DELETE /v2/leader`` and the standby proxy ask it.
+    election: LeaderElection | None = None
 
     def __attrs_post_init__(self) -> None:
         self.groups = GroupManager(
@@ -88,13 +93,30 @@ def validation_context(config: Config, plugins: PluginHost) -> ValidationContext
 
 
 @asynccontextmanager
-async def open_state(config: Config) -> AsyncIterator[StateStore]:
-    """The state store of ``--state_dir`` (SQLite), closed on the way out."""
+async def open_state(config: Config) -> AsyncIterator[tuple[StateStore, LeaderElection]]:
+    """The state store and the election, closed on the way out.
+
+    With ``--zk``: one ZooKeeper session for both; state writes are fenced by the
+    election (``--disable_ha``: solo, unfenced).  Without: SQLite in ``--state_dir``, solo.
+    """
+    participant = f"{config.hostname}:{config.http_port}"
     if config.zk is not None:
-        raise ConfigError(
-            "--zk is not supported yet: ZooKeeper state and leader election are being built; "
-            "leave it out to keep state in --state_dir"
-        )
+        async with open_zk(
+            config.zk,
+            session_timeout=config.zk_session_timeout / 1000,
+            timeout=config.zk_timeout / 1000,
+        ) as zk:
+            zk_storage = await ZkStorage.open(zk)
+            if config.ha:
+                election: LeaderElection = ZkElection(zk, participant)
+                fence = election.fence
+            else:
+                election, fence = SoloElection(participant), None
+            state = await StateStore.open(
+                zk_storage, max_versions=config.zk_max_versions, fence=fence
+            )
+            yield state, election
+        return
     directory = Path(config.state_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -102,7 +124,8 @@ async def open_state(config: Config) -> AsyncIterator[StateStore]:
         raise ConfigError(f"--state_dir {directory}: {exc.strerror}") from None
     storage = await SqliteStorage.open(directory / DEFAULT_FILENAME)
     try:
-        yield await StateStore.open(storage, max_versions=config.zk_max_versions)
+        state = await StateStore.open(storage, max_versions=config.zk_max_versions)
+        yield state, SoloElection(participant)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             await storage.aclose()
@@ -122,6 +145,26 @@ def resolve_master(config: Config, plugins: PluginHost) -> MasterService:
         f"no installed plugin serves --master {config.master!r}; use http://host:5050, "
         "host:5050 or local"
     )
+
+
+async def leadership_term(ctx: ServiceContext) -> None:
+    """One term as leader: state as the last leader left it, the scheduler (published as
+    ``ctx.leader``) and the deployment executor, all cancelled together when it ends."""
+    ctx.groups.forget_root()
+    stored = {d.id: d for d in await ctx.state.deployments.all()}
+    for deployment in ctx.deployments.all():
+        if deployment.id not in stored:
+            ctx.deployments.remove(deployment.id)
+    for deployment in stored.values():
+        ctx.deployments.put(deployment)
+    try:
+        async with trio.open_nursery() as nursery:
+            leader: LeaderState = await nursery.start(lead, ctx)
+            executor = DeploymentExecutor(ctx.state, ctx.deployments, ctx.events, leader.tracker)
+            await nursery.start(executor.run)
+            ctx.leader = leader
+    finally:
+        ctx.leader = None
 
 
 async def _stop_on_signals(
@@ -144,7 +187,7 @@ async def serve(
     """Run the server until SIGINT/SIGTERM or cancellation."""
     master = resolve_master(config, plugins)
     validation = validation_context(config, plugins)
-    async with open_state(config) as state, trio.open_nursery() as nursery:
+    async with open_state(config) as (state, election), trio.open_nursery() as nursery:
         await nursery.start(_stop_on_signals, nursery.cancel_scope)
         master_url: str = await nursery.start(master)
         ctx = ServiceContext(
@@ -154,13 +197,13 @@ async def serve(
             state=state,
             validation=validation,
             events=EventBus(on_event=plugins.event),
+            election=election,
         )
-        for deployment in await state.deployments.all():
-            ctx.deployments.put(deployment)
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
-        ctx.leader = await nursery.start(lead, ctx)
+        # Leadership-scoped work: cancelled whenever leadership ends, restarted next term.
+        await nursery.start(election.run, leadership_term, ctx)
         log.info(
             "marathon ready: master %s, state %s, services [%s]",
             master_url,

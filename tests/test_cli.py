@@ -170,12 +170,14 @@ def test_state_lives_in_state_dir(server: subprocess.Popen[str], tmp_path: Path)
     assert (tmp_path / "marathon-state.sqlite3").is_file()
 
 
-def test_zookeeper_state_is_refused_until_it_exists(tmp_path: Path) -> None:
+def test_unreachable_zookeeper_ends_the_server_with_a_clear_error(tmp_path: Path) -> None:
     result = run(
         "--master",
         "http://127.0.0.1:5050",
         "--zk",
-        "zk://127.0.0.1:2181/marathon",
+        "zk://127.0.0.1:1/marathon",
+        "--zk_timeout",
+        "500",
         "--state_dir",
         str(tmp_path),
         "--http_port",
@@ -183,5 +185,6 @@ def test_zookeeper_state_is_refused_until_it_exists(tmp_path: Path) -> None:
         "--http_address",
         "127.0.0.1",
     )
-    assert result.returncode == 2
-    assert "--zk is not supported yet" in result.stderr
+    assert result.returncode == 100
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("marathon: error: state store:")
