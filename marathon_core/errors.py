@@ -12,7 +12,8 @@ so every frontend maps them by type, never by message::
       │     ├── ConflictError        409  id exists already
       │     │     └── AppLockedError 409  locked by deployments (carries their ids)
       │     ├── ValidationError      422  "Invalid JSON" (shape) or "Object is not valid" (rules)
-      │     └── InvalidArgumentError 422  an argument Marathon rejects with only a message
+      │     ├── InvalidArgumentError 422  an argument Marathon rejects with only a message
+      │     └── ServiceUnavailableError 503 no leader to act now; try again
       ├── PluginError                a plugin could not be loaded or misbehaves
       │     └── PluginConflictError  two plugins claim the same registry key
       ├── ConfigError                bad flags or environment; the server does not start
@@ -41,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "PluginConflictError",
     "PluginError",
+    "ServiceUnavailableError",
     "StorageError",
     "StorageFormatError",
     "StorageUnavailableError",
@@ -159,6 +161,12 @@ class InvalidArgumentError(UserError):
     """422 with only a message: a label selector, version or other argument is unusable."""
 
     status = 422
+
+
+class ServiceUnavailableError(UserError):
+    """503: the request needs the leader's scheduler, and there is none right now."""
+
+    status = 503
 
 
 class PluginError(MarathonError):

@@ -18,7 +18,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.errors import UserError
-from marathon_rest import apps, callbacks, deployments, groups, metrics, openapi, system
+from marathon_rest import (
+    apps,
+    callbacks,
+    deployments,
+    groups,
+    metrics,
+    openapi,
+    queue,
+    system,
+    tasks,
+)
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 from marathon_rest.auth import authenticate
@@ -108,6 +118,8 @@ def create_app(api: Api) -> ASGIApp:
             *openapi.ROUTES,
             *callbacks.ROUTES,
             *metrics.ROUTES,
+            *queue.ROUTES,
+            *tasks.ROUTES,
             Route("/v2/events", EventStream(), methods=["GET"]),
         ],
         exception_handlers={

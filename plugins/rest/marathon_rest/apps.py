@@ -17,7 +17,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.auth import Action
-from marathon_core.deploy.manager import GroupChange
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from marathon_core.events import make_event
 from marathon_core.model.app import AppDefinition
@@ -26,17 +25,17 @@ from marathon_core.model.codec import (
     app_to_json,
     parse_app,
     parse_app_update,
-    task_to_json,
 )
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Instance
+from marathon_rest import tasks
 from marathon_rest.api import Api
 from marathon_rest.auth import allowed, authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.labels import parse_label_selector
-from marathon_rest.responses import json_response, query_flag
+from marathon_rest.responses import deployment_result, json_response, query_flag
 
 _STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 
@@ -55,15 +54,6 @@ def embeds(request: Request) -> frozenset[str]:
     return frozenset(out)
 
 
-def _task_views(app: AppDefinition, instances: Iterable[Instance]) -> list[dict[str, Any]]:
-    views = []
-    for instance in instances:
-        task = instance.task
-        if task is not None and not task.condition.is_terminal:
-            views.append(task_to_json(instance, task, app=app))
-    return views
-
-
 def app_info(
     api: Api,
     app: AppDefinition,
@@ -80,16 +70,8 @@ def app_info(
     out["tasksUnhealthy"] = 0
     out["deployments"] = [{"id": d.id} for d in deployments]
     if with_tasks:
-        out["tasks"] = _task_views(app, instances)
+        out["tasks"] = tasks.tasks_json(app, instances)
     return out
-
-
-def deployment_result(change: GroupChange, *, status: int = 200) -> Response:
-    return json_response(
-        {"version": str(change.version), "deploymentId": change.deployment.id},
-        status=status,
-        headers={"Marathon-Deployment-Id": change.deployment.id},
-    )
 
 
 def _missing(app_id: PathId) -> NotFoundError:
@@ -251,8 +233,7 @@ async def _tasks(api: Api, app_id: PathId) -> Response:
     app = (await api.ctx.groups.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
-    instances = await api.instances_of(app_id)
-    return json_response({"tasks": _task_views(app, instances)})
+    return json_response({"tasks": tasks.tasks_json(app, await api.instances_of(app_id))})
 
 
 async def _put(request: Request, path: str, *, patch: bool) -> Response:
@@ -324,6 +305,12 @@ async def app_route(request: Request) -> Response:
     if method in ("PUT", "PATCH"):
         return await _put(request, path, patch=method == "PATCH")
     if method == "DELETE":
+        segments = path.strip("/").split("/")
+        if segments[-1] == "tasks":
+            return await tasks.kill_app_tasks(request, _app_id("/".join(segments[:-1])), None)
+        if len(segments) > 2 and segments[-2] == "tasks":
+            app_id = _app_id("/".join(segments[:-2]))
+            return await tasks.kill_app_tasks(request, app_id, segments[-1])
         return await _delete(request, path)
     return json_response({"message": "HTTP 405 Method Not Allowed"}, status=405)
 

@@ -12,9 +12,8 @@ from marathon_core.model.codec import deployment_to_json
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_rest.api import Api
-from marathon_rest.apps import deployment_result
 from marathon_rest.auth import allowed, authorize
-from marathon_rest.responses import json_response, query_flag
+from marathon_rest.responses import deployment_result, json_response, query_flag
 
 
 async def list_deployments(request: Request) -> Response:

@@ -16,10 +16,10 @@ from marathon_core.model.codec import GroupUpdate, parse_group_update
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
-from marathon_rest.apps import app_info, deployment_result, embeds
+from marathon_rest.apps import app_info, embeds
 from marathon_rest.auth import authorize
 from marathon_rest.ids import id_from_url
-from marathon_rest.responses import json_response, query_flag
+from marathon_rest.responses import deployment_result, json_response, query_flag
 
 
 def _group_id(raw: str, *, creating: bool = False) -> PathId:

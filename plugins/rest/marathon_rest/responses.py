@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from marathon_core.deploy.manager import GroupChange
 from marathon_core.errors import BadRequestError
 
 JSON_MEDIA_TYPE = "application/json"
@@ -34,3 +35,11 @@ def query_flag(request: Request, name: str, *, default: bool = False) -> bool:
     if value in ("false", "0"):
         return False
     raise BadRequestError(f"Query parameter '{name}' must be true or false, got '{raw}'")
+
+
+def deployment_result(change: GroupChange, *, status: int = 200) -> Response:
+    return json_response(
+        {"version": str(change.version), "deploymentId": change.deployment.id},
+        status=status,
+        headers={"Marathon-Deployment-Id": change.deployment.id},
+    )

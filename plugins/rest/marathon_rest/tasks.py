@@ -1,0 +1,183 @@
+"""Tasks: list them (``/v2/tasks``, ``/v2/apps/{id}/tasks``) and kill them.
+
+A kill without ``scale`` stops the task and lets the scheduler start a replacement
+(the instance keeps its goal). With ``scale`` the killed instances are decommissioned
+first and the app's ``instances`` is lowered by their number in a deployment, so
+exactly the chosen ones go. ``wipe`` decommissions without scaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from marathon_core.auth import Action
+from marathon_core.errors import AppLockedError, BadRequestError, NotFoundError
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import task_to_json
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId
+from marathon_core.model.instance import Condition, Instance, parse_task_id
+from marathon_rest.api import Api
+from marathon_rest.auth import allowed, authorize
+from marathon_rest.queue import scheduler_of
+from marathon_rest.responses import deployment_result, json_response, query_flag
+
+_STATUS = {
+    "running": frozenset({Condition.RUNNING}),
+    "staging": frozenset({Condition.STAGING, Condition.STARTING, Condition.PROVISIONED}),
+}
+
+
+def _live(instances: Iterable[Instance]) -> list[Instance]:
+    return [i for i in instances if i.task is not None and not i.task.condition.is_terminal]
+
+
+def tasks_json(app: AppDefinition | None, instances: Iterable[Instance]) -> list[dict[str, Any]]:
+    return [task_to_json(i, i.task, app=app) for i in _live(instances) if i.task is not None]
+
+
+async def list_tasks(request: Request) -> Response:
+    """``GET /v2/tasks`` (``status=running|staging``, repeatable; ``text/plain`` too)."""
+    api = Api.of(request)
+    statuses = request.query_params.getlist("status") + request.query_params.getlist("status[]")
+    wanted = frozenset().union(*(_STATUS.get(s, frozenset()) for s in statuses))
+    root = await api.ctx.groups.root()
+    apps = root.app_index()
+    instances = [
+        i
+        for i in _live(await api.all_instances())
+        if (not statuses or i.condition in wanted)
+        and allowed(request, Action.VIEW_RUN_SPEC, str(i.app_id))
+    ]
+    if request.headers.get("accept", "").startswith("text/plain"):
+        return PlainTextResponse(_text_listing(apps, instances))
+    return json_response(
+        {
+            "tasks": [
+                task_to_json(i, i.task, app=apps.get(i.app_id))
+                for i in instances
+                if i.task is not None
+            ]
+        }
+    )
+
+
+def _text_listing(apps: dict[PathId, AppDefinition], instances: list[Instance]) -> str:
+    """Marathon's plain form: per app and service port, ``id<TAB>port<TAB>host:port ...``."""
+    by_app: dict[PathId, list[Instance]] = {}
+    for instance in instances:
+        by_app.setdefault(instance.app_id, []).append(instance)
+    lines = []
+    for app_id in sorted(by_app):
+        app = apps.get(app_id)
+        ports = app.service_ports if app is not None else ()
+        for index, service_port in enumerate(ports):
+            endpoints = [
+                f"{i.agent.host}:{i.task.host_ports[index]}"
+                for i in by_app[app_id]
+                if i.agent is not None and i.task is not None and index < len(i.task.host_ports)
+            ]
+            lines.append("\t".join([app_id.safe_id, str(service_port), *endpoints]))
+    return "".join(line + "\n" for line in lines)
+
+
+def _kill_mode(request: Request) -> tuple[bool, bool, bool]:
+    scale, wipe = query_flag(request, "scale"), query_flag(request, "wipe")
+    if scale and wipe:
+        raise BadRequestError("You cannot use scale and wipe at the same time.")
+    return scale, wipe, query_flag(request, "force")
+
+
+async def _stop(api: Api, instances: list[Instance], *, wipe: bool) -> None:
+    """Kill (the scheduler relaunches) or, with ``wipe``, decommission for good."""
+    scheduler = scheduler_of(api)
+    if wipe:
+        await scheduler.tracker.decommission(i.instance_id for i in instances)
+    else:
+        await scheduler.kill_instances(instances)
+
+
+async def _kill_and_scale(
+    api: Api, app_id: PathId, instances: list[Instance], *, force: bool
+) -> Response:
+    """Decommission exactly ``instances`` and lower ``instances`` by their number."""
+    locks = api.ctx.deployments.conflicting([app_id])
+    if locks and not force:
+        raise AppLockedError(d.id for d in locks)
+    await scheduler_of(api).tracker.decommission(i.instance_id for i in instances)
+
+    def scale_down(root: Group) -> Group:
+        app = root.find_app(app_id)
+        if app is None:
+            raise NotFoundError(f"App '{app_id}' does not exist")
+        return root.update_app(attrs.evolve(app, instances=max(0, app.instances - len(instances))))
+
+    return deployment_result(await api.ctx.groups.update_root(scale_down, force=True))
+
+
+async def kill_app_tasks(request: Request, app_id: PathId, task: str | None) -> Response:
+    """``DELETE /v2/apps/{id}/tasks[/{taskId}]`` (``host`` limits the kill to one agent)."""
+    api = Api.of(request)
+    if (await api.ctx.groups.root()).find_app(app_id) is None:
+        raise NotFoundError(f"App '{app_id}' does not exist")
+    live = _live(await api.instances_of(app_id))
+    if task is not None:
+        chosen = [i for i in live if i.task is not None and str(i.task.task_id) == task]
+        if not chosen:
+            raise NotFoundError(f"Task '{task}' does not exist")
+    else:
+        host = request.query_params.get("host", "*")
+        chosen = [i for i in live if host == "*" or (i.agent is not None and i.agent.host == host)]
+    scale, wipe, force = _kill_mode(request)
+    authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
+    if scale:
+        return await _kill_and_scale(api, app_id, chosen, force=force)
+    await _stop(api, chosen, wipe=wipe)
+    killed = tasks_json(None, chosen)
+    return json_response({"task": killed[0]} if task is not None else {"tasks": killed})
+
+
+async def delete_tasks(request: Request) -> Response:
+    """``POST /v2/tasks/delete`` with ``{"ids": [...]}``: unknown ids are skipped."""
+    api = Api.of(request)
+    try:
+        body = await request.json()
+        ids = body["ids"]
+        assert isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+    except Exception:
+        raise BadRequestError('Expected a JSON body {"ids": ["<task id>", ...]}') from None
+    by_app: dict[PathId, list[Instance]] = {}
+    for raw in ids:
+        try:
+            task_id = parse_task_id(raw)
+        except ValueError:
+            raise BadRequestError(f"Invalid task id '{raw}'.") from None
+        app_id = task_id.run_spec_id
+        for instance in _live(await api.instances_of(app_id)):
+            if instance.task is not None and str(instance.task.task_id) == str(task_id):
+                by_app.setdefault(app_id, []).append(instance)
+    scale, wipe, force = _kill_mode(request)
+    for app_id in by_app:
+        authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
+    if scale:
+        response = json_response({"tasks": []})
+        for app_id, chosen in by_app.items():
+            response = await _kill_and_scale(api, app_id, chosen, force=force)
+        return response
+    killed: list[dict[str, Any]] = []
+    for chosen in by_app.values():
+        await _stop(api, chosen, wipe=wipe)
+        killed.extend(tasks_json(None, chosen))
+    return json_response({"tasks": killed})
+
+
+ROUTES = [
+    Route("/v2/tasks", list_tasks, methods=["GET"]),
+    Route("/v2/tasks/delete", delete_tasks, methods=["POST"]),
+]
