@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="In-process simulated agents (no processes; tasks only pretend to run)",
     )
+    parser.add_argument(
+        "--simulated_task_step",
+        type=parse_duration,
+        default=0.05,
+        help="Time from a simulated task's STAGING to STARTING, and on to RUNNING (50ms)",
+    )
     parser.add_argument("--log_level", default="INFO")
     return parser
 
@@ -136,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             offer_timeout=args.offer_timeout,
             agent_reregister_timeout=args.agent_reregister_timeout,
             simulated_agents=args.simulated_agents,
+            simulated_task_step=args.simulated_task_step,
         )
         cluster = Cluster(options)
     except (ResourceError, ValueError) as exc:

@@ -53,6 +53,8 @@ TERMINAL_STATES = frozenset(
 HEARTBEAT_INTERVAL = 15.0
 #: Mesos's default ``--allocation_interval``.
 ALLOCATION_INTERVAL = 1.0
+#: Pause after an allocation run, so that a burst of changes is allocated together.
+ALLOCATION_BATCH = 0.002
 #: ``Filters.refuse_seconds`` default and cap (365 days).
 DEFAULT_REFUSE_SECONDS = 5.0
 MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
@@ -332,6 +334,8 @@ class Master:
         self.unreachable_agents: dict[str, Agent] = {}
         self._counters = {"framework": 0, "offer": 0, "agent": 0}
         self._wakeup = trio.Event()
+        self._dirty_agents: set[str] = set()
+        self._allocate_all = True
         self._agents_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._client: httpx.AsyncClient | None = None
@@ -743,7 +747,6 @@ class Master:
                 continue
             self._discard_offer(framework, offer)
             self._add_filter(framework, offer.role, offer.agent_id, offer.resources, refuse)
-        self._trigger()
 
     @staticmethod
     def _refuse_seconds(filters: Mapping[str, Any] | None) -> float:
@@ -806,7 +809,6 @@ class Master:
                         )
                     )
                 )
-            self._trigger()
             return
 
         agent = self.agents[offers[0].agent_id]
@@ -843,7 +845,7 @@ class Master:
                 {"framework_id": framework.id, "framework_info": framework.info, "task": task_info},
             )
         self._add_filter(framework, role, agent.id, available, refuse)
-        self._trigger()
+        self._trigger(agent.id)
 
     def _refuse_operation(
         self, framework: Framework, operation: Mapping[str, Any], agent_id: str | None
@@ -1060,7 +1062,7 @@ class Master:
         agent = self.agents.get(task.agent_id)
         if agent is not None:
             agent.allocated = (agent.allocated - task.resources).pruned()
-        self._trigger()
+        self._trigger(task.agent_id)
 
     def _remove_task(self, framework: Framework, task: Task) -> None:
         self._free(task)
@@ -1079,7 +1081,7 @@ class Master:
         agent = self.agents.get(offer.agent_id)
         if agent is not None:
             agent.allocated = (agent.allocated - offer.resources).pruned()
-        self._trigger()
+        self._trigger(offer.agent_id)
 
     def _rescind(self, framework: Framework, offer: Offer) -> None:
         self._discard_offer(framework, offer)
@@ -1087,16 +1089,25 @@ class Master:
 
     # -- allocation ------------------------------------------------------------------
 
-    def _trigger(self) -> None:
+    def _trigger(self, agent_id: str | None = None) -> None:
+        """Ask for an allocation: of one agent's resources, or of everything."""
+        if agent_id is None:
+            self._allocate_all = True
+        else:
+            self._dirty_agents.add(agent_id)
         self._wakeup.set()
 
     async def _allocation_loop(self) -> None:
+        """Allocate every agent each ``allocation_interval`` and, in between, the agents
+        whose resources changed (batched: changes arriving together share one run)."""
         while True:
-            with trio.move_on_after(self.options.allocation_interval):
+            with trio.move_on_after(self.options.allocation_interval) as interval:
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
-            self.allocate()
-            await trio.sleep(0)
+            everything = interval.cancelled_caught or self._allocate_all
+            dirty, self._dirty_agents, self._allocate_all = self._dirty_agents, set(), False
+            self.allocate(None if everything else dirty)
+            await trio.sleep(ALLOCATION_BATCH)
 
     _SHARE_NAMES = ("cpus", "mem", "disk")
 
@@ -1118,8 +1129,11 @@ class Master:
         """Dominant share of the cluster (DRF)."""
         return max((h / t for h, t in zip(held, totals, strict=True) if t > 0), default=0.0)
 
-    def allocate(self) -> None:
-        """Offer each agent's free resources to the eligible framework with the least share."""
+    def allocate(self, agent_ids: Iterable[str] | None = None) -> None:
+        """Offer each agent's free resources to the eligible framework with the least share.
+
+        ``agent_ids`` limits the run to those agents (default: every agent).
+        """
         now = trio.current_time()
         totals = [0.0, 0.0, 0.0]
         for agent in self.agents.values():
@@ -1132,9 +1146,13 @@ class Master:
         ]
         if not eligible:
             return
-        held = {f.id: self._held(f) for f in eligible}
+        # With one framework its share decides nothing: skip summing its tasks.
+        held = {f.id: self._held(f) if len(eligible) > 1 else [0.0] * 3 for f in eligible}
         batches: dict[str, list[dict[str, Any]]] = {}
-        agents = list(self.agents.values())
+        if agent_ids is None:
+            agents = list(self.agents.values())
+        else:
+            agents = [self.agents[i] for i in agent_ids if i in self.agents]
         random.shuffle(agents)
         for agent in agents:
             free = agent.free
@@ -1279,7 +1297,7 @@ class Master:
         else:
             receive.close()
         self._changed()
-        self._trigger()
+        self._trigger(agent.id)
         return agent
 
     def _reconcile_agent(
@@ -1366,7 +1384,7 @@ class Master:
             self._remove_task(framework, task)
         for framework_id in shutdown:
             self._to_agent(agent, "shutdown_framework", {"framework_id": framework_id})
-        self._trigger()
+        self._trigger(agent.id)
 
     def _to_agent(self, agent: Agent, action: str, body: dict[str, Any]) -> None:
         if agent.simulated is not None:

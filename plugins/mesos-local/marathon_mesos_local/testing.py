@@ -16,12 +16,15 @@ Agent faults on a running :class:`~marathon_mesos_local.cluster.Cluster` (agent
 * :func:`pause_agent` / :func:`resume_agent` -- SIGSTOP / SIGCONT of the agent process
   (a partition: tasks keep running, pings go unanswered; after SIGCONT it re-registers).
 * :func:`task_pids` -- the live processes of a task (main process and children).
+
+:class:`NullFramework` drives a :class:`SchedulerClient` to launch N tasks.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from marathon_mesos_local.cluster import Cluster
 
 __all__ = [
+    "NullFramework",
     "RecordIODecoder",
     "SchedulerClient",
     "pause_agent",
@@ -338,3 +342,76 @@ class SchedulerClient:
                 },
             }
         )
+
+
+class NullFramework:
+    """The "null framework": accepts offers to launch ``sleep`` tasks, acknowledges updates.
+
+    ``await NullFramework(client).launch(nursery, 100)`` subscribes (unless already
+    subscribed), launches 100 tasks (at most ``tasks_per_offer`` per offer; ``None``
+    fills each offer), declines surplus offers for an hour once every task is
+    launched, and returns when all of them report TASK_RUNNING. ``offers_seen`` and
+    ``accepts`` count what it got and sent.
+    """
+
+    def __init__(
+        self,
+        client: SchedulerClient,
+        *,
+        command: str = "sleep 3600",
+        cpus: float = 0.1,
+        mem: float = 32.0,
+        tasks_per_offer: int | None = None,
+        prefix: str = "null",
+    ) -> None:
+        self.client = client
+        self.command = command
+        self.cpus = cpus
+        self.mem = mem
+        self.tasks_per_offer = tasks_per_offer
+        self.prefix = prefix
+        self.launched: list[str] = []
+        self.running: set[str] = set()
+        self.offers_seen = 0
+        self.accepts = 0
+
+    def _fits(self, offer: Mapping[str, Any]) -> int:
+        scalars = {r["name"]: r["scalar"]["value"] for r in offer["resources"] if "scalar" in r}
+        return int(min(scalars.get("cpus", 0.0) / self.cpus, scalars.get("mem", 0.0) / self.mem))
+
+    async def launch(self, nursery: trio.Nursery, count: int, *, timeout: float = 600.0) -> None:
+        client = self.client
+        if client.framework_id is None:
+            await client.subscribe(nursery, name="null-framework")
+        target = len(self.launched) + count
+        index = len(client.events)
+        with trio.fail_after(timeout):
+            async with trio.open_nursery() as calls:
+                while len(self.running) < target:
+                    while index >= len(client.events):
+                        await client.wait_for(lambda e: True, since=index)
+                    event = client.events[index]
+                    index += 1
+                    if event["type"] == "OFFERS":
+                        for offer in event["offers"]["offers"]:
+                            self._use(calls, offer, target)
+                    elif event["type"] == "UPDATE":
+                        status = event["update"]["status"]
+                        if status["state"] == "TASK_RUNNING":
+                            self.running.add(status["task_id"]["value"])
+
+    def _use(self, calls: trio.Nursery, offer: Mapping[str, Any], target: int) -> None:
+        self.offers_seen += 1
+        room = min(self._fits(offer), target - len(self.launched))
+        if self.tasks_per_offer is not None:
+            room = min(room, self.tasks_per_offer)
+        if room <= 0:
+            calls.start_soon(self.client.decline, [offer], 3600.0)
+            return
+        tasks = []
+        for _ in range(room):
+            task_id = f"{self.prefix}.{len(self.launched)}"
+            self.launched.append(task_id)
+            tasks.append(task_info(offer, task_id, self.command, cpus=self.cpus, mem=self.mem))
+        self.accepts += 1
+        calls.start_soon(partial(self.client.launch, [offer], tasks, filters={"refuse_seconds": 0}))
