@@ -393,21 +393,26 @@ class NullFramework:
                     event = client.events[index]
                     index += 1
                     if event["type"] == "OFFERS":
-                        for offer in event["offers"]["offers"]:
-                            self._use(calls, offer, target)
+                        surplus = [
+                            offer
+                            for offer in event["offers"]["offers"]
+                            if not self._use(calls, offer, target)
+                        ]
+                        if surplus:  # one DECLINE for all of them
+                            calls.start_soon(self.client.decline, surplus, 3600.0)
                     elif event["type"] == "UPDATE":
                         status = event["update"]["status"]
                         if status["state"] == "TASK_RUNNING":
                             self.running.add(status["task_id"]["value"])
 
-    def _use(self, calls: trio.Nursery, offer: Mapping[str, Any], target: int) -> None:
+    def _use(self, calls: trio.Nursery, offer: Mapping[str, Any], target: int) -> bool:
+        """Launch what fits on ``offer``; False if nothing does (the offer is surplus)."""
         self.offers_seen += 1
         room = min(self._fits(offer), target - len(self.launched))
         if self.tasks_per_offer is not None:
             room = min(room, self.tasks_per_offer)
         if room <= 0:
-            calls.start_soon(self.client.decline, [offer], 3600.0)
-            return
+            return False
         tasks = []
         for _ in range(room):
             task_id = f"{self.prefix}.{len(self.launched)}"
@@ -415,3 +420,4 @@ class NullFramework:
             tasks.append(task_info(offer, task_id, self.command, cpus=self.cpus, mem=self.mem))
         self.accepts += 1
         calls.start_soon(partial(self.client.launch, [offer], tasks, filters={"refuse_seconds": 0}))
+        return True

@@ -143,3 +143,29 @@ async def test_marathon_master_local_starts_and_stops_the_cluster(tmp_path: Path
     took = await run_until_sigint(argv, tmp_path, r"marathon ready: master (http://\S+?),", check)
     assert took < 5
     assert processes_under(state_dir) == []
+
+
+def test_mesos_timing_flags_in_the_cli_and_the_plugin() -> None:
+    from marathon_mesos_local import cli, plugin
+
+    args = cli._parser().parse_args(
+        ["--agent_ping_timeout", "500ms", "--max_agent_ping_timeouts", "2",
+         "--offer_timeout", "1mins", "--agent_reregister_timeout", "15mins",
+         "--simulated-agents", "7"]
+    )  # fmt: skip
+    assert args.agent_ping_timeout == 0.5 and args.max_agent_ping_timeouts == 2
+    assert args.offer_timeout == 60.0 and args.agent_reregister_timeout == 900.0
+    assert args.simulated_agents == 7
+    assert cli._parser().parse_args([]).offer_timeout is None
+
+    host = get_plugin_host()
+    config = parse_config(
+        ["--local_agent_ping_timeout", "2secs", "--local_max_agent_ping_timeouts", "3",
+         "--local_offer_timeout", "30secs", "--local_agent_reregister_timeout", "10mins",
+         "--local_simulated_agents", "100"],
+        addoption_hook=host.addoption,
+    )  # fmt: skip
+    options = plugin.cluster_options(config)
+    assert (options.agent_ping_timeout, options.max_agent_ping_timeouts) == (2.0, 3)
+    assert (options.offer_timeout, options.agent_reregister_timeout) == (30.0, 600.0)
+    assert options.simulated_agents == 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from marathon_mesos_local.testing import task_info
+from marathon_mesos_local.testing import NullFramework, task_info
 
 
 @pytest.mark.cluster(agents=1, simulated_agents=20, simulated_task_step=0.02)
@@ -52,3 +52,18 @@ async def test_simulated_updates_are_resent_until_acknowledged(cluster, schedule
     assert set(client.states("nack.1")) == {"TASK_STARTING"}  # head of line
     await client.acknowledge(await client.wait_update("nack.1", "TASK_STARTING"))
     await client.wait_update("nack.1", "TASK_RUNNING")
+
+
+@pytest.mark.cluster(agents=0, simulated_agents=1000, simulated_task_step=0.01)
+async def test_null_framework_fills_a_thousand_simulated_agents(cluster, schedulers, nursery):
+    client = schedulers(cluster.url)
+    framework = NullFramework(client, cpus=1.0, mem=128.0)
+    started = trio.current_time()
+    # One task per offer: the test client (httpx) is the slow part here, not the master.
+    framework.tasks_per_offer = 1
+    await framework.launch(nursery, 100, timeout=30)
+    assert len(framework.running) == 100
+    assert trio.current_time() - started < 15
+    tasks = cluster.master.frameworks[client.framework_id].tasks
+    assert sum(t.state == "TASK_RUNNING" for t in tasks.values()) == 100
+    assert len({t.agent_id for t in tasks.values()}) == 100  # one per offer, one per agent
