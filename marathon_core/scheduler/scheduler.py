@@ -611,6 +611,10 @@ class Scheduler:
         if planned:
             await self.tracker.apply(compute)
         unused: list[str] = []
+        # While instances still wait, the rest of a used offer must come back at once
+        # (Mesos would otherwise refuse it for its default 5 s).
+        more = any(waiting.values())
+        leftover_refuse = 0.0 if more else self.options.decline_offer_duration
         for pool in pools:
             task_infos = [
                 info
@@ -619,7 +623,10 @@ class Scheduler:
             ]
             if task_infos:
                 self._counts["tasks_launched"] += len(task_infos)
-                self._spawn(self._send, calls.accept([pool.offer_id], task_infos))
+                self._spawn(
+                    self._send,
+                    calls.accept([pool.offer_id], task_infos, refuse_seconds=leftover_refuse),
+                )
             else:
                 unused.append(pool.offer_id)
         if unused:
