@@ -61,10 +61,8 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
             while len(mesos.stored_at_accept) < 3 or not mesos.of("DECLINE"):
                 await trio.sleep(0.01)
         accepts = mesos.of("ACCEPT")
-        assert [len(a["accept"]["operations"][0]["launch"]["task_infos"]) for a in accepts] == [
-            2,
-            1,
-        ]
+        sizes = sorted(len(a["accept"]["operations"][0]["launch"]["task_infos"]) for a in accepts)
+        assert sizes == [1, 2]  # up to max_instances_per_offer from one offer
         assert len(mesos.stored_at_accept) == 3  # never past instances
         declined = {o["value"] for d in mesos.of("DECLINE") for o in d["decline"]["offer_ids"]}
         assert {"O-a3", "O-a4"} <= declined
