@@ -160,6 +160,8 @@ async def leadership_term(ctx: ServiceContext) -> None:
     try:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
+            # The periodic scale check leaves apps alone while a deployment owns them.
+            leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
             executor = DeploymentExecutor(ctx.state, ctx.deployments, ctx.events, leader.tracker)
             await nursery.start(executor.run)
             ctx.leader = leader

@@ -1,0 +1,118 @@
+"""B2: 1,000 one-instance apps POSTed 100 at a time must all reach ``deployment_success``.
+
+Runs ``marathon --master local`` with simulated agents (tasks change state on a timer
+and run no process), posts the apps in concurrent batches over real HTTP, and follows
+``/v2/events``. Reports apps/s created, time to the last ``deployment_success``, and
+failures, next to the rate of ``GET /ping`` round trips measured in the same run
+(the HTTP floor of this machine right now).
+
+Usage: python benchmarks/bench_deploy.py [--apps 1000] [--batch 100] [--agents 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import trio
+
+
+async def follow_events(url: str, wanted: set[str], done: trio.Event, seen: dict[str, int],
+                        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    query = "event_type=deployment_success&event_type=deployment_failed"
+    async with httpx.AsyncClient(timeout=None) as client, client.stream(
+        "GET", f"{url}/v2/events?{query}"
+    ) as response:
+        task_status.started()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            seen[event["eventType"]] = seen.get(event["eventType"], 0) + 1
+            wanted.discard(event["id"])
+            if not wanted and seen.get("deployment_success", 0) > 0:
+                done.set()
+
+
+async def bench(url: str, apps: int, batch: int) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 limits=httpx.Limits(max_connections=batch)) as client:
+        started = time.perf_counter()
+        for _ in range(200):
+            await client.get("/ping")
+        ping_rate = 200 / (time.perf_counter() - started)
+
+        wanted: set[str] = set()
+        pending: set[str] = set()
+        seen: dict[str, int] = {}
+        done = trio.Event()
+        failures = 0
+        async with trio.open_nursery() as nursery:
+            await nursery.start(follow_events, url, pending, done, seen)
+            started = time.perf_counter()
+            for first in range(0, apps, batch):
+                async def post(n: int) -> None:
+                    nonlocal failures
+                    body = {"id": f"/b2/app{n}", "cmd": "sleep 3600", "cpus": 0.01, "mem": 8}
+                    response = await client.post("/v2/apps", json=body)
+                    if response.status_code != 201:
+                        failures += 1
+                        return
+                    deployment = response.headers["Marathon-Deployment-Id"]
+                    wanted.add(deployment)
+                    pending.add(deployment)
+
+                async with trio.open_nursery() as posts:
+                    for n in range(first, min(apps, first + batch)):
+                        posts.start_soon(post, n)
+            posted = time.perf_counter() - started
+            with trio.move_on_after(600):
+                await done.wait()
+            finished = time.perf_counter() - started
+            nursery.cancel_scope.cancel()
+    print(f"GET /ping round trips (baseline):  {ping_rate:8.0f}/s")
+    print(f"apps created (POST, 201):          {apps - failures:8d} in {posted:.1f} s "
+          f"= {(apps - failures) / posted:.0f}/s ({(apps - failures) / posted / ping_rate:.3f} "
+          "of the ping rate)")
+    print(f"deployment_success:                {seen.get('deployment_success', 0):8d} "
+          f"(all done after {finished:.1f} s; {len(pending)} unfinished)")
+    print(f"deployment_failed / POST failures: {seen.get('deployment_failed', 0):8d} / {failures}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--agents", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as state:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "marathon_core.cli", "--master", "local", "--local_agents", "0",
+             "--local_simulated_agents", str(args.agents), "--local_master_port", "0",
+             "--http_port", "0", "--http_address", "127.0.0.1", "--state_dir", state,
+             "--logging_level", "warning", "--min_revive_offers_interval", "200"],
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            assert proc.stderr is not None
+            url = None
+            for line in proc.stderr:
+                if match := re.search(r"REST API listening on (http://\S+)", line):
+                    url = match.group(1)
+                    break
+            if url is None:
+                sys.exit(f"marathon did not start ({proc.wait()})")
+            trio.run(bench, url, args.apps, args.batch)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
