@@ -17,72 +17,95 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import httpx
 import trio
 
 
-async def follow_events(url: str, wanted: set[str], done: trio.Event, seen: dict[str, int],
-                        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def follow_events(
+    url: str,
+    finished: dict[str, str],
+    changed: list[trio.Event],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Record the outcome of every deployment (success or failure) by its id."""
     query = "event_type=deployment_success&event_type=deployment_failed"
-    async with httpx.AsyncClient(timeout=None) as client, client.stream(
-        "GET", f"{url}/v2/events?{query}"
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("GET", f"{url}/v2/events?{query}") as response,
+    ):
         task_status.started()
         async for line in response.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            event = json.loads(line[6:])
-            seen[event["eventType"]] = seen.get(event["eventType"], 0) + 1
-            wanted.discard(event["id"])
-            if not wanted and seen.get("deployment_success", 0) > 0:
-                done.set()
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                finished[event["id"]] = event["eventType"]
+                changed[0].set()
+                changed[0] = trio.Event()
 
 
 async def bench(url: str, apps: int, batch: int) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=60,
-                                 limits=httpx.Limits(max_connections=batch)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, limits=httpx.Limits(max_connections=batch)
+    ) as client:
         started = time.perf_counter()
         for _ in range(200):
             await client.get("/ping")
         ping_rate = 200 / (time.perf_counter() - started)
 
-        wanted: set[str] = set()
-        pending: set[str] = set()
-        seen: dict[str, int] = {}
-        done = trio.Event()
+        deployments: set[str] = set()
+        finished: dict[str, str] = {}
+        changed = [trio.Event()]
         failures = 0
         async with trio.open_nursery() as nursery:
-            await nursery.start(follow_events, url, pending, done, seen)
+            await nursery.start(follow_events, url, finished, changed)
             started = time.perf_counter()
             for first in range(0, apps, batch):
+
                 async def post(n: int) -> None:
                     nonlocal failures
                     body = {"id": f"/b2/app{n}", "cmd": "sleep 3600", "cpus": 0.01, "mem": 8}
-                    response = await client.post("/v2/apps", json=body)
+                    try:
+                        response = await client.post("/v2/apps", json=body)
+                    except httpx.HTTPError as exc:
+                        failures += 1
+                        print(f"POST {n}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                        return
                     if response.status_code != 201:
                         failures += 1
+                        print(
+                            f"POST {n}: {response.status_code} {response.text[:200]}",
+                            file=sys.stderr,
+                        )
                         return
-                    deployment = response.headers["Marathon-Deployment-Id"]
-                    wanted.add(deployment)
-                    pending.add(deployment)
+                    deployments.add(response.headers["Marathon-Deployment-Id"])
 
                 async with trio.open_nursery() as posts:
                     for n in range(first, min(apps, first + batch)):
                         posts.start_soon(post, n)
-            posted = time.perf_counter() - started
-            with trio.move_on_after(600):
-                await done.wait()
-            finished = time.perf_counter() - started
+                # "100 at a time": the next batch once this one is deployed, so at most
+                # `batch` deployments run (Marathon refuses more than 100 with a 403).
+                with trio.move_on_after(600):
+                    while not deployments <= finished.keys():
+                        await changed[0].wait()
+            posted = done_after = time.perf_counter() - started
             nursery.cancel_scope.cancel()
+    outcomes = [finished.get(d) for d in deployments]
     print(f"GET /ping round trips (baseline):  {ping_rate:8.0f}/s")
-    print(f"apps created (POST, 201):          {apps - failures:8d} in {posted:.1f} s "
-          f"= {(apps - failures) / posted:.0f}/s ({(apps - failures) / posted / ping_rate:.3f} "
-          "of the ping rate)")
-    print(f"deployment_success:                {seen.get('deployment_success', 0):8d} "
-          f"(all done after {finished:.1f} s; {len(pending)} unfinished)")
-    print(f"deployment_failed / POST failures: {seen.get('deployment_failed', 0):8d} / {failures}")
+    print(
+        f"apps created and deployed:         {apps - failures:8d} in {posted:.1f} s "
+        f"= {(apps - failures) / posted:.0f}/s ({(apps - failures) / posted / ping_rate:.3f} "
+        "of the ping rate)"
+    )
+    print(
+        f"deployment_success:                {outcomes.count('deployment_success'):8d} "
+        f"(all done after {done_after:.1f} s; {outcomes.count(None)} unfinished)"
+    )
+    print(
+        f"deployment_failed / POST failures: {outcomes.count('deployment_failed'):8d} / {failures}"
+    )
 
 
 def main() -> None:
@@ -93,11 +116,31 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "marathon_core.cli", "--master", "local", "--local_agents", "0",
-             "--local_simulated_agents", str(args.agents), "--local_master_port", "0",
-             "--http_port", "0", "--http_address", "127.0.0.1", "--state_dir", state,
-             "--logging_level", "warning", "--min_revive_offers_interval", "200"],
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "marathon_core.cli",
+                "--master",
+                "local",
+                "--local_agents",
+                "0",
+                "--local_simulated_agents",
+                str(args.agents),
+                "--local_master_port",
+                "0",
+                "--http_port",
+                "0",
+                "--http_address",
+                "127.0.0.1",
+                "--state_dir",
+                state,
+                "--min_revive_offers_interval",
+                "200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
             assert proc.stderr is not None
@@ -108,6 +151,7 @@ def main() -> None:
                     break
             if url is None:
                 sys.exit(f"marathon did not start ({proc.wait()})")
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining
             trio.run(bench, url, args.apps, args.batch)
         finally:
             proc.terminate()

@@ -162,7 +162,9 @@ async def leadership_term(ctx: ServiceContext) -> None:
             leader: LeaderState = await nursery.start(lead, ctx)
             # The periodic scale check leaves apps alone while a deployment owns them.
             leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
-            executor = DeploymentExecutor(ctx.state, ctx.deployments, ctx.events, leader.tracker)
+            executor = DeploymentExecutor(
+                ctx.state, ctx.deployments, ctx.events, leader.tracker, root_at=ctx.groups.root_at
+            )
             await nursery.start(executor.run)
             ctx.leader = leader
     finally:

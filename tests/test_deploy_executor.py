@@ -93,10 +93,11 @@ def autojump_clock() -> trio.testing.MockClock:
 async def harness(nursery: trio.Nursery) -> Harness:
     state = await StateStore.open(MemoryStorage())
     registry, events, cluster = DeploymentRegistry(), EventBus(), SimulatedCluster()
-    executor = DeploymentExecutor(state, registry, events, cluster)
+    groups = GroupManager(state, registry, events)
+    executor = DeploymentExecutor(state, registry, events, cluster, root_at=groups.root_at)
     nursery.start_soon(cluster.run)
     await nursery.start(executor.run)
-    return Harness(cluster, GroupManager(state, registry, events), events, registry)
+    return Harness(cluster, groups, events, registry)
 
 
 def web(instances: int, cmd: str = "v1", minimum: float = 1.0, over: float = 1.0) -> AppDefinition:

@@ -26,7 +26,7 @@ from marathon_core.model.app import AppDefinition, KillSelection
 from marathon_core.model.codec import group_to_json
 from marathon_core.model.deployment import ActionKind, Deployment, DeploymentAction
 from marathon_core.model.group import Group
-from marathon_core.model.ids import PathId
+from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
 from marathon_core.state.store import StateStore
 
@@ -131,7 +131,10 @@ class DeploymentExecutor:
         registry: DeploymentRegistry,
         events: EventBus,
         instances: InstanceControl,
+        *,
+        root_at: Callable[[Timestamp | None], Awaitable[Group]],
     ) -> None:
+        self._root_at = root_at
         self._state = state
         self._registry = registry
         self._events = events
@@ -161,7 +164,7 @@ class DeploymentExecutor:
                     make_event(
                         "deployment_failed",
                         id=deployment.id,
-                        plan=await self._plan_json(deployment),
+                        plan=_plan_json(deployment, Group.empty_root(), Group.empty_root()),
                         reason=str(exc),
                     )
                 )
@@ -169,8 +172,9 @@ class DeploymentExecutor:
 
     async def execute(self, deployment: Deployment) -> None:
         """Run ``deployment`` from its current step to the end, then forget it."""
-        target = await self._state.root_group(deployment.target_version) or Group.empty_root()
-        plan = await self._plan_json(deployment)
+        original = await self._root_at(deployment.original_version)
+        target = await self._root_at(deployment.target_version)
+        plan = _plan_json(deployment, original, target)
         first = max(deployment.current_step, 1)
         for number in range(first, deployment.total_steps + 1):
             deployment = attrs.evolve(deployment, current_step=number)
@@ -188,21 +192,6 @@ class DeploymentExecutor:
         await self._state.complete_deployment(deployment.id)
         self._registry.remove(deployment.id)
         self._events.publish(make_event("deployment_success", id=deployment.id, plan=plan))
-
-    async def _plan_json(self, deployment: Deployment) -> dict[str, Any]:
-        """The plan as marathon-python parses it: id, version, original, target, steps."""
-
-        async def root_json(version: Any) -> dict[str, Any]:
-            root = await self._state.root_group(version) if version is not None else None
-            return group_to_json(root or Group.empty_root())
-
-        return {
-            "id": deployment.id,
-            "version": str(deployment.version),
-            "original": await root_json(deployment.original_version),
-            "target": await root_json(deployment.target_version),
-            "steps": [{"actions": [_action_json(a) for a in s.actions]} for s in deployment.steps],
-        }
 
     async def _perform(self, action: DeploymentAction, target: Group) -> None:
         app = target.find_app(action.app_id)
@@ -287,6 +276,32 @@ class DeploymentExecutor:
             return Progress.DONE if finished else Progress.WAIT
 
         await self._until(step)
+
+
+def _affected_part(root: Group, app_ids: frozenset[PathId]) -> Group:
+    """``root`` cut down to the apps in ``app_ids`` (and the groups holding them)."""
+    part = Group(root.id, version=root.version)
+    for app_id in sorted(app_ids):
+        app = root.find_app(app_id)
+        if app is not None:
+            part = part.update_app(app)
+    return part
+
+
+def _plan_json(deployment: Deployment, original: Group, target: Group) -> dict[str, Any]:
+    """The plan as marathon-python parses it: id, version, original, target, steps.
+
+    ``original`` and ``target`` hold only the part of the tree the plan changes: the
+    whole root would make every event as large as the cluster.
+    """
+    affected = deployment.affected_app_ids()
+    return {
+        "id": deployment.id,
+        "version": str(deployment.version),
+        "original": group_to_json(_affected_part(original, affected)),
+        "target": group_to_json(_affected_part(target, affected)),
+        "steps": [{"actions": [_action_json(a) for a in s.actions]} for s in deployment.steps],
+    }
 
 
 def _action_json(action: DeploymentAction) -> dict[str, str]:

@@ -150,6 +150,16 @@ class GroupManager:
             self._root = await self._state.root_group() or Group.empty_root()
         return self._root
 
+    async def root_at(self, version: Timestamp | None) -> Group:
+        """The root group at ``version`` (the empty root for None); the current one from
+        memory, older ones from state."""
+        current = await self.root()
+        if version is None:
+            return Group.empty_root()
+        if current.version == version:
+            return current
+        return await self._state.root_group(version) or Group.empty_root()
+
     def forget_root(self) -> None:
         """Reload the root from state on next use (another process may have written it)."""
         self._root = None

@@ -21,6 +21,10 @@ def hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
     address = ctx.config.http_address or "0.0.0.0"
     config.bind = [f"{address}:{ctx.config.http_port}"]
     config.accesslog = None
+    # Clients (marathon-python, marathon-lb) keep connections open between calls: close
+    # idle ones later than they reuse them, and queue bursts of new connections.
+    config.keep_alive_timeout = 75
+    config.backlog = 1024
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 
