@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 from starlette.requests import Request
 
 from marathon_core.model.app import AppDefinition
@@ -26,8 +27,8 @@ class Api:
     callbacks: CallbackDispatcher
     #: The port the API listens on (known once bound; ``--http_port 0`` picks one).
     http_port: int
-    #: ``host:port`` of the leading scheduler, None while there is none.
-    leader: str | None = None
+    #: Where background work of the API runs (e.g. an abdication after the answer).
+    nursery: trio.Nursery | None = None
     framework_id: str | None = None
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0
@@ -43,6 +44,23 @@ class Api:
             cached = (app, app_to_json(app))
             self._app_json[app.id] = cached
         return dict(cached[1])
+
+    @property
+    def address(self) -> str:
+        """This process's ``host:port`` as clients reach its API."""
+        return f"{self.ctx.config.hostname}:{self.http_port}"
+
+    @property
+    def elected(self) -> bool:
+        election = self.ctx.election
+        return election is None or election.is_leader
+
+    @property
+    def leader(self) -> str | None:
+        """``host:port`` of the leading scheduler (this one's API address when it leads)."""
+        if self.elected:
+            return self.address
+        return self.ctx.election.leader_id if self.ctx.election is not None else None
 
     async def instances_of(self, app_id: PathId) -> list[Instance]:
         """An app's instances: the leader's live view, or the stored ones."""

@@ -44,8 +44,6 @@ async def serve_api(
         binds: list[str] = await nursery.start(serve_http, create_app(api), hypercorn_config(ctx))
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
-        # Without --zk a process leads alone, as Marathon without HA does; ZooKeeper
-        # election will publish the elected leader here instead.
-        api.leader = f"{ctx.config.hostname}:{api.http_port}"
+        api.nursery = nursery
         log.info("REST API listening on %s", ", ".join(binds))
         task_status.started(url)

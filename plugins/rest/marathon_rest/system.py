@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -31,7 +32,7 @@ def _info(api: Api) -> dict[str, Any]:
     return {
         "name": "marathon",
         "version": marathon_core.__version__,
-        "elected": api.leader is not None,
+        "elected": api.elected,
         "leader": api.leader,
         "frameworkId": api.framework_id,
         "marathon_config": {
@@ -74,8 +75,29 @@ async def leader(request: Request) -> Response:
     return json_response({"leader": current})
 
 
+#: Marathon answers first and steps down a moment later.
+ABDICATION_DELAY = 0.5
+
+
+async def abdicate(request: Request) -> Response:
+    """``DELETE /v2/leader``: the leader steps down; another process takes over."""
+    authorize(request, Action.UPDATE_RESOURCE, SystemResource.LEADER)
+    api = Api.of(request)
+    election = api.ctx.election
+    if election is None or not election.is_leader or api.nursery is None:
+        return json_response({"message": "There is no leader"}, status=404)
+
+    async def step_down() -> None:
+        await trio.sleep(ABDICATION_DELAY)
+        await election.abdicate()
+
+    api.nursery.start_soon(step_down)
+    return json_response({"message": "Leadership abdicated"})
+
+
 ROUTES = [
     Route("/ping", ping, methods=["GET"]),
     Route("/v2/info", info, methods=["GET"]),
     Route("/v2/leader", leader, methods=["GET"]),
+    Route("/v2/leader", abdicate, methods=["DELETE"]),
 ]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 
 import httpx
+import trio
+
+from marathon_core.election import SoloElection
+from marathon_core.service import ServiceContext
 
 # What marathon-python 0.13 accepts in /v2/info: any other key makes it raise.
 INFO_KEYS = {
@@ -97,3 +101,26 @@ async def test_metrics_report_live_gauges(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics/prometheus")).text
     assert "marathon_apps_active_gauge 1\n" in text
     assert "# TYPE marathon_deployments_active_gauge gauge" in text
+
+
+async def test_delete_leader_abdicates_and_a_new_term_starts(
+    client: httpx.AsyncClient, api_context: ServiceContext, nursery: trio.Nursery
+) -> None:
+    terms = []
+
+    async def term() -> None:
+        terms.append(trio.current_time())
+        await trio.sleep_forever()
+
+    assert (await client.delete("/v2/leader")).status_code == 404  # no election yet
+    election = SoloElection("me:1")
+    api_context.election = election
+    await nursery.start(election.run, term)
+    with trio.fail_after(5):
+        while not terms:
+            await trio.sleep(0.01)
+    response = await client.delete("/v2/leader")
+    assert response.json() == {"message": "Leadership abdicated"}
+    with trio.fail_after(5):  # the solo participant leads again after stepping down
+        while len(terms) < 2:
+            await trio.sleep(0.05)
