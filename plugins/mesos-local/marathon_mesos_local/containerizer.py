@@ -17,6 +17,7 @@ a task whose agent died is written by the agent's host process (see :mod:`.host`
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -101,7 +102,7 @@ def _record_path(sandbox: Path) -> Path:
     return sandbox.parent / f".{sandbox.name}.container"
 
 
-class _Stoppable:
+class _Stoppable(abc.ABC):
     """Kill and wait logic shared by launched and recovered tasks."""
 
     def __init__(self, pid: int | None, container_id: str) -> None:
@@ -120,8 +121,8 @@ class _Stoppable:
     def _signal(self, sig: int) -> None:
         signal_container(self._container_id, sig, *([] if self._pid is None else [self._pid]))
 
-    async def wait(self) -> Termination:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def wait(self) -> Termination: ...
 
     async def kill(self, *, grace_period: float) -> None:
         if self._termination is not None:
