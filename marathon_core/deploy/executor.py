@@ -22,26 +22,17 @@ import trio
 
 from marathon_core.deploy.manager import DeploymentRegistry
 from marathon_core.events import EventBus, make_event
-from marathon_core.model.app import AppDefinition, KillSelection
+from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import group_to_json
 from marathon_core.model.deployment import ActionKind, Deployment, DeploymentAction
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
+from marathon_core.model.instance import Condition, Goal, Instance, InstanceId, kill_order
 from marathon_core.state.store import StateStore
 
 __all__ = ["DeploymentExecutor", "InstanceControl", "RollingTargets", "rolling_targets"]
 
 log = logging.getLogger(__name__)
-
-# Instances in these conditions go first when some must be killed (Marathon's order).
-_KILL_FIRST = (
-    Condition.UNREACHABLE,
-    Condition.SCHEDULED,
-    Condition.PROVISIONED,
-    Condition.STAGING,
-    Condition.STARTING,
-)
 
 
 class Progress(enum.Enum):
@@ -97,22 +88,6 @@ def _present(instances: Iterable[Instance]) -> list[Instance]:
 
 def _ready(instance: Instance) -> bool:
     return instance.condition is Condition.RUNNING
-
-
-def kill_order(instances: Iterable[Instance], selection: KillSelection) -> list[Instance]:
-    """Which instances to kill first: not yet running before running, then by age."""
-
-    def rank(instance: Instance) -> int:
-        try:
-            return _KILL_FIRST.index(instance.condition)
-        except ValueError:
-            return len(_KILL_FIRST)
-
-    def age(instance: Instance) -> int:
-        since = instance.since.millis if instance.since is not None else 0
-        return -since if selection is KillSelection.YOUNGEST_FIRST else since
-
-    return sorted(instances, key=lambda i: (rank(i), age(i)))
 
 
 def _is_current(instance: Instance, app: AppDefinition) -> bool:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 import re
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
+from marathon_core.model.app import KillSelection
 from marathon_core.model.ids import PathId, Timestamp
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "InstanceId",
     "Task",
     "TaskId",
+    "kill_order",
     "parse_instance_id",
     "parse_task_id",
 ]
@@ -350,3 +352,30 @@ class Instance:
     @property
     def is_active(self) -> bool:
         return self.condition.is_active
+
+
+# Instances in these conditions go first when some must be killed (Marathon's order).
+_KILL_FIRST = (
+    Condition.UNREACHABLE,
+    Condition.SCHEDULED,
+    Condition.PROVISIONED,
+    Condition.STAGING,
+    Condition.STARTING,
+)
+
+
+def kill_order(instances: Iterable[Instance], selection: KillSelection) -> list[Instance]:
+    """Which instances to kill first (deployments and the scheduler's scale check alike):
+    unreachable and not yet running before running, then by ``since`` as ``selection`` says."""
+
+    def rank(instance: Instance) -> int:
+        try:
+            return _KILL_FIRST.index(instance.condition)
+        except ValueError:
+            return len(_KILL_FIRST)
+
+    def age(instance: Instance) -> int:
+        since = instance.since.millis if instance.since is not None else 0
+        return -since if selection is KillSelection.YOUNGEST_FIRST else since
+
+    return sorted(instances, key=lambda i: (rank(i), age(i)))

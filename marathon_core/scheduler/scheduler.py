@@ -30,7 +30,7 @@ from marathon_core.config import Config
 from marathon_core.events import EventBus, make_event
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import DISCONNECTED, CallError
-from marathon_core.model.app import AppDefinition, KillSelection
+from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
     AgentInfo,
@@ -40,6 +40,7 @@ from marathon_core.model.instance import (
     InstanceId,
     Task,
     TaskId,
+    kill_order,
     parse_task_id,
 )
 from marathon_core.placement import ConstraintOperator, OfferView, Placed
@@ -767,7 +768,7 @@ class Scheduler:
         ]
         surplus = len(counted) - app.instances
         if surplus > 0:
-            victims = select_kills(counted, surplus, app.kill_selection)
+            victims = kill_order(counted, app.kill_selection)[:surplus]
             log.info("app %s has %d instance(s) too many; killing %s", app_id, surplus, victims)
             await self.tracker.decommission(i.instance_id for i in victims)
 
@@ -882,7 +883,7 @@ class Scheduler:
                 log.info("scale check: app %s needs %d more", app.id, app.instances - len(counted))
                 await self.tracker.schedule(app, app.instances - len(counted))
             elif len(counted) > app.instances:
-                victims = select_kills(counted, len(counted) - app.instances, app.kill_selection)
+                victims = kill_order(counted, app.kill_selection)[: len(counted) - app.instances]
                 await self.tracker.decommission(i.instance_id for i in victims)
 
     # -- /v2/queue -----------------------------------------------------------------------
@@ -930,25 +931,3 @@ class Scheduler:
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(**self._counts)
-
-
-def select_kills(
-    instances: Sequence[Instance], count: int, selection: KillSelection
-) -> list[Instance]:
-    """Which ``count`` instances to kill: not yet running ones first, then by ``killSelection``."""
-
-    def started(i: Instance) -> int:
-        task = i.task
-        when = task.started_at or task.staged_at if task is not None else None
-        return when.millis if when is not None else 0
-
-    def rank(i: Instance) -> tuple[int, int]:
-        stage = (
-            0
-            if i.condition is Condition.SCHEDULED
-            else (1 if i.condition is not Condition.RUNNING else 2)
-        )
-        age = started(i)
-        return (stage, -age if selection is KillSelection.YOUNGEST_FIRST else age)
-
-    return sorted(instances, key=rank)[:count]
