@@ -29,13 +29,18 @@ __all__ = [
 
 
 def find_protos() -> Path | None:
-    """``shared/reference/mesos/protos`` next to the repository, or $MESOS_PROTOS_DIR."""
+    """The real Mesos protos: $MESOS_PROTOS_DIR, ``tests/data/mesos-protos`` in the
+    repository, or ``shared/reference/mesos/protos`` next to it."""
     if os.environ.get("MESOS_PROTOS_DIR"):
         return Path(os.environ["MESOS_PROTOS_DIR"])
     for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "reference" / "mesos" / "protos"
-        if (candidate / "mesos" / "v1" / "mesos.proto").exists():
-            return candidate
+        # The copy kept in the repository, or the team's reference beside it.
+        for candidate in (
+            parent / "tests" / "data" / "mesos-protos",
+            parent / "shared" / "reference" / "mesos" / "protos",
+        ):
+            if (candidate / "mesos" / "v1" / "mesos.proto").exists():
+                return candidate
     return None
 
 

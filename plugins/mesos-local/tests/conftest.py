@@ -24,14 +24,19 @@ from marathon_mesos_local.testing import SchedulerClient
 
 
 def find_protos() -> Path | None:
-    """``shared/reference/mesos/protos`` next to the repository, or $MESOS_PROTOS_DIR."""
+    """The real Mesos protos: $MESOS_PROTOS_DIR, ``tests/data/mesos-protos`` in the
+    repository, or ``shared/reference/mesos/protos`` next to it."""
     if os.environ.get("MESOS_PROTOS_DIR"):
         given = Path(os.environ["MESOS_PROTOS_DIR"])
         return given if (given / "mesos" / "v1" / "mesos.proto").exists() else None
     for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "reference" / "mesos" / "protos"
-        if (candidate / "mesos" / "v1" / "mesos.proto").exists():
-            return candidate
+        # The copy kept in the repository, or the team's reference beside it.
+        for candidate in (
+            parent / "tests" / "data" / "mesos-protos",
+            parent / "shared" / "reference" / "mesos" / "protos",
+        ):
+            if (candidate / "mesos" / "v1" / "mesos.proto").exists():
+                return candidate
     return None
 
 
