@@ -23,7 +23,16 @@ import attrs
 import h11
 import trio
 
-__all__ = ["Handler", "Request", "Response", "serve_http"]
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "Handler",
+    "Request",
+    "Response",
+    "accepts",
+    "check_post",
+    "serve_http",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
 #: Read size for the socket.
 READ_SIZE = 65536
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 
 #: Writes one chunk of a streaming response body.
 Send = Callable[[bytes], Awaitable[None]]
@@ -78,7 +90,43 @@ class Response:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(value).encode(), [("Content-Type", "application/json")])
+        return cls(status, json.dumps(value).encode(), [("Content-Type", JSON)])
+
+
+def accepts(accept: str | None, media_type: str) -> bool:
+    """Whether an ``Accept`` header allows ``media_type`` (libprocess rules)."""
+    if accept is None:
+        return True
+    main = media_type.split("/")[0]
+    for item in accept.split(","):
+        parts = [p.strip().replace("\t", "") for p in item.split(";")]
+        candidate = parts[0].lower()
+        quality = 1.0
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        if candidate in (media_type, f"{main}/*", "*/*"):
+            return True
+    return False
+
+
+def check_post(request: Request) -> Response | None:
+    """libprocess' answer to a call that is not a POST with a ``Content-Type``, or None."""
+    if request.method != "POST":
+        return Response(
+            405,
+            f"Expecting one of {{ 'POST' }}, but received '{request.method}'".encode(),
+            [("Allow", "POST"), ("Content-Type", "text/plain; charset=utf-8")],
+        )
+    if request.headers.get("content-type") is None:
+        return Response.text(400, "Expecting 'Content-Type' to be present")
+    return None
 
 
 Handler = Callable[[Request], Awaitable[Response]]

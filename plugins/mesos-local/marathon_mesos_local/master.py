@@ -33,7 +33,16 @@ import httpx
 import trio
 
 from marathon_mesos_local import MESOS_VERSION
-from marathon_mesos_local.http import Request, Response, Send, serve_http
+from marathon_mesos_local.http import (
+    JSON,
+    PROTOBUF,
+    Request,
+    Response,
+    Send,
+    accepts,
+    check_post,
+    serve_http,
+)
 from marathon_mesos_local.operator import handle_operator
 from marathon_mesos_local.resources import ResourceError, Resources, attributes_to_json
 from marathon_mesos_local.schema import SchemaError, check_call
@@ -66,8 +75,6 @@ STREAM_BUFFER = 10_000
 #: Completed tasks and frameworks kept for ``/master/state``.
 MAX_COMPLETED = 1000
 
-JSON = "application/json"
-PROTOBUF = "application/x-protobuf"
 #: Calls that need their sub-message (``validation.cpp``); others may omit it.
 _NEEDS_BODY = {
     "ACCEPT": "accept",
@@ -295,29 +302,6 @@ def _update(status: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "UPDATE", "update": {"status": status}}
 
 
-def _accepts(accept: str | None, media_type: str) -> bool:
-    """Whether an ``Accept`` header allows ``media_type`` (libprocess rules)."""
-    if accept is None:
-        return True
-    main = media_type.split("/")[0]
-    for item in accept.split(","):
-        parts = [p.strip().replace("\t", "") for p in item.split(";")]
-        candidate = parts[0].lower()
-        quality = 1.0
-        for param in parts[1:]:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality <= 0:
-            continue
-        if candidate in (media_type, f"{main}/*", "*/*"):
-            return True
-    return False
-
-
 class Master:
     """One Mesos master: call :meth:`run` in a nursery to serve it."""
 
@@ -433,15 +417,9 @@ class Master:
     # -- the scheduler API ---------------------------------------------------------
 
     def _scheduler(self, request: Request) -> Response:
-        if request.method != "POST":
-            return Response(
-                405,
-                f"Expecting one of {{ 'POST' }}, but received '{request.method}'".encode(),
-                [("Allow", "POST"), ("Content-Type", "text/plain; charset=utf-8")],
-            )
-        content_type = request.headers.get("content-type")
-        if content_type is None:
-            return Response.text(400, "Expecting 'Content-Type' to be present")
+        if (refused := check_post(request)) is not None:
+            return refused
+        content_type = request.headers["content-type"]
         if content_type == PROTOBUF:
             # Real Mesos takes binary Calls too; this master speaks JSON only.
             return Response.text(
@@ -463,7 +441,7 @@ class Master:
         kind = call["type"]
         stream_id = request.headers.get("mesos-stream-id")
         if kind == "SUBSCRIBE":
-            if not _accepts(request.headers.get("accept"), JSON):
+            if not accepts(request.headers.get("accept"), JSON):
                 return Response.text(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
             if stream_id is not None:
                 return Response.text(

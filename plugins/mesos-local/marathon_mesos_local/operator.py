@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from marathon_mesos_local import MESOS_VERSION
-from marathon_mesos_local.http import Request, Response
+from marathon_mesos_local.http import JSON, PROTOBUF, Request, Response, accepts, check_post
 from marathon_mesos_local.resources import Resources
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ CALL_TYPES = frozenset(
      "MARK_AGENT_GONE",
     }
 )  # fmt: skip
-JSON = "application/json"
-PROTOBUF = "application/x-protobuf"
 #: Capabilities agents report (``AgentInfo.Capability``).
 AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
 
@@ -46,22 +44,10 @@ def _time(seconds: float) -> dict[str, int]:
     return {"nanoseconds": int(seconds * 1e9)}
 
 
-def _accepts_json(accept: str | None) -> bool:
-    from marathon_mesos_local.master import _accepts
-
-    return _accepts(accept, JSON)
-
-
 def handle_operator(master: Master, request: Request) -> Response:
-    if request.method != "POST":
-        return Response(
-            405,
-            f"Expecting one of {{ 'POST' }}, but received '{request.method}'".encode(),
-            [("Allow", "POST"), ("Content-Type", "text/plain; charset=utf-8")],
-        )
-    content_type = request.headers.get("content-type")
-    if content_type is None:
-        return Response.text(400, "Expecting 'Content-Type' to be present")
+    if (refused := check_post(request)) is not None:
+        return refused
+    content_type = request.headers["content-type"]
     if content_type != JSON:
         return Response.text(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
     try:
@@ -77,7 +63,7 @@ def handle_operator(master: Master, request: Request) -> Response:
         return Response.text(
             400, f"Failed to convert JSON into Call protobuf: unknown enum value '{kind}'"
         )
-    if not _accepts_json(request.headers.get("accept")):
+    if not accepts(request.headers.get("accept"), JSON):
         return Response.text(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
     if kind == "TEARDOWN":
         framework_id = (call.get("teardown") or {}).get("framework_id", {}).get("value")
