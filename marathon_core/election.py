@@ -94,7 +94,6 @@ class LeaderElection(abc.ABC):
         self._is_leader = False
         self._terms = 0
         self._contenders = 0
-        self._leader_changed = trio.Event()
 
     @abc.abstractmethod
     async def run(
@@ -131,11 +130,6 @@ class LeaderElection(abc.ABC):
         """The leader's ``host:port`` (for ``/v2/leader`` and the standby proxy), None if none."""
         return self._leader_id
 
-    async def wait_leader_change(self) -> str | None:
-        """Wait until :attr:`leader_id` or :attr:`is_leader` changes; the new leader id."""
-        await self._leader_changed.wait()
-        return self._leader_id
-
     def statistics(self) -> ElectionStatistics:
         return ElectionStatistics(
             self.participant_id, self._is_leader, self._leader_id, self._terms, self._contenders
@@ -150,8 +144,6 @@ class LeaderElection(abc.ABC):
         elif self._is_leader and not is_leader:
             log.warning("%s is no longer the leader", self.participant_id)
         self._leader_id, self._is_leader = leader_id, is_leader
-        self._leader_changed.set()
-        self._leader_changed = trio.Event()
 
     async def _lead_until(self, lead: Lead, args: tuple[Any, ...], ended: trio.Event) -> None:
         """Run ``lead`` until ``ended`` is set (or ``lead`` returns, which sets it)."""
@@ -222,7 +214,6 @@ class ZkElection(LeaderElection):
         self.path = path if path is not None else election_path(zk.url.path)
         #: Seconds a leader may stay disconnected before its work is cancelled.
         self.suspend_grace = suspend_grace if suspend_grace is not None else zk.session_timeout / 4
-        self._node: str | None = None  # our latch node (absolute path)
         self._leading_node: str | None = None
         self._poke = trio.Event()
         self._abdicate = False
@@ -286,7 +277,7 @@ class ZkElection(LeaderElection):
                     for stale in sorted(self._stale):
                         await self.zk.delete(stale)
                         self._stale.discard(stale)
-                    node = self._node = await self._join()
+                    node = await self._join()
                 except StorageUnavailableError as exc:
                     log.warning("cannot join the election: %s", exc)
                     await trio.sleep(0.2)
@@ -297,7 +288,6 @@ class ZkElection(LeaderElection):
                 try:
                     await self._contend(node, lead, args)
                 finally:
-                    self._node = None
                     await self._leave(node)
                     self._set(leader_id=self._leader_id, is_leader=False)
                     self._abdicate = False

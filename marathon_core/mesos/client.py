@@ -118,7 +118,6 @@ class MesosClient:
         self.framework_id: str | None = None
         self.stream_id: str | None = None
         self._subscribed = trio.Event()
-        self._stream_scope: trio.CancelScope | None = None
         self._subscriptions = 0
         self._heartbeats = 0
         self._event_count = 0
@@ -153,11 +152,6 @@ class MesosClient:
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
                     await self._http.aclose()
 
-    def drop_stream(self) -> None:
-        """Close the current stream (tests; the client subscribes again)."""
-        if self._stream_scope is not None:
-            self._stream_scope.cancel()
-
     async def wait_subscribed(self) -> None:
         await self._subscribed.wait()
 
@@ -178,23 +172,19 @@ class MesosClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         for _ in range(MAX_REDIRECTS):
             url = self.master_url + SCHEDULER_PATH
-            self._stream_scope = scope = trio.CancelScope()
-            with scope:
-                async with self._http.stream(
-                    "POST", url, content=body, headers=headers, timeout=STREAM_TIMEOUT
-                ) as response:
-                    if response.status_code == 307:
-                        self._follow(response)
-                        continue
-                    if response.status_code != 200:
-                        await response.aread()
-                        raise CallError(
-                            f"SUBSCRIBE answered {response.status_code}: {response.text[:200]}",
-                            response.status_code,
-                        )
-                    await self._read(response, on_subscribed)
-            if scope.cancelled_caught:
-                log.info("Mesos subscription stream dropped on request")
+            async with self._http.stream(
+                "POST", url, content=body, headers=headers, timeout=STREAM_TIMEOUT
+            ) as response:
+                if response.status_code == 307:
+                    self._follow(response)
+                    continue
+                if response.status_code != 200:
+                    await response.aread()
+                    raise CallError(
+                        f"SUBSCRIBE answered {response.status_code}: {response.text[:200]}",
+                        response.status_code,
+                    )
+                await self._read(response, on_subscribed)
             return
         raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
 
@@ -286,15 +276,6 @@ class MesosClient:
                 )
             return
         raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
-
-    async def call_quietly(self, call: Json) -> bool:
-        """:meth:`call`, logging failure instead of raising (reconciliation repairs it)."""
-        try:
-            await self.call(call)
-        except CallError as exc:
-            log.warning("Mesos call failed: %s", exc)
-            return False
-        return True
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(

@@ -9,7 +9,7 @@ Marathon's, so an app built in code behaves like one POSTed with those fields om
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -339,10 +339,6 @@ class AppDefinition:
         return any(n.mode is NetworkMode.HOST for n in self.networks)
 
     @property
-    def is_bridge_networking(self) -> bool:
-        return any(n.mode is NetworkMode.BRIDGE for n in self.networks)
-
-    @property
     def is_resident(self) -> bool:
         """True when the app has local persistent volumes (it keeps reservations)."""
         c = self.container
@@ -379,10 +375,6 @@ class AppDefinition:
     def docker_image(self) -> str | None:
         c = self.container
         return c.docker.image if c is not None and c.docker is not None else None
-
-    def iter_volumes(self) -> Iterator[Volume]:
-        if self.container is not None:
-            yield from self.container.volumes
 
     def is_only_scale_change(self, other: AppDefinition) -> bool:
         """True when ``other`` differs from this app in ``instances`` (and versions) only."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time
-from collections.abc import Iterator
 
 import attrs
 
@@ -128,11 +127,6 @@ class PathId:
         n = len(self.path)
         return other.path[:n] == self.path
 
-    def ancestors(self) -> Iterator[PathId]:
-        """The ids of all enclosing groups, nearest first, ending with the root."""
-        for i in range(len(self.path) - 1, -1, -1):
-            yield PathId(self.path[:i], self.absolute)
-
     @property
     def safe_id(self) -> str:
         """Segments joined with ``_``: the form used in task ids and storage keys."""
@@ -175,15 +169,11 @@ class Timestamp:
         """Parse ISO-8601 (``Z`` or an offset; naive means UTC); raises ValueError."""
         if len(text) > 64:
             raise ValueError("timestamp too long")
-        dt = _dt.datetime.fromisoformat(text)
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=_dt.UTC)
-        delta = dt - _EPOCH
-        millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-        return cls(millis)
+        return cls.from_datetime(_dt.datetime.fromisoformat(text))
 
     @classmethod
     def from_datetime(cls, dt: _dt.datetime) -> Timestamp:
+        """The instant ``dt`` names (naive means UTC)."""
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=_dt.UTC)
         delta = dt - _EPOCH
