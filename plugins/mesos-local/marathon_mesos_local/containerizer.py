@@ -133,10 +133,6 @@ class _Stoppable(abc.ABC):
             return
         self._signal(signal.SIGKILL)
 
-    def kill_now(self) -> None:
-        """SIGKILL every process of the task; for shutdown paths that cannot wait."""
-        self._signal(signal.SIGKILL)
-
 
 class CommandProcess(_Stoppable):
     """A command task this agent process started (its child)."""

@@ -216,7 +216,6 @@ class Agent:
     #: Resources used by tasks or held by offers.
     allocated: Resources = attrs.field(factory=Resources)
     tasks: dict[tuple[str, str], Task] = attrs.field(factory=dict)
-    last_pong: float = attrs.field(factory=_now)
     reregistered_time: float | None = None
     unreachable_time: float | None = None
     #: Stops the agent's pinger and outbox sender when it is replaced or removed.
@@ -1387,20 +1386,19 @@ class Master:
     ) -> None:
         """Deliver messages to one agent in order (libprocess keeps order per link)."""
         assert self._client is not None
-        if True:
-            async for action, body in receive:
-                try:
-                    response = await self._client.post(f"{agent.url}/_local/{action}", json=body)
-                    if response.status_code >= 400:
-                        log.warning(
-                            "agent %s refused %s: %s %s",
-                            agent.id,
-                            action,
-                            response.status_code,
-                            response.text,
-                        )
-                except httpx.HTTPError as exc:
-                    log.warning("agent %s unreachable for %s: %s", agent.id, action, exc)
+        async for action, body in receive:
+            try:
+                response = await self._client.post(f"{agent.url}/_local/{action}", json=body)
+                if response.status_code >= 400:
+                    log.warning(
+                        "agent %s refused %s: %s %s",
+                        agent.id,
+                        action,
+                        response.status_code,
+                        response.text,
+                    )
+            except httpx.HTTPError as exc:
+                log.warning("agent %s unreachable for %s: %s", agent.id, action, exc)
 
     def _agent_status(self, request: Request) -> Response:
         """A status update from an agent; forwarded to the framework if it is connected."""
@@ -1453,30 +1451,32 @@ class Master:
         assert self._client is not None
         interval = self.options.agent_ping_timeout
         misses = 0
-        if True:
-            while True:
-                started = trio.current_time()
-                answered = False
-                try:
-                    response = await self._client.get(
-                        f"{agent.url}/_local/ping",
-                        params={"agent_id": agent.id},
-                        timeout=interval,
-                    )
-                    answered = response.status_code == 200
-                except httpx.HTTPError:
-                    pass
-                if answered:
-                    misses = 0
-                    agent.last_pong = _now()
-                else:
-                    misses += 1
-                    log.info("agent %s missed ping %d of %d", agent.id, misses,
-                             self.options.max_agent_ping_timeouts)  # fmt: skip
-                    if misses >= self.options.max_agent_ping_timeouts:
-                        self.mark_unreachable(agent, "health check timed out")
-                        return
-                await trio.sleep_until(started + interval)
+        while True:
+            started = trio.current_time()
+            answered = False
+            try:
+                response = await self._client.get(
+                    f"{agent.url}/_local/ping",
+                    params={"agent_id": agent.id},
+                    timeout=interval,
+                )
+                answered = response.status_code == 200
+            except httpx.HTTPError:
+                pass
+            if answered:
+                misses = 0
+            else:
+                misses += 1
+                log.info(
+                    "agent %s missed ping %d of %d",
+                    agent.id,
+                    misses,
+                    self.options.max_agent_ping_timeouts,
+                )
+                if misses >= self.options.max_agent_ping_timeouts:
+                    self.mark_unreachable(agent, "health check timed out")
+                    return
+            await trio.sleep_until(started + interval)
 
     def mark_unreachable(self, agent: Agent, why: str) -> None:
         """Take an agent out of the cluster as Mesos does when its pings time out.

@@ -111,10 +111,6 @@ def get_master(master: Master) -> dict[str, Any]:
     }
 
 
-def _resources(resources: Resources, role: str | None = None) -> list[dict[str, Any]]:
-    return resources.to_json(allocation_role=role)
-
-
 def agent_info(agent: Agent) -> dict[str, Any]:
     return {
         "hostname": agent.hostname,
