@@ -36,12 +36,11 @@ TIMEOUT = httpx.Timeout(5.0)
 
 
 class Callback:
-    """One callback URL: its queue and delivery statistics."""
+    """One callback URL: its queue and how many events it dropped."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.send, self.receive = trio.open_memory_channel[PublishedEvent](QUEUE_SIZE)
-        self.delivered = 0
         self.dropped = 0
         self.cancel_scope = trio.CancelScope()
 
@@ -100,7 +99,6 @@ class CallbackDispatcher:
             try:
                 response = await self._client.post(callback.url, json=dict(event.payload))
                 if response.status_code < 500:
-                    callback.delivered += 1
                     return
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
