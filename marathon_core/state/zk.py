@@ -868,7 +868,7 @@ class ZkStorage(Storage):
         for blob in blobs.values():
             for n in range(blob.manifest.chunks):
                 tx.append(_TxOp("chunk", "check", f"{self.base}/{BLOBS}/{blob.chunk_name(n)}"))
-        tx.extend(await self._prune_dirs(final, created_dirs))
+        tx.extend(await self._prune_dirs(final))
         return tx
 
     def _data(self, i: int, encoded: dict[int, bytes], blobs: dict[int, _Blob]) -> bytes:
@@ -881,9 +881,7 @@ class ZkStorage(Storage):
 
         return await self.zk.call(fn)
 
-    async def _prune_dirs(
-        self, final: dict[str, dict[str, bool]], created_dirs: set[str]
-    ) -> list[_TxOp]:
+    async def _prune_dirs(self, final: dict[str, dict[str, bool]]) -> list[_TxOp]:
         """Deletes of directories the transaction empties, deepest first, and keep-checks."""
         out: list[_TxOp] = []
         done: set[str] = set()
