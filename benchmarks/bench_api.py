@@ -46,7 +46,7 @@ async def populate(state: StateStore, apps: int, tasks_per_app: int) -> None:
             id=PathId.parse(f"/bench/g{n % 100}/app{n}"),
             cmd="sleep 3600",
             instances=tasks_per_app,
-            port_definitions=(PortDefinition(port=10000 + n % 10000),),
+            port_definitions=(PortDefinition(port=10000 + n % 5000),),  # leaves ports free
             labels={"team": f"t{n % 7}"},
             version=now,
         )
@@ -58,16 +58,29 @@ async def populate(state: StateStore, apps: int, tasks_per_app: int) -> None:
     for app in definitions:
         for k in range(tasks_per_app):
             iid = InstanceId.new(app.id)
-            task = Task(TaskId.for_instance(iid), Condition.RUNNING, staged_at=now,
-                        started_at=now, host_ports=(31000 + k,), run_spec_version=now)
-            instances.append(Instance(iid, condition=Condition.RUNNING, tasks=(task,),
-                                      agent=AgentInfo(f"127.0.0.{2 + k}", f"agent-{k}"),
-                                      run_spec_version=now))
+            task = Task(
+                TaskId.for_instance(iid),
+                Condition.RUNNING,
+                staged_at=now,
+                started_at=now,
+                host_ports=(31000 + k,),
+                run_spec_version=now,
+            )
+            instances.append(
+                Instance(
+                    iid,
+                    condition=Condition.RUNNING,
+                    tasks=(task,),
+                    agent=AgentInfo(f"127.0.0.{2 + k}", f"agent-{k}"),
+                    run_spec_version=now,
+                )
+            )
     await state.instances.put_many(instances)
 
 
-async def timed(client: httpx.AsyncClient, method: str, url: str, rounds: int,
-                body: Any = None) -> tuple[list[float], httpx.Response]:
+async def timed(
+    client: httpx.AsyncClient, method: str, url: str, rounds: int, body: Any = None
+) -> tuple[list[float], httpx.Response]:
     samples = []
     response = None
     for i in range(rounds):
@@ -88,20 +101,31 @@ def report(name: str, samples: list[float], baseline: float | None = None) -> No
 
 async def main(args: argparse.Namespace) -> None:
     host = get_plugin_host(load_entrypoints=False, extra={"rest": marathon_rest.plugin})
-    config = parse_config(["--http_port", "0", "--http_address", "127.0.0.1"],
-                          addoption_hook=host.addoption, environ={})
+    config = parse_config(
+        ["--http_port", "0", "--http_address", "127.0.0.1"],
+        addoption_hook=host.addoption,
+        environ={},
+    )
     state = await StateStore.open(MemoryStorage())
     started = time.perf_counter()
     await populate(state, args.apps, args.tasks_per_app)
-    print(f"stored {args.apps} apps, {args.apps * args.tasks_per_app} tasks "
-          f"in {time.perf_counter() - started:.1f} s")
-    ctx = ServiceContext(config=config, plugins=host, master_url="http://127.0.0.1:5050",
-                         state=state, validation=validation_context(config, host))
+    print(
+        f"stored {args.apps} apps, {args.apps * args.tasks_per_app} tasks "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    ctx = ServiceContext(
+        config=config,
+        plugins=host,
+        master_url="http://127.0.0.1:5050",
+        state=state,
+        validation=validation_context(config, host),
+    )
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve_api, ctx)
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            list_samples, listing = await timed(client, "GET", "/v2/apps?embed=apps.tasks",
-                                                args.rounds)
+            list_samples, listing = await timed(
+                client, "GET", "/v2/apps?embed=apps.tasks", args.rounds
+            )
             payload = listing.json()
             floor = []
             for _ in range(args.rounds):
@@ -109,8 +133,10 @@ async def main(args: argparse.Namespace) -> None:
                 orjson.dumps(payload)
                 floor.append(time.perf_counter() - t)
             floor_p50 = percentile(floor, 0.5) * 1000
-            print(f"payload: {len(listing.content) / 1e6:.1f} MB, "
-                  f"{sum(len(a['tasks']) for a in payload['apps'])} tasks")
+            print(
+                f"payload: {len(listing.content) / 1e6:.1f} MB, "
+                f"{sum(len(a['tasks']) for a in payload['apps'])} tasks"
+            )
             report("orjson.dumps of the same payload (floor)", floor)
             report("GET /v2/apps?embed=apps.tasks", list_samples, floor_p50)
             ping, _ = await timed(client, "GET", "/ping", 200)
@@ -118,8 +144,9 @@ async def main(args: argparse.Namespace) -> None:
             report("GET /ping (baseline)", ping)
             one, _ = await timed(client, "GET", "/v2/apps/bench/g1/app1", 200)
             report("GET /v2/apps/{id}", one, ping_p50)
-            posts, _ = await timed(client, "POST", "/v2/apps", 100,
-                                   lambda i: {"id": f"/new/app{i}", "cmd": "sleep 1"})
+            posts, _ = await timed(
+                client, "POST", "/v2/apps", 100, lambda i: {"id": f"/new/app{i}", "cmd": "sleep 1"}
+            )
             report("POST /v2/apps (state write included)", posts, ping_p50)
         nursery.cancel_scope.cancel()
 
