@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
+from pathlib import Path
 
 import httpx
 import trio
+
+from marathon_rest.testing import running_marathon
 
 
 async def follow_events(
@@ -114,48 +114,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--agents", type=int, default=50)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as state:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "marathon_core.cli",
-                "--master",
-                "local",
-                "--local_agents",
-                "0",
-                "--local_simulated_agents",
-                str(args.agents),
-                "--local_master_port",
-                "0",
-                "--http_port",
-                "0",
-                "--http_address",
-                "127.0.0.1",
-                "--state_dir",
-                state,
-                "--min_revive_offers_interval",
-                "200",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            assert proc.stderr is not None
-            url = None
-            for line in proc.stderr:
-                if match := re.search(r"REST API listening on (http://\S+)", line):
-                    url = match.group(1)
-                    break
-            if url is None:
-                sys.exit(f"marathon did not start ({proc.wait()})")
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining
-            trio.run(bench, url, args.apps, args.batch)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with (
+        tempfile.TemporaryDirectory() as state,
+        running_marathon(
+            "--master",
+            "local",
+            "--local_agents",
+            "0",
+            "--local_simulated_agents",
+            str(args.agents),
+            "--local_master_port",
+            "0",
+            "--min_revive_offers_interval",
+            "200",
+            state_dir=Path(state),
+        ) as server,
+    ):
+        trio.run(bench, server.url, args.apps, args.batch)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import collections
 import collections.abc
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +22,8 @@ for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
 
 from marathon import MarathonClient  # noqa: E402
 from marathon.models import MarathonApp  # noqa: E402
+
+from marathon_rest.testing import running_marathon  # noqa: E402
 
 pytest.importorskip("marathon_mesos_local")
 
@@ -42,51 +40,24 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str = "
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarathonClient]:
-    state = tmp_path_factory.mktemp("state")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "marathon_core.cli",
-            "--master",
-            "local",
-            "--local_agents",
-            "2",
-            "--local_master_port",
-            "0",
-            "--local_agent_port",
-            "0",
-            "--local_agent_resources",
-            "cpus:2;mem:1024;disk:1000;ports:[31000-31100]",
-            "--http_port",
-            "0",
-            "--http_address",
-            "127.0.0.1",
-            "--state_dir",
-            str(state),
-            "--min_revive_offers_interval",
-            "200",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        for line in proc.stderr:
-            if match := re.search(r"REST API listening on (http://\S+)", line):
-                url = match.group(1)
-                break
-        assert url is not None, f"marathon exited with {proc.wait()}"
-        threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-        yield MarathonClient(url)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    agents = "cpus:2;mem:1024;disk:1000;ports:[31000-31100]"
+    with running_marathon(
+        "--master",
+        "local",
+        "--local_agents",
+        "2",
+        "--local_master_port",
+        "0",
+        "--local_agent_port",
+        "0",
+        "--local_agent_resources",
+        agents,
+        "--min_revive_offers_interval",
+        "200",
+        state_dir=tmp_path_factory.mktemp("state"),
+    ) as server:
+        yield MarathonClient(server.url)
+        assert server.stop() == 0
 
 
 def deployed(client: MarathonClient, app_id: str, running: int) -> Callable[[], bool]:

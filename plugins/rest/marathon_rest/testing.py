@@ -1,0 +1,73 @@
+"""Run a whole ``marathon`` process for tests and benchmarks, and find its API.
+
+The API binds a free loopback port (``--http_port 0``); its URL is read from the
+process's log. The process runs in its own session and is killed (by its PID) when
+the ``with`` block ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+_LISTENING = re.compile(r"REST API listening on (http://\S+)")
+
+
+@attrs.define
+class RunningMarathon:
+    process: subprocess.Popen[str]
+    #: Base URL of the REST API, e.g. ``http://127.0.0.1:40123``.
+    url: str
+
+    def stop(self, *, timeout: float = 10) -> int:
+        """SIGTERM, as a supervisor stops it; returns the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+@contextmanager
+def running_marathon(*args: str, state_dir: Path) -> Iterator[RunningMarathon]:
+    """``marathon <args>`` with state in ``state_dir`` and the API on a free loopback port."""
+    command = [
+        sys.executable,
+        "-m",
+        "marathon_core.cli",
+        "--http_port",
+        "0",
+        "--http_address",
+        "127.0.0.1",
+        "--state_dir",
+        str(state_dir),
+        *args,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        for line in process.stderr:
+            if match := _LISTENING.search(line):
+                url = match.group(1)
+                break
+        if url is None:
+            raise RuntimeError(f"marathon exited with {process.wait()} before serving its API")
+        # Keep reading the log so the process never blocks on a full pipe.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield RunningMarathon(process, url)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
