@@ -72,8 +72,7 @@ async def lead(
     send, receive = trio.open_memory_channel[dict[str, Any]](EVENT_BUFFER)
 
     async def load_apps() -> Sequence[AppDefinition]:
-        root = await ctx.state.root_group()
-        return list(root.transitive_apps()) if root is not None else []
+        return list((await ctx.groups.root()).transitive_apps())  # kept in memory
 
     def prepare_task(app: AppDefinition, instance: Instance, task_info: dict[str, Any]) -> None:
         ctx.plugins.prepare_task(app, instance, task_info)
