@@ -45,9 +45,9 @@ from typing import Any
 import attrs
 import trio
 
-from marathon_core.errors import StorageError, StorageUnavailableError
+from marathon_core.errors import FencedWriteError, StorageError, StorageUnavailableError
 from marathon_core.state.storage import Op
-from marathon_core.state.zk import FencedWriteError, ZkClient, ZnodeCheck
+from marathon_core.state.zk import ZkClient, ZnodeCheck
 
 __all__ = [
     "ElectionStatistics",

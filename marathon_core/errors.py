@@ -20,6 +20,7 @@ so every frontend maps them by type, never by message::
       └── StorageError               the state store failed
             ├── StorageUnavailableError  backend unreachable (retry later)
             ├── VersionConflictError     a conditional write lost a race
+            ├── FencedWriteError         refused: this process no longer leads
             └── StorageFormatError       stored data has an unknown format version
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "FencedWriteError",
     "ForbiddenError",
     "InvalidArgumentError",
     "MarathonError",
@@ -195,6 +197,13 @@ class StorageUnavailableError(StorageError):
 
 class VersionConflictError(StorageError):
     """A conditional write found another version than it expected."""
+
+
+class FencedWriteError(StorageError):
+    """A write was refused because its fence failed: this process no longer leads.
+
+    Not a :class:`VersionConflictError`, so repositories do not retry it.
+    """
 
 
 class StorageFormatError(StorageError):

@@ -17,12 +17,12 @@ import pytest
 import trio
 
 from marathon_core.election import LATCH_DIR, SoloElection, ZkElection
-from marathon_core.errors import StorageError
+from marathon_core.errors import FencedWriteError, StorageError
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.storage import Create
 from marathon_core.state.store import StateStore
-from marathon_core.state.zk import FencedWriteError, ZkClient, ZkStorage
+from marathon_core.state.zk import ZkClient, ZkStorage
 from marathon_core.testing.pytest_plugin import require_zookeeper
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble, running_zookeeper
 

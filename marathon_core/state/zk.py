@@ -60,6 +60,7 @@ from kazoo.security import make_digest_acl
 
 from marathon_core.errors import (
     ConfigError,
+    FencedWriteError,
     NotFoundError,
     StorageError,
     StorageUnavailableError,
@@ -119,13 +120,6 @@ READ_BATCH = 2000
 STRUCTURE_ATTEMPTS = 10
 
 _RAW, _ZLIB, _BLOB = b"\x00", b"\x01", b"\x02"
-
-
-class FencedWriteError(StorageError):
-    """A write was refused because its fence failed: this process is no longer leader.
-
-    Not a :class:`VersionConflictError`, so repositories do not retry it.
-    """
 
 
 @attrs.frozen

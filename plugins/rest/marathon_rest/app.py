@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.errors import UserError
+from marathon_core.errors import FencedWriteError, StorageUnavailableError, UserError
 from marathon_rest import (
     apps,
     callbacks,
@@ -50,6 +50,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return json_response({"message": "URI not found"}, status=404)
     return json_response({"message": exc.detail}, status=exc.status_code, headers=exc.headers)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """The state store refused or is unreachable (e.g. leadership just moved): retry later."""
+    log.warning("%s %s: state store: %s", request.method, request.url.path, exc)
+    return json_response({"message": f"State store unavailable: {exc}"}, status=503)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -124,6 +130,8 @@ def create_app(api: Api) -> ASGIApp:
         ],
         exception_handlers={
             UserError: _user_error,
+            FencedWriteError: _storage_error,
+            StorageUnavailableError: _storage_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from marathon_core.errors import FencedWriteError
 from marathon_core.service import ServiceContext
 
 SIMPLE = json.loads(
@@ -149,3 +150,15 @@ async def test_api_post_event_is_published(
         event = await events.receive()
     assert event.payload["appDefinition"]["id"] == APP
     assert event.payload["uri"] == "/v2/apps"
+
+
+async def test_a_refused_state_write_is_a_503_not_a_500(
+    client: httpx.AsyncClient, api_context: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def fenced(*args: object, **kwargs: object) -> None:
+        raise FencedWriteError("me:8080 is not the leader")
+
+    monkeypatch.setattr(api_context.groups, "update_root", fenced)
+    response = await client.post("/v2/apps", json=SIMPLE)
+    assert response.status_code == 503
+    assert "not the leader" in response.json()["message"]
