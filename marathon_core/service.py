@@ -66,6 +66,9 @@ class ServiceContext:
     leader: LeaderState | None = None
     #: Who leads: ``/v2/leader``, ``DELETE /v2/leader`` and the standby proxy ask it.
     election: LeaderElection | None = None
+    #: ``host:port`` where this process serves its API, set by the API frontend once
+    #: bound (``--http_port 0`` picks a port); the election announces it to the others.
+    api_address: str | None = None
 
     def __attrs_post_init__(self) -> None:
         self.groups = GroupManager(
@@ -206,6 +209,8 @@ async def serve(
         services = plugins.services(ctx)
         for name in sorted(services):
             await nursery.start(services[name], ctx)
+        if ctx.api_address is not None:
+            election.participant_id = ctx.api_address
         # Leadership-scoped work: cancelled whenever leadership ends, restarted next term.
         await nursery.start(election.run, leadership_term, ctx)
         log.info(

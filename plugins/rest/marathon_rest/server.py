@@ -45,5 +45,6 @@ async def serve_api(
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
         api.nursery = nursery
+        ctx.api_address = api.address
         log.info("REST API listening on %s", ", ".join(binds))
         task_status.started(url)

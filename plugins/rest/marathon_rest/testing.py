@@ -26,6 +26,8 @@ class RunningMarathon:
     process: subprocess.Popen[str]
     #: Base URL of the REST API, e.g. ``http://127.0.0.1:40123``.
     url: str
+    #: The process's log so far (stderr lines), kept while it runs.
+    log: list[str] = attrs.field(factory=list)
 
     def stop(self, *, timeout: float = 10) -> int:
         """SIGTERM, as a supervisor stops it; returns the exit status."""
@@ -57,16 +59,19 @@ def running_marathon(*args: str, state_dir: Path) -> Iterator[RunningMarathon]:
     )
     try:
         assert process.stderr is not None
+        stderr = process.stderr
+        log: list[str] = []
         url = None
-        for line in process.stderr:
+        for line in stderr:
+            log.append(line)
             if match := _LISTENING.search(line):
                 url = match.group(1)
                 break
         if url is None:
             raise RuntimeError(f"marathon exited with {process.wait()} before serving its API")
         # Keep reading the log so the process never blocks on a full pipe.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-        yield RunningMarathon(process, url)
+        threading.Thread(target=lambda: log.extend(stderr), daemon=True).start()
+        yield RunningMarathon(process, url, log)
     finally:
         if process.poll() is None:
             process.kill()
