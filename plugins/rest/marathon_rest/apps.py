@@ -70,7 +70,7 @@ def app_info(
     out["tasksUnhealthy"] = 0
     out["deployments"] = [{"id": d.id} for d in deployments]
     if with_tasks:
-        out["tasks"] = tasks.tasks_json(app, instances)
+        out["tasks"] = tasks.tasks_json(app, instances, api=api)
     return out
 
 
@@ -97,6 +97,8 @@ async def _instances_by_app(api: Api, app_ids: Iterable[PathId]) -> dict[PathId,
 
 async def _infos(api: Api, apps: list[AppDefinition], *, with_tasks: bool) -> list[dict[str, Any]]:
     instances = await _instances_by_app(api, [a.id for a in apps])
+    if with_tasks and len(apps) > 1:
+        api.forget_tasks(i for listed in instances.values() for i in listed)
     registry = api.ctx.deployments
     return [
         app_info(api, a, instances[a.id], registry.for_app(a.id), with_tasks=with_tasks)
