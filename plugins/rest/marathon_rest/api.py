@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import httpx
 import trio
 from starlette.requests import Request
 
@@ -30,6 +31,8 @@ class Api:
     http_port: int
     #: Where background work of the API runs (e.g. an abdication after the answer).
     nursery: trio.Nursery | None = None
+    #: Connections to the leader, for standbys forwarding requests.
+    leader_client: httpx.AsyncClient = attrs.field(factory=httpx.AsyncClient)
     framework_id: str | None = None
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0

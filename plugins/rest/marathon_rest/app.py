@@ -33,6 +33,7 @@ from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 from marathon_rest.auth import authenticate
 from marathon_rest.events import EventStream
+from marathon_rest.proxy import LeaderProxy
 from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -137,4 +138,5 @@ def create_app(api: Api) -> ASGIApp:
         },
     )
     app.state.api = api
-    return MarathonHeaders(Authenticate(app, api), api)
+    # A standby forwards before authenticating: the leader decides, as in Marathon.
+    return MarathonHeaders(LeaderProxy(Authenticate(app, api), api), api)

@@ -39,7 +39,7 @@ async def serve_api(
         http_port=ctx.config.http_port,
         event_heartbeat_seconds=ctx.config.option("event_stream_heartbeat_interval") / 1000,
     )
-    async with trio.open_nursery() as nursery:
+    async with api.leader_client, trio.open_nursery() as nursery:
         await nursery.start(api.callbacks.run)
         binds: list[str] = await nursery.start(serve_http, create_app(api), hypercorn_config(ctx))
         url = binds[0]
