@@ -1,0 +1,168 @@
+"""Issue 7's failover scenario: three ``marathon`` processes on a 3-node ZooKeeper
+ensemble and one shared Mesos master with real agents. The leader is SIGKILLed
+repeatedly while a client keeps writing through any process: every write that got a
+2xx is there afterwards, no task is relaunched because of a failover, and all live
+processes agree on one leader."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from marathon_rest.testing import RunningMarathon, running_marathon
+
+pytest.importorskip("marathon_mesos_local")
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except httpx.HTTPError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def mesos_master(tmp_path: Path) -> Iterator[str]:
+    """A standalone embedded Mesos master with two agent processes, shared by all."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "marathon_mesos_local.cli",
+            "--port",
+            "0",
+            "--agents",
+            "2",
+            "--agent-port",
+            "0",
+            "--work_dir",
+            str(tmp_path / "mesos"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        for line in proc.stderr:
+            if match := re.search(r"listening on (http://\S+)", line):
+                url = match.group(1)
+                break
+        assert url is not None, f"mesos master exited with {proc.wait()}"
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def leader_of(server: RunningMarathon) -> str | None:
+    response = httpx.get(f"{server.url}/v2/leader", timeout=5)
+    return response.json().get("leader") if response.status_code == 200 else None
+
+
+def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
+    zk_ensemble: Any, mesos_master: str, tmp_path: Path
+) -> None:
+    args = (
+        "--master",
+        mesos_master,
+        "--hostname",
+        "127.0.0.1",
+        "--zk",
+        zk_ensemble.url("/marathon"),
+        "--zk_session_timeout",
+        "2000",
+        "--reconciliation_initial_delay",
+        "500",
+    )
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(running_marathon(*args, state_dir=tmp_path / f"m{i}"))
+            for i in range(3)
+        ]
+
+        def live() -> list[RunningMarathon]:
+            return [s for s in servers if s.process.poll() is None]
+
+        def agreed_leader() -> RunningMarathon | None:
+            leaders = {leader_of(s) for s in live()}
+            if len(leaders) != 1 or None in leaders:
+                return None
+            (address,) = leaders
+            return next((s for s in live() if s.url == f"http://{address}"), None)
+
+        writes: list[str] = []
+
+        def write(name: str) -> None:
+            """Create an app through any live process, retrying until one answers 2xx."""
+
+            def attempt() -> bool:
+                for server in live():
+                    response = httpx.post(
+                        f"{server.url}/v2/apps",
+                        json={"id": f"/fo/{name}", "cmd": "sleep 1"},
+                        timeout=10,
+                    )
+                    if response.status_code in (201, 409):
+                        return True
+                return False
+
+            wait_for(attempt, what=f"a 2xx for {name}")
+            writes.append(name)
+
+        leader = wait_for(agreed_leader, what="one leader")
+        created = httpx.post(
+            f"{leader.url}/v2/apps",
+            timeout=10,
+            json={"id": "/fo/steady", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2},
+        )
+        assert created.status_code == 201
+
+        def steady_tasks() -> set[str] | None:
+            current = agreed_leader()
+            if current is None:
+                return None
+            app = httpx.get(f"{current.url}/v2/apps/fo/steady", timeout=5).json()["app"]
+            running = {t["id"] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
+            return running if len(running) == 2 and not app["deployments"] else None
+
+        tasks_before = wait_for(steady_tasks, what="2 running tasks")
+
+        for round_ in range(2):
+            old = wait_for(agreed_leader, what="one leader")
+            old.process.send_signal(signal.SIGKILL)
+            old.process.wait()
+            write(f"during{round_}")
+            new = wait_for(agreed_leader, what="a new leader")
+            assert new is not old
+            write(f"after{round_}")
+
+        survivor = wait_for(agreed_leader, what="the last leader")
+        apps = {a["id"] for a in httpx.get(f"{survivor.url}/v2/apps", timeout=10).json()["apps"]}
+        assert {f"/fo/{name}" for name in writes} <= apps
+        time.sleep(2)  # let reconciliation run on the last leader
+        assert wait_for(steady_tasks, what="the same 2 tasks") == tasks_before
