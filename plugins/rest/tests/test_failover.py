@@ -166,3 +166,54 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
         assert {f"/fo/{name}" for name in writes} <= apps
         time.sleep(2)  # let reconciliation run on the last leader
         assert wait_for(steady_tasks, what="the same 2 tasks") == tasks_before
+
+
+def test_zookeeper_faults_answer_503_and_recover(
+    zk_ensemble: Any, mesos_master: str, tmp_path: Path
+) -> None:
+    args = (
+        "--master",
+        mesos_master,
+        "--hostname",
+        "127.0.0.1",
+        "--zk",
+        zk_ensemble.url("/marathon"),
+        "--zk_session_timeout",
+        "4000",
+    )
+    with running_marathon(*args, state_dir=tmp_path / "m") as server:
+        own = server.url.removeprefix("http://")
+        wait_for(lambda: leader_of(server) == own, what="leadership")
+        assert (
+            httpx.post(
+                f"{server.url}/v2/apps", json={"id": "/zk/a", "cmd": "sleep 1"}, timeout=10
+            ).status_code
+            == 201
+        )
+
+        follower = next(s for s in zk_ensemble.servers if s.mode() == "follower")
+        follower.stop()
+        follower.start()
+        follower.wait_serving()
+        assert leader_of(server) == own  # one node restarting changes nothing
+
+        zk_ensemble.stop()
+
+        def unavailable() -> bool:
+            started = time.monotonic()
+            status = httpx.get(f"{server.url}/v2/apps", timeout=10).status_code
+            return status == 503 and time.monotonic() - started < 2  # an answer, not a hang
+
+        wait_for(unavailable, timeout=20, what="503 while ZooKeeper is down")
+        assert server.process.poll() is None
+
+        zk_ensemble.start()
+        wait_for(lambda: leader_of(server) == own, timeout=40, what="leadership again")
+        apps = httpx.get(f"{server.url}/v2/apps", timeout=10).json()["apps"]
+        assert [a["id"] for a in apps] == ["/zk/a"]
+        assert (
+            httpx.post(
+                f"{server.url}/v2/apps", json={"id": "/zk/b", "cmd": "sleep 1"}, timeout=10
+            ).status_code
+            == 201
+        )
