@@ -56,7 +56,9 @@ class LeaderProxy:
             await self.app(scope, receive, send)
             return
         leader = self.api.leader
-        if leader is None:
+        if leader is None or leader == self.api.address:
+            # No leader, or the election still names this process while it does not
+            # lead (it just lost ZooKeeper): nobody can act now.
             await json_response(
                 {"message": "There is no leader right now; try again shortly"}, status=503
             )(scope, receive, send)

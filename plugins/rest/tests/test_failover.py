@@ -202,7 +202,7 @@ def test_zookeeper_faults_answer_503_and_recover(
         def unavailable() -> bool:
             started = time.monotonic()
             status = httpx.get(f"{server.url}/v2/apps", timeout=10).status_code
-            return status == 503 and time.monotonic() - started < 2  # an answer, not a hang
+            return status == 503 and time.monotonic() - started < 5  # an answer, not a hang
 
         wait_for(unavailable, timeout=20, what="503 while ZooKeeper is down")
         assert server.process.poll() is None
