@@ -21,15 +21,7 @@ from pathlib import Path
 import httpx
 
 from marathon_core.testing.zookeeper import running_zookeeper
-from marathon_rest.testing import RunningMarathon, running_marathon
-
-
-def leader_of(server: RunningMarathon) -> str | None:
-    try:
-        response = httpx.get(f"{server.url}/v2/leader", timeout=2)
-    except httpx.HTTPError:
-        return None
-    return response.json().get("leader") if response.status_code == 200 else None
+from marathon_rest.testing import running_marathon
 
 
 def one_round(zk_url: str, session_ms: int, workdir: Path, n: int) -> float:
@@ -50,7 +42,7 @@ def one_round(zk_url: str, session_ms: int, workdir: Path, n: int) -> float:
         ]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            leaders = {leader_of(s) for s in servers}
+            leaders = {s.leader() for s in servers}
             if len(leaders) == 1 and None not in leaders:
                 break
             time.sleep(0.05)

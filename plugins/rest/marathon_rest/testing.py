@@ -12,11 +12,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
+import httpx
+
+T = TypeVar("T")
 
 _LISTENING = re.compile(r"REST API listening on (http://\S+)")
 
@@ -29,10 +34,32 @@ class RunningMarathon:
     #: The process's log so far (stderr lines), kept while it runs.
     log: list[str] = attrs.field(factory=list)
 
+    def leader(self) -> str | None:
+        """The leader this process reports (``host:port``), None if none or unreachable."""
+        try:
+            response = httpx.get(f"{self.url}/v2/leader", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response.json().get("leader") if response.status_code == 200 else None
+
     def stop(self, *, timeout: float = 10) -> int:
         """SIGTERM, as a supervisor stops it; returns the exit status."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
+
+
+def wait_for(condition: Callable[[], T | None], *, timeout: float = 30, what: str = "") -> T:
+    """Poll ``condition`` until it returns something truthy (HTTP errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except httpx.HTTPError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import collections.abc
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,19 +22,9 @@ for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
 from marathon import MarathonClient  # noqa: E402
 from marathon.models import MarathonApp  # noqa: E402
 
-from marathon_rest.testing import running_marathon  # noqa: E402
+from marathon_rest.testing import running_marathon, wait_for  # noqa: E402
 
 pytest.importorskip("marathon_mesos_local")
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 @pytest.fixture(scope="module")

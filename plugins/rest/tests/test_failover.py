@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -20,22 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from marathon_rest.testing import RunningMarathon, running_marathon
+from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
 
 pytest.importorskip("marathon_mesos_local")
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -79,11 +66,6 @@ def mesos_master(tmp_path: Path) -> Iterator[str]:
             proc.wait()
 
 
-def leader_of(server: RunningMarathon) -> str | None:
-    response = httpx.get(f"{server.url}/v2/leader", timeout=5)
-    return response.json().get("leader") if response.status_code == 200 else None
-
-
 def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
     zk_ensemble: Any, mesos_master: str, tmp_path: Path
 ) -> None:
@@ -109,7 +91,7 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
             return [s for s in servers if s.process.poll() is None]
 
         def agreed_leader() -> RunningMarathon | None:
-            leaders = {leader_of(s) for s in live()}
+            leaders = {s.leader() for s in live()}
             if len(leaders) != 1 or None in leaders:
                 return None
             (address,) = leaders
@@ -183,7 +165,7 @@ def test_zookeeper_faults_answer_503_and_recover(
     )
     with running_marathon(*args, state_dir=tmp_path / "m") as server:
         own = server.url.removeprefix("http://")
-        wait_for(lambda: leader_of(server) == own, what="leadership")
+        wait_for(lambda: server.leader() == own, what="leadership")
         assert (
             httpx.post(
                 f"{server.url}/v2/apps", json={"id": "/zk/a", "cmd": "sleep 1"}, timeout=10
@@ -195,7 +177,7 @@ def test_zookeeper_faults_answer_503_and_recover(
         follower.stop()
         follower.start()
         follower.wait_serving()
-        assert leader_of(server) == own  # one node restarting changes nothing
+        assert server.leader() == own  # one node restarting changes nothing
 
         zk_ensemble.stop()
 
@@ -208,7 +190,7 @@ def test_zookeeper_faults_answer_503_and_recover(
         assert server.process.poll() is None
 
         zk_ensemble.start()
-        wait_for(lambda: leader_of(server) == own, timeout=40, what="leadership again")
+        wait_for(lambda: server.leader() == own, timeout=40, what="leadership again")
         apps = httpx.get(f"{server.url}/v2/apps", timeout=10).json()["apps"]
         assert [a["id"] for a in apps] == ["/zk/a"]
         assert (

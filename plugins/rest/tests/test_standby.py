@@ -5,32 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from marathon_rest.testing import RunningMarathon, running_marathon
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def leader_of(server: RunningMarathon) -> str | None:
-    response = httpx.get(f"{server.url}/v2/leader", timeout=5)
-    return response.json().get("leader") if response.status_code == 200 else None
+from marathon_rest.testing import running_marathon, wait_for
 
 
 def test_standby_forwards_detects_loops_and_takes_over(zk_url: str, tmp_path: Path) -> None:
@@ -49,8 +28,8 @@ def test_standby_forwards_detects_loops_and_takes_over(zk_url: str, tmp_path: Pa
         running_marathon(*args, state_dir=tmp_path / "a") as a,
         running_marathon(*args, state_dir=tmp_path / "b") as b,
     ):
-        leader = wait_for(lambda: leader_of(a) and leader_of(a) == leader_of(b), what="a leader")
-        leader = leader_of(a)
+        leader = wait_for(lambda: a.leader() and a.leader() == b.leader(), what="a leader")
+        leader = a.leader()
         first, second = (a, b) if a.url.endswith(leader.split(":")[1]) else (b, a)
         assert first.url == f"http://{leader}"
 
@@ -78,7 +57,7 @@ def test_standby_forwards_detects_loops_and_takes_over(zk_url: str, tmp_path: Pa
         assert looped.status_code == 502 and "loop" in looped.json()["message"]
 
         first.process.send_signal(signal.SIGKILL)
-        wait_for(lambda: leader_of(second) == own, timeout=30, what="the standby to lead")
+        wait_for(lambda: second.leader() == own, timeout=30, what="the standby to lead")
         app = httpx.get(f"{second.url}/v2/apps/ha/web", timeout=5).json()["app"]
         assert app["instances"] == 2  # nothing written through the old leader was lost
         assert second.stop() == 0
