@@ -10,7 +10,7 @@ import trio
 from marathon_core.events import EventBus
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
-from marathon_core.scheduler.tracker import InstanceTracker
+from marathon_core.scheduler.tracker import Changes, InstanceTracker
 
 from .scheduler_helpers import make_app, open_state  # type: ignore[import-not-found]
 from .test_scheduler_units import offer  # type: ignore[import-not-found]
@@ -89,3 +89,36 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         entry = scheduler.queue_entry(app.id)
         assert entry is not None and entry.count == 1 and entry.delay_time_left == 0.0
         nursery.cancel_scope.cancel()
+
+
+async def test_generation_changes_with_every_change_to_an_apps_instances() -> None:
+    """Readers cache what they derive from an app's instances under its generation."""
+    async with open_state() as state:
+        tracker = InstanceTracker(state, EventBus())
+        web, db = make_app("/web"), make_app("/db")
+        assert tracker.generation(web.id) == 0
+        seen = {0}
+
+        def fresh(app_id: Any) -> int:
+            generation = tracker.generation(app_id)
+            assert generation not in seen
+            seen.add(generation)
+            return generation
+
+        first, second = await tracker.schedule(web, 2)
+        g = fresh(web.id)
+        await tracker.schedule(db, 1)
+        assert tracker.generation(web.id) == g  # other apps' changes leave it alone
+        fresh(db.id)
+        await tracker.apply(
+            lambda: Changes(put=(attrs.evolve(first, condition=Condition.STAGING),))
+        )
+        fresh(web.id)
+        await tracker.decommission([second.instance_id])  # never launched: expunged at once
+        fresh(web.id)
+        await tracker.decommission([first.instance_id])  # staging: stays until killed
+        fresh(web.id)
+        await tracker.apply(lambda: Changes(expunge=(first.instance_id,)))
+        assert tracker.instances_of(web.id) == [] and tracker.generation(web.id) == 0
+        await tracker.schedule(web, 1)
+        fresh(web.id)  # never a number seen before, though the app had no instances

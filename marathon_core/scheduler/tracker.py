@@ -83,6 +83,9 @@ class InstanceTracker:
         self._by_id: dict[InstanceId, Instance] = {}
         self._by_app: dict[PathId, dict[InstanceId, Instance]] = {}
         self._scheduled: dict[InstanceId, Instance] = {}
+        #: Per app, the change number of its last instance change (absent: no instances).
+        self._generations: dict[PathId, int] = {}
+        self._change_count = 0
         self._apps: dict[tuple[PathId, Timestamp | None], AppDefinition] = {}
         self._lock = trio.Lock()
         self._changed = trio.Event()
@@ -171,6 +174,14 @@ class InstanceTracker:
     def all_instances(self) -> list[Instance]:
         return list(self._by_id.values())
 
+    def generation(self, app_id: PathId) -> int:
+        """A number that changes whenever :meth:`instances_of` ``app_id`` would change.
+
+        Numbers are never reused while the tracker lives (0 means "no instances"), so
+        a reader may cache what it derives from an app's instances under this number.
+        """
+        return self._generations.get(app_id, 0)
+
     async def wait_changed(self) -> None:
         """Return after the next change of any instance (stored and applied)."""
         await self._changed.wait()
@@ -232,8 +243,11 @@ class InstanceTracker:
 
     def _put(self, instance: Instance) -> None:
         iid = instance.instance_id
+        app_id = instance.app_id
         self._by_id[iid] = instance
-        self._by_app.setdefault(instance.app_id, {})[iid] = instance
+        self._by_app.setdefault(app_id, {})[iid] = instance
+        self._change_count += 1
+        self._generations[app_id] = self._change_count
         if instance.condition is Condition.SCHEDULED and instance.goal is Goal.RUNNING:
             self._scheduled[iid] = instance
         else:
@@ -242,11 +256,14 @@ class InstanceTracker:
     def _drop(self, instance_id: InstanceId) -> None:
         self._by_id.pop(instance_id, None)
         self._scheduled.pop(instance_id, None)
-        of_app = self._by_app.get(instance_id.run_spec_id)
-        if of_app is not None:
-            of_app.pop(instance_id, None)
+        app_id = instance_id.run_spec_id
+        of_app = self._by_app.get(app_id)
+        if of_app is not None and of_app.pop(instance_id, None) is not None:
+            self._change_count += 1
+            self._generations[app_id] = self._change_count
             if not of_app:
-                del self._by_app[instance_id.run_spec_id]
+                del self._by_app[app_id]
+                del self._generations[app_id]
 
     def statistics(self) -> TrackerStatistics:
         return TrackerStatistics(

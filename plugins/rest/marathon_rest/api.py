@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -11,12 +10,14 @@ import trio
 from starlette.requests import Request
 
 from marathon_core.model.app import AppDefinition
-from marathon_core.model.codec import app_to_json, task_to_json
+from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Instance
 from marathon_core.service import ServiceContext
+from marathon_rest.appinfo import AppInfoCache
 
 if TYPE_CHECKING:
+    from marathon_core.scheduler.tracker import InstanceTracker
     from marathon_rest.callbacks import CallbackDispatcher
 
 
@@ -36,41 +37,29 @@ class Api:
     framework_id: str | None = None
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0
-    _app_json: dict[PathId, tuple[AppDefinition, dict[str, Any]]] = attrs.field(factory=dict)
-    _task_json: dict[object, tuple[Instance, AppDefinition | None, dict[str, Any]]] = attrs.field(
-        factory=dict
+    #: Encoded app entries, reused until the app or its instances change.
+    infos: AppInfoCache = attrs.field(factory=AppInfoCache)
+    _sorted_apps: tuple[Group | None, list[AppDefinition]] = attrs.field(
+        init=False, factory=lambda: (None, [])
     )
 
-    def app_json(self, app: AppDefinition) -> dict[str, Any]:
-        """``app_to_json(app)``, computed once per app version (apps are immutable).
+    def sorted_apps(self, root: Group) -> list[AppDefinition]:
+        """Every app of ``root`` ordered by id, computed once per root.
 
-        Callers get a shallow copy: they add top-level keys (counts, tasks).
+        A new root also lets the encoded entries of apps that are gone be dropped.
         """
-        cached = self._app_json.get(app.id)
-        if cached is None or cached[0] is not app:
-            cached = (app, app_to_json(app))
-            self._app_json[app.id] = cached
-        return dict(cached[1])
+        if self._sorted_apps[0] is not root:
+            # Ordered as PathId orders (its fields as a tuple), without calling its __lt__.
+            apps = sorted(root.transitive_apps(), key=lambda a: (a.id.path, a.id.absolute))
+            self._sorted_apps = (root, apps)
+            self.infos.prune(apps)
+        return self._sorted_apps[1]
 
-    def task_json(self, instance: Instance, app: AppDefinition | None) -> dict[str, Any]:
-        """``task_to_json`` of the instance's task, computed once per instance state.
-
-        Instances are immutable: a changed one is a new object, so identity says whether
-        the cached form is current. Entries of instances gone for good are dropped by
-        :meth:`forget_tasks`.
-        """
-        cached = self._task_json.get(instance.instance_id)
-        if cached is None or cached[0] is not instance or cached[1] is not app:
-            assert instance.task is not None
-            cached = (instance, app, task_to_json(instance, instance.task, app=app))
-            self._task_json[instance.instance_id] = cached
-        return cached[2]
-
-    def forget_tasks(self, live: Iterable[Instance]) -> None:
-        """Keep cached task JSON only for ``live`` instances (bounded by the cluster)."""
-        keep = {i.instance_id for i in live}
-        for instance_id in [k for k in self._task_json if k not in keep]:
-            del self._task_json[instance_id]
+    @property
+    def tracker(self) -> InstanceTracker | None:
+        """The leader's live view of instances (None when this process does not lead)."""
+        leader = self.ctx.leader
+        return leader.tracker if leader is not None else None
 
     @property
     def address(self) -> str:

@@ -9,9 +9,9 @@ deployment it created (``Marathon-Deployment-Id``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Sequence
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,18 +26,16 @@ from marathon_core.model.codec import (
     parse_app,
     parse_app_update,
 )
-from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Instance
+from marathon_core.model.instance import Instance
 from marathon_rest import tasks
 from marathon_rest.api import Api
-from marathon_rest.auth import allowed, authorize
+from marathon_rest.appinfo import app_info, deployments_by_app
+from marathon_rest.auth import allowed, allows_everything, authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.labels import parse_label_selector
 from marathon_rest.responses import deployment_result, json_response, query_flag
-
-_STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 
 
 def embeds(request: Request) -> frozenset[str]:
@@ -54,26 +52,6 @@ def embeds(request: Request) -> frozenset[str]:
     return frozenset(out)
 
 
-def app_info(
-    api: Api,
-    app: AppDefinition,
-    instances: list[Instance],
-    deployments: list[Deployment],
-    *,
-    with_tasks: bool,
-) -> dict[str, Any]:
-    """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks."""
-    out = api.app_json(app)
-    out["tasksStaged"] = sum(1 for i in instances if i.condition in _STAGED)
-    out["tasksRunning"] = sum(1 for i in instances if i.condition is Condition.RUNNING)
-    out["tasksHealthy"] = 0
-    out["tasksUnhealthy"] = 0
-    out["deployments"] = [{"id": d.id} for d in deployments]
-    if with_tasks:
-        out["tasks"] = tasks.tasks_json(app, instances, api=api)
-    return out
-
-
 def _missing(app_id: PathId) -> NotFoundError:
     return NotFoundError(f"App '{app_id}' does not exist")
 
@@ -82,35 +60,40 @@ def _app_id(raw: str, *, creating: bool = False) -> PathId:
     return id_from_url(raw, kind="App", creating=creating)
 
 
-async def _instances_by_app(api: Api, app_ids: Iterable[PathId]) -> dict[PathId, list[Instance]]:
-    wanted = set(app_ids)
-    by_app: dict[PathId, list[Instance]] = {a: [] for a in wanted}
-    if len(wanted) == 1:
-        (only,) = wanted
-        by_app[only] = await api.instances_of(only)
-        return by_app
-    for instance in await api.all_instances():
-        if instance.app_id in by_app:
-            by_app[instance.app_id].append(instance)
-    return by_app
+async def infos(
+    api: Api, apps: Sequence[AppDefinition], *, with_tasks: bool
+) -> list[orjson.Fragment]:
+    """The ``/v2/apps`` entries of ``apps``, in order, encoded.
 
-
-async def _infos(api: Api, apps: list[AppDefinition], *, with_tasks: bool) -> list[dict[str, Any]]:
-    instances = await _instances_by_app(api, [a.id for a in apps])
-    if with_tasks and len(apps) > 1:
-        api.forget_tasks(i for listed in instances.values() for i in listed)
-    registry = api.ctx.deployments
+    From the leader's tracker they are cached (:mod:`marathon_rest.appinfo`);
+    otherwise the instances are read from state and the entries encoded afresh.
+    """
+    deployments = deployments_by_app(api.ctx.deployments.all())
+    tracker = api.tracker
+    if tracker is not None:
+        return api.infos.entries(apps, tracker, deployments, with_tasks=with_tasks)
+    by_app: dict[PathId, list[Instance]]
+    if len(apps) == 1:
+        by_app = {apps[0].id: await api.instances_of(apps[0].id)}
+    else:
+        by_app = {a.id: [] for a in apps}
+        for instance in await api.all_instances():
+            if instance.app_id in by_app:
+                by_app[instance.app_id].append(instance)
     return [
-        app_info(api, a, instances[a.id], registry.for_app(a.id), with_tasks=with_tasks)
+        api.infos.encode(a, by_app[a.id], deployments.get(a.id, ()), with_tasks=with_tasks)
         for a in apps
     ]
 
 
-def _filter(request: Request) -> Callable[[AppDefinition], bool]:
+def _filter(request: Request) -> Callable[[AppDefinition], bool] | None:
+    """The ``cmd``, ``id`` and ``label`` filters of a listing (None: keep every app)."""
     cmd = (request.query_params.get("cmd") or "").lower()
     ident = (request.query_params.get("id") or "").lower()
     label = request.query_params.get("label")
     selector = parse_label_selector(label) if label else None
+    if not cmd and not ident and selector is None:
+        return None
 
     def keep(app: AppDefinition) -> bool:
         if cmd and cmd not in (app.cmd or "").lower():
@@ -127,18 +110,14 @@ def _filter(request: Request) -> Callable[[AppDefinition], bool]:
 
 async def list_apps(request: Request) -> Response:
     api = Api.of(request)
-    root = await api.ctx.groups.root()
+    apps = api.sorted_apps(await api.ctx.groups.root())
     keep = _filter(request)
-    apps = sorted(
-        (
-            a
-            for a in root.transitive_apps()
-            if keep(a) and allowed(request, Action.VIEW_RUN_SPEC, str(a.id))
-        ),
-        key=lambda a: a.id,
-    )
-    infos = await _infos(api, apps, with_tasks="tasks" in embeds(request))
-    return json_response({"apps": infos})
+    if keep is not None:
+        apps = [a for a in apps if keep(a)]
+    if not allows_everything(api):
+        apps = [a for a in apps if allowed(request, Action.VIEW_RUN_SPEC, str(a.id))]
+    listed = await infos(api, apps, with_tasks="tasks" in embeds(request))
+    return json_response({"apps": listed})
 
 
 async def create_app(request: Request) -> Response:
@@ -157,7 +136,7 @@ async def create_app(request: Request) -> Response:
     created = change.root.find_app(app.id)
     assert created is not None
     _publish_api_post(api, request, created)
-    body = app_info(api, created, [], [change.deployment], with_tasks=False)
+    body = app_info(created, [], [change.deployment.id], with_tasks=False)
     return json_response(
         body,
         status=201,
@@ -201,7 +180,7 @@ async def _get(request: Request, path: str) -> Response:
     app = (await api.ctx.groups.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
-    (info,) = await _infos(api, [app], with_tasks=True)
+    (info,) = await infos(api, [app], with_tasks=True)
     return json_response({"app": info})
 
 
@@ -210,7 +189,7 @@ async def _group_apps(request: Request, api: Api, group_id: PathId) -> Response:
     if group is None:
         raise NotFoundError(f"Group '{group_id}' does not exist")
     apps = sorted(group.transitive_apps(), key=lambda a: a.id)
-    return json_response({"*": await _infos(api, apps, with_tasks="tasks" in embeds(request))})
+    return json_response({"*": await infos(api, apps, with_tasks="tasks" in embeds(request))})
 
 
 async def _versions(api: Api, app_id: PathId) -> Response:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import attrs
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,7 +17,7 @@ from marathon_core.model.codec import GroupUpdate, parse_group_update
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
-from marathon_rest.apps import app_info, embeds
+from marathon_rest.apps import embeds, infos
 from marathon_rest.auth import authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.responses import deployment_result, json_response, query_flag
@@ -33,27 +34,17 @@ def _missing(group_id: PathId) -> NotFoundError:
 async def _group_json(api: Api, group: Group, wanted: frozenset[str]) -> dict[str, Any]:
     """GroupInfo with the keys marathon-python knows (never ``enforceRole``)."""
     with_counts = bool(wanted & {"counts", "tasks", "deployments"})
-    instances: dict[PathId, list[Any]] = {}
+    entries: dict[PathId, orjson.Fragment] = {}
     if with_counts:
-        for instance in await api.all_instances():
-            instances.setdefault(instance.app_id, []).append(instance)
+        apps = sorted(group.transitive_apps(), key=lambda a: a.id)
+        encoded = await infos(api, apps, with_tasks="tasks" in wanted)
+        entries = {a.id: e for a, e in zip(apps, encoded, strict=True)}
 
     def render(g: Group) -> dict[str, Any]:
         apps = sorted(g.apps, key=lambda a: a.id)
         return {
             "id": str(g.id),
-            "apps": [
-                app_info(
-                    api,
-                    a,
-                    instances.get(a.id, []),
-                    api.ctx.deployments.for_app(a.id),
-                    with_tasks="tasks" in wanted,
-                )
-                if with_counts
-                else api.app_json(a)
-                for a in apps
-            ],
+            "apps": [entries[a.id] if with_counts else api.infos.app_fragment(a) for a in apps],
             "groups": [render(sub) for sub in sorted(g.groups, key=lambda s: s.id)],
             "pods": [],
             "dependencies": [str(d) for d in g.dependencies],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,7 +35,7 @@ def _ts(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def entry_json(api: Api, entry: QueueEntry, app_json: dict[str, Any]) -> dict[str, Any]:
+def entry_json(api: Api, entry: QueueEntry, app_json: orjson.Fragment) -> dict[str, Any]:
     summary = [
         {"reason": r.reason.value, "declined": r.declined, "processed": r.processed}
         for r in entry.reject_summary
@@ -71,7 +72,7 @@ async def list_queue(request: Request) -> Response:
         app = root.find_app(entry.app_id)
         if app is None or not allowed(request, Action.VIEW_RUN_SPEC, str(app.id)):
             continue
-        items.append(entry_json(api, entry, api.app_json(app)))
+        items.append(entry_json(api, entry, api.infos.app_fragment(app)))
     return json_response({"queue": items})
 
 

@@ -38,12 +38,8 @@ def _live(instances: Iterable[Instance]) -> list[Instance]:
     return [i for i in instances if i.task is not None and not i.task.condition.is_terminal]
 
 
-def tasks_json(
-    app: AppDefinition | None, instances: Iterable[Instance], *, api: Api | None = None
-) -> list[dict[str, Any]]:
-    """The live tasks of ``instances``; through ``api``'s cache when given."""
-    if api is not None:
-        return [api.task_json(i, app) for i in _live(instances)]
+def tasks_json(app: AppDefinition | None, instances: Iterable[Instance]) -> list[dict[str, Any]]:
+    """The live tasks of ``instances``."""
     return [task_to_json(i, i.task, app=app) for i in _live(instances) if i.task is not None]
 
 

@@ -1,0 +1,194 @@
+"""App entries of ``/v2/apps`` (and ``/v2/groups``), encoded once and reused.
+
+Why: with 10,000 apps and 50,000 tasks, building every entry as dicts and encoding
+them on each request costs many times the bare encoding, and the garbage it leaves
+sets off full collections that stall the event loop. So each entry is kept as
+encoded JSON (an ``orjson.Fragment``) under what it is made of:
+
+- the app object (apps are immutable: a new version is a new object),
+- the tracker's :meth:`~marathon_core.scheduler.tracker.InstanceTracker.generation`
+  of the app, which changes with any change to one of its instances,
+- the ids of the deployments that touch the app.
+
+A response joins the fragments; only entries whose inputs changed are encoded again.
+Without a tracker (no leader), entries are encoded on each request and not kept.
+
+The encoded forms are byte for byte what ``orjson.dumps`` makes of the entry as a
+dict (:func:`app_info`), so splicing never changes what a response contains.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import app_to_json, task_to_json
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.ids import PathId
+from marathon_core.model.instance import Condition, Instance, InstanceId
+
+if TYPE_CHECKING:
+    from marathon_core.scheduler.tracker import InstanceTracker
+
+__all__ = ["AppInfoCache", "app_info", "deployments_by_app"]
+
+_STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
+
+
+def _live(instances: Iterable[Instance]) -> list[Instance]:
+    return [i for i in instances if i.task is not None and not i.task.condition.is_terminal]
+
+
+def _counts(instances: Sequence[Instance], deployment_ids: Sequence[str]) -> dict[str, Any]:
+    """The keys ``/v2/apps`` adds to an app's definition, in Marathon's order."""
+    return {
+        "tasksStaged": sum(1 for i in instances if i.condition in _STAGED),
+        "tasksRunning": sum(1 for i in instances if i.condition is Condition.RUNNING),
+        "tasksHealthy": 0,
+        "tasksUnhealthy": 0,
+        "deployments": [{"id": d} for d in deployment_ids],
+    }
+
+
+def app_info(
+    app: AppDefinition,
+    instances: Sequence[Instance],
+    deployment_ids: Sequence[str],
+    *,
+    with_tasks: bool,
+) -> dict[str, Any]:
+    """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks.
+
+    The reference form of an entry; :class:`AppInfoCache` makes the same bytes.
+    """
+    out = app_to_json(app)
+    out.update(_counts(instances, deployment_ids))
+    if with_tasks:
+        out["tasks"] = [task_to_json(i, i.task, app=app) for i in _live(instances) if i.task]
+    return out
+
+
+def deployments_by_app(deployments: Iterable[Deployment]) -> dict[PathId, tuple[str, ...]]:
+    """App id -> ids of the deployments touching it, in the order given."""
+    out: dict[PathId, list[str]] = {}
+    for deployment in deployments:
+        for app_id in deployment.affected_app_ids():
+            out.setdefault(app_id, []).append(deployment.id)
+    return {app_id: tuple(ids) for app_id, ids in out.items()}
+
+
+def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:
+    """``orjson.dumps({**loads(head), **tail})`` for a non-empty object ``head`` whose keys
+    are not in ``tail``, without decoding ``head``."""
+    return b"".join((head[:-1], b",", orjson.dumps(tail)[1:]))
+
+
+#: (app, tracker generation, deployment ids, encoded entry)
+_Entry = tuple[AppDefinition, int, tuple[str, ...], orjson.Fragment]
+#: (instance, app, encoded task)
+_TaskEntry = tuple[Instance, AppDefinition, orjson.Fragment]
+
+
+class AppInfoCache:
+    """Encoded app definitions, tasks and ``/v2/apps`` entries; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._apps: dict[PathId, tuple[AppDefinition, bytes]] = {}
+        self._tasks: dict[PathId, dict[InstanceId, _TaskEntry]] = {}
+        #: Entries without tasks, and entries with tasks.
+        self._entries: tuple[dict[PathId, _Entry], dict[PathId, _Entry]] = ({}, {})
+        #: The tracker whose generations the entries hold (a new leadership has a new one).
+        self._tracker: weakref.ref[InstanceTracker] | None = None
+
+    def app_bytes(self, app: AppDefinition) -> bytes:
+        """``orjson.dumps(app_to_json(app))``, computed once per app version."""
+        cached = self._apps.get(app.id)
+        if cached is None or cached[0] is not app:
+            cached = (app, orjson.dumps(app_to_json(app)))
+            self._apps[app.id] = cached
+        return cached[1]
+
+    def app_fragment(self, app: AppDefinition) -> orjson.Fragment:
+        return orjson.Fragment(self.app_bytes(app))
+
+    def _task_fragments(
+        self, app: AppDefinition, instances: Sequence[Instance]
+    ) -> list[orjson.Fragment]:
+        """Encoded live tasks of ``instances``; encodings of other instances are dropped."""
+        old = self._tasks.get(app.id, {})
+        new: dict[InstanceId, _TaskEntry] = {}
+        for instance in _live(instances):
+            entry = old.get(instance.instance_id)
+            if entry is None or entry[0] is not instance or entry[1] is not app:
+                assert instance.task is not None
+                encoded = orjson.dumps(task_to_json(instance, instance.task, app=app))
+                entry = (instance, app, orjson.Fragment(encoded))
+            new[instance.instance_id] = entry
+        if new:
+            self._tasks[app.id] = new
+        else:
+            self._tasks.pop(app.id, None)
+        return [e[2] for e in new.values()]
+
+    def encode(
+        self,
+        app: AppDefinition,
+        instances: Sequence[Instance],
+        deployment_ids: Sequence[str],
+        *,
+        with_tasks: bool,
+    ) -> orjson.Fragment:
+        """The entry of ``app`` encoded now (through the app and task encodings)."""
+        tail = _counts(instances, deployment_ids)
+        if with_tasks:
+            tail["tasks"] = self._task_fragments(app, instances)
+        return orjson.Fragment(_splice(self.app_bytes(app), tail))
+
+    def entries(
+        self,
+        apps: Sequence[AppDefinition],
+        tracker: InstanceTracker,
+        deployments: Mapping[PathId, tuple[str, ...]],
+        *,
+        with_tasks: bool,
+    ) -> list[orjson.Fragment]:
+        """The entries of ``apps`` (in order) with their instances from ``tracker``."""
+        if self._tracker is None or self._tracker() is not tracker:
+            for stale in self._entries:
+                stale.clear()
+            self._tracker = weakref.ref(tracker)
+        cache = self._entries[with_tasks]
+        generation = tracker.generation
+        out = []
+        for app in apps:
+            app_id = app.id
+            gen = generation(app_id)
+            deployed = deployments.get(app_id, ()) if deployments else ()
+            entry = cache.get(app_id)
+            if entry is None or entry[0] is not app or entry[1] != gen or entry[2] != deployed:
+                encoded = self.encode(
+                    app, tracker.instances_of(app_id), deployed, with_tasks=with_tasks
+                )
+                entry = (app, gen, deployed, encoded)
+                cache[app_id] = entry
+            out.append(entry[3])
+        return out
+
+    def prune(self, current: Collection[AppDefinition]) -> None:
+        """Forget apps that are not ``current`` (all apps of the root), when there can be any.
+
+        Entries are only made for apps of a current root, so the stale entries of a
+        cache no larger than ``current`` are at most as many as the apps: pruning waits
+        until a cache is larger, which keeps the scan off the path of most requests.
+        """
+        caches = (self._apps, self._tasks, *self._entries)
+        if all(len(cache) <= len(current) for cache in caches):
+            return
+        live = {a.id for a in current}
+        for cache in caches:
+            for app_id in [k for k in cache if k not in live]:
+                del cache[app_id]

@@ -1,0 +1,222 @@
+"""App listings served from encoded entries: every change shows in the next response.
+
+The leader's tracker is in place (as on a leading scheduler), so ``/v2/apps`` and
+friends answer from :mod:`marathon_rest.appinfo`. Each check compares the whole
+response with the entries encoded from scratch, so a stale or mis-spliced entry fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+import pytest
+
+from marathon_core.events import EventBus
+from marathon_core.leadership import LeaderState
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import (
+    AgentInfo,
+    Condition,
+    Instance,
+    InstanceId,
+    Task,
+    TaskId,
+)
+from marathon_core.scheduler.tracker import Changes, InstanceTracker
+from marathon_core.service import ServiceContext
+from marathon_rest.appinfo import AppInfoCache, app_info, deployments_by_app
+
+WEB = PathId.parse("/shop/web")
+DB = PathId.parse("/shop/db")
+NOW = Timestamp(1_700_000_000_000)
+
+
+def running(app_id: PathId, k: int, condition: Condition = Condition.RUNNING) -> Instance:
+    iid = InstanceId.new(app_id)
+    task = Task(
+        TaskId.for_instance(iid),
+        condition,
+        staged_at=NOW,
+        started_at=NOW,
+        host_ports=(31000 + k,),
+        run_spec_version=NOW,
+    )
+    return Instance(
+        iid,
+        condition=condition,
+        tasks=(task,),
+        agent=AgentInfo(f"127.0.0.{2 + k}", f"agent-{k}"),
+        run_spec_version=NOW,
+    )
+
+
+def with_condition(instance: Instance, condition: Condition) -> Instance:
+    assert instance.task is not None
+    task = attrs.evolve(instance.task, condition=condition)
+    return attrs.evolve(instance, condition=condition, tasks=(task,))
+
+
+@pytest.fixture
+async def tracker(api_context: ServiceContext) -> InstanceTracker:
+    tracker = InstanceTracker(api_context.state, EventBus())
+    api_context.leader = LeaderState(tracker=tracker, scheduler=None, mesos=None)  # type: ignore[arg-type]
+    return tracker
+
+
+async def put(tracker: InstanceTracker, *instances: Instance) -> None:
+    await tracker.apply(lambda: Changes(put=instances))
+
+
+async def expected(ctx: ServiceContext, tracker: InstanceTracker, *, tasks: bool) -> bytes:
+    """The listing encoded from scratch."""
+    root = await ctx.groups.root()
+    deployments = deployments_by_app(ctx.deployments.all())
+    apps = sorted(root.transitive_apps(), key=lambda a: a.id)
+    infos = [
+        app_info(a, tracker.instances_of(a.id), deployments.get(a.id, ()), with_tasks=tasks)
+        for a in apps
+    ]
+    return orjson.dumps({"apps": infos})
+
+
+async def check_listings(client: httpx.AsyncClient, ctx: ServiceContext, tracker: Any) -> None:
+    for _ in range(2):  # the second answer comes from the cache
+        with_tasks = await client.get("/v2/apps?embed=apps.tasks")
+        assert with_tasks.content == await expected(ctx, tracker, tasks=True)
+        plain = await client.get("/v2/apps")
+        assert plain.content == await expected(ctx, tracker, tasks=False)
+
+
+@pytest.fixture
+async def two_apps(client: httpx.AsyncClient, tracker: InstanceTracker) -> None:
+    for app_id in (WEB, DB):
+        created = await client.post("/v2/apps", json={"id": str(app_id), "cmd": "sleep 100"})
+        assert created.status_code == 201, created.text
+    await put(tracker, running(WEB, 0), running(WEB, 1), running(DB, 0))
+
+
+async def test_every_change_shows_in_the_next_listing(
+    two_apps: None, client: httpx.AsyncClient, api_context: ServiceContext, tracker: InstanceTracker
+) -> None:
+    ctx = api_context
+    await check_listings(client, ctx, tracker)
+    web = (await client.get("/v2/apps?embed=apps.tasks")).json()["apps"][1]
+    assert (web["id"], web["tasksRunning"], len(web["tasks"])) == (str(WEB), 2, 2)
+
+    # A task changes state.
+    first, second = tracker.instances_of(WEB)
+    await put(tracker, with_condition(first, Condition.STAGING))
+    await check_listings(client, ctx, tracker)
+    web = (await client.get("/v2/apps?embed=apps.tasks")).json()["apps"][1]
+    assert (web["tasksRunning"], web["tasksStaged"]) == (1, 1)
+
+    # A task is killed and its instance goes away.
+    await put(tracker, with_condition(second, Condition.KILLED))
+    await check_listings(client, ctx, tracker)
+    await tracker.apply(lambda: Changes(expunge=(second.instance_id,)))
+    await check_listings(client, ctx, tracker)
+    web = (await client.get("/v2/apps?embed=apps.tasks")).json()["apps"][1]
+    assert [t["id"] for t in web["tasks"]] == [str(first.task.task_id)]  # type: ignore[union-attr]
+
+    # An instance comes and goes while another stays.
+    third = running(WEB, 3)
+    await put(tracker, third)
+    await check_listings(client, ctx, tracker)
+    await tracker.apply(lambda: Changes(expunge=(third.instance_id,)))
+    await check_listings(client, ctx, tracker)
+
+    # The app is scaled (a new definition and a deployment) and relabelled.
+    scaled = await client.put(f"/v2/apps{WEB}?force=true", json={"instances": 4})
+    assert scaled.status_code == 200, scaled.text
+    await check_listings(client, ctx, tracker)
+    relabelled = await client.put(f"/v2/apps{WEB}?force=true", json={"labels": {"tier": "front"}})
+    assert relabelled.status_code == 200, relabelled.text
+    await check_listings(client, ctx, tracker)
+    web = (await client.get("/v2/apps")).json()["apps"][1]
+    assert (web["instances"], web["labels"]) == (4, {"tier": "front"})
+    assert web["deployments"] == [{"id": relabelled.json()["deploymentId"]}]
+
+    # Its deployment ends.
+    for deployment in ctx.deployments.all():
+        ctx.deployments.remove(deployment.id)
+    await check_listings(client, ctx, tracker)
+
+    # A new definition whose deployment ends before the next listing.
+    changed = await client.put(f"/v2/apps{WEB}", json={"cmd": "sleep 7"})
+    assert changed.status_code == 200, changed.text
+    ctx.deployments.remove(changed.json()["deploymentId"])
+    await check_listings(client, ctx, tracker)
+
+    # All of an app's instances go, then a new one comes.
+    await tracker.apply(
+        lambda: Changes(expunge=tuple(i.instance_id for i in tracker.instances_of(DB)))
+    )
+    await check_listings(client, ctx, tracker)
+    await put(tracker, running(DB, 3))
+    await check_listings(client, ctx, tracker)
+
+    # The app is deleted.
+    deleted = await client.delete(f"/v2/apps{DB}")
+    assert deleted.status_code == 200, deleted.text
+    await check_listings(client, ctx, tracker)
+    assert [a["id"] for a in (await client.get("/v2/apps")).json()["apps"]] == [str(WEB)]
+
+
+async def test_single_app_group_and_filtered_reads_see_changes_too(
+    two_apps: None, client: httpx.AsyncClient, tracker: InstanceTracker
+) -> None:
+    async def reads() -> list[Any]:
+        return [
+            (await client.get(f"/v2/apps{WEB}")).json()["app"],
+            (await client.get("/v2/apps/shop/*?embed=apps.tasks")).json()["*"][1],
+            (await client.get("/v2/groups/shop?embed=group.apps.tasks")).json()["apps"][1],
+            (await client.get("/v2/apps?id=web&embed=apps.tasks")).json()["apps"][0],
+        ]
+
+    before = await reads()
+    assert [r["tasksRunning"] for r in before] == [2, 2, 2, 2]
+    assert before[1:] == [before[0]] * 3
+    (first, _) = tracker.instances_of(WEB)
+    await put(tracker, with_condition(first, Condition.STAGING))
+    after = await reads()
+    assert [(r["tasksRunning"], r["tasksStaged"]) for r in after] == [(1, 1)] * 4
+    assert after[1:] == [after[0]] * 3
+    assert await client.put(f"/v2/apps{WEB}?force=true", json={"cmd": "sleep 5"})
+    assert [r["cmd"] for r in await reads()] == ["sleep 5"] * 4
+
+
+async def test_a_new_tracker_is_not_mistaken_for_the_old_one(
+    two_apps: None, client: httpx.AsyncClient, api_context: ServiceContext, tracker: InstanceTracker
+) -> None:
+    """Leadership lost and won again: a new tracker counts its generations afresh."""
+    await check_listings(client, api_context, tracker)
+    fresh = InstanceTracker(api_context.state, EventBus())
+    # The same number of changes as the old tracker saw, so the same generations.
+    await put(fresh, running(WEB, 5), running(WEB, 6), running(DB, 7))
+    assert [fresh.generation(a) for a in (WEB, DB)] == [tracker.generation(a) for a in (WEB, DB)]
+    api_context.leader = LeaderState(tracker=fresh, scheduler=None, mesos=None)  # type: ignore[arg-type]
+    await check_listings(client, api_context, fresh)
+
+
+def test_encoded_entries_are_the_entries_as_orjson_writes_them() -> None:
+    app = AppDefinition(id=WEB, cmd="sleep 1", labels={"a": "b"}, version=NOW)
+    instances = [running(WEB, 0), running(WEB, 1, Condition.STAGING), running(WEB, 2)]
+    instances[2] = with_condition(instances[2], Condition.FAILED)  # not live: no task shown
+    cache = AppInfoCache()
+    for deployment_ids in [(), ("d1", "d2")]:
+        for with_tasks in (False, True):
+            encoded = cache.encode(app, instances, deployment_ids, with_tasks=with_tasks)
+            reference = app_info(app, instances, deployment_ids, with_tasks=with_tasks)
+            assert orjson.dumps(encoded) == orjson.dumps(reference)
+            assert orjson.loads(orjson.dumps(encoded)) == reference
+
+
+def test_deployments_by_app_keeps_the_registry_order() -> None:
+    d1 = Deployment(id="d1", version=NOW, affected_apps=(WEB, DB))
+    d2 = Deployment(id="d2", version=NOW, affected_apps=(WEB,))
+    assert deployments_by_app([d1, d2]) == {WEB: ("d1", "d2"), DB: ("d1",)}
