@@ -5,7 +5,12 @@ and state; the leader is killed, and a client retries ``POST /v2/apps`` on the s
 until it gets a 201. Reported as seconds and as a multiple of the ZooKeeper session
 timeout, which bounds how fast ZooKeeper itself can notice the dead leader.
 
+With ``--apps N --instances M`` the state holds N apps and M instances (seeded
+once, before the first round), as in benchmark B5: 10,000 apps and 100,000
+instances must not push failover past the session timeout + 2 s.
+
 Usage: python benchmarks/bench_failover.py [--rounds 5] [--session-timeout 2000] [--ensemble]
+       [--apps 10000 --instances 100000]
 """
 
 from __future__ import annotations
@@ -19,12 +24,54 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import trio
+from bench_state import app, instance
 
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId
+from marathon_core.state.repositories import transact
+from marathon_core.state.storage import Op
+from marathon_core.state.store import StateStore
+from marathon_core.state.zk import ZkStorage
 from marathon_core.testing.zookeeper import running_zookeeper
 from marathon_rest.testing import running_marathon
 
+#: Apps per seeding transaction (ZooKeeper takes at most 1 MB per request).
+SEED_BATCH = 200
 
-def one_round(zk_url: str, session_ms: int, workdir: Path, n: int) -> float:
+
+async def seed(zk_url: str, n_apps: int, n_instances: int) -> None:
+    """Store ``n_apps`` apps in groups of 100 and ``n_instances`` instances spread over them."""
+    storage = await ZkStorage.connect(zk_url)
+    try:
+        state = await StateStore.open(storage)
+        apps = [app(i) for i in range(n_apps)]
+        for k in range(0, n_apps, SEED_BATCH):
+            chunk = apps[k : k + SEED_BATCH]
+
+            async def plan(chunk: list[AppDefinition] = chunk) -> list[Op]:
+                return [op for a in chunk for op in await state.apps.plan_store(a)]
+
+            await transact(state.commit, plan)
+        by_group: dict[PathId, list[AppDefinition]] = {}
+        for a in apps:
+            by_group.setdefault(a.id.parent, []).append(a)
+        version = apps[0].version
+        groups = tuple(Group(g, apps=tuple(m), version=version) for g, m in by_group.items())
+        bench = Group(PathId.parse("/bench"), groups=groups, version=version)
+        root = Group(PathId.root(), groups=(bench,), version=version)
+        await state.store_root(root, apps_changed=[], apps_deleted=[])
+        per_app = n_instances // n_apps
+        for k in range(0, n_apps, SEED_BATCH):
+            await state.instances.put_many(
+                instance(a.id, j) for a in apps[k : k + SEED_BATCH] for j in range(per_app)
+            )
+    finally:
+        await storage.aclose()
+
+
+def one_round(zk_url: str, session_ms: int, workdir: Path, n: int, settle: float) -> float:
     args = (
         "--master",
         "http://127.0.0.1:1",
@@ -40,7 +87,7 @@ def one_round(zk_url: str, session_ms: int, workdir: Path, n: int) -> float:
             stack.enter_context(running_marathon(*args, state_dir=workdir / f"{n}-{i}"))
             for i in range(2)
         ]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             leaders = {s.leader() for s in servers}
             if len(leaders) == 1 and None not in leaders:
@@ -49,6 +96,13 @@ def one_round(zk_url: str, session_ms: int, workdir: Path, n: int) -> float:
         (address,) = leaders
         leader = next(s for s in servers if s.url == f"http://{address}")
         standby = next(s for s in servers if s is not leader)
+        # The leader has loaded once it serves a write; a standby runs for a while
+        # before a real failover, so give it time to settle as well.
+        while httpx.post(
+            f"{leader.url}/v2/apps", json={"id": f"/fo/ready{n}", "cmd": "sleep 1"}, timeout=60
+        ).status_code not in (201, 409):
+            time.sleep(0.1)
+        time.sleep(settle)
         killed = time.monotonic()
         leader.process.send_signal(signal.SIGKILL)
         attempt = 0
@@ -72,19 +126,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--session-timeout", type=int, default=2000, help="milliseconds")
     parser.add_argument("--ensemble", action="store_true", help="3 ZooKeeper nodes")
+    parser.add_argument("--apps", type=int, default=0, help="apps stored before the rounds")
+    parser.add_argument("--instances", type=int, default=0, help="instances stored with them")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before each kill")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp,
-        running_zookeeper(Path(tmp) / "zk", size=3 if args.ensemble else 1) as zk,
+        running_zookeeper(
+            Path(tmp) / "zk", size=3 if args.ensemble else 1, heap="2g" if args.apps else "256m"
+        ) as zk,
     ):
+        url = zk.url("/failover")
+        if args.apps:
+            started = time.monotonic()
+            trio.run(seed, url, args.apps, args.instances)
+            print(
+                f"seeded {args.apps} apps, {args.instances} instances in "
+                f"{time.monotonic() - started:.1f} s"
+            )
         times = [
-            one_round(zk.url(f"/failover{n}"), args.session_timeout, Path(tmp), n)
+            one_round(url, args.session_timeout, Path(tmp), n, args.settle)
             for n in range(args.rounds)
         ]
     session = args.session_timeout / 1000
     print(
         f"ZooKeeper {'ensemble' if args.ensemble else 'standalone'}, "
-        f"session timeout {session:.1f} s, {args.rounds} rounds"
+        f"session timeout {session:.1f} s, {args.rounds} rounds, "
+        f"{args.apps} apps and {args.instances} instances stored"
     )
     print(
         f"SIGKILL -> first accepted write: median {statistics.median(times):.2f} s "

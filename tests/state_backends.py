@@ -45,20 +45,24 @@ def _sqlite(tmp_path: Path) -> Backend:
     return Backend("sqlite", open_)
 
 
-def _zk(tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
+def _zk(tmp_path: Path, request: pytest.FixtureRequest, *, cache_reads: bool = False) -> Backend:
     # Requested here, not in the fixture's signature: only zk cases need (or skip without) it.
     url: str = request.getfixturevalue("zk_url")
 
     async def open_() -> Storage:
-        return await ZkStorage.connect(url, session_timeout=5.0, timeout=5.0)
+        return await ZkStorage.connect(
+            url, session_timeout=5.0, timeout=5.0, cache_reads=cache_reads
+        )
 
-    return Backend("zk", open_)
+    return Backend("zk-cached" if cache_reads else "zk", open_)
 
 
 BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
     "memory": lambda tmp_path, request: _memory(tmp_path),
     "sqlite": lambda tmp_path, request: _sqlite(tmp_path),
     "zk": _zk,
+    # What a marathon process with --zk uses: watched reads kept in memory.
+    "zk-cached": lambda tmp_path, request: _zk(tmp_path, request, cache_reads=True),
 }
 
 

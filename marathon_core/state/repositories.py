@@ -75,6 +75,7 @@ MAX_ATTEMPTS = 10
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
+E = TypeVar("E")
 
 #: The function a repository commits through (the storage's, or a fenced one).
 Commit = Callable[[Sequence[Op]], Awaitable[list[int | None]]]
@@ -128,7 +129,7 @@ def _put_op(key: str, value: bytes, existing: Entry | None) -> Op:
 DECODE_CHUNK = 2000
 
 
-async def decode_all(loads: Callable[[bytes], T], blobs: Iterable[bytes]) -> list[T]:
+async def decode_all(decode: Callable[[E], T], items: Iterable[E]) -> list[T]:
     """Decode many values, yielding to trio between chunks, without GC inside a chunk.
 
     Why: loading 100k instances allocates millions of objects and the cyclic
@@ -137,20 +138,20 @@ async def decode_all(loads: Callable[[bytes], T], blobs: Iterable[bytes]) -> lis
     cycles to collect.  The checkpoints keep the API responsive during a load.
     """
     out: list[T] = []
-    chunk: list[bytes] = []
+    chunk: list[E] = []
 
     def flush() -> None:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            out.extend(loads(b) for b in chunk)
+            out.extend(decode(b) for b in chunk)
         finally:
             if was_enabled:
                 gc.enable()
         chunk.clear()
 
-    for blob in blobs:
-        chunk.append(blob)
+    for item in items:
+        chunk.append(item)
         if len(chunk) >= DECODE_CHUNK:
             flush()
             await trio.lowlevel.checkpoint()
@@ -191,16 +192,19 @@ class EntityRepository(_Repository, Generic[T, K]):
     def key(self, id: K) -> str:
         return f"{self.category}/{segment(str(id))}"
 
+    def _load(self, entry: Entry) -> T:
+        return self.storage.decoded(entry, self.codec.loads)
+
     async def get(self, id: K) -> T | None:
         entry = await self.storage.get(self.key(id))
-        return None if entry is None else self.codec.loads(entry.value)
+        return None if entry is None else self._load(entry)
 
     async def ids(self) -> list[K]:
         return [self.parse_id(unsegment(n)) for n in await self.storage.children(self.category)]
 
     async def all(self) -> list[T]:
         found = await self.storage.get_children(self.category)
-        return await decode_all(self.codec.loads, (e.value for _, e in sorted(found.items())))
+        return await decode_all(self._load, (e for _, e in sorted(found.items())))
 
     async def plan_put(self, obj: T) -> list[Op]:
         k = self.key(self.id_of(obj))
@@ -260,20 +264,23 @@ class VersionedRepository(_Repository, Generic[T, K, V]):
         return f"{self.base_key(id)}/versions/{segment(str(version))}"
 
     # reads
+    def _load(self, entry: Entry) -> T:
+        return self.storage.decoded(entry, self.codec.loads)
+
     async def get(self, id: K) -> T | None:
         """The current version of ``id``."""
         entry = await self.storage.get(self.current_key(id))
-        return None if entry is None else self.codec.loads(entry.value)
+        return None if entry is None else self._load(entry)
 
     async def get_version(self, id: K, version: V) -> T | None:
         entry = await self.storage.get(self.version_key(id, version))
-        return None if entry is None else self.codec.loads(entry.value)
+        return None if entry is None else self._load(entry)
 
     async def get_versions(self, refs: Iterable[tuple[K, V]]) -> dict[tuple[K, V], T]:
         """Many (id, version) pairs in one bulk read; missing pairs are left out."""
         keys = {self.version_key(i, v): (i, v) for i, v in refs}
         found = await self.storage.get_many(list(keys))
-        values = await decode_all(self.codec.loads, (e.value for e in found.values()))
+        values = await decode_all(self._load, found.values())
         return {keys[k]: v for k, v in zip(found, values, strict=True)}
 
     async def versions(self, id: K) -> list[V]:
@@ -289,7 +296,7 @@ class VersionedRepository(_Repository, Generic[T, K, V]):
         names = await self.storage.children(self.category)
         keys = [f"{self.category}/{n}/current" for n in names]
         found = await self.storage.get_many(keys)
-        return await decode_all(self.codec.loads, (found[k].value for k in keys if k in found))
+        return await decode_all(self._load, (found[k] for k in keys if k in found))
 
     # writes
     async def plan_store(self, obj: T) -> list[Op]:
@@ -378,9 +385,12 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
     def key(self, app: V) -> str:
         return f"{self.category}/{segment(str(app))}"
 
-    def _decode(self, entry: Entry) -> list[T]:
+    def _decode_batch(self, value: bytes) -> list[T]:
         loads = self.codec.loads
-        return [loads(v) for v in frames.unpack_pairs(entry.value).values()]
+        return [loads(v) for v in frames.unpack_pairs(value).values()]
+
+    def _decode(self, entry: Entry) -> list[T]:
+        return self.storage.decoded(entry, self._decode_batch)
 
     async def get(self, id: K) -> T | None:
         entry = await self.storage.get(self.key(self.app_of_id(id)))
@@ -391,7 +401,7 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
 
     async def by_app(self, app: V) -> list[T]:
         entry = await self.storage.get(self.key(app))
-        return [] if entry is None else self._decode(entry)
+        return [] if entry is None else list(self._decode(entry))
 
     async def app_ids(self) -> list[V]:
         """Apps that have at least one stored instance."""
@@ -400,12 +410,8 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
     async def all(self) -> list[T]:
         """Every instance, in one bulk read (the leader's start-up path)."""
         found = await self.storage.get_children(self.category)
-        blobs = (
-            raw
-            for _, entry in sorted(found.items())
-            for raw in frames.unpack_pairs(entry.value).values()
-        )
-        return await decode_all(self.codec.loads, blobs)
+        batches = await decode_all(self._decode, (e for _, e in sorted(found.items())))
+        return [instance for batch in batches for instance in batch]
 
     async def plan_changes(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> list[Op]:
         """Ops that write ``put`` and remove ``delete``: at most one rewrite per app."""

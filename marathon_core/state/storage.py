@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import quote, unquote
 
 import attrs
+import trio
 
 from marathon_core.errors import NotFoundError, VersionConflictError
 
@@ -50,6 +52,8 @@ __all__ = [
     "unsegment",
     "validate_key",
 ]
+
+T = TypeVar("T")
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~%:@+=-]+$")
 
@@ -183,6 +187,28 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release the backend; idempotent."""
+
+    # -- read caching (backends that keep what they read override these) -----
+
+    @property
+    def caches_reads(self) -> bool:
+        """Whether this backend keeps values it read until they change."""
+        return False
+
+    async def sync(self) -> None:
+        """Make later reads reflect every commit made anywhere before this call.
+
+        Nothing to wait for here: an uncached read always asks the backend.
+        """
+        return None
+
+    def decoded(self, entry: Entry, decode: Callable[[bytes], T]) -> T:
+        """``decode(entry.value)``; a caching backend computes it once per cached entry."""
+        return decode(entry.value)
+
+    async def wait_changed(self) -> None:
+        """Return once cached reads may have become stale (never, without a cache)."""
+        await trio.sleep_forever()
 
     # -- conveniences --------------------------------------------------------
 

@@ -35,6 +35,7 @@ from marathon_core.state.repositories import (
     FrameworkIdRepository,
     InstanceRepository,
     VersionedRepository,
+    decode_all,
     transact,
 )
 from marathon_core.state.storage import Op, Storage
@@ -61,10 +62,19 @@ class RootRecord:
     refs: dict[str, list[tuple[str, str]]]
     version: Timestamp
 
+    #: What is derived from the record, computed once per record object: a caching
+    #: storage hands out the same record until the stored root changes.
+    _derived: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
     def app_refs(self) -> list[tuple[PathId, Timestamp]]:
-        return [
-            (PathId.parse(a), Timestamp.parse(v)) for apps in self.refs.values() for a, v in apps
-        ]
+        refs: list[tuple[PathId, Timestamp]] | None = self._derived.get("app_refs")
+        if refs is None:
+            refs = self._derived["app_refs"] = [
+                (PathId.parse(a), Timestamp.parse(v))
+                for apps in self.refs.values()
+                for a, v in apps
+            ]
+        return refs
 
 
 @attrs.frozen
@@ -230,8 +240,32 @@ class StateStore:
             record = await self.groups.get_version(root_id, version)
         if record is None:
             return None
-        apps = await self.apps.get_versions(record.app_refs())
-        return _hydrate(record.group, record.refs, apps)
+        return await self._hydrate_record(record)
+
+    async def _hydrate_record(self, record: RootRecord) -> Group:
+        """The root group ``record`` describes, with its apps.
+
+        Built once per record object and reused while every app entry read is the
+        same object as last time, which a caching storage guarantees for unchanged
+        values: deployments ask for their original root, and a new leader or a
+        standby for the current one, again and again.
+        """
+        refs = record.app_refs()
+        keys: list[str] | None = record._derived.get("app_keys")
+        if keys is None:
+            keys = record._derived["app_keys"] = [self.apps.version_key(a, v) for a, v in refs]
+        found = await self.storage.get_many(keys)
+        entries = [found.get(k) for k in keys]
+        built = record._derived.get("group")
+        if built is not None and all(a is b for a, b in zip(built[0], entries, strict=True)):
+            return built[1]  # type: ignore[no-any-return]
+        present = [(ref, e) for ref, e in zip(refs, entries, strict=True) if e is not None]
+        decode = self.apps.codec.loads
+        apps = await decode_all(lambda e: self.storage.decoded(e, decode), [e for _, e in present])
+        by_ref = {ref: app for (ref, _), app in zip(present, apps, strict=True)}
+        group = _hydrate(record.group, record.refs, by_ref)
+        record._derived["group"] = (entries, group)
+        return group
 
     async def root_group_versions(self) -> list[Timestamp]:
         """Kept root versions, oldest first."""

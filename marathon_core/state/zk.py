@@ -43,6 +43,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -55,6 +56,7 @@ import trio
 from kazoo import exceptions as ke
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import Callback
 from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
 
@@ -66,6 +68,7 @@ from marathon_core.errors import (
     StorageUnavailableError,
     VersionConflictError,
 )
+from marathon_core.state.readcache import ReadCache
 from marathon_core.state.storage import (
     Check,
     Create,
@@ -252,6 +255,7 @@ class ZkClient:
         self._calls = 0
         self._closed = False
         self._watchers: dict[Callable[[], None], Callable[[Any], None]] = {}
+        self._state_observers: list[Callable[[ZkState], None]] = []
         client.add_listener(self._listener)
 
     @classmethod
@@ -322,6 +326,8 @@ class ZkClient:
         self._state = state  # type: ignore[assignment]
         self._state_since = trio.current_time()
         self._state_changes += 1
+        for observer in self._state_observers:
+            observer(self._state)
         self._changed.set()
         self._changed = trio.Event()
 
@@ -342,8 +348,30 @@ class ZkClient:
         await self._changed.wait()
         return self._state
 
+    def on_state_change(self, observer: Callable[[ZkState], None]) -> None:
+        """Call ``observer(state)`` in trio on every connection state change."""
+        self._state_observers.append(observer)
+
     def statistics(self) -> ZkStatistics:
         return ZkStatistics(self._state, self._calls, self._state_changes, self._state_since)
+
+    def drain_watches(self, path: str) -> None:
+        """In a worker thread: return once every watch notification for a change that
+        ZooKeeper committed before this call has run (and hopped into trio).
+
+        How: ``sync`` brings our server up to the ZooKeeper leader; the server sends
+        notifications and replies in order, so once the read after it is answered,
+        every earlier notification is queued on kazoo's single callback thread; a
+        marker queued behind them runs last.  Watch callbacks block in :meth:`hop`
+        until trio has run them, so trio has too.
+        """
+        kz = self._client
+        self.wait(kz.sync_async(path))
+        self.wait(kz.exists_async(path))
+        done = threading.Event()
+        kz.handler.dispatch_callback(Callback("watch", done.set, ()))
+        if not done.wait(self.timeout):
+            raise StorageUnavailableError("zookeeper: watch notifications did not drain")
 
     @property
     def kazoo(self) -> Any:
@@ -579,7 +607,15 @@ class _TxOp:
 
 
 class ZkStorage(Storage):
-    """A :class:`Storage` in ZooKeeper below ``<zk path>/state``."""
+    """A :class:`Storage` in ZooKeeper below ``<zk path>/state``.
+
+    With ``cache_reads`` every value and child list read is kept in a
+    :class:`ReadCache` and watched; a watch that fires, a commit of this process
+    and any connection state change drop what they may have changed.  Reads are
+    then as fresh as ZooKeeper's own (a session sees its own writes; other
+    sessions' writes arrive with their notifications), and :meth:`sync` waits for
+    every notification of what was committed before it.
+    """
 
     def __init__(
         self,
@@ -588,6 +624,7 @@ class ZkStorage(Storage):
         *,
         owns_client: bool = False,
         compress_threshold: int = COMPRESS_THRESHOLD,
+        cache_reads: bool = False,
     ) -> None:
         """Use :meth:`open` (shared client) or :meth:`connect` (own client)."""
         self.zk = zk
@@ -595,6 +632,10 @@ class ZkStorage(Storage):
         self._owns_client = owns_client
         self._threshold = compress_threshold
         self._closed = False
+        self._cache = ReadCache() if cache_reads else None
+        if (cache := self._cache) is not None:
+            # Notifications may be lost across a disconnection: forget everything.
+            zk.on_state_change(lambda _state: cache.clear())
         #: Directory keys known to exist (a hint: a wrong guess only costs a re-plan).
         self._dirs: set[str] = set()
         #: Chunks may exist that no value references any more: sweep after commits.
@@ -604,11 +645,16 @@ class ZkStorage(Storage):
 
     @classmethod
     async def open(
-        cls, zk: ZkClient, *, path: str | None = None, compress_threshold: int = COMPRESS_THRESHOLD
+        cls,
+        zk: ZkClient,
+        *,
+        path: str | None = None,
+        compress_threshold: int = COMPRESS_THRESHOLD,
+        cache_reads: bool = False,
     ) -> ZkStorage:
         """Storage on a shared client, below ``path`` (default ``<zk url path>/state``)."""
         base = path if path is not None else f"{zk.url.path}/state"
-        storage = cls(zk, base, compress_threshold=compress_threshold)
+        storage = cls(zk, base, compress_threshold=compress_threshold, cache_reads=cache_reads)
         await storage._prepare()
         return storage
 
@@ -620,6 +666,7 @@ class ZkStorage(Storage):
         session_timeout: float = 10.0,
         timeout: float = 10.0,
         compress_threshold: int = COMPRESS_THRESHOLD,
+        cache_reads: bool = False,
     ) -> ZkStorage:
         """Storage with its own client, closed by :meth:`aclose`."""
         zk = await ZkClient.connect(url, session_timeout=session_timeout, timeout=timeout)
@@ -629,6 +676,7 @@ class ZkStorage(Storage):
                 f"{zk.url.path}/state",
                 owns_client=True,
                 compress_threshold=compress_threshold,
+                cache_reads=cache_reads,
             )
             await storage._prepare()
         except BaseException:
@@ -659,14 +707,37 @@ class ZkStorage(Storage):
 
     # -- reads -------------------------------------------------------------------------
 
+    def _on_value_event(self, event: Any) -> None:
+        """A data watch fired (kazoo's callback thread)."""
+        cache = self._cache
+        assert cache is not None
+        path = event.path or ""
+        if path.startswith(self.base + "/") and path.endswith(VALUE_SUFFIX):
+            key = path[len(self.base) + 1 : -len(VALUE_SUFFIX)]
+            self.zk.hop(lambda: cache.drop_value(key))
+        else:  # a session event: kazoo dropped its watches
+            self.zk.hop(cache.clear)
+
+    def _on_children_event(self, event: Any) -> None:
+        """A child watch fired (kazoo's callback thread)."""
+        cache = self._cache
+        assert cache is not None
+        path = event.path or ""
+        if path == self.base or path.startswith(self.base + "/"):
+            prefix = path[len(self.base) + 1 :]
+            self.zk.hop(lambda: cache.drop_children(prefix))
+        else:
+            self.zk.hop(cache.clear)
+
     def _read_values(self, keys: Sequence[str]) -> dict[str, Entry]:
         """In a worker thread: pipelined reads of value nodes, chunks assembled."""
 
         kz = self.zk.kazoo
+        watch = self._on_value_event if self._cache is not None else None
         out: dict[str, Entry] = {}
         for start in range(0, len(keys), READ_BATCH):
             batch = keys[start : start + READ_BATCH]
-            pending = [(k, kz.get_async(self._value(k))) for k in batch]
+            pending = [(k, kz.get_async(self._value(k), watch)) for k in batch]
             for k, res in pending:
                 try:
                     data, stat = self.zk.wait(res)
@@ -684,9 +755,10 @@ class ZkStorage(Storage):
         """In a worker thread: a chunked value, re-read if it changes while reading."""
 
         kz = self.zk.kazoo
+        watch = self._on_value_event if self._cache is not None else None
         for _ in range(5):
             try:
-                data, stat = self.zk.wait(kz.get_async(self._value(key)))
+                data, stat = self.zk.wait(kz.get_async(self._value(key), watch))
             except ke.NoNodeError:
                 return None
             if data[:1] != _BLOB:
@@ -707,28 +779,65 @@ class ZkStorage(Storage):
         raise StorageUnavailableError(f"zookeeper: {key!r} kept changing while being read")
 
     async def get(self, key: str) -> Entry | None:
-        self._check_open()
-        found = await self.zk.call(self._read_values, [key], abandon_on_cancel=True)
-        return found.get(key)
+        return (await self.get_many([key])).get(key)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
         self._check_open()
         if not keys:
             return {}
-        return await self.zk.call(self._read_values, list(keys), abandon_on_cancel=True)
+        cache = self._cache
+        if cache is None:
+            return await self.zk.call(self._read_values, list(keys), abandon_on_cancel=True)
+        hits = {k: e for k in keys if (e := cache.values.get(k)) is not None}
+        missing = [k for k in keys if k not in hits]
+        if not missing:
+            return hits
+        generation = cache.generation
+        read = await self.zk.call(self._read_values, missing, abandon_on_cancel=True)
+        cache.fill(generation, read.values())
+        return hits | read
+
+    async def sync(self) -> None:
+        """Wait until every watch notification for earlier commits has been applied.
+
+        Why: a process that just won the election must not plan writes against a
+        cached value whose change notification is still on its way.
+        """
+        if self._cache is not None:
+            self._check_open()
+            await self.zk.call(self.zk.drain_watches, self.base)
+
+    def decoded(self, entry: Entry, decode: Callable[[bytes], T]) -> T:
+        if self._cache is None:
+            return decode(entry.value)
+        return self._cache.decoded(entry, decode)
+
+    @property
+    def caches_reads(self) -> bool:
+        return self._cache is not None
+
+    async def wait_changed(self) -> None:
+        if self._cache is None:
+            await super().wait_changed()
+        else:
+            await self._cache.wait_changed()
 
     async def children(self, prefix: str) -> list[str]:
         self._check_open()
         if prefix:
             validate_key(prefix)
         path = self._dir(prefix)
+        cache = self._cache
+        watch = self._on_children_event if cache is not None else None
+        if cache is not None and (names := cache.children.get(prefix)) is not None:
+            return list(names)
 
-        def fn() -> list[str]:
-
+        def fn() -> list[str] | None:
+            """The names; None if the directory does not exist (then nothing is watched)."""
             try:
-                names = self.zk.wait(self.zk.kazoo.get_children_async(path))
+                names = self.zk.wait(self.zk.kazoo.get_children_async(path, watch))
             except ke.NoNodeError:
-                return []
+                return None
             return sorted(
                 {
                     n[: -len(VALUE_SUFFIX)] if n.endswith(VALUE_SUFFIX) else n
@@ -737,7 +846,13 @@ class ZkStorage(Storage):
                 }
             )
 
-        return await self.zk.call(fn, abandon_on_cancel=True)
+        generation = cache.generation if cache is not None else 0
+        names = await self.zk.call(fn, abandon_on_cancel=True)
+        if names is None:
+            return []
+        if cache is not None:
+            cache.fill_children(generation, prefix, names)
+        return list(names)
 
     # -- commits -----------------------------------------------------------------------
 
@@ -746,6 +861,16 @@ class ZkStorage(Storage):
         ops = list(ops)
         if not ops:
             return []
+        if self._cache is None:
+            return await self._commit(ops)
+        try:
+            return await self._commit(ops)
+        finally:
+            # Read-your-writes without waiting for the watches; after a failure the
+            # outcome may be unknown, and a conflict means what we read is stale.
+            self._cache.drop_written(op.key for op in ops if not isinstance(op, ZnodeCheck))
+
+    async def _commit(self, ops: list[Op]) -> list[int | None]:
         for op in ops:
             if not isinstance(op, ZnodeCheck):
                 validate_key(op.key)

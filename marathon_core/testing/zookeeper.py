@@ -102,6 +102,8 @@ class ZooKeeperServer:
     server_id: int = 0
     #: ``server.N=...`` lines for an ensemble; empty for standalone.
     peers: Sequence[str] = ()
+    #: The JVM's ``-Xmx``: small for tests, larger for benchmarks holding 10k apps.
+    heap: str = "256m"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,7 +147,7 @@ class ZooKeeperServer:
             self.proc = subprocess.Popen(
                 [
                     "java",
-                    "-Xmx256m",
+                    f"-Xmx{self.heap}",
                     "-XX:+UseSerialGC",
                     "-cp",
                     ":".join(ZOOKEEPER_JARS),
@@ -221,18 +223,18 @@ class ZooKeeperEnsemble:
         return f"zk://{self.hosts}{path}"
 
     @classmethod
-    def create(cls, directory: Path, *, size: int = 1) -> ZooKeeperEnsemble:
+    def create(cls, directory: Path, *, size: int = 1, heap: str = "256m") -> ZooKeeperEnsemble:
         """Lay out ``size`` servers under ``directory`` (not started)."""
         if size == 1:
             (port,) = free_ports(1)
-            return cls([ZooKeeperServer(directory / "zk1", port)])
+            return cls([ZooKeeperServer(directory / "zk1", port, heap=heap)])
         ports = free_ports(3 * size)
         peers = [
             f"server.{i + 1}=127.0.0.1:{ports[3 * i + 1]}:{ports[3 * i + 2]}" for i in range(size)
         ]
         return cls(
             [
-                ZooKeeperServer(directory / f"zk{i + 1}", ports[3 * i], i + 1, peers)
+                ZooKeeperServer(directory / f"zk{i + 1}", ports[3 * i], i + 1, peers, heap)
                 for i in range(size)
             ]
         )
@@ -259,10 +261,12 @@ class ZooKeeperEnsemble:
 
 
 @contextlib.contextmanager
-def running_zookeeper(directory: Path, *, size: int = 1) -> Iterator[ZooKeeperEnsemble]:
+def running_zookeeper(
+    directory: Path, *, size: int = 1, heap: str = "256m"
+) -> Iterator[ZooKeeperEnsemble]:
     """Start ``size`` servers in ``directory``; stop them and remove the data on exit."""
     directory.mkdir(parents=True, exist_ok=True)
-    ensemble = ZooKeeperEnsemble.create(directory, size=size)
+    ensemble = ZooKeeperEnsemble.create(directory, size=size, heap=heap)
     try:
         ensemble.start()
         yield ensemble
