@@ -1,12 +1,20 @@
 """A Mesos agent: its own OS process on its own loopback address, running tasks.
 
 ``python -m marathon_mesos_local.agent --master URL --ip 127.0.0.2 ...`` serves a
-small HTTP API on ``ip:port`` for the master (``run_task``, ``kill_task``,
-``acknowledge``, ``shutdown_framework``, ``ping``), registers with the master, and
-runs every task like Mesos's command executor: TASK_STARTING, TASK_RUNNING, then
-TASK_FINISHED / TASK_FAILED / TASK_KILLED. Each task has one status-update stream:
-only its head update is in flight, resent with doubling backoff until the scheduler
-acknowledges it, exactly as the agent's status update manager does.
+small HTTP API on ``ip:port`` for the master (``run_task``, ``run_task_group``,
+``kill_task``, ``acknowledge``, ``shutdown_executor``, ``shutdown_framework``,
+``ping``), registers with the master, and runs every task like Mesos's command
+executor: TASK_STARTING, TASK_RUNNING, then TASK_FINISHED /
+TASK_FAILED / TASK_KILLED. Each task has one status-update stream: only its head
+update is in flight, resent with doubling backoff until the scheduler acknowledges it,
+exactly as the agent's status update manager does.
+
+Task groups run under a "default executor" (:class:`ExecutorRun`), which lives in the
+agent process rather than in one of its own, and follows Mesos's
+``src/launcher/default_executor.cpp``: each task of a group is a process of the command
+containerizer; when one ends TASK_FAILED or TASK_KILLED the rest of its group is killed
+(3 s grace period); when the executor's last task ends, the executor exits and the
+master is told, which recovers its resources.
 
 On SIGTERM/SIGINT (or when its parent dies) the agent kills its tasks and exits.
 
@@ -55,7 +63,8 @@ __all__ = ["Agent", "AgentOptions", "main"]
 
 log = logging.getLogger(__name__)
 
-#: The command executor's default kill grace period (``src/launcher/executor.cpp``).
+#: The kill grace period of the command and the default executor when no kill policy
+#: says otherwise (``src/launcher/executor.cpp``, ``default_executor.cpp``).
 DEFAULT_GRACE_PERIOD = 3.0
 #: Grace period for tasks when the agent itself shuts down.
 SHUTDOWN_GRACE_PERIOD = 1.0
@@ -106,14 +115,42 @@ class TaskRun:
     container_id: str | None = None
     #: The containerizer that runs it: ``"command"`` or a container type.
     containerizer: str | None = None
+    #: Ids of the tasks of its task group (empty for a command task).
+    group: tuple[str, ...] = ()
+    #: Its group is being killed because a task of it failed or was killed.
+    killing_group: bool = False
 
     @property
     def id(self) -> str:
         return str(self.info["task_id"]["value"])
 
     @property
+    def executor_id(self) -> str:
+        """Its executor: the group's default executor, or the command executor (whose
+        id is the task's)."""
+        executor = self.info.get("executor")
+        return str(executor["executor_id"]["value"]) if executor else self.id
+
+    @property
     def capabilities(self) -> set[str]:
         return {c.get("type", "") for c in self.framework_info.get("capabilities", [])}
+
+
+@attrs.define(eq=False)
+class ExecutorRun:
+    """A default executor: the task groups it runs, until its last task has ended."""
+
+    framework_id: str
+    info: dict[str, Any]
+    sandbox: Path
+    #: Ids of its tasks that have not ended yet.
+    live: set[str] = attrs.field(factory=set)
+    #: Shut down by the scheduler or the agent: no group kills, its tasks are killed.
+    shutting_down: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.info["executor_id"]["value"])
 
 
 class Agent:
@@ -129,6 +166,8 @@ class Agent:
         self.agent_id: str | None = None
         self.port = options.port
         self.tasks: dict[tuple[str, str], TaskRun] = {}
+        #: Default executors by (framework id, executor id).
+        self.executors: dict[tuple[str, str], ExecutorRun] = {}
         #: From the master at registration: the watchdog's clock.
         self.ping_timeout = 15.0
         self.max_ping_timeouts = 5
@@ -177,6 +216,10 @@ class Agent:
                 "tasks": [
                     {"framework_id": t.framework_id, "task": t.info, "state": t.state}
                     for t in self.tasks.values()
+                ],
+                "executors": [
+                    {"framework_id": e.framework_id, "executor": e.info}
+                    for e in self.executors.values()
                 ],
             }
             if self.agent_id is not None:
@@ -250,6 +293,7 @@ class Agent:
                 "killed": task.killed,
                 "container_id": task.container_id,
                 "containerizer": task.containerizer,
+                "group": list(task.group),
                 "updates": list(task.updates),
             },
         )
@@ -287,11 +331,22 @@ class Agent:
                     updates=deque(data.get("updates", [])),
                     container_id=data.get("container_id"),
                     containerizer=data.get("containerizer"),
+                    group=tuple(data.get("group", ())),
                 )
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("unreadable checkpoint %s: %s", path, exc)
                 continue
             self.tasks[(task.framework_id, task.id)] = task
+            if task.group and task.state not in TERMINAL:
+                # The executor lives on while a task of it runs: <executor run>/tasks/<task>.
+                key = (task.framework_id, task.executor_id)
+                executor = self.executors.setdefault(
+                    key,
+                    ExecutorRun(
+                        task.framework_id, task.info["executor"], task.sandbox.parent.parent
+                    ),
+                )
+                executor.live.add(task.id)
             recovered.append(task)
         log.info("recovered agent %s with %d task(s)", self.agent_id, len(recovered))
         return recovered
@@ -342,37 +397,102 @@ class Agent:
             action = path.removeprefix("/_local/")
             if action == "run_task":
                 return self._run_task(body)
+            if action == "run_task_group":
+                return self._run_task_group(body)
             if action == "kill_task":
                 return self._kill_task(body)
             if action == "acknowledge":
                 return self._acknowledge(body)
+            if action == "shutdown_executor":
+                return self._shutdown_executor(body)
             if action == "shutdown_framework":
                 return self._shutdown_framework(body)
         except (ValueError, KeyError, TypeError) as exc:
             return Response.text(400, f"Bad request: {exc}")
         return Response(404)
 
+    def _executor_runs(self, framework_id: str, executor_id: str) -> Path:
+        assert self.agent_id is not None
+        return (
+            self.options.work_dir
+            / "slaves" / self.agent_id
+            / "frameworks" / framework_id
+            / "executors" / executor_id
+            / "runs"
+        )  # fmt: skip
+
     def _run_task(self, body: Mapping[str, Any]) -> Response:
-        assert self._nursery is not None and self.agent_id is not None
+        assert self._nursery is not None
         info = dict(body["task"])
         framework_id = str(body["framework_id"])
         task_id = str(info["task_id"]["value"])
         if (framework_id, task_id) in self.tasks:
             return Response.text(409, f"Task {task_id} is already on this agent")
         run_id = str(uuid.uuid4())
-        executor_dir = (
-            self.options.work_dir
-            / "slaves" / self.agent_id
-            / "frameworks" / framework_id
-            / "executors" / task_id
-            / "runs"
-        )  # fmt: skip
         task = TaskRun(
-            framework_id, dict(body.get("framework_info", {})), info, run_id, executor_dir / run_id
+            framework_id,
+            dict(body.get("framework_info", {})),
+            info,
+            run_id,
+            self._executor_runs(framework_id, task_id) / run_id,
         )
         self.tasks[(framework_id, task_id)] = task
         self._checkpoint(task)
         self._nursery.start_soon(self._run, task)
+        return Response(202)
+
+    def _run_task_group(self, body: Mapping[str, Any]) -> Response:
+        """Hand a task group to its default executor, starting one if the master says so.
+
+        A group meant for a live executor that has just exited (the master has not
+        heard of it yet) is dropped, as the Mesos agent drops it.
+        """
+        assert self._nursery is not None
+        framework_id = str(body["framework_id"])
+        framework_info = dict(body.get("framework_info", {}))
+        executor_info = dict(body["executor"])
+        infos = [dict(t) for t in body["tasks"]]
+        for info in infos:
+            if (framework_id, info["task_id"]["value"]) in self.tasks:
+                return Response.text(
+                    409, f"Task {info['task_id']['value']} is already on this agent"
+                )
+        executor_id = str(executor_info["executor_id"]["value"])
+        group = tuple(str(info["task_id"]["value"]) for info in infos)
+        executor = self.executors.get((framework_id, executor_id))
+        if executor is None and not body["launch_executor"]:
+            for info in infos:
+                task = TaskRun(framework_id, framework_info, info, str(uuid.uuid4()), Path())
+                self.tasks[(framework_id, task.id)] = task
+                self._emit(
+                    task,
+                    "TASK_DROPPED" if "PARTITION_AWARE" in task.capabilities else "TASK_LOST",
+                    reason="REASON_EXECUTOR_TERMINATED",
+                    message="No executor is expected to launch and there is none running",
+                    source="SOURCE_AGENT",
+                )
+            return Response(202)
+        if executor is None:
+            run_id = str(uuid.uuid4())
+            executor = ExecutorRun(
+                framework_id, executor_info, self._executor_runs(framework_id, executor_id) / run_id
+            )
+            self.executors[(framework_id, executor_id)] = executor
+        tasks = []
+        for info in infos:
+            task = TaskRun(
+                framework_id,
+                framework_info,
+                info,
+                str(uuid.uuid4()),
+                executor.sandbox / "tasks" / info["task_id"]["value"],
+                group=group,
+            )
+            self.tasks[(framework_id, task.id)] = task
+            executor.live.add(task.id)
+            self._checkpoint(task)
+            tasks.append(task)
+        self._nursery.start_soon(self._run_group, executor, tasks)
         return Response(202)
 
     def _kill_task(self, body: Mapping[str, Any]) -> Response:
@@ -393,8 +513,35 @@ class Agent:
         task.acked.set()
         return Response(202)
 
+    def _shutdown_executor(self, body: Mapping[str, Any]) -> Response:
+        """Shut an executor down: a default executor kills all its tasks (no group kills
+        meanwhile); the command executor kills its one task."""
+        framework_id, executor_id = str(body["framework_id"]), str(body["executor_id"])
+        executor = self.executors.get((framework_id, executor_id))
+        command_task = self.tasks.get((framework_id, executor_id))
+        if executor is not None:
+            executor.shutting_down = True
+            doomed = [self.tasks[(framework_id, task_id)] for task_id in executor.live]
+        elif command_task is not None and not command_task.group:
+            doomed = [command_task]
+        else:
+            log.warning(
+                "Ignoring shutdown of unknown executor '%s' of framework %s",
+                executor_id,
+                framework_id,
+            )
+            return Response(202)
+        for task in doomed:
+            if not task.kill.is_set():
+                task.grace_period = DEFAULT_GRACE_PERIOD
+                task.kill.set()
+        return Response(202)
+
     def _shutdown_framework(self, body: Mapping[str, Any]) -> Response:
         framework_id = str(body["framework_id"])
+        for (fid, _), executor in self.executors.items():
+            if fid == framework_id:
+                executor.shutting_down = True
         for (fid, _), task in list(self.tasks.items()):
             if fid == framework_id:
                 task.grace_period = DEFAULT_GRACE_PERIOD
@@ -417,7 +564,8 @@ class Agent:
         source: str = "SOURCE_EXECUTOR",
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Queue a reliable status update for the task's stream."""
+        """Queue a reliable status update for the task's stream (an ending task of a
+        default executor also has consequences for its group, see :meth:`_ended`)."""
         task.state = state
         status: dict[str, Any] = {
             "task_id": {"value": task.id},
@@ -428,14 +576,60 @@ class Agent:
             status["message"] = message
         if reason:
             status["reason"] = reason
-        if source == "SOURCE_EXECUTOR":
-            status["executor_id"] = {"value": task.id}
+        status["executor_id"] = {"value": task.executor_id}
         status["timestamp"] = time.time()
         status["uuid"] = base64.b64encode(uuid.uuid4().bytes).decode()
         status.update(extra or {})
         task.updates.append(status)
         self._checkpoint(task)
         self._start_sender(task)
+        if state in TERMINAL:
+            self._ended(task, state)
+
+    def _ended(self, task: TaskRun, state: str) -> None:
+        """A task of a default executor ended: apply the default executor's policy (a
+        task that failed or was killed takes the rest of its group down, each with the
+        default 3 s grace period) and let the executor exit once no task is left."""
+        assert self._nursery is not None
+        executor = self.executors.get((task.framework_id, task.executor_id))
+        if executor is None or task.id not in executor.live:
+            return  # a command task, or a dropped one
+        executor.live.discard(task.id)
+        if (
+            state in ("TASK_FAILED", "TASK_KILLED")
+            and not executor.shutting_down
+            and not task.killing_group
+        ):
+            log.info("killing task group %s of task %s", list(task.group), task.id)
+            for task_id in task.group:
+                other = self.tasks.get((task.framework_id, task_id))
+                if other is None or other.id not in executor.live:
+                    continue
+                other.killing_group = True
+                if not other.kill.is_set():
+                    other.grace_period = DEFAULT_GRACE_PERIOD
+                    other.kill.set()
+        if not executor.live:
+            del self.executors[(executor.framework_id, executor.id)]
+            self._nursery.start_soon(self._report_exit, executor)
+
+    async def _report_exit(self, executor: ExecutorRun) -> None:
+        """Tell the master that an executor exited (status 0, as the default executor
+        exits), once and best effort as Mesos does; re-registration reconciles."""
+        assert self._client is not None
+        log.info("executor '%s' of framework %s exited", executor.id, executor.framework_id)
+        try:
+            await self._client.post(
+                f"{self.options.master}/_local/agents/executor_exited",
+                json={
+                    "agent_id": self.agent_id,
+                    "framework_id": executor.framework_id,
+                    "executor_id": executor.id,
+                    "status": 0,
+                },
+            )
+        except httpx.HTTPError as exc:
+            log.warning("exit of executor %s not reported: %s", executor.id, exc)
 
     def _start_sender(self, task: TaskRun) -> None:
         assert self._nursery is not None
@@ -487,7 +681,7 @@ class Agent:
             {
                 "MESOS_TASK_ID": task.id,
                 "MESOS_FRAMEWORK_ID": task.framework_id,
-                "MESOS_EXECUTOR_ID": task.id,
+                "MESOS_EXECUTOR_ID": task.executor_id,
                 "MESOS_AGENT_ID": self.agent_id or "",
                 "MESOS_SLAVE_ID": self.agent_id or "",
                 "MESOS_SANDBOX": str(task.sandbox),
@@ -496,6 +690,10 @@ class Agent:
                 "HOST": self.options.ip,
             }
         )
+        if task.group:  # what the default executor adds for each task it launches
+            env["MESOS_CONTAINER_IP"] = self.options.ip
+            # The master put the offer's allocation info on every resource of the group.
+            env["MESOS_ALLOCATION_ROLE"] = info["resources"][0]["allocation_info"]["role"]
         ports = resources.ports()
         if ports:
             env["PORTS"] = ",".join(str(p) for p in ports)
@@ -532,6 +730,7 @@ class Agent:
         return None if name is None else self.containerizers.get(name)
 
     async def _run(self, task: TaskRun) -> None:
+        """Run a command task as Mesos's command executor does."""
         if task.kill.is_set():
             self._emit(
                 task,
@@ -542,35 +741,68 @@ class Agent:
             )
             return
         self._emit(task, "TASK_STARTING")
+        _link_latest(task.sandbox)
+        running = await self._launch(task)
+        if isinstance(running, str):
+            self._emit(
+                task, "TASK_FAILED", reason="REASON_CONTAINER_LAUNCH_FAILED", message=running
+            )
+            return
+        self._emit_running(task, running)
+        await self._watch(task, running)
+
+    async def _run_group(self, executor: ExecutorRun, tasks: list[TaskRun]) -> None:
+        """Run a task group as Mesos's default executor does: TASK_STARTING for every
+        task, launch them all, then TASK_RUNNING for those that started and
+        TASK_FAILED for those that did not (which takes the group down)."""
+        if any(task.kill.is_set() for task in tasks):
+            for task in tasks:
+                self._emit(
+                    task,
+                    "TASK_KILLED",
+                    reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                    message="A task within the task group was killed before delivery to the "
+                    "executor",
+                    source="SOURCE_AGENT",
+                )
+            return
+        if not executor.sandbox.exists():
+            _link_latest(executor.sandbox)
+        for task in tasks:
+            self._emit(task, "TASK_STARTING")
+        started = [(task, await self._launch(task)) for task in tasks]
+        async with trio.open_nursery() as nursery:
+            for task, running in started:
+                if not isinstance(running, str):
+                    self._emit_running(task, running)
+                    nursery.start_soon(self._watch, task, running)
+            for task, running in started:
+                if isinstance(running, str):
+                    self._emit(
+                        task,
+                        "TASK_FAILED",
+                        reason="REASON_CONTAINER_LAUNCH_FAILED",
+                        message=running,
+                    )
+
+    async def _launch(self, task: TaskRun) -> Running | str:
+        """Start a task's container: the running task, or why it could not start."""
         name, containerizer = self._containerizer_of(task)
         if containerizer is None:
             kind = task.info.get("container", {}).get("type")
-            self._emit(
-                task,
-                "TASK_FAILED",
-                reason="REASON_CONTAINER_LAUNCH_FAILED",
-                message=f"No containerizer on this agent supports container type {kind}",
-            )
-            return
+            return f"No containerizer on this agent supports container type {kind}"
         try:
             launch = self._launch_of(task)
             task.sandbox.mkdir(parents=True, exist_ok=True)
-            latest = task.sandbox.parent / "latest"
-            if latest.is_symlink():
-                latest.unlink()
-            latest.symlink_to(task.run_id)
             running = await containerizer.launch(launch)
         except Exception as exc:
             log.warning("launch of %s failed: %s", task.id, exc)
-            self._emit(
-                task,
-                "TASK_FAILED",
-                reason="REASON_CONTAINER_LAUNCH_FAILED",
-                message=f"Failed to launch container: {exc}",
-            )
-            return
+            return f"Failed to launch container: {exc}"
         task.container_id = running.container_id
         task.containerizer = name
+        return running
+
+    def _emit_running(self, task: TaskRun, running: Running) -> None:
         self._emit(
             task,
             "TASK_RUNNING",
@@ -581,7 +813,6 @@ class Agent:
                 }
             },
         )
-        await self._watch(task, running)
 
     async def _watch(self, task: TaskRun, running: Running) -> None:
         """Wait for a running task to end (killing it when asked); report how it ended."""
@@ -623,6 +854,19 @@ class Agent:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{pid}\n{task.sandbox}\n")
         return path
+
+
+def _link_latest(run: Path) -> None:
+    """Create an executor run's directory and point ``runs/latest`` at it, as the Mesos
+    agent does."""
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        latest = run.parent / "latest"
+        if latest.is_symlink():
+            latest.unlink()
+        latest.symlink_to(run.name)
+    except OSError as exc:
+        log.warning("cannot make %s the latest run: %s", run, exc)
 
 
 def _write_json(path: Path, value: Any) -> None:

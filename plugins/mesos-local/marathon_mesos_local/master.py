@@ -7,9 +7,10 @@ with the same status codes and plain-text bodies; their effects are applied befo
 the ``202`` is sent and reported as events on the framework's RecordIO stream.
 
 Master-to-agent traffic (libprocess in real Mesos) is JSON over HTTP on loopback:
-agents ``POST /_local/agents/register`` and ``/_local/agents/status``; the master
-sends ``run_task``, ``kill_task``, ``acknowledge`` and ``shutdown_framework`` to each
-agent through one ordered outbox per agent.
+agents ``POST /_local/agents/register``, ``/_local/agents/status`` and
+``/_local/agents/executor_exited``; the master sends ``run_task``, ``run_task_group``,
+``kill_task``, ``acknowledge``, ``shutdown_executor`` and ``shutdown_framework`` to
+each agent through one ordered outbox per agent.
 """
 
 from __future__ import annotations
@@ -91,9 +92,12 @@ _NEEDS_BODY = {
     "REQUEST": "request",
     "UPDATE_FRAMEWORK": "update_framework",
 }
-_BAD_TASK_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: Characters Mesos's ``validateID`` refuses in task and executor ids.
+_BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: Longest id Mesos accepts (``NAME_MAX``).
+MAX_ID_LENGTH = 255
 #: Offer operations this master applies; the others are refused (see ``_refuse_operation``).
-SUPPORTED_OPERATIONS = frozenset({"LAUNCH"})
+SUPPORTED_OPERATIONS = frozenset({"LAUNCH", "LAUNCH_GROUP"})
 
 
 @attrs.frozen(kw_only=True)
@@ -189,6 +193,29 @@ class Task:
     def id(self) -> str:
         return str(self.info["task_id"]["value"])
 
+    @property
+    def executor_id(self) -> str | None:
+        """The executor of a task-group task; None for a command task."""
+        return _value(self.info.get("executor", {}).get("executor_id"))
+
+
+@attrs.define(eq=False)
+class Executor:
+    """An executor the master tracks (the default executor of task groups).
+
+    Its resources are held from the launch of its first task group until its agent
+    reports that it exited (or the agent or the framework is removed), as in Mesos.
+    """
+
+    info: dict[str, Any]
+    framework_id: str
+    agent_id: str
+    resources: Resources
+
+    @property
+    def id(self) -> str:
+        return str(self.info["executor_id"]["value"])
+
 
 @attrs.define(eq=False)
 class Offer:
@@ -213,9 +240,11 @@ class Agent:
     attributes: list[dict[str, Any]]
     registered_time: float
     outbox: trio.MemorySendChannel[tuple[str, dict[str, Any]]]
-    #: Resources used by tasks or held by offers.
+    #: Resources used by tasks and executors or held by offers.
     allocated: Resources = attrs.field(factory=Resources)
     tasks: dict[tuple[str, str], Task] = attrs.field(factory=dict)
+    #: (framework id, executor id) -> executor.
+    executors: dict[tuple[str, str], Executor] = attrs.field(factory=dict)
     reregistered_time: float | None = None
     unreachable_time: float | None = None
     #: Stops the agent's pinger and outbox sender when it is replaced or removed.
@@ -248,6 +277,8 @@ class Framework:
     #: Tasks on unreachable agents (reported TASK_UNREACHABLE or TASK_LOST).
     unreachable_tasks: dict[str, Task] = attrs.field(factory=dict)
     offers: dict[str, Offer] = attrs.field(factory=dict)
+    #: (agent id, executor id) -> executor.
+    executors: dict[tuple[str, str], Executor] = attrs.field(factory=dict)
     unregistered_time: float | None = None
     reregistered_time: float | None = None
     #: Counts disconnections, so a failover timer knows whether it is still current.
@@ -283,6 +314,7 @@ def _status(
     reason: str | None = None,
     message: str | None = None,
     agent_id: str | None = None,
+    executor_id: str | None = None,
     source: str = "SOURCE_MASTER",
 ) -> dict[str, Any]:
     """A master-generated TaskStatus: sent once, no uuid, nothing to acknowledge."""
@@ -293,12 +325,76 @@ def _status(
         status["reason"] = reason
     if agent_id:
         status["agent_id"] = _id(agent_id)
+    if executor_id:
+        status["executor_id"] = _id(executor_id)
     status["timestamp"] = _now()
     return status
 
 
 def _update(status: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "UPDATE", "update": {"status": status}}
+
+
+def _launched_tasks(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The TaskInfos of a LAUNCH or LAUNCH_GROUP operation (none for the others)."""
+    if operation.get("type") == "LAUNCH":
+        return list(operation.get("launch", {}).get("task_infos", []))
+    if operation.get("type") == "LAUNCH_GROUP":
+        return list(operation.get("launch_group", {}).get("task_group", {}).get("tasks", []))
+    return []
+
+
+def _allocated(resources: Iterable[Mapping[str, Any]], role: str) -> list[dict[str, Any]]:
+    """Resources with the offer's ``allocation_info`` where the framework left it out."""
+    return [{"allocation_info": {"role": role}, **r} for r in resources]
+
+
+def _id_problem(value: str) -> str | None:
+    """Mesos's ``common::validation::validateID`` (task and executor ids)."""
+    if not value:
+        return "ID must not be empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"ID must not be greater than {MAX_ID_LENGTH} characters"
+    if value in (".", ".."):
+        return f"'{value}' is disallowed"
+    if _BAD_ID.search(value):
+        return f"'{value}' contains invalid characters"
+    return None
+
+
+def _number(value: float | None) -> str:
+    """A double as Mesos's ``stringify`` prints it (``None`` when absent)."""
+    return "None" if value is None else f"{value:g}"
+
+
+def _megabytes(value: float) -> str:
+    """Megabytes as stout's ``Bytes`` prints them: the largest unit that loses nothing."""
+    amount = int(value * 1024 * 1024)
+    if amount == 0:
+        return "0B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount % 1024 != 0:
+            return f"{amount}{unit}"
+        amount //= 1024
+    return f"{amount}TB"
+
+
+def _overlapping(parts: Iterable[Resources]) -> bool:
+    """Whether two of ``parts`` claim the same port (range) or set item."""
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    items: dict[str, set[str]] = {}
+    for part in parts:
+        for name, claimed in part.ranges.items():
+            earlier = ranges.setdefault(name, [])
+            if any(b <= e2 and b2 <= e for b, e in claimed for b2, e2 in earlier):
+                return True
+            earlier.extend(claimed)
+        for name, members in part.sets.items():
+            seen = items.setdefault(name, set())
+            if seen & members:
+                return True
+            seen |= members
+    return False
 
 
 class Master:
@@ -411,6 +507,8 @@ class Master:
             return self._register_agent(request)
         if path == "/_local/agents/status" and request.method == "POST":
             return self._agent_status(request)
+        if path == "/_local/agents/executor_exited" and request.method == "POST":
+            return self._agent_executor_exited(request)
         return Response(404)
 
     # -- the scheduler API ---------------------------------------------------------
@@ -667,6 +765,10 @@ class Master:
         framework.tasks.clear()
         framework.completed_tasks.extend(framework.unreachable_tasks.values())
         framework.unreachable_tasks.clear()
+        for executor in list(framework.executors.values()):
+            if executor.agent_id in self.agents:
+                agents.add(self.agents[executor.agent_id])
+            self._remove_executor(executor)
         for agent in agents:
             self._to_agent(agent, "shutdown_framework", {"framework_id": framework.id})
         if framework.stream is not None:
@@ -743,15 +845,7 @@ class Master:
         accept = call["accept"]
         refuse = self._refuse_seconds(accept.get("filters"))
         offer_ids = [o["value"] for o in accept.get("offer_ids", [])]
-        tasks = [
-            task_info
-            for operation in accept.get("operations", [])
-            if operation.get("type") == "LAUNCH"
-            for task_info in operation.get("launch", {}).get("task_infos", [])
-        ]
-        unsupported = [
-            o for o in accept.get("operations", []) if o.get("type") not in SUPPORTED_OPERATIONS
-        ]
+        operations = list(accept.get("operations", []))
 
         offers: list[Offer] = []
         error = None if offer_ids else "No offers specified"
@@ -769,23 +863,26 @@ class Master:
             error = error or "Aggregated offers must belong to one single agent"
         if offers and len({o.role for o in offers}) > 1:
             error = error or "Aggregated offers must be allocated to the same role"
-        for operation in unsupported:
-            self._refuse_operation(framework, operation, offers[0].agent_id if offers else None)
+        for operation in operations:
+            if operation.get("type") not in SUPPORTED_OPERATIONS:
+                self._refuse_operation(framework, operation, offers[0].agent_id if offers else None)
         if error is not None:
             for offer in offers:
                 self._discard_offer(framework, offer)
             state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
-            for task_info in tasks:
-                framework.send(
-                    _update(
-                        _status(
-                            task_info["task_id"]["value"],
-                            state,
-                            reason="REASON_INVALID_OFFERS",
-                            message=f"Task launched with invalid offers: {error}",
+            for operation in operations:
+                for task_info in _launched_tasks(operation):
+                    framework.send(
+                        _update(
+                            _status(
+                                task_info["task_id"]["value"],
+                                state,
+                                reason="REASON_INVALID_OFFERS",
+                                message=f"Task launched with invalid offers: {error}",
+                                agent_id=task_info["agent_id"]["value"],
+                            )
                         )
                     )
-                )
             return
 
         agent = self.agents[offers[0].agent_id]
@@ -794,35 +891,153 @@ class Master:
         for offer in offers:
             framework.offers.pop(offer.id, None)
             available = available + offer.resources
-        # Offered resources become the task's; whatever is left goes back below.
+        # Offered resources become the tasks'; whatever is left goes back below.
         agent.allocated = agent.allocated - available
+        # Operations apply in order, each to what the ones before it left over.
+        for operation in operations:
+            if operation.get("type") == "LAUNCH":
+                available = self._launch(framework, agent, operation, available)
+            elif operation.get("type") == "LAUNCH_GROUP":
+                available = self._launch_group(framework, agent, role, operation, available)
+        self._add_filter(framework, role, agent.id, available, refuse)
+        self._trigger(agent.id)
+
+    def _launch(
+        self, framework: Framework, agent: Agent, operation: Mapping[str, Any], available: Resources
+    ) -> Resources:
+        """Start each valid task of a LAUNCH (TASK_ERROR for the others); return what is left."""
+        tasks = operation.get("launch", {}).get("task_infos", [])
+        if "id" in operation:
+            self._task_errors(
+                framework,
+                tasks,
+                "REASON_TASK_INVALID",
+                "The `id` field cannot be set on LAUNCH operations",
+            )
+            return available
         for task_info in tasks:
-            problem, resources = self._task_error(framework, agent, task_info, available)
+            problem, resources = self._launch_problem(framework, agent, task_info, available)
             if problem is not None:
-                framework.send(
-                    _update(
-                        _status(
-                            task_info["task_id"]["value"],
-                            "TASK_ERROR",
-                            reason="REASON_TASK_INVALID",
-                            message=problem,
-                        )
-                    )
-                )
+                self._task_errors(framework, [task_info], "REASON_TASK_INVALID", problem)
                 continue
             available = (available - resources).pruned()
-            task = Task(dict(task_info), framework.id, agent.id, resources)
-            task.statuses.append({"state": "TASK_STAGING", "timestamp": _now()})
-            framework.tasks[task.id] = task
-            agent.tasks[(framework.id, task.id)] = task
-            agent.allocated = agent.allocated + resources
+            self._add_task(framework, agent, task_info, resources)
             self._to_agent(
                 agent,
                 "run_task",
                 {"framework_id": framework.id, "framework_info": framework.info, "task": task_info},
             )
-        self._add_filter(framework, role, agent.id, available, refuse)
-        self._trigger(agent.id)
+        return available
+
+    def _launch_group(
+        self,
+        framework: Framework,
+        agent: Agent,
+        role: str,
+        operation: Mapping[str, Any],
+        available: Resources,
+    ) -> Resources:
+        """Start a task group atomically (all its tasks, or none: each gets TASK_ERROR).
+
+        As in Mesos, the offer's allocation info is injected into every resource, and
+        each task without an executor gets the group's, so that the executor shows in
+        the task's state. The executor's resources are taken only when this launch
+        starts it; a group for a live executor of the same id joins it.
+        """
+        group = operation.get("launch_group")
+        if group is None or not group["task_group"].get("tasks"):
+            # Mesos would start the executor and hold its resources while its agent
+            # ignores the empty group; here nothing happens at all.
+            log.warning("framework %s: LAUNCH_GROUP without tasks ignored", framework.id)
+            return available
+        executor = {**group["executor"]}
+        executor["resources"] = _allocated(executor.get("resources", []), role)
+        tasks = []
+        for task_info in group["task_group"].get("tasks", []):
+            task = {**task_info, "resources": _allocated(task_info.get("resources", []), role)}
+            own = task.get("executor")
+            task["executor"] = (
+                executor
+                if own is None
+                else {**own, "resources": _allocated(own.get("resources", []), role)}
+            )
+            tasks.append(task)
+        if "id" in operation:
+            self._task_errors(
+                framework,
+                tasks,
+                "REASON_TASK_GROUP_INVALID",
+                "The `id` field cannot be set on LAUNCH_GROUP operations",
+            )
+            return available
+        problem, needed = self._group_problem(framework, agent, executor, tasks, available)
+        if problem is not None:
+            self._task_errors(framework, tasks, "REASON_TASK_GROUP_INVALID", problem)
+            return available
+        launch_executor = (framework.id, executor["executor_id"]["value"]) not in agent.executors
+        if launch_executor:
+            self._add_executor(
+                framework, agent, executor, Resources.from_json(executor["resources"])
+            )
+        for task in tasks:
+            self._add_task(framework, agent, task, Resources.from_json(task["resources"]))
+        self._to_agent(
+            agent,
+            "run_task_group",
+            {
+                "framework_id": framework.id,
+                "framework_info": framework.info,
+                "executor": executor,
+                "tasks": tasks,
+                "launch_executor": launch_executor,
+            },
+        )
+        return (available - needed).pruned()
+
+    def _add_task(
+        self, framework: Framework, agent: Agent, task_info: Mapping[str, Any], resources: Resources
+    ) -> None:
+        task = Task(dict(task_info), framework.id, agent.id, resources)
+        task.statuses.append({"state": "TASK_STAGING", "timestamp": _now()})
+        framework.tasks[task.id] = task
+        agent.tasks[(framework.id, task.id)] = task
+        agent.allocated = agent.allocated + resources
+
+    def _add_executor(
+        self, framework: Framework, agent: Agent, info: dict[str, Any], resources: Resources
+    ) -> None:
+        executor = Executor(info, framework.id, agent.id, resources)
+        agent.executors[(framework.id, executor.id)] = executor
+        framework.executors[(agent.id, executor.id)] = executor
+        agent.allocated = agent.allocated + resources
+
+    def _remove_executor(self, executor: Executor) -> None:
+        """Forget an executor and recover its resources."""
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is not None:
+            framework.executors.pop((executor.agent_id, executor.id), None)
+        agent = self.agents.get(executor.agent_id)
+        key = (executor.framework_id, executor.id)
+        if agent is not None and agent.executors.get(key) is executor:
+            del agent.executors[key]
+            agent.allocated = (agent.allocated - executor.resources).pruned()
+            self._trigger(agent.id)
+
+    def _task_errors(
+        self, framework: Framework, tasks: Iterable[Mapping[str, Any]], reason: str, message: str
+    ) -> None:
+        for task_info in tasks:
+            framework.send(
+                _update(
+                    _status(
+                        task_info["task_id"]["value"],
+                        "TASK_ERROR",
+                        reason=reason,
+                        message=message,
+                        agent_id=task_info["agent_id"]["value"],
+                    )
+                )
+            )
 
     def _refuse_operation(
         self, framework: Framework, operation: Mapping[str, Any], agent_id: str | None
@@ -832,26 +1047,11 @@ class Master:
         As with any operation Mesos cannot apply: the operation's resources stay in
         the offer (and are declined with the rest); an operation with an ``id`` gets
         an ``OPERATION_ERROR`` update (master-generated, no uuid, nothing to
-        acknowledge); one without an id only gets a log line. LAUNCH_GROUP tasks each
-        get ``TASK_ERROR``.
+        acknowledge); one without an id only gets a log line.
         """
         kind = operation.get("type", "UNKNOWN")
         message = f"Operation {kind} is not supported by mesos-local"
         log.warning("framework %s: %s", framework.id, message)
-        if kind == "LAUNCH_GROUP":
-            group = operation.get("launch_group", {}).get("task_group", {})
-            for task_info in group.get("tasks", []):
-                framework.send(
-                    _update(
-                        _status(
-                            task_info["task_id"]["value"],
-                            "TASK_ERROR",
-                            reason="REASON_TASK_GROUP_INVALID",
-                            message=message,
-                        )
-                    )
-                )
-            return
         operation_id = _value(operation.get("id"))
         if operation_id is None:
             return
@@ -866,46 +1066,188 @@ class Master:
             {"type": "UPDATE_OPERATION_STATUS", "update_operation_status": {"status": status}}
         )
 
-    def _task_error(
-        self, framework: Framework, agent: Agent, task_info: Mapping[str, Any], available: Resources
+    def _task_problem(
+        self,
+        framework: Framework,
+        agent: Agent,
+        task_info: Mapping[str, Any],
+        earlier: Iterable[str] = (),
     ) -> tuple[str | None, Resources]:
+        """What Mesos's ``validateTask`` finds wrong with a task, and its resources.
+
+        ``earlier`` holds the ids of the tasks before it in the same task group.
+        """
         task_id = task_info["task_id"]["value"]
-        if (
-            not task_id
-            or len(task_id) > 255
-            or task_id in (".", "..")
-            or _BAD_TASK_ID.search(task_id)
-        ):
-            return f"Task ID '{task_id}' is invalid", Resources()
-        if task_id in framework.tasks or task_id in framework.unreachable_tasks:
+        agent_id = task_info["agent_id"]["value"]
+        grace = task_info.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds", 0)
+        if (problem := _id_problem(task_id)) is not None:
+            return problem, Resources()
+        if task_id in framework.tasks or task_id in earlier:
             return f"Task has duplicate ID: {task_id}", Resources()
-        if task_info["agent_id"]["value"] != agent.id:
+        if task_id in framework.unreachable_tasks:
+            return f"Task reuses the ID of an unreachable task: {task_id}", Resources()
+        if agent_id != agent.id:
             return (
-                f"Task uses agent {task_info['agent_id']['value']} but the offers are on "
-                f"agent {agent.id}",
+                f"Task uses invalid agent {agent_id} while agent {agent.id} is expected",
                 Resources(),
             )
-        has_command, has_executor = "command" in task_info, "executor" in task_info
-        if has_command == has_executor:
+        if grace < 0:
+            return "Task's 'kill_policy.grace_period' must be non-negative", Resources()
+        if not task_info.get("resources"):
+            return "Task uses no resources", Resources()
+        try:
+            resources = Resources.from_json(task_info["resources"])
+        except (ResourceError, KeyError, TypeError, ValueError) as exc:
+            return f"Task uses invalid resources: {exc}", Resources()
+        if resources.is_empty():
+            return "Task uses no resources", Resources()
+        return None, resources
+
+    def _launch_problem(
+        self, framework: Framework, agent: Agent, task_info: Mapping[str, Any], available: Resources
+    ) -> tuple[str | None, Resources]:
+        """What is wrong with a task of a LAUNCH (``validation::task::validate``)."""
+        problem, resources = self._task_problem(framework, agent, task_info)
+        if problem is not None:
+            return problem, resources
+        if ("command" in task_info) == ("executor" in task_info):
             return (
                 "Task should have at least one (but not both) of CommandInfo or "
                 "ExecutorInfo present",
                 Resources(),
             )
-        if has_executor:
+        if "executor" in task_info:
             return "Custom executors are not supported by mesos-local", Resources()
-        try:
-            resources = Resources.from_json(task_info.get("resources", []))
-        except (ResourceError, KeyError, TypeError, ValueError) as exc:
-            return f"Task uses invalid resources: {exc}", Resources()
-        if resources.is_empty():
-            return "Task uses no resources", Resources()
         if not available.contains(resources):
             return (
-                f"Task uses more resources {resources} than available {available}",
+                f"Total resources {resources} required by task and its executor is more "
+                f"than available {available}",
                 Resources(),
             )
         return None, resources
+
+    def _group_problem(
+        self,
+        framework: Framework,
+        agent: Agent,
+        executor: Mapping[str, Any],
+        tasks: list[dict[str, Any]],
+        available: Resources,
+    ) -> tuple[str | None, Resources]:
+        """What Mesos's ``validation::task::group::validate`` finds wrong with a task
+        group, checked in its order; else the resources the launch takes."""
+        earlier: list[str] = []
+        task_resources: list[Resources] = []
+        for task in tasks:
+            task_id = task["task_id"]["value"]
+            problem, resources = self._task_problem(framework, agent, task, earlier)
+            if problem is None and (task.get("container") or {}).get("type") == "DOCKER":
+                problem = "Docker ContainerInfo is not supported on the task"
+            if problem is not None:
+                return f"Task '{task_id}' is invalid: {problem}", Resources()
+            earlier.append(task_id)
+            task_resources.append(resources)
+        problem, executor_resources = self._executor_problem(framework, agent, executor)
+        if problem is not None:
+            return problem, Resources()
+        executor_id = executor["executor_id"]["value"]
+        for task in tasks:
+            if task["executor"] != executor:
+                return (
+                    f"The `ExecutorInfo` of task '{task['task_id']['value']}' is different "
+                    f"from executor '{executor_id}'",
+                    Resources(),
+                )
+        cpus = executor_resources.scalars.get("cpus")
+        if cpus is None or cpus < MIN_CPUS:
+            return (
+                f"Executor '{executor_id}' uses less CPUs ({_number(cpus)}) than the minimum "
+                f"required ({_number(MIN_CPUS)})",
+                Resources(),
+            )
+        mem = executor_resources.scalars.get("mem")
+        if mem is None or mem < MIN_MEM:
+            return (
+                f"Executor '{executor_id}' uses less memory "
+                f"({'None' if mem is None else _megabytes(mem)}) than the minimum required "
+                f"({_megabytes(MIN_MEM)})",
+                Resources(),
+            )
+        if "disk" not in executor_resources.scalars:
+            return f"Executor '{executor_id}' uses no disk", Resources()
+        if _overlapping([*task_resources, executor_resources]):
+            listed = "[ " + ", ".join(str(r) for r in task_resources) + " ]"
+            return (
+                "There are overlapping resources in the task group's task resources "
+                f"{listed} and/or executor resources {executor_resources}",
+                Resources(),
+            )
+        total = Resources()
+        for resources in task_resources:
+            total = total + resources
+        if (framework.id, executor_id) not in agent.executors:
+            total = total + executor_resources
+        if not available.contains(total):
+            return (
+                f"Total resources {total} required by task group and its executor are more "
+                f"than available {available}",
+                Resources(),
+            )
+        if executor.get("type") == "CUSTOM":
+            return "Custom executors are not supported by mesos-local", Resources()
+        return None, total
+
+    def _executor_problem(
+        self, framework: Framework, agent: Agent, executor: Mapping[str, Any]
+    ) -> tuple[str | None, Resources]:
+        """What Mesos's ``executor::internal::validate`` and the task-group checks of
+        the executor find wrong with it, and its resources."""
+        kind = executor.get("type")
+        container = executor.get("container") or {}
+        executor_id = executor["executor_id"]["value"]
+        framework_id = _value(executor.get("framework_id"))
+        grace = executor.get("shutdown_grace_period", {}).get("nanoseconds", 0)
+        problem = None
+        if kind == "DEFAULT" and "command" in executor:
+            problem = "'ExecutorInfo.command' must not be set for 'DEFAULT' executor"
+        elif kind == "DEFAULT" and container and container.get("type") != "MESOS":
+            problem = "'ExecutorInfo.container.type' must be 'MESOS' for 'DEFAULT' executor"
+        elif kind == "DEFAULT" and "image" in (container.get("mesos") or {}):
+            problem = "'ExecutorInfo.container.mesos.image' must not be set for 'DEFAULT' executor"
+        elif kind == "CUSTOM" and "command" not in executor:
+            problem = "'ExecutorInfo.command' must be set for 'CUSTOM' executor"
+        elif (id_problem := _id_problem(executor_id)) is not None:
+            problem = id_problem
+        elif grace < 0:
+            problem = "ExecutorInfo's 'shutdown_grace_period' must be non-negative"
+        elif framework_id is None:
+            problem = "'ExecutorInfo.framework_id' must be set"
+        elif framework_id != framework.id:
+            problem = (
+                f"ExecutorInfo has an invalid FrameworkID (Actual: {framework_id} vs "
+                f"Expected: {framework.id})"
+            )
+        if problem is not None:
+            return problem, Resources()
+        try:
+            resources = Resources.from_json(executor.get("resources", []))
+        except (ResourceError, KeyError, TypeError, ValueError) as exc:
+            return f"Executor uses invalid resources: {exc}", Resources()
+        existing = agent.executors.get((framework.id, executor_id))
+        if existing is not None and existing.info != executor:
+            rule = "-" * 60
+            problem = (
+                "ExecutorInfo is not compatible with existing ExecutorInfo with same "
+                f"ExecutorID.\n{rule}\nExisting ExecutorInfo:\n{json.dumps(existing.info)}\n"
+                f"{rule}\nExecutorInfo:\n{json.dumps(executor)}\n{rule}\n"
+            )
+        elif kind is None:
+            problem = "'ExecutorInfo.type' must be set"
+        elif kind == "UNKNOWN":
+            problem = "Unknown executor type"
+        elif container.get("type") == "DOCKER":
+            problem = "Docker ContainerInfo is not supported on the executor"
+        return problem, resources
 
     def _call_kill(self, framework: Framework, call: Mapping[str, Any]) -> None:
         kill = call["kill"]
@@ -966,6 +1308,7 @@ class Master:
             reason="REASON_RECONCILIATION",
             message="Reconciliation: Latest task state",
             agent_id=task.agent_id,
+            executor_id=task.executor_id,
         )
         latest = task.latest_status or {}
         for key in ("healthy", "container_status"):
@@ -1019,16 +1362,21 @@ class Master:
             )
 
     def _call_shutdown(self, framework: Framework, call: Mapping[str, Any]) -> None:
-        # Only the built-in command executor exists here; its id is the task id.
+        """Ask the agent to shut an executor down; it knows whether it runs one."""
         shutdown = call["shutdown"]
-        task = framework.tasks.get(shutdown["executor_id"]["value"])
+        executor_id = shutdown["executor_id"]["value"]
         agent = self.agents.get(shutdown["agent_id"]["value"])
-        if task is not None and agent is not None and task.agent_id == agent.id:
-            self._to_agent(
-                agent,
-                "kill_task",
-                {"framework_id": framework.id, "task_id": task.id, "grace_period": None},
+        if agent is None:
+            log.warning(
+                "Unable to shutdown executor '%s' of framework %s of unknown agent %s",
+                executor_id,
+                framework.id,
+                shutdown["agent_id"]["value"],
             )
+            return
+        self._to_agent(
+            agent, "shutdown_executor", {"framework_id": framework.id, "executor_id": executor_id}
+        )
 
     # -- tasks and resources ---------------------------------------------------------
 
@@ -1089,11 +1437,12 @@ class Master:
     _SHARE_NAMES = ("cpus", "mem", "disk")
 
     def _held(self, framework: Framework) -> list[float]:
-        """cpus, mem and disk a framework holds in tasks and offers."""
+        """cpus, mem and disk a framework holds in tasks, executors and offers."""
         held = [0.0, 0.0, 0.0]
         names = self._SHARE_NAMES
         for holding in itertools.chain(
             (t.resources for t in framework.tasks.values() if not t.freed),
+            (e.resources for e in framework.executors.values()),
             (o.resources for o in framework.offers.values()),
         ):
             scalars = holding.scalars
@@ -1191,7 +1540,11 @@ class Master:
                 allocation_role=offer.role, with_role=not refinement
             ),
             "attributes": agent.attributes,
-            "executor_ids": [],
+            "executor_ids": [
+                _id(executor_id)
+                for framework_id, executor_id in agent.executors
+                if framework_id == framework.id
+            ],
         }
 
     # -- agents ------------------------------------------------------------------------
@@ -1208,6 +1561,9 @@ class Master:
                 (str(t["framework_id"]), dict(t["task"]), str(t["state"]))
                 for t in body.get("tasks", [])
             ]
+            executors = [
+                (str(e["framework_id"]), dict(e["executor"])) for e in body.get("executors", [])
+            ]
         except (ValueError, KeyError, TypeError, ResourceError) as exc:
             return Response.text(400, f"Bad registration: {exc}")
         agent = self.add_agent(
@@ -1219,7 +1575,7 @@ class Master:
             agent_id=str(agent_id) if agent_id is not None else None,
         )
         if agent_id is not None:
-            self._reconcile_agent(agent, reported)
+            self._reconcile_agent(agent, reported, executors)
         return Response.json(
             {
                 "agent_id": agent.id,
@@ -1278,14 +1634,20 @@ class Master:
         return agent
 
     def _reconcile_agent(
-        self, agent: Agent, reported: list[tuple[str, dict[str, Any], str]]
+        self,
+        agent: Agent,
+        reported: list[tuple[str, dict[str, Any], str]],
+        executors: list[tuple[str, dict[str, Any]]],
     ) -> None:
-        """Match the tasks a re-registering agent runs with what the master knows.
+        """Match the tasks and executors a re-registering agent runs with what the
+        master knows.
 
         Tasks that come back from an unreachable agent are reported again in their
         current state with ``REASON_AGENT_REREGISTERED`` (a LOST task can thus be seen
         RUNNING again, as in Mesos ≥ 1.5). Tasks of frameworks removed meanwhile are
         shut down; tasks the master expected but the agent no longer has are gone.
+        Executors are what the agent reports: the others are forgotten, as in Mesos's
+        ``reconcileKnownSlave``.
         """
         seen: set[tuple[str, str]] = set()
         shutdown: set[str] = set()
@@ -1329,10 +1691,29 @@ class Master:
                             reason="REASON_AGENT_REREGISTERED",
                             message="Agent re-registered",
                             agent_id=agent.id,
+                            executor_id=task.executor_id,
                         )
                     )
                 )
                 task.status_update_state = state
+        for framework_id, info in executors:
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                if framework_id in self.removed_framework_ids:
+                    shutdown.add(framework_id)
+                continue
+            try:
+                resources = Resources.from_json(info.get("resources", []))
+            except (ResourceError, KeyError, TypeError, ValueError):
+                resources = Resources()
+            self._add_executor(framework, agent, info, resources)
+        for framework in self.frameworks.values():
+            for (agent_id, executor_id), executor in list(framework.executors.items()):
+                if (
+                    agent_id == agent.id
+                    and agent.executors.get((framework.id, executor_id)) is not executor
+                ):
+                    del framework.executors[(agent_id, executor_id)]
         # Tasks the master placed on this agent that the agent does not run (any more).
         expected: list[tuple[Framework, Task]] = []
         for framework in self.frameworks.values():
@@ -1415,6 +1796,70 @@ class Master:
             # agent learns it must re-register.
             return Response.text(409, f"Agent {agent_id} is not registered")
         return self.status_update(agent, framework_id, status)
+
+    def _agent_executor_exited(self, request: Request) -> Response:
+        try:
+            body = request.json()
+            agent_id = str(body["agent_id"])
+            framework_id = str(body["framework_id"])
+            executor_id = str(body["executor_id"])
+            status = int(body["status"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Response.text(400, f"Bad exited executor message: {exc}")
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            log.warning(
+                "Ignoring exited executor '%s' of framework %s on unknown agent %s",
+                executor_id,
+                framework_id,
+                agent_id,
+            )
+        else:
+            self.executor_exited(agent, framework_id, executor_id, status)
+        return Response(202)
+
+    def executor_exited(
+        self, agent: Agent, framework_id: str, executor_id: str, status: int
+    ) -> None:
+        """An executor ended on its agent: its resources are recovered and its framework
+        gets ``FAILURE`` with the executor id and wait status, as in Mesos."""
+        executor = agent.executors.get((framework_id, executor_id))
+        if executor is None:
+            log.warning(
+                "Ignoring unknown exited executor '%s' of framework %s on agent %s",
+                executor_id,
+                framework_id,
+                agent.id,
+            )
+            return
+        log.info(
+            "Executor '%s' of framework %s on agent %s exited with status %d",
+            executor_id,
+            framework_id,
+            agent.id,
+            status,
+        )
+        self._remove_executor(executor)
+        framework = self.frameworks.get(framework_id)
+        if framework is None or not framework.connected:
+            log.warning(
+                "Not forwarding exited executor message for executor '%s' of framework %s "
+                "because the framework is %s",
+                executor_id,
+                framework_id,
+                "unknown" if framework is None else "disconnected",
+            )
+            return
+        framework.send(
+            {
+                "type": "FAILURE",
+                "failure": {
+                    "agent_id": _id(agent.id),
+                    "executor_id": _id(executor_id),
+                    "status": status,
+                },
+            }
+        )
 
     def status_update(self, agent: Agent, framework_id: str, status: dict[str, Any]) -> Response:
         """Apply an agent's status update and forward it (404: the framework is gone)."""
@@ -1517,11 +1962,15 @@ class Master:
                 reason="REASON_AGENT_REMOVED",
                 message=f"Agent {agent.hostname} is unreachable: {why}",
                 agent_id=agent.id,
+                executor_id=task.executor_id,
             )
             status["unreachable_time"] = {"nanoseconds": int(now * 1e9)}
             task.status_update_state = state
             owner.send(_update(status))
         agent.tasks.clear()
+        for executor in list(agent.executors.values()):
+            self._remove_executor(executor)
+        agent.executors.clear()
         agent.allocated = Resources()
         for framework in self.frameworks.values():
             framework.send({"type": "FAILURE", "failure": {"agent_id": _id(agent.id)}})
@@ -1541,6 +1990,9 @@ class Master:
             for task in framework.tasks.values():
                 if not task.freed:
                     used[task.agent_id] = used.get(task.agent_id, Resources()) + task.resources
+            for executor in framework.executors.values():
+                agent_id = executor.agent_id
+                used[agent_id] = used.get(agent_id, Resources()) + executor.resources
         slaves = [
             {
                 "id": agent.id,
@@ -1603,6 +2055,8 @@ class Master:
         for task in framework.tasks.values():
             if not task.freed:
                 used = used + task.resources
+        for executor in framework.executors.values():
+            used = used + executor.resources
         offered = Resources()
         for offer in framework.offers.values():
             offered = offered + offer.resources
@@ -1637,7 +2091,7 @@ class Master:
                 }
                 for o in framework.offers.values()
             ],
-            "executors": [],
+            "executors": [_executor_state(e) for e in framework.executors.values()],
             "labels": info.get("labels", {}).get("labels", []),
         }
         if "MULTI_ROLE" in framework.capabilities:
@@ -1656,7 +2110,7 @@ class Master:
             "id": task.id,
             "name": info.get("name", ""),
             "framework_id": task.framework_id,
-            "executor_id": "",
+            "executor_id": task.executor_id or "",
             "slave_id": task.agent_id,
             "state": task.state,
             "resources": task.resources.to_state(),
@@ -1669,3 +2123,34 @@ class Master:
             if key in info:
                 state[key] = info[key]
         return state
+
+
+def _executor_state(executor: Executor) -> dict[str, Any]:
+    """An executor of a framework in ``/master/state`` (``json(ExecutorInfo)`` plus
+    ``slave_id``); a default executor has no command on the master."""
+    info = executor.info
+    command = info.get("command", {})
+    state: dict[str, Any] = {
+        "executor_id": executor.id,
+        "name": info.get("name", ""),
+        "framework_id": executor.framework_id,
+        "command": {
+            **{k: command[k] for k in ("shell", "value") if k in command},
+            "argv": list(command.get("arguments", [])),
+            **({"environment": command["environment"]} if "environment" in command else {}),
+            "uris": [
+                {"value": u["value"], "executable": u.get("executable", False)}
+                for u in command.get("uris", [])
+            ],
+        },
+        "resources": executor.resources.to_state(),
+    }
+    resources = info.get("resources", [])
+    if resources:
+        state["role"] = resources[0].get("allocation_info", {}).get("role", "*")
+    if "labels" in info:
+        state["labels"] = info["labels"].get("labels", [])
+    if "type" in info:
+        state["type"] = info["type"]
+    state["slave_id"] = executor.agent_id
+    return state

@@ -1,11 +1,12 @@
 """The operator API, ``POST /api/v1`` (``mesos.v1.master.Call`` / ``Response``), in part.
 
 Served: GET_HEALTH, GET_VERSION, GET_FLAGS, GET_MASTER, GET_STATE, GET_AGENTS,
-GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS (always empty: only command executors run
-here) and TEARDOWN. Every other call of ``master.proto`` is answered ``501`` with a
-plain-text reason; names that are not calls at all are ``400``, as their JSON cannot
-be converted to a Call. The request checks follow the scheduler endpoint's, except
-that ``Accept`` is checked on every call (``406``).
+GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS (the executors of task groups: command
+executors are the agents' business, as in Mesos) and TEARDOWN. Every other call of
+``master.proto`` is answered ``501`` with a plain-text reason; names that are not
+calls at all are ``400``, as their JSON cannot be converted to a Call. The request
+checks follow the scheduler endpoint's, except that ``Accept`` is checked on every
+call (``406``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def _framework(master: Master, framework: Framework) -> dict[str, Any]:
     for task in framework.tasks.values():
         if not task.freed:
             used = used + task.resources
+    for executor in framework.executors.values():
+        used = used + executor.resources
     offered = Resources()
     offers = []
     for offer in framework.offers.values():
@@ -206,8 +209,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "resources": task.resources.to_json(),
         "statuses": statuses,
     }
-    if "command" in info:
-        entry["executor_id"] = {"value": task.id}  # the command executor's id
+    if task.executor_id is not None:  # a task-group task; command tasks have none
+        entry["executor_id"] = {"value": task.executor_id}
     if task.status_update_state is not None:
         entry["status_update_state"] = task.status_update_state
     if task.status_update_uuid is not None:
@@ -230,7 +233,14 @@ def get_tasks(master: Master) -> dict[str, Any]:
 
 
 def get_executors(master: Master) -> dict[str, Any]:
-    return {"executors": []}
+    frameworks = list(master.frameworks.values()) + list(master.completed_frameworks)
+    return {
+        "executors": [
+            {"executor_info": executor.info, "agent_id": {"value": executor.agent_id}}
+            for framework in frameworks
+            for executor in framework.executors.values()
+        ]
+    }
 
 
 def get_state(master: Master) -> dict[str, Any]:

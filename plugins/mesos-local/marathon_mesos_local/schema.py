@@ -32,6 +32,7 @@ CALL_TYPES = frozenset(
     }
 )  # fmt: skip
 _VALUE_TYPES = frozenset({"SCALAR", "RANGES", "SET", "TEXT"})
+_EXECUTOR_TYPES = frozenset({"UNKNOWN", "DEFAULT", "CUSTOM"})
 
 # A field is (kind, label). Kinds: string, double, bool, int, bytes, object (opaque
 # message), enum:<set name>, or the name of a message below. Labels: req, opt, rep.
@@ -92,15 +93,34 @@ _MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
         "type": ("object_enum", "opt"),
         "id": ("ID", "opt"),
         "launch": ("Launch", "opt"),
-        "launch_group": ("object", "opt"),
+        "launch_group": ("LaunchGroup", "opt"),
     },
     "Launch": {"task_infos": ("TaskInfo", "rep")},
+    "LaunchGroup": {
+        "executor": ("ExecutorInfo", "req"),
+        "task_group": ("TaskGroupInfo", "req"),
+    },
+    "TaskGroupInfo": {"tasks": ("TaskInfo", "rep")},
+    "ExecutorInfo": {
+        "type": ("enum:executor", "opt"),
+        "executor_id": ("ID", "req"),
+        "framework_id": ("ID", "opt"),
+        "command": ("CommandInfo", "opt"),
+        "container": ("object", "opt"),
+        "resources": ("Resource", "rep"),
+        "name": ("string", "opt"),
+        "source": ("string", "opt"),
+        "data": ("bytes", "opt"),
+        "discovery": ("object", "opt"),
+        "shutdown_grace_period": ("Duration", "opt"),
+        "labels": ("Labels", "opt"),
+    },
     "TaskInfo": {
         "name": ("string", "req"),
         "task_id": ("ID", "req"),
         "agent_id": ("ID", "req"),
         "resources": ("Resource", "rep"),
-        "executor": ("object", "opt"),
+        "executor": ("ExecutorInfo", "opt"),
         "command": ("CommandInfo", "opt"),
         "container": ("object", "opt"),
         "health_check": ("object", "opt"),
@@ -164,7 +184,7 @@ _MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "Request": {"requests": ("object", "rep")},
 }
-_ENUMS = {"call": CALL_TYPES, "value": _VALUE_TYPES}
+_ENUMS = {"call": CALL_TYPES, "value": _VALUE_TYPES, "executor": _EXECUTOR_TYPES}
 
 
 def check_call(value: Any) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 A simulated agent registers like a real one (resources, attributes, an address of
 ``127.1.x.y`` that nothing listens on) and takes the same messages, but a task goes
 TASK_STARTING and TASK_RUNNING on a short timer and runs until it is killed
-(TASK_KILLING if the framework wants it, then TASK_KILLED). Status updates keep the
-real agent's discipline: one stream per task, a uuid on each update, only the head in
-flight, resent with doubling backoff until acknowledged.
+(TASK_KILLING if the framework wants it, then TASK_KILLED). The tasks of a task group
+do so together, under a default executor: killing one kills the rest of its group, and
+the executor exits (its resources go back to the master) when its last task has ended.
+Status updates keep the real agent's discipline: one stream per task, a uuid on each
+update, only the head in flight, resent with doubling backoff until acknowledged.
 
 All simulated agents of a master share one timer heap and one trio task, so thousands
 of agents and tens of thousands of tasks cost a few hundred bytes each and no
@@ -43,12 +45,26 @@ class _Task:
     framework_id: str
     task_id: str
     killing_state: bool
+    #: The task's own id for a command task; its default executor's for a group task.
+    executor_id: str
+    #: Ids of the tasks of its group (empty for a command task).
+    group: tuple[str, ...] = ()
     state: str = "TASK_STAGING"
     killed: bool = False
+    killing_group: bool = False
     updates: deque[dict[str, Any]] = attrs.field(factory=deque)
     #: Bumped whenever the head changes, so stale retry timers do nothing.
     generation: int = 0
     retry: float = 0.0
+
+
+@attrs.define(eq=False, slots=True)
+class _Executor:
+    framework_id: str
+    executor_id: str
+    #: Ids of its tasks that have not ended yet.
+    live: set[str] = attrs.field(factory=set)
+    shutting_down: bool = False
 
 
 class SimulatedAgent:
@@ -59,31 +75,33 @@ class SimulatedAgent:
         self.ip = ip
         self.agent: Agent | None = None
         self.tasks: dict[tuple[str, str], _Task] = {}
+        self.executors: dict[tuple[str, str], _Executor] = {}
 
     def handle(self, action: str, body: dict[str, Any]) -> None:
+        framework_id = str(body.get("framework_id"))
         if action == "run_task":
-            info = body["task"]
-            capabilities = {
-                c.get("type") for c in body.get("framework_info", {}).get("capabilities", [])
-            }
-            task = _Task(
-                str(body["framework_id"]),
-                str(info["task_id"]["value"]),
-                "TASK_KILLING_STATE" in capabilities,
+            self._start(body, [body["task"]], executor=None)
+        elif action == "run_task_group":
+            executor_id = str(body["executor"]["executor_id"]["value"])
+            executor = self.executors.setdefault(
+                (framework_id, executor_id), _Executor(framework_id, executor_id)
             )
-            self.tasks[(task.framework_id, task.task_id)] = task
-            step = self.group.step
-            self.group.later(step, lambda: self._advance(task, "TASK_STARTING"))
-            self.group.later(2 * step, lambda: self._advance(task, "TASK_RUNNING"))
+            self._start(body, body["tasks"], executor=executor)
         elif action == "kill_task":
-            found = self.tasks.get((str(body["framework_id"]), str(body["task_id"])))
-            if found is not None and not found.killed and found.state not in TERMINAL_STATES:
-                found.killed = True
-                if found.killing_state and found.state != "TASK_STAGING":
-                    self._emit(found, "TASK_KILLING")
-                self.group.later(self.group.step, partial(self._emit, found, "TASK_KILLED"))
+            found = self.tasks.get((framework_id, str(body["task_id"])))
+            if found is not None:
+                self._kill(found)
+        elif action == "shutdown_executor":
+            executor_id = str(body["executor_id"])
+            executor = self.executors.get((framework_id, executor_id))
+            if executor is not None:
+                executor.shutting_down = True
+                for task_id in list(executor.live):
+                    self._kill(self.tasks[(framework_id, task_id)])
+            elif (task := self.tasks.get((framework_id, executor_id))) and not task.group:
+                self._kill(task)
         elif action == "acknowledge":
-            found = self.tasks.get((str(body["framework_id"]), str(body["task_id"])))
+            found = self.tasks.get((framework_id, str(body["task_id"])))
             if found is not None and found.updates and found.updates[0]["uuid"] == body["uuid"]:
                 found.updates.popleft()
                 found.generation += 1
@@ -93,9 +111,60 @@ class SimulatedAgent:
                 elif found.state in TERMINAL_STATES:
                     del self.tasks[(found.framework_id, found.task_id)]
         elif action == "shutdown_framework":
-            framework_id = str(body["framework_id"])
             for key in [k for k in self.tasks if k[0] == framework_id]:
                 del self.tasks[key]
+            for key in [k for k in self.executors if k[0] == framework_id]:
+                del self.executors[key]
+
+    def _start(
+        self, body: dict[str, Any], infos: list[dict[str, Any]], *, executor: _Executor | None
+    ) -> None:
+        """Tasks (of one group, if ``executor``) that start together on the timer."""
+        capabilities = {
+            c.get("type") for c in body.get("framework_info", {}).get("capabilities", [])
+        }
+        framework_id = str(body["framework_id"])
+        task_ids = [str(info["task_id"]["value"]) for info in infos]
+        group = tuple(task_ids) if executor else ()
+        for task_id in task_ids:
+            task = _Task(
+                framework_id,
+                task_id,
+                "TASK_KILLING_STATE" in capabilities,
+                executor.executor_id if executor else task_id,
+                group,
+            )
+            self.tasks[(framework_id, task_id)] = task
+            if executor is not None:
+                executor.live.add(task_id)
+            step = self.group.step
+            self.group.later(step, partial(self._advance, task, "TASK_STARTING"))
+            self.group.later(2 * step, partial(self._advance, task, "TASK_RUNNING"))
+
+    def _kill(self, task: _Task) -> None:
+        if not task.killed and task.state not in TERMINAL_STATES:
+            task.killed = True
+            if task.killing_state and task.state != "TASK_STAGING":
+                self._emit(task, "TASK_KILLING")
+            self.group.later(self.group.step, partial(self._emit, task, "TASK_KILLED"))
+
+    def _ended(self, task: _Task) -> None:
+        """A group task ended (killed, here): the rest of its group is killed, and the
+        executor exits when none is left (see ``agent.Agent._ended``)."""
+        executor = self.executors.get((task.framework_id, task.executor_id))
+        if executor is None or task.task_id not in executor.live:
+            return
+        executor.live.discard(task.task_id)
+        if not executor.shutting_down and not task.killing_group:
+            for task_id in executor.live & set(task.group):
+                other = self.tasks[(task.framework_id, task_id)]
+                other.killing_group = True
+                self._kill(other)
+        if not executor.live and self.agent is not None:
+            del self.executors[(executor.framework_id, executor.executor_id)]
+            self.group.master.executor_exited(
+                self.agent, executor.framework_id, executor.executor_id, 0
+            )
 
     def _advance(self, task: _Task, state: str) -> None:
         if task.killed:
@@ -113,7 +182,7 @@ class SimulatedAgent:
             "task_id": {"value": task.task_id},
             "state": state,
             "source": "SOURCE_EXECUTOR",
-            "executor_id": {"value": task.task_id},
+            "executor_id": {"value": task.executor_id},
             "timestamp": time.time(),
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
         }
@@ -127,6 +196,8 @@ class SimulatedAgent:
         if len(task.updates) == 1:
             task.retry = self.group.retry
             self._send(task, task.generation)
+        if state in TERMINAL_STATES and task.group:
+            self._ended(task)
 
     def _send(self, task: _Task, generation: int) -> None:
         """Deliver the head update; resend it later unless it is acknowledged first."""

@@ -17,7 +17,9 @@ Agent faults on a running :class:`~marathon_mesos_local.cluster.Cluster` (agent
   (a partition: tasks keep running, pings go unanswered; after SIGCONT it re-registers).
 * :func:`task_pids` -- the live processes of a task (main process and children).
 
-:class:`NullFramework` drives a :class:`SchedulerClient` to launch N tasks.
+:class:`NullFramework` drives a :class:`SchedulerClient` to launch N tasks, alone or in
+task groups under default executors (:func:`executor_info`, :meth:`SchedulerClient.
+launch_group`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ __all__ = [
     "NullFramework",
     "RecordIODecoder",
     "SchedulerClient",
+    "executor_info",
+    "launch_group_operation",
     "pause_agent",
     "power_off",
     "power_on",
@@ -75,12 +79,15 @@ def resume_agent(cluster: Cluster, index: int) -> None:
 
 
 def task_pids(cluster: Cluster, task_id: str) -> list[int]:
-    """Live processes of the task ``task_id`` on any agent of ``cluster``."""
+    """Live processes of the task ``task_id`` on any agent of ``cluster`` (a command
+    task's sandbox is its executor's run; a group task's is ``<run>/tasks/<task id>``)."""
     assert cluster.work_dir is not None
+    executors = "agent-*/slaves/*/frameworks/*/executors"
     found: list[int] = []
-    for record in cluster.work_dir.glob(
-        f"agent-*/slaves/*/frameworks/*/executors/{task_id}/runs/.*.container"
-    ):
+    for record in [
+        *cluster.work_dir.glob(f"{executors}/{task_id}/runs/.*.container"),
+        *cluster.work_dir.glob(f"{executors}/*/runs/*/tasks/.{task_id}.container"),
+    ]:
         try:
             container_id = record.read_text().split("\n")[1]
         except (OSError, IndexError):
@@ -157,6 +164,43 @@ def task_info(
         }
     info.update(extra)
     return info
+
+
+def executor_info(
+    framework_id: str,
+    executor_id: str,
+    *,
+    role: str = "*",
+    cpus: float = 0.1,
+    mem: float = 32.0,
+    disk: float = 10.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A DEFAULT ``ExecutorInfo`` for task groups (Mesos wants cpus, mem and disk)."""
+    resources = [
+        {"name": name, "type": "SCALAR", "scalar": {"value": value}, "role": "*",
+         "allocation_info": {"role": role}}
+        for name, value in (("cpus", cpus), ("mem", mem), ("disk", disk))
+    ]  # fmt: skip
+    info: dict[str, Any] = {
+        "type": "DEFAULT",
+        "executor_id": {"value": executor_id},
+        "framework_id": {"value": framework_id},
+        "resources": resources,
+    }
+    info.update(extra)
+    return info
+
+
+def launch_group_operation(
+    executor: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A LAUNCH_GROUP offer operation; tasks may leave out ``executor`` (the master adds
+    the group's) and need no ``command`` of their own executor."""
+    return {
+        "type": "LAUNCH_GROUP",
+        "launch_group": {"executor": dict(executor), "task_group": {"tasks": list(tasks)}},
+    }
 
 
 class SchedulerClient:
@@ -316,19 +360,38 @@ class SchedulerClient:
             if e["type"] == "UPDATE" and e["update"]["status"]["task_id"]["value"] == task_id
         ]
 
-    async def launch(
-        self, offers: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]], **accept: Any
+    async def accept(
+        self,
+        offers: Sequence[Mapping[str, Any]],
+        operations: Sequence[Mapping[str, Any]],
+        **accept: Any,
     ) -> httpx.Response:
         return await self.call(
             {
                 "type": "ACCEPT",
                 "accept": {
                     "offer_ids": [o["id"] for o in offers],
-                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}],
+                    "operations": list(operations),
                     **accept,
                 },
             }
         )
+
+    async def launch(
+        self, offers: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]], **accept: Any
+    ) -> httpx.Response:
+        operation = {"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}
+        return await self.accept(offers, [operation], **accept)
+
+    async def launch_group(
+        self,
+        offers: Sequence[Mapping[str, Any]],
+        executor: Mapping[str, Any],
+        tasks: Sequence[Mapping[str, Any]],
+        **accept: Any,
+    ) -> httpx.Response:
+        """ACCEPT with one LAUNCH_GROUP: ``tasks`` run together under ``executor``."""
+        return await self.accept(offers, [launch_group_operation(executor, tasks)], **accept)
 
     async def decline(
         self, offers: Sequence[Mapping[str, Any]], refuse_seconds: float
@@ -352,6 +415,11 @@ class NullFramework:
     fills each offer), declines surplus offers for an hour once every task is
     launched, and returns when all of them report TASK_RUNNING. ``offers_seen`` and
     ``accepts`` count what it got and sent.
+
+    With ``group_size`` the tasks are launched ``group_size`` at a time as task groups
+    (one LAUNCH_GROUP operation each, the last group may be smaller), each under a new
+    DEFAULT executor of ``executor_cpus``, ``executor_mem`` and ``executor_disk``;
+    ``groups`` lists the task ids of each group by executor id.
     """
 
     def __init__(
@@ -363,6 +431,10 @@ class NullFramework:
         mem: float = 32.0,
         tasks_per_offer: int | None = None,
         prefix: str = "null",
+        group_size: int | None = None,
+        executor_cpus: float = 0.1,
+        executor_mem: float = 32.0,
+        executor_disk: float = 10.0,
     ) -> None:
         self.client = client
         self.command = command
@@ -370,14 +442,17 @@ class NullFramework:
         self.mem = mem
         self.tasks_per_offer = tasks_per_offer
         self.prefix = prefix
+        self.group_size = group_size
+        self.executor_resources = {
+            "cpus": executor_cpus,
+            "mem": executor_mem,
+            "disk": executor_disk,
+        }
         self.launched: list[str] = []
+        self.groups: dict[str, list[str]] = {}
         self.running: set[str] = set()
         self.offers_seen = 0
         self.accepts = 0
-
-    def _fits(self, offer: Mapping[str, Any]) -> int:
-        scalars = {r["name"]: r["scalar"]["value"] for r in offer["resources"] if "scalar" in r}
-        return int(min(scalars.get("cpus", 0.0) / self.cpus, scalars.get("mem", 0.0) / self.mem))
 
     async def launch(self, nursery: trio.Nursery, count: int, *, timeout: float = 600.0) -> None:
         client = self.client
@@ -408,16 +483,45 @@ class NullFramework:
     def _use(self, calls: trio.Nursery, offer: Mapping[str, Any], target: int) -> bool:
         """Launch what fits on ``offer``; False if nothing does (the offer is surplus)."""
         self.offers_seen += 1
-        room = min(self._fits(offer), target - len(self.launched))
+        free = {r["name"]: r["scalar"]["value"] for r in offer["resources"] if "scalar" in r}
+        room = target - len(self.launched)
         if self.tasks_per_offer is not None:
             room = min(room, self.tasks_per_offer)
-        if room <= 0:
+        operations: list[dict[str, Any]] = []
+        tasks: list[dict[str, Any]] = []
+        while room > 0:
+            size = min(self.group_size or 1, room)
+            need = {"cpus": size * self.cpus, "mem": size * self.mem}
+            if self.group_size:
+                need = {k: need.get(k, 0.0) + v for k, v in self.executor_resources.items()}
+            if any(free.get(name, 0.0) < value - 1e-9 for name, value in need.items()):
+                break
+            for name, value in need.items():
+                free[name] -= value
+            room -= size
+            unit = []
+            for _ in range(size):
+                task_id = f"{self.prefix}.{len(self.launched)}"
+                self.launched.append(task_id)
+                unit.append(task_info(offer, task_id, self.command, cpus=self.cpus, mem=self.mem))
+            if self.group_size:
+                executor_id = f"{self.prefix}.executor.{len(self.groups)}"
+                self.groups[executor_id] = [t["task_id"]["value"] for t in unit]
+                executor = executor_info(
+                    str(self.client.framework_id),
+                    executor_id,
+                    role=offer.get("allocation_info", {}).get("role", "*"),
+                    **self.executor_resources,
+                )
+                operations.append(launch_group_operation(executor, unit))
+            else:
+                tasks.extend(unit)
+        if tasks:
+            operations.append({"type": "LAUNCH", "launch": {"task_infos": tasks}})
+        if not operations:
             return False
-        tasks = []
-        for _ in range(room):
-            task_id = f"{self.prefix}.{len(self.launched)}"
-            self.launched.append(task_id)
-            tasks.append(task_info(offer, task_id, self.command, cpus=self.cpus, mem=self.mem))
         self.accepts += 1
-        calls.start_soon(partial(self.client.launch, [offer], tasks, filters={"refuse_seconds": 0}))
+        calls.start_soon(
+            partial(self.client.accept, [offer], operations, filters={"refuse_seconds": 0})
+        )
         return True

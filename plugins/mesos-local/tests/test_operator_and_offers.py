@@ -33,7 +33,6 @@ async def test_unsupported_operations_are_refused_cleanly(cluster, schedulers, n
     await client.subscribe(nursery, capabilities=["MULTI_ROLE", "PARTITION_AWARE"])
     offer = (await client.wait_offers())[0]
     cpus = [r for r in offer["resources"] if r["name"] == "cpus"]
-    group_task = task_info(offer, "group.1", "sleep 5")
     launch = {"task_infos": [task_info(offer, "ok.1", "sleep 5")]}
     response = await client.call(
         {
@@ -43,32 +42,18 @@ async def test_unsupported_operations_are_refused_cleanly(cluster, schedulers, n
                 "operations": [
                     {"type": "RESERVE", "id": {"value": "op-1"}, "reserve": {"resources": cpus}},
                     {"type": "CREATE", "create": {"volumes": []}},
-                    {
-                        "type": "LAUNCH_GROUP",
-                        "launch_group": {
-                            "executor": {
-                                "executor_id": {"value": "ex"},
-                                "type": "DEFAULT",
-                                "framework_id": {"value": client.framework_id},
-                            },
-                            "task_group": {"tasks": [{k: v for k, v in group_task.items()
-                                                      if k != "command"}]},
-                        },
-                    },
                     {"type": "LAUNCH", "launch": launch},
                 ],
                 "filters": {"refuse_seconds": 0},
             },
         }
-    )  # fmt: skip
+    )
     assert response.status_code == 202
     update = await client.wait_for(lambda e: e["type"] == "UPDATE_OPERATION_STATUS")
     status = update["update_operation_status"]["status"]
     assert status["operation_id"] == {"value": "op-1"}
     assert status["state"] == "OPERATION_ERROR"
     assert "uuid" not in status and "not supported" in status["message"]
-    error = await client.wait_update("group.1", "TASK_ERROR")
-    assert error["reason"] == "REASON_TASK_GROUP_INVALID"
     await client.wait_update("ok.1", "TASK_RUNNING")  # the rest of the call still applies
     assert not [
         e for e in client.events if e["type"] == "UPDATE_OPERATION_STATUS" and

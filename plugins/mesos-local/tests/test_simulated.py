@@ -67,3 +67,45 @@ async def test_null_framework_fills_a_thousand_simulated_agents(cluster, schedul
     tasks = cluster.master.frameworks[client.framework_id].tasks
     assert sum(t.state == "TASK_RUNNING" for t in tasks.values()) == 100
     assert len({t.agent_id for t in tasks.values()}) == 100  # one per offer, one per agent
+
+
+@pytest.mark.cluster(agents=0, simulated_agents=2, simulated_task_step=0.02)
+async def test_simulated_groups_start_together_and_die_together(cluster, schedulers, nursery):
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery, capabilities=["MULTI_ROLE", "TASK_KILLING_STATE"])
+    framework = NullFramework(client, group_size=3, tasks_per_offer=3)
+    await framework.launch(nursery, 6)
+    assert sorted(framework.groups) == ["null.executor.0", "null.executor.1"]
+    for executor_id, task_ids in framework.groups.items():
+        for task_id in task_ids:
+            running = await client.wait_update(task_id, "TASK_RUNNING")
+            assert running["executor_id"] == {"value": executor_id}
+            assert client.states(task_id) == ["TASK_STARTING", "TASK_RUNNING"]
+    state = cluster.master.state()["frameworks"][0]
+    assert sorted(e["executor_id"] for e in state["executors"]) == sorted(framework.groups)
+    # KILL of one task kills its group; SHUTDOWN of an executor kills all of its tasks.
+    first, second = framework.groups["null.executor.0"], framework.groups["null.executor.1"]
+    mark = len(client.events)
+    await client.call({"type": "KILL", "kill": {"task_id": {"value": first[1]}}})
+    executor = next(e for e in state["executors"] if e["executor_id"] == "null.executor.1")
+    await client.call(
+        {
+            "type": "SHUTDOWN",
+            "shutdown": {
+                "executor_id": {"value": "null.executor.1"},
+                "agent_id": {"value": executor["slave_id"]},
+            },
+        }
+    )
+    for task_id in first + second:
+        await client.wait_update(task_id, "TASK_KILLED", since=mark)
+        assert client.states(task_id)[-2:] == ["TASK_KILLING", "TASK_KILLED"]
+    for executor_id in framework.groups:  # both executors exited
+        failure = await client.wait_for(
+            lambda e, executor_id=executor_id: (
+                e["type"] == "FAILURE" and e["failure"]["executor_id"]["value"] == executor_id
+            ),
+            since=mark,
+        )
+        assert failure["failure"]["status"] == 0
+    assert not cluster.master.frameworks[client.framework_id].executors
