@@ -48,7 +48,7 @@ MasterService = Callable[..., Awaitable[None]]
 MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 
 #: Seconds between two refreshes of a standby's cached state.
-WARM_INTERVAL = 0.5
+WARM_INTERVAL = 1.0
 
 
 @attrs.define
@@ -185,13 +185,18 @@ async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None
     Why: with 10k apps and 100k instances a cold load takes seconds, and a new
     leader must serve writes within the ZooKeeper session timeout + 2 s of the old
     one's death (issue #7).  Warm, a takeover reads and decodes only what changed
-    since the last pass.  Passes follow changes, at most one per
-    :data:`WARM_INTERVAL`.
+    since the last pass.  The roots that in-flight deployments started from are
+    kept too: the new leader resumes those deployments at once.  Passes follow
+    changes, at most one per :data:`WARM_INTERVAL`.
     """
     while True:
         if not election.is_leader:
             try:
-                await state.load()
+                snapshot = await state.load()
+                for d in snapshot.deployments:
+                    for version in (d.original_version, d.target_version):
+                        if version is not None:
+                            await state.root_group(version)
             except StorageError as exc:
                 log.debug("standby state refresh failed: %s", exc)
         await state.storage.wait_changed()

@@ -160,3 +160,55 @@ async def test_a_directory_created_after_it_was_listed_empty_is_seen(
     await writer.commit([Create("instances/a", b"1")])
     await reader.sync()
     assert await reader.children("instances") == ["a"]
+
+
+async def test_a_standby_keeps_the_state_warm_so_taking_over_reads_only_changes(
+    pair: tuple[ZkStorage, ZkStorage],
+) -> None:
+    """keep_standby_warm: after a refresh, the new leader's load asks ZooKeeper only
+    for what changed since (here: nothing), and sees the old leader's last writes."""
+    import attrs
+
+    from marathon_core.model.app import AppDefinition
+    from marathon_core.model.group import Group
+    from marathon_core.model.ids import PathId, Timestamp
+    from marathon_core.service import keep_standby_warm
+    from marathon_core.state.store import StateStore
+
+    @attrs.define
+    class Standing:
+        is_leader: bool = False
+
+    reader, writer = pair
+    leader = await StateStore.open(writer)
+    standby = await StateStore.open(reader)
+
+    async def store(n: int) -> None:
+        apps = tuple(
+            AppDefinition(id=PathId.parse(f"/w/a{i}"), cmd=f"v{n}", version=Timestamp(1000 + n))
+            for i in range(20)
+        )
+        group = Group(PathId.parse("/w"), apps=apps, version=Timestamp(1000 + n))
+        await leader.store_root(Group(PathId.root(), groups=(group,), version=group.version))
+
+    await store(1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(keep_standby_warm, standby, Standing())
+        for n in (2, 3):
+            await store(n)
+            await reader.sync()
+            wanted = {standby.groups.current_key(PathId.root())} | {
+                standby.apps.version_key(PathId.parse(f"/w/a{i}"), Timestamp(1000 + n))
+                for i in range(20)
+            }
+            cached = reader._cache.values  # type: ignore[union-attr]
+            assert not wanted & cached.keys()
+            with trio.fail_after(10):  # no reads here: the refresh alone fills the cache
+                while not wanted <= cached.keys():
+                    await trio.sleep(0.05)
+            before = calls(reader)
+            root = await standby.root_group()
+            assert calls(reader) == before, "the takeover read must come from the cache"
+            assert root is not None
+            assert {a.cmd for a in root.transitive_apps()} == {f"v{n}"}
+        nursery.cancel_scope.cancel()
