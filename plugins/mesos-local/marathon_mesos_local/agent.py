@@ -3,8 +3,8 @@
 ``python -m marathon_mesos_local.agent --master URL --ip 127.0.0.2 ...`` serves a
 small HTTP API on ``ip:port`` for the master (``run_task``, ``run_task_group``,
 ``kill_task``, ``acknowledge``, ``shutdown_executor``, ``shutdown_framework``,
-``ping``), registers with the master, and runs every task like Mesos's command
-executor: TASK_STARTING, TASK_RUNNING, then TASK_FINISHED /
+``framework_message``, ``ping``), registers with the master, and runs every task like
+Mesos's command executor: TASK_STARTING, TASK_RUNNING, then TASK_FINISHED /
 TASK_FAILED / TASK_KILLED. Each task has one status-update stream: only its head
 update is in flight, resent with doubling backoff until the scheduler acknowledges it,
 exactly as the agent's status update manager does.
@@ -407,6 +407,8 @@ class Agent:
                 return self._shutdown_executor(body)
             if action == "shutdown_framework":
                 return self._shutdown_framework(body)
+            if action == "framework_message":
+                return self._framework_message(body)
         except (ValueError, KeyError, TypeError) as exc:
             return Response.text(400, f"Bad request: {exc}")
         return Response(404)
@@ -535,6 +537,34 @@ class Agent:
             if not task.kill.is_set():
                 task.grace_period = DEFAULT_GRACE_PERIOD
                 task.kill.set()
+        return Response(202)
+
+    def _framework_message(self, body: Mapping[str, Any]) -> Response:
+        """A framework's message for an executor: both built-in executors ignore them
+        (the command executor and the default executor alike); unknown recipients are
+        dropped with a log line, as the Mesos agent does."""
+        framework_id, executor_id = str(body["framework_id"]), str(body["executor_id"])
+        command_task = self.tasks.get((framework_id, executor_id))
+        if not any(fid == framework_id for fid, _ in [*self.tasks, *self.executors]):
+            log.warning(
+                "Dropping message from framework %s because framework does not exist",
+                framework_id,
+            )
+        elif (framework_id, executor_id) in self.executors or (
+            command_task is not None
+            and not command_task.group
+            and command_task.state not in TERMINAL
+        ):
+            log.info(
+                "Message for executor '%s' of framework %s ignored by the executor",
+                executor_id,
+                framework_id,
+            )
+        else:
+            log.warning(
+                "Dropping message for executor '%s' because executor does not exist",
+                executor_id,
+            )
         return Response(202)
 
     def _shutdown_framework(self, body: Mapping[str, Any]) -> Response:

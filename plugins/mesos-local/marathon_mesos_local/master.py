@@ -9,8 +9,8 @@ the ``202`` is sent and reported as events on the framework's RecordIO stream.
 Master-to-agent traffic (libprocess in real Mesos) is JSON over HTTP on loopback:
 agents ``POST /_local/agents/register``, ``/_local/agents/status`` and
 ``/_local/agents/executor_exited``; the master sends ``run_task``, ``run_task_group``,
-``kill_task``, ``acknowledge``, ``shutdown_executor`` and ``shutdown_framework`` to
-each agent through one ordered outbox per agent.
+``kill_task``, ``acknowledge``, ``shutdown_executor``, ``shutdown_framework`` and
+``framework_message`` to each agent through one ordered outbox per agent.
 """
 
 from __future__ import annotations
@@ -1376,6 +1376,32 @@ class Master:
             return
         self._to_agent(
             agent, "shutdown_executor", {"framework_id": framework.id, "executor_id": executor_id}
+        )
+
+    def _call_message(self, framework: Framework, call: Mapping[str, Any]) -> None:
+        """Pass opaque bytes on to an executor through its agent (best effort, as in
+        Mesos: a message for an agent that is not registered is dropped with a log
+        line, and the agent drops one for an executor it does not run)."""
+        message = call["message"]
+        agent_id = message["agent_id"]["value"]
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            log.warning(
+                "Cannot send framework message for framework %s to agent %s because agent "
+                "is not registered",
+                framework.id,
+                agent_id,
+            )
+            return
+        log.info("Processing MESSAGE call from framework %s to agent %s", framework.id, agent_id)
+        self._to_agent(
+            agent,
+            "framework_message",
+            {
+                "framework_id": framework.id,
+                "executor_id": message["executor_id"]["value"],
+                "data": message["data"],
+            },
         )
 
     # -- tasks and resources ---------------------------------------------------------

@@ -115,6 +115,7 @@ class SimulatedAgent:
                 del self.tasks[key]
             for key in [k for k in self.executors if k[0] == framework_id]:
                 del self.executors[key]
+        # "framework_message": the built-in executors ignore framework messages.
 
     def _start(
         self, body: dict[str, Any], infos: list[dict[str, Any]], *, executor: _Executor | None

@@ -90,6 +90,36 @@ async def subscribe_raw(http, body=SUBSCRIBE):
             "Framework cannot be found",
         ),
         (
+            JSON,
+            {"type": "MESSAGE", "framework_id": {"value": "f"}},
+            400,
+            "Failed to validate scheduler::Call: Expecting 'message' to be present",
+        ),
+        (
+            JSON,
+            {
+                "type": "MESSAGE",
+                "framework_id": {"value": "f"},
+                "message": {"agent_id": {"value": "a"}, "executor_id": {"value": "e"}},
+            },
+            400,
+            "Failed to convert JSON into Call protobuf: Missing required fields: message.data",
+        ),
+        (
+            JSON,
+            {
+                "type": "MESSAGE",
+                "framework_id": {"value": "f"},
+                "message": {
+                    "agent_id": {"value": "a"},
+                    "executor_id": {"value": "e"},
+                    "data": "not base64!",
+                },
+            },
+            400,
+            "Failed to base64 decode field 'message.data'",
+        ),
+        (
             {**JSON, "Mesos-Stream-Id": "x"},
             SUBSCRIBE,
             400,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from marathon_mesos_local.testing import task_info
+from marathon_mesos_local.testing import executor_info, launch_group_operation, task_info
 
 
 def sandbox_of(cluster, task_id: str) -> Path:
@@ -412,3 +413,48 @@ async def test_failover_timeout_expiry_kills_tasks(cluster, schedulers, nursery)
     again = schedulers(cluster.url)
     error = await again.subscribe(nursery, framework_id=first.framework_id)
     assert error == {"type": "ERROR", "error": {"message": "Framework has been removed"}}
+
+
+async def test_message_goes_to_the_agent_and_the_executors_ignore_it(
+    cluster, schedulers, nursery, caplog, capfd
+) -> None:
+    caplog.set_level(logging.INFO, logger="marathon_mesos_local.master")
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery)
+    offer = (await client.wait_offers())[0]
+    agent_id = offer["agent_id"]["value"]
+    group = launch_group_operation(
+        executor_info(client.framework_id, "msg.executor"),
+        [task_info(offer, "msg.2", "sleep 3600")],
+    )
+    launch = {"type": "LAUNCH", "launch": {"task_infos": [task_info(offer, "msg.1", "sleep 3600")]}}
+    await client.accept([offer], [launch, group])
+    await client.wait_update("msg.1", "TASK_RUNNING")
+    await client.wait_update("msg.2", "TASK_RUNNING")
+    data = base64.b64encode(b"hello").decode()
+    for executor_id, to in (
+        ("msg.1", agent_id),  # the command executor of msg.1
+        ("msg.executor", agent_id),  # a default executor
+        ("nope", agent_id),  # no such executor on the agent
+        ("msg.1", "no-such-agent"),
+    ):
+        message = {"agent_id": {"value": to}, "executor_id": {"value": executor_id}, "data": data}
+        response = await client.call({"type": "MESSAGE", "message": message})
+        assert (response.status_code, response.content) == (202, b"")
+    assert caplog.text.count(f"Processing MESSAGE call from framework {client.framework_id}") == 3
+    assert (
+        f"Cannot send framework message for framework {client.framework_id} to agent "
+        "no-such-agent because agent is not registered" in caplog.text
+    )
+    # The agent (a process of its own, logging to our stderr) routes and drops them.
+    seen = ""
+    with trio.fail_after(5):
+        while seen.count("ignored by the executor") < 2 or "executor 'nope'" not in seen:
+            seen += capfd.readouterr().err
+            await trio.sleep(0.05)
+    assert "Dropping message for executor 'nope' because executor does not exist" in seen
+    assert "refused framework_message" not in caplog.text
+    # Nothing else happened: the master serves, the tasks run.
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(cluster.url + "/health")).status_code == 200
+    assert client.states("msg.1")[-1] == client.states("msg.2")[-1] == "TASK_RUNNING"
