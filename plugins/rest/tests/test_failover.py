@@ -24,6 +24,9 @@ from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
 
 pytest.importorskip("marathon_mesos_local")
 
+#: Leader kills in the kill loop; each killed process is restarted as a standby.
+KILLS = 4
+
 
 @pytest.fixture
 def mesos_master(tmp_path: Path) -> Iterator[str]:
@@ -134,18 +137,44 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
 
         tasks_before = wait_for(steady_tasks, what="2 running tasks")
 
-        for round_ in range(2):
+        scales: list[int] = []
+
+        def scale(instances: int) -> None:
+            """Scale /fo/scaled through any live process, retrying until one answers 2xx."""
+
+            def attempt() -> bool:
+                for server in live():
+                    response = httpx.put(
+                        f"{server.url}/v2/apps/fo/scaled?force=true",
+                        json={"cmd": "sleep 1000", "cpus": 0.01, "mem": 16, "instances": instances},
+                        timeout=10,
+                    )
+                    if response.status_code in (200, 201):
+                        return True
+                return False
+
+            wait_for(attempt, what=f"a 2xx scaling to {instances}")
+            scales.append(instances)
+
+        for round_ in range(KILLS):
             old = wait_for(agreed_leader, what="one leader")
             old.process.send_signal(signal.SIGKILL)
             old.process.wait()
             write(f"during{round_}")
+            scale(round_ % 3)
             new = wait_for(agreed_leader, what="a new leader")
             assert new is not old
             write(f"after{round_}")
+            # The killed process comes back as a new standby, as a supervisor would restart it.
+            servers.append(
+                stack.enter_context(running_marathon(*args, state_dir=tmp_path / f"r{round_}"))
+            )
 
         survivor = wait_for(agreed_leader, what="the last leader")
         apps = {a["id"] for a in httpx.get(f"{survivor.url}/v2/apps", timeout=10).json()["apps"]}
         assert {f"/fo/{name}" for name in writes} <= apps
+        scaled = httpx.get(f"{survivor.url}/v2/apps/fo/scaled", timeout=10).json()["app"]
+        assert scaled["instances"] == scales[-1]
         time.sleep(2)  # let reconciliation run on the last leader
         assert wait_for(steady_tasks, what="the same 2 tasks") == tasks_before
 
