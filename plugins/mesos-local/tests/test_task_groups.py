@@ -19,7 +19,9 @@ import trio
 from marathon_mesos_local.testing import (
     NullFramework,
     executor_info,
+    pause_agent,
     restart_agent,
+    resume_agent,
     task_info,
     task_pids,
 )
@@ -217,3 +219,31 @@ async def test_group_tasks_survive_an_agent_restart(cluster, schedulers, nursery
     await client.wait_update("r.1", "TASK_KILLED", since=mark)
     await wait_executor_gone(client, "r.executor.0", since=mark)
     assert task_pids(cluster, "r.1") == []
+
+
+@pytest.mark.cluster(agent_ping_timeout=0.2, max_agent_ping_timeouts=3)
+async def test_a_partition_takes_the_executor_away_and_brings_it_back(cluster, schedulers, nursery):
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery, capabilities=["MULTI_ROLE", "PARTITION_AWARE"])
+    framework = NullFramework(client, group_size=2, prefix="p")
+    await framework.launch(nursery, 2)
+    pause_agent(cluster, 0)
+    try:
+        for task_id in ("p.0", "p.1"):
+            lost = await client.wait_update(task_id, "TASK_UNREACHABLE", timeout=5)
+            assert lost["executor_id"] == {"value": "p.executor.0"}
+        # An unreachable agent's executors are forgotten with their resources.
+        assert cluster.master.state()["frameworks"][0]["executors"] == []
+        mark = len(client.events)
+    finally:
+        resume_agent(cluster, 0)
+    for task_id in ("p.0", "p.1"):
+        back = await client.wait_update(task_id, "TASK_RUNNING", since=mark, timeout=10)
+        assert back["reason"] == "REASON_AGENT_REREGISTERED"
+        assert back["executor_id"] == {"value": "p.executor.0"}
+    # The re-registered agent reported its executor: it is the master's again.
+    [executor] = cluster.master.state()["frameworks"][0]["executors"]
+    assert executor["executor_id"] == "p.executor.0"
+    await client.call({"type": "KILL", "kill": {"task_id": {"value": "p.1"}}})
+    await client.wait_update("p.0", "TASK_KILLED", since=mark)
+    await wait_executor_gone(client, "p.executor.0", since=mark)
