@@ -6,7 +6,7 @@ import attrs
 import pytest
 import trio
 
-from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.deploy.manager import DeploymentRegistry, GroupManager, _RootFacts
 from marathon_core.errors import AppLockedError, ValidationError
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
@@ -120,3 +120,68 @@ async def test_unchanged_apps_keep_their_version(manager: GroupManager) -> None:
     assert second.root.find_app(WEB) == first.root.find_app(WEB)
     assert [str(a) for a in second.deployment.affected_app_ids()] == ["/other"]
     assert Group.empty_root().find_app(WEB) is None
+
+
+async def test_later_changes_are_validated_as_strictly_as_the_first(
+    manager: GroupManager,
+) -> None:
+    """After the first change the manager validates only what changed (see its module
+    docstring); what the whole-tree rules reject must still be rejected."""
+    first = await manager.update_root(put(web()))
+    manager._registry.remove(first.deployment.id)
+    a = AppDefinition(id=PathId.parse("/a"), cmd="x", dependencies=(PathId.parse("/b"),))
+    b = AppDefinition(id=PathId.parse("/b"), cmd="x")
+    ok = await manager.update_root(lambda root: root.update_app(a).update_app(b))
+    manager._registry.remove(ok.deployment.id)
+    b_cycle = attrs.evolve(b, dependencies=(PathId.parse("/a"),))
+    rejected = [
+        (lambda root: root.update_app(b_cycle), "Dependency graph has cyclic dependencies."),
+        (
+            lambda root: root.update_app(attrs.evolve(b, id=PathId.parse("/prod"))),
+            "Groups and Applications may not have the same identifier.",
+        ),
+        (
+            lambda root: root.put_group(Group(PathId.parse("/a"))),
+            "Groups and Applications may not have the same identifier.",
+        ),
+    ]
+    for change, message in rejected:
+        with pytest.raises(ValidationError) as invalid:
+            await manager.update_root(change)
+        assert invalid.value.to_json()["details"] == [{"path": "/", "errors": [message]}]
+        assert await manager.root() is ok.root
+        assert await manager._state.root_group() == ok.root
+
+
+async def test_service_ports_in_use_follow_every_change(manager: GroupManager) -> None:
+    def other(name: str) -> AppDefinition:
+        return parse_app({"id": f"/other/{name}", "cmd": "x"}, context=ValidationContext())
+
+    def ports(root: Group) -> dict[str, tuple[int, ...]]:
+        return {str(a.id): a.service_ports for a in root.transitive_apps()}
+
+    await manager.update_root(put(web()))
+    await manager.update_root(put(other("one")), force=True)
+    change = await manager.update_root(put(other("two")), force=True)
+    assert ports(change.root) == {
+        "/prod/web": (10000,),
+        "/other/one": (10001,),
+        "/other/two": (10002,),
+    }
+    change = await manager.update_root(lambda root: root.remove_app(WEB), force=True)
+    change = await manager.update_root(put(other("three")), force=True)
+    assert ports(change.root)["/other/three"] == (10000,)  # freed by the removal
+    # What the manager keeps about all apps equals a fresh look at the whole tree.
+    facts = manager._facts
+    assert facts is not None and facts.root is change.root
+    assert facts == _RootFacts.of(change.root)
+
+
+async def test_a_reloaded_root_is_validated_whole_again(manager: GroupManager) -> None:
+    first = await manager.update_root(put(web()))
+    manager._registry.remove(first.deployment.id)
+    manager.forget_root()
+    b = AppDefinition(id=PathId.parse("/b"), cmd="x")
+    second = await manager.update_root(lambda root: root.update_app(b))
+    assert second.root.find_app(WEB) == first.root.find_app(WEB)
+    assert manager._facts == _RootFacts.of(second.root)

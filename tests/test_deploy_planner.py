@@ -8,7 +8,7 @@ from marathon_core.deploy.planner import dependency_depths, plan_deployment
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import parse_group
 from marathon_core.model.deployment import ActionKind
-from marathon_core.model.group import Group
+from marathon_core.model.group import Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.validation import ValidationContext
 
@@ -105,3 +105,34 @@ def test_put_and_remove_group_keep_the_rest_of_the_tree() -> None:
         str(a.id) for a in replaced.remove_group(PathId.parse("/shop")).transitive_apps()
     ) == ["/keep/me"]
     assert list(replaced.remove_group(PathId.root()).transitive_apps()) == []
+
+
+def test_without_dependencies_every_change_is_one_step_as_the_graph_walk_finds() -> None:
+    original = root_with(app("/a/x"), app("/a/y", instances=2), app("/b/z"))
+    target = (
+        original.update_app(app("/a/y", instances=4))
+        .update_app(attrs.evolve(app("/b/z"), cmd="sleep 9"))
+        .update_app(app("/c/new"))
+        .remove_app(PathId.parse("/a/x"))
+    )
+    restart = {PathId.parse("/a/y"), PathId.parse("/b/z"), PathId.parse("/gone")}
+    walked = plan_deployment(original, target, version=NOW, restart=restart, deployment_id="d")
+    promised = plan_deployment(
+        original,
+        target,
+        version=NOW,
+        restart=restart,
+        deployment_id="d",
+        changes=app_changes(original, target),
+        has_dependencies=False,
+    )
+    assert promised == walked
+    assert shape(walked) == [
+        [("StopApplication", "/a/x")],
+        [("StartApplication", "/c/new")],
+        [
+            ("RestartApplication", "/a/y"),
+            ("RestartApplication", "/b/z"),
+            ("ScaleApplication", "/c/new"),
+        ],
+    ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import attrs
 import pytest
 
 from marathon_core.model import (
@@ -15,7 +18,9 @@ from marathon_core.model import (
     parse_instance_id,
     parse_task_id,
 )
+from marathon_core.model.group import AppChanges, app_changes
 from marathon_core.model.ids import valid_id_string
+from marathon_core.model.validation import validate_group, validate_group_change
 
 
 def test_path_id_basics() -> None:
@@ -124,3 +129,73 @@ def test_group_helpers_and_cycles() -> None:
     assert cyclic.has_cycle()
     removed = root.remove_app(PathId.parse("/s/api"))
     assert {str(a.id) for a in removed.transitive_apps()} == {"/s/db", "/s/web/ui"}
+
+
+def _index_diff(before: Group, after: Group) -> tuple[dict[PathId, AppDefinition], set[PathId]]:
+    """What :func:`app_changes` must find, by comparing the two whole app indexes."""
+    old, new = before.app_index(), after.app_index()
+    return {i: a for i, a in new.items() if old.get(i) is not a}, set(old) - set(new)
+
+
+def test_app_changes_match_comparing_whole_indexes() -> None:
+    rng = random.Random(7)
+    ids = [f"/g{g}/s{s}/a{a}" for g in range(3) for s in range(3) for a in range(3)]
+    root = Group.empty_root()
+    for _ in range(300):
+        before = root
+        move = rng.random()
+        app_id = PathId.parse(rng.choice(ids))
+        if move < 0.5:
+            root = root.update_app(_app(str(app_id)))
+        elif move < 0.7:
+            root = root.remove_app(app_id)
+        elif move < 0.8:
+            root = root.remove_group(app_id.parent)
+        elif move < 0.9:  # a group replaced by a copy that keeps some of its apps
+            group = root.find_group(app_id.parent) or Group(app_id.parent)
+            kept = tuple(a for a in group.apps if a.id != app_id and rng.random() < 0.5)
+            root = root.put_group(attrs.evolve(group, apps=(*kept, _app(str(app_id)))))
+        changes = app_changes(before, root)
+        changed, removed = _index_diff(before, root)
+        assert changes.changed == changed and list(changes.changed) == [
+            a.id for a in root.transitive_apps() if a.id in changed
+        ]
+        assert set(changes.removed) == removed
+        assert changes.previous == {
+            i: before.app_index()[i] for i in changed if i in before.app_index()
+        }
+        old_groups = {g.id for g in before.transitive_groups()}
+        assert set(changes.new_groups) == {
+            g.id for g in root.transitive_groups() if g.id not in old_groups
+        }
+    assert app_changes(root, root) == AppChanges({}, {}, {}, ())
+
+
+def test_validating_a_change_finds_what_validating_the_tree_finds() -> None:
+    base = Group.empty_root()
+    for a in (_app("/s/db"), _app("/s/api"), _app("/s/web/ui")):
+        base = base.update_app(a)
+    assert validate_group(base) == []
+    web = base.find_group(PathId.parse("/s/web"))
+    assert web is not None
+    candidates = [
+        base.update_app(_app("/s/web")),  # an app where a group is
+        base.put_group(Group(PathId.parse("/s/api/v2"))),  # a group where an app is
+        base.update_app(_app("/s/api/v2/x")),  # the same, made by mkdir -p
+        base.update_app(_app("/s/db", "/s/api")).update_app(_app("/s/api", "/s/db")),
+        base.update_app(_app("/s/db", "/s/web")).update_app(_app("/s/web/ui", "/s/db")),
+        base.put_group(
+            attrs.evolve(
+                base.find_group(PathId.parse("/s/web")), dependencies=(PathId.parse("/s/web/ui"),)
+            )
+        ),  # type: ignore[arg-type]
+        base.update_app(_app("/s/db", "/s/api")),  # fine
+        base.update_app(_app("/t/x")).remove_app(PathId.parse("/s/api")),  # fine
+    ]
+    for after in candidates:
+        expected = validate_group(after)
+        deps = any(a.dependencies for a in after.transitive_apps()) or any(
+            g.dependencies for g in after.transitive_groups()
+        )
+        changes = app_changes(base, after)
+        assert validate_group_change(after, changes, has_dependencies=deps) == expected

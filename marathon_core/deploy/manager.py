@@ -2,11 +2,17 @@
 
 Every change to apps and groups goes through :meth:`GroupManager.update_root`, one at
 a time (Marathon serialises root-group updates too): apply the change, validate the
-whole new root, stamp versions, assign service ports, plan the deployment, check it
+new root, stamp versions, assign service ports, plan the deployment, check it
 against running deployments (409, or cancel them with ``force``), then store the root
 and the deployment in one transaction. Only then is the deployment handed to the
 executor through the :class:`DeploymentRegistry`; a crash before that point loses
 nothing, because a new leader loads unfinished deployments from state.
+
+A change costs what it changes, not the number of apps: the old and new roots are
+compared through the subgroups they share (:func:`~marathon_core.model.group.app_changes`),
+and what the rules need from all apps (service ports in use, which apps declare
+dependencies) is kept per root in :class:`_RootFacts` and moved along with each change.
+The first change after the root is (re)loaded validates and scans the whole tree.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError
 from marathon_core.events import EventBus, make_event
 from marathon_core.model.app import AppDefinition, VersionInfo
 from marathon_core.model.deployment import Deployment
-from marathon_core.model.group import Group
+from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
-from marathon_core.model.validation import validate_group
+from marathon_core.model.validation import validate_group, validate_group_change
 from marathon_core.state.store import StateStore
 
 __all__ = ["DeploymentRegistry", "GroupChange", "GroupManager", "TooManyDeploymentsError"]
@@ -112,12 +118,61 @@ def _stamp(
 
 def _stamp_groups(group: Group, before: dict[PathId, Group], now: Timestamp) -> Group:
     """New or changed groups get version ``now``; the root always does (it changed)."""
-    groups = tuple(_stamp_groups(g, before, now) for g in group.groups)
     old = before.get(group.id)
+    if old is group and not group.id.is_root:
+        return group  # the same subtree: nothing in it changed
+    groups = tuple(_stamp_groups(g, before, now) for g in group.groups)
     renewed = attrs.evolve(group, groups=groups, version=old.version if old else None)
     if group.id.is_root or old is None or renewed != old:
         renewed = attrs.evolve(renewed, version=now)
     return renewed
+
+
+@attrs.frozen
+class _RootFacts:
+    """What the rules need from every app of ``root``, kept up to date per change."""
+
+    #: The root these facts describe (and which passed validation).
+    root: Group
+    #: Service port -> how many apps use it (0 ports are left out).
+    ports: dict[int, int]
+    #: Apps that declare dependencies.
+    depending: frozenset[PathId]
+
+    @classmethod
+    def of(cls, root: Group) -> _RootFacts:
+        ports: dict[int, int] = {}
+        for app in root.transitive_apps():
+            for port in app.service_ports:
+                if port:
+                    ports[port] = ports.get(port, 0) + 1
+        depending = frozenset(a.id for a in root.transitive_apps() if a.dependencies)
+        return cls(root, ports, depending)
+
+    def advance(self, root: Group, changes: AppChanges) -> _RootFacts:
+        """The facts of ``root``, which ``changes`` made from this one's root."""
+        ports = dict(self.ports)
+        depending = set(self.depending)
+        for old in (*changes.previous.values(), *changes.removed.values()):
+            depending.discard(old.id)
+            for port in old.service_ports:
+                if port:
+                    left = ports[port] - 1
+                    if left:
+                        ports[port] = left
+                    else:
+                        del ports[port]
+        for new in changes.changed.values():
+            if new.dependencies:
+                depending.add(new.id)
+            for port in new.service_ports:
+                if port:
+                    ports[port] = ports.get(port, 0) + 1
+        return _RootFacts(root, ports, frozenset(depending))
+
+    def has_dependencies(self) -> bool:
+        """Whether any app or group of the root declares dependencies."""
+        return bool(self.depending) or any(g.dependencies for g in self.root.transitive_groups())
 
 
 class GroupManager:
@@ -139,6 +194,8 @@ class GroupManager:
         self._port_range = service_port_range
         self._lock = trio.Lock()
         self._root: Group | None = None
+        #: Facts of the current root once a change has validated it (see the module doc).
+        self._facts: _RootFacts | None = None
 
     async def root(self) -> Group:
         """The current root group (empty before the first change).
@@ -184,19 +241,27 @@ class GroupManager:
             current = await self.root()
             now = Timestamp.now()
             restarted = frozenset(restart)
-            target = self._prepare(current, change(current), now, restarted)
-            deployment = plan_deployment(current, target, version=now, restart=restarted)
+            target, facts = self._prepare(current, change(current), now, restarted)
+            changes = app_changes(current, target)
+            deployment = plan_deployment(
+                current,
+                target,
+                version=now,
+                restart=restarted,
+                changes=changes,
+                has_dependencies=facts.has_dependencies(),
+            )
             if dry_run:
                 return GroupChange(target, deployment)
             cancelled = await self._make_room(deployment, force=force)
-            before, after = current.app_index(), target.app_index()
             await self._state.store_root_and_deployment(
                 target,
                 deployment,
-                apps_changed=[a for i, a in after.items() if before.get(i) is not a],
-                apps_deleted=[i for i in before if i not in after],
+                apps_changed=list(changes.changed.values()),
+                apps_deleted=list(changes.removed),
             )
             self._root = target
+            self._facts = facts
             self._registry.put(deployment)
         for gone in cancelled:
             log.info("deployment %s cancelled by %s (force)", gone.id, deployment.id)
@@ -205,16 +270,37 @@ class GroupManager:
 
     def _prepare(
         self, current: Group, target: Group, now: Timestamp, restart: frozenset[PathId]
-    ) -> Group:
-        violations = validate_group(target)
+    ) -> tuple[Group, _RootFacts]:
+        """Validate ``target``, stamp versions and assign service ports.
+
+        Returns the stamped root and its facts.
+        """
+        changes = app_changes(current, target)
+        facts = self._facts
+        if facts is not None and facts.root is current:
+            facts = facts.advance(target, changes)
+            violations = validate_group_change(
+                target, changes, has_dependencies=facts.has_dependencies()
+            )
+        else:
+            facts = _RootFacts.of(target)
+            violations = validate_group(target)
         if violations:
             raise ValidationError(violations)
-        before = current.app_index()
-        used = {p for a in target.transitive_apps() for p in a.service_ports if p}
+        used = set(facts.ports)
         stamped = _stamp_groups(target, {g.id: g for g in current.transitive_groups()}, now)
-        for app in target.transitive_apps():
-            new = _stamp(before.get(app.id), app, now, restart=app.id in restart)
-            if new is not before.get(app.id):
+        # Only changed and restarted apps can get a new version (others keep theirs).
+        restamp = dict(changes.changed)
+        for app_id in sorted(restart - restamp.keys()):
+            app = target.find_app(app_id)
+            if app is not None:
+                restamp[app_id] = app
+        for app in restamp.values():
+            before = changes.previous.get(app.id)
+            if before is None and app.id not in changes.changed:
+                before = app  # restarted, unchanged
+            new = _stamp(before, app, now, restart=app.id in restart)
+            if new is not before:
                 try:
                     new = assign_service_ports(new, used, port_range=self._port_range)
                 except NoFreeServicePortError as exc:
@@ -222,7 +308,7 @@ class GroupManager:
                 used.update(p for p in new.service_ports if p)
             if new is not app:
                 stamped = stamped.update_app(new)
-        return stamped
+        return stamped, facts.advance(stamped, app_changes(target, stamped))
 
     async def _make_room(self, deployment: Deployment, *, force: bool) -> list[Deployment]:
         conflicts = self._registry.conflicting(deployment.affected_app_ids())

@@ -8,11 +8,11 @@ everything it depends on. Empty steps are dropped; an empty plan is still a plan
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import ActionKind, Deployment, DeploymentAction, DeploymentStep
-from marathon_core.model.group import Group
+from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 
 __all__ = ["dependency_depths", "plan_deployment"]
@@ -63,33 +63,44 @@ def plan_deployment(
     version: Timestamp,
     restart: Collection[PathId] = (),
     deployment_id: str | None = None,
+    changes: AppChanges | None = None,
+    has_dependencies: bool = True,
 ) -> Deployment:
     """The plan that takes ``original`` to ``target``.
 
     :param restart: apps to restart even without a config change (``/restart``).
+    :param changes: ``app_changes(original, target)`` when the caller has it already.
+    :param has_dependencies: False promises that no app or group of ``target``
+        declares dependencies, so every changed app is at depth 1 without walking
+        the dependency graph of all apps.
     """
-    before: Mapping[PathId, AppDefinition] = original.app_index()
-    after: Mapping[PathId, AppDefinition] = target.app_index()
-    stopped = sorted(set(before) - set(after))
-    started = sorted(set(after) - set(before))
-    changes = {
+    if changes is None:
+        changes = app_changes(original, target)
+    stopped = sorted(changes.removed)
+    started = sorted(a for a in changes.changed if a not in changes.previous)
+    kinds = {
         app_id: kind
-        for app_id, app in after.items()
-        if (kind := _action_for(before.get(app_id), app, restart)) is not None
+        for app_id, app in changes.changed.items()
+        if (kind := _action_for(changes.previous.get(app_id), app, restart)) is not None
     }
-    depths = dependency_depths(target, changes)
+    for app_id in restart:
+        if app_id not in changes.changed and (same := target.find_app(app_id)) is not None:
+            kind = _action_for(same, same, restart)
+            if kind is not None:
+                kinds[app_id] = kind
+    depths = dependency_depths(target, kinds) if has_dependencies else dict.fromkeys(kinds, 1)
     steps = [
         DeploymentStep(tuple(DeploymentAction(ActionKind.STOP, a) for a in stopped)),
         DeploymentStep(tuple(DeploymentAction(ActionKind.START, a) for a in started)),
     ]
     for level in sorted(set(depths.values())):
         ids = sorted(a for a, d in depths.items() if d == level)
-        steps.append(DeploymentStep(tuple(DeploymentAction(changes[a], a) for a in ids)))
+        steps.append(DeploymentStep(tuple(DeploymentAction(kinds[a], a) for a in ids)))
     return Deployment(
         id=deployment_id or Deployment.new_id(),
         version=version,
         original_version=original.version,
         target_version=target.version,
         steps=tuple(s for s in steps if s.actions),
-        affected_apps=tuple(sorted({*stopped, *started, *changes})),
+        affected_apps=tuple(sorted({*stopped, *started, *kinds})),
     )

@@ -9,7 +9,7 @@ import attrs
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 
-__all__ = ["Group"]
+__all__ = ["AppChanges", "Group", "app_changes"]
 
 
 @attrs.frozen
@@ -175,3 +175,68 @@ class Group:
             return attrs.evolve(self, apps=tuple(a for a in self.apps if a.id != app_id))
         groups = tuple(g.remove_app(app_id) if g.id.includes(app_id) else g for g in self.groups)
         return attrs.evolve(self, groups=groups)
+
+
+@attrs.frozen
+class AppChanges:
+    """How the apps of two group trees differ (see :func:`app_changes`)."""
+
+    #: Apps of ``after`` that ``before`` lacks or holds as another object, by id, in
+    #: the order of ``after``'s :meth:`Group.transitive_apps`.
+    changed: dict[PathId, AppDefinition]
+    #: The ``before`` version of each changed app that ``before`` has.
+    previous: dict[PathId, AppDefinition]
+    #: Apps of ``before`` that ``after`` lacks, by id.
+    removed: dict[PathId, AppDefinition]
+    #: Ids of the groups of ``after`` that ``before`` lacks.
+    new_groups: tuple[PathId, ...]
+
+
+def app_changes(before: Group, after: Group) -> AppChanges:
+    """What differs between the apps of ``before`` and ``after``, by object identity.
+
+    The same result as comparing the two :meth:`Group.app_index` maps, but without
+    entering subgroups that both trees share: the tree is only changed by path
+    copying (:meth:`Group.update_app`, :meth:`Group.put_group`, ...), which keeps every
+    untouched subgroup as the same object, so a change costs the groups on its path
+    and the apps directly in them instead of every app.
+    """
+    arrived: dict[PathId, AppDefinition] = {}
+    left: dict[PathId, AppDefinition] = {}
+    new_groups: list[PathId] = []
+
+    def walk(old: Group | None, new: Group | None) -> None:
+        if old is new:
+            return
+        if new is None:
+            assert old is not None
+            left.update((a.id, a) for a in old.transitive_apps())
+            return
+        old_apps = {a.id: a for a in old.apps} if old is not None else {}
+        for app in new.apps:
+            was = old_apps.pop(app.id, None)
+            if was is not app:
+                arrived[app.id] = app
+                if was is not None:
+                    left[app.id] = was
+        left.update(old_apps)
+        old_groups = {g.id: g for g in old.groups} if old is not None else {}
+        for group in new.groups:
+            was_group = old_groups.pop(group.id, None)
+            if was_group is None:
+                new_groups.append(group.id)
+            walk(was_group, group)
+        for gone in old_groups.values():
+            walk(gone, None)
+
+    walk(before, after)
+    changed: dict[PathId, AppDefinition] = {}
+    previous: dict[PathId, AppDefinition] = {}
+    for app_id, app in arrived.items():
+        was = left.pop(app_id, None)
+        if was is app:  # moved between groups, unchanged
+            continue
+        changed[app_id] = app
+        if was is not None:
+            previous[app_id] = was
+    return AppChanges(changed, previous, left, tuple(new_groups))

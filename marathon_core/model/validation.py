@@ -23,7 +23,7 @@ from marathon_core.model.app import (
     PersistentVolume,
     SecretVolume,
 )
-from marathon_core.model.group import Group
+from marathon_core.model.group import AppChanges, Group
 from marathon_core.model.ids import (
     RESERVED_LAST_SEGMENTS,
     SEGMENT_PATTERN,
@@ -40,6 +40,7 @@ __all__ = [
     "prefixed",
     "validate_app",
     "validate_group",
+    "validate_group_change",
 ]
 
 
@@ -452,12 +453,38 @@ def _check_readiness(app: AppDefinition, add: _Add) -> None:
             add(Violation(f"{path}/httpStatusCodesForReady", "must be unique"))
 
 
+_SAME_ID = "Groups and Applications may not have the same identifier."
+_CYCLE = "Dependency graph has cyclic dependencies."
+
+
 def validate_group(group: Group) -> list[Violation]:
     """Root-level rules of a group tree: no cycles, no app and group sharing an id."""
     out: list[Violation] = []
     group_ids = {g.id for g in group.transitive_groups()}
     if any(a.id in group_ids for a in group.transitive_apps()):
-        out.append(Violation("/", "Groups and Applications may not have the same identifier."))
+        out.append(Violation("/", _SAME_ID))
     if group.has_cycle():
-        out.append(Violation("/", "Dependency graph has cyclic dependencies."))
+        out.append(Violation("/", _CYCLE))
+    return out
+
+
+def validate_group_change(
+    after: Group, changes: AppChanges, *, has_dependencies: bool
+) -> list[Violation]:
+    """:func:`validate_group` of ``after``, given that the tree it was changed from
+    passed it and that ``changes`` (:func:`~marathon_core.model.group.app_changes`)
+    says what changed; costs the change and the groups instead of every app.
+
+    Why it is enough: a new shared id needs a changed app or a new group; a cycle
+    needs dependencies, so only a tree that has some (``has_dependencies``: any app or
+    group of ``after`` declares one) is searched whole.
+    """
+    out: list[Violation] = []
+    group_ids = {g.id for g in after.transitive_groups()}
+    if any(app_id in group_ids for app_id in changes.changed) or any(
+        after.find_app(group_id) is not None for group_id in changes.new_groups
+    ):
+        out.append(Violation("/", _SAME_ID))
+    if has_dependencies and after.has_cycle():
+        out.append(Violation("/", _CYCLE))
     return out
