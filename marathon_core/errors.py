@@ -21,7 +21,8 @@ so every frontend maps them by type, never by message::
             ├── StorageUnavailableError  backend unreachable (retry later)
             ├── VersionConflictError     a conditional write lost a race
             ├── FencedWriteError         refused: this process no longer leads
-            └── StorageFormatError       stored data has an unknown format version
+            ├── StorageFormatError       stored data has an unknown format version
+            └── WriteTooLargeError       422 too big for one atomic write (also a ValidationError)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "ValidationError",
     "VersionConflictError",
     "Violation",
+    "WriteTooLargeError",
 ]
 
 #: ``message`` of a 422 for a body whose JSON shape is wrong (types, ranges, patterns).
@@ -204,6 +206,19 @@ class FencedWriteError(StorageError):
 
     Not a :class:`VersionConflictError`, so repositories do not retry it.
     """
+
+
+class WriteTooLargeError(StorageError, ValidationError):
+    """422: a change too large for one atomic write of the store; nothing was stored.
+
+    Why a user error: ZooKeeper takes at most 1 MB per transaction, and a group
+    change with thousands of apps is one transaction.  Applied in parts, it fits.
+    """
+
+    def __init__(self, why: str) -> None:
+        ValidationError.__init__(
+            self, [Violation("/", why)], message="The change is too large to store at once"
+        )
 
 
 class StorageFormatError(StorageError):

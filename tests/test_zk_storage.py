@@ -19,6 +19,7 @@ from marathon_core.errors import (
     StorageError,
     StorageUnavailableError,
     VersionConflictError,
+    WriteTooLargeError,
 )
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.storage import Check, Create, Delete, Op, Update
@@ -228,10 +229,12 @@ async def test_transaction_larger_than_a_request(zk: ZkStorage) -> None:
     assert await zk.children("") == []
 
 
-async def test_a_transaction_that_cannot_fit_is_refused(zk: ZkStorage) -> None:
+async def test_a_transaction_that_cannot_fit_is_refused_as_the_users_422(zk: ZkStorage) -> None:
     ops: list[Op] = [Create(f"n/{i:05d}-{'x' * 200}", b"v" * 900) for i in range(1200)]
-    with pytest.raises(StorageError, match="larger than"):
+    with pytest.raises(WriteTooLargeError, match="apply the change in parts") as refused:
         await zk.commit(ops)
+    assert refused.value.status == 422
+    assert refused.value.to_json()["details"][0]["path"] == "/"
     assert await zk.children("") == []
 
 

@@ -67,6 +67,7 @@ from marathon_core.errors import (
     StorageError,
     StorageUnavailableError,
     VersionConflictError,
+    WriteTooLargeError,
 )
 from marathon_core.state.readcache import ReadCache
 from marathon_core.state.storage import (
@@ -888,9 +889,9 @@ class ZkStorage(Storage):
                 tx = await self._plan(ops, encoded, blobs)
                 if sum(t.size() for t in tx) > MAX_REQUEST:
                     if not self._externalize(ops, encoded, blobs):
-                        raise StorageError(
-                            f"zookeeper: a transaction of {len(ops)} ops is larger than the "
-                            f"{MAX_REQUEST} bytes ZooKeeper accepts in one request"
+                        raise WriteTooLargeError(
+                            f"{len(ops)} stored values are more than the {MAX_REQUEST} bytes "
+                            "ZooKeeper accepts in one transaction: apply the change in parts"
                         )
                     continue
                 for b in blobs.values():
