@@ -100,23 +100,22 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
             (address,) = leaders
             return next((s for s in live() if s.url == f"http://{address}"), None)
 
+        def through_any(method: str, path: str, body: dict[str, Any], ok: set[int]) -> None:
+            """Send through any live process, retrying until one answers with a code in ``ok``."""
+
+            def attempt() -> bool:
+                return any(
+                    httpx.request(method, f"{s.url}{path}", json=body, timeout=10).status_code in ok
+                    for s in live()
+                )
+
+            wait_for(attempt, what=f"{method} {path} accepted")
+
         writes: list[str] = []
 
         def write(name: str) -> None:
-            """Create an app through any live process, retrying until one answers 2xx."""
-
-            def attempt() -> bool:
-                for server in live():
-                    response = httpx.post(
-                        f"{server.url}/v2/apps",
-                        json={"id": f"/fo/{name}", "cmd": "sleep 1"},
-                        timeout=10,
-                    )
-                    if response.status_code in (201, 409):
-                        return True
-                return False
-
-            wait_for(attempt, what=f"a 2xx for {name}")
+            # 409: an earlier attempt that timed out had created it.
+            through_any("POST", "/v2/apps", {"id": f"/fo/{name}", "cmd": "sleep 1"}, {201, 409})
             writes.append(name)
 
         leader = wait_for(agreed_leader, what="one leader")
@@ -140,20 +139,8 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
         scales: list[int] = []
 
         def scale(instances: int) -> None:
-            """Scale /fo/scaled through any live process, retrying until one answers 2xx."""
-
-            def attempt() -> bool:
-                for server in live():
-                    response = httpx.put(
-                        f"{server.url}/v2/apps/fo/scaled?force=true",
-                        json={"cmd": "sleep 1000", "cpus": 0.01, "mem": 16, "instances": instances},
-                        timeout=10,
-                    )
-                    if response.status_code in (200, 201):
-                        return True
-                return False
-
-            wait_for(attempt, what=f"a 2xx scaling to {instances}")
+            body = {"cmd": "sleep 1000", "cpus": 0.01, "mem": 16, "instances": instances}
+            through_any("PUT", "/v2/apps/fo/scaled?force=true", body, {200, 201})
             scales.append(instances)
 
         for round_ in range(KILLS):
