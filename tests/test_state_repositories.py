@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
+from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_KEY
 from marathon_core.state.repositories import Codec, VersionedRepository
 from marathon_core.state.storage import Check, Create, Storage
@@ -144,6 +146,43 @@ async def test_root_group_roundtrip_by_reference(state: StateStore) -> None:
     assert await state.apps.get(PathId.parse("/prod/db")) is None
     assert await state.root_group() == r3
     assert await state.check_consistency() == []
+
+
+def _reference_record(state: StateStore, tree: Group) -> bytes:
+    """A root record as encoded before subtrees were reused: the refs dict through json."""
+    refs: dict[str, list[tuple[str, str]]] = {}
+
+    def strip(g: Group) -> Group:
+        refs[str(g.id)] = [(str(a.id), str(a.version)) for a in g.apps]
+        return attrs.evolve(g, apps=(), groups=tuple(strip(c) for c in g.groups))
+
+    stripped = strip(tree)
+    refs_json = json.dumps(refs, separators=(",", ":")).encode()
+    return frames.pack([refs_json, state.codec.to_storage(stripped)])
+
+
+async def test_root_records_reuse_unchanged_subtrees_and_encode_as_before(
+    state: StateStore,
+) -> None:
+    tree = Group.empty_root(version=ts(0))
+    trees = []
+    for v in range(1, 8):
+        # Path-copying changes, as the group manager makes them: most subtrees are shared.
+        tree = attrs.evolve(tree.update_app(app(f"/g{v % 3}/s{v % 2}/a{v}", v)), version=ts(v))
+        if v == 5:
+            tree = attrs.evolve(tree.remove_group(PathId.parse("/g1")), version=ts(v))
+        trees.append(tree)
+        await state.store_root(tree)
+        stored = await state.storage.get(state.groups.current_key(PathId.root()))
+        assert stored is not None and stored.value == _reference_record(state, tree)
+        assert await state.root_group() == tree
+    for v, old in enumerate(trees, start=1):
+        if ts(v) in await state.root_group_versions():
+            assert await state.root_group(ts(v)) == old
+    # A repeated group id (never made by the API) is merged as json.dumps merges it.
+    twice = Group(PathId.parse("/d"), apps=(app("/d/x", 1),), version=ts(1))
+    odd = Group(PathId.root(), groups=(twice, attrs.evolve(twice, apps=())), version=ts(9))
+    assert state._dump_root(state.root_record(odd)) == _reference_record(state, odd)
 
 
 async def test_root_versions_pruned(state: StateStore) -> None:

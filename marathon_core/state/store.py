@@ -61,6 +61,8 @@ class RootRecord:
     #: group id -> [(app id, app version)] in the group's app order
     refs: dict[str, list[tuple[str, str]]]
     version: Timestamp
+    #: ``refs`` as stored (compact JSON), when already known.
+    refs_json: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
     #: What is derived from the record, computed once per record object: a caching
     #: storage hands out the same record until the stored root changes.
@@ -95,9 +97,40 @@ def _version(obj: Any) -> Timestamp:
     return v
 
 
-def _strip(group: Group, refs: dict[str, list[tuple[str, str]]]) -> Group:
-    refs[str(group.id)] = [(str(a.id), str(_version(a))) for a in group.apps]
-    return attrs.evolve(group, apps=(), groups=tuple(_strip(g, refs) for g in group.groups))
+def _compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@attrs.frozen
+class _Stripped:
+    """A subtree as the root record stores it: see :meth:`StateStore.root_record`."""
+
+    #: The subtree it was made from (the memo is keyed by identity).
+    source: Group
+    #: The subtree without apps.
+    group: Group
+    #: (group id, app references) of every group of the subtree, in pre-order.
+    refs: tuple[tuple[str, list[tuple[str, str]]], ...]
+    #: ``refs`` as the members of a compact JSON object.
+    members: bytes
+
+
+def _strip(group: Group, memo: dict[int, _Stripped], used: dict[int, _Stripped]) -> _Stripped:
+    done = memo.get(id(group))
+    if done is None or done.source is not group:
+        children = [_strip(g, memo, used) for g in group.groups]
+        gid = str(group.id)
+        mine = [(str(a.id), str(_version(a))) for a in group.apps]
+        done = _Stripped(
+            source=group,
+            group=attrs.evolve(group, apps=(), groups=tuple(c.group for c in children)),
+            refs=((gid, mine), *(r for c in children for r in c.refs)),
+            members=b",".join(
+                [_compact_json(gid) + b":" + _compact_json(mine), *(c.members for c in children)]
+            ),
+        )
+    used[id(group)] = done
+    return done
 
 
 def _hydrate(
@@ -137,6 +170,8 @@ class StateStore:
         self.fence = fence
         #: One writer at a time in this process; CAS still guards against others.
         self._lock = trio.Lock()
+        #: Stripped subtrees of the last stored root, by group identity (root_record).
+        self._stripped: dict[int, _Stripped] = {}
         c = codec
         from marathon_core.model.app import AppDefinition
 
@@ -213,7 +248,7 @@ class StateStore:
     # -- the root group ---------------------------------------------------------
 
     def _dump_root(self, record: RootRecord) -> bytes:
-        refs = json.dumps(record.refs, separators=(",", ":")).encode()
+        refs = record.refs_json if record.refs_json is not None else _compact_json(record.refs)
         return frames.pack([refs, self.codec.to_storage(record.group)])
 
     def _load_root(self, data: bytes) -> RootRecord:
@@ -225,11 +260,22 @@ class StateStore:
         group = self.codec.from_storage(Group, group_raw)
         return RootRecord(group, refs, _version(group))
 
-    @staticmethod
-    def root_record(root: Group) -> RootRecord:
-        refs: dict[str, list[tuple[str, str]]] = {}
-        stripped = _strip(root, refs)
-        return RootRecord(stripped, refs, _version(root))
+    def root_record(self, root: Group) -> RootRecord:
+        """``root`` as stored: its tree without apps, and the references to its apps.
+
+        Subtrees are stripped and encoded once per group object and reused while the
+        next root shares them (group changes copy only the path to what changed), so
+        storing a root costs its changed groups, not every app. The memo keeps only
+        the subtrees of the last root.
+        """
+        used: dict[int, _Stripped] = {}
+        stripped = _strip(root, self._stripped, used)
+        self._stripped = used
+        refs = dict(stripped.refs)
+        refs_json = None
+        if len(refs) == len(stripped.refs):  # else a group id repeats: let json.dumps merge
+            refs_json = b"{" + stripped.members + b"}"
+        return RootRecord(stripped.group, refs, _version(root), refs_json)
 
     async def root_group(self, version: Timestamp | None = None) -> Group | None:
         """The root group with its apps (current, or at ``version``)."""
@@ -284,8 +330,8 @@ class StateStore:
         whose version differs are stored, apps no longer in the tree deleted.
         """
         record = self.root_record(root)
-        new_refs = {a.id: a for a in root.transitive_apps()}
         if apps_changed is None or apps_deleted is None:
+            new_refs = {a.id: a for a in root.transitive_apps()}
             old = await self.groups.get(PathId.root())
             old_refs = dict(old.app_refs()) if old is not None else {}
             if apps_changed is None:
