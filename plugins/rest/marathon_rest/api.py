@@ -14,7 +14,7 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Instance
 from marathon_core.service import ServiceContext
-from marathon_rest.appinfo import AppInfoCache
+from marathon_rest.appinfo import AppInfoCache, apps_by_id
 
 if TYPE_CHECKING:
     from marathon_core.scheduler.tracker import InstanceTracker
@@ -44,15 +44,15 @@ class Api:
     )
 
     def sorted_apps(self, root: Group) -> list[AppDefinition]:
-        """Every app of ``root`` ordered by id, computed once per root.
+        """Every app of ``root`` ordered by id, computed once per root (from the last).
 
         A new root also lets the encoded entries of apps that are gone be dropped.
         """
-        if self._sorted_apps[0] is not root:
-            # Ordered as PathId orders (its fields as a tuple), without calling its __lt__.
-            apps = sorted(root.transitive_apps(), key=lambda a: (a.id.path, a.id.absolute))
-            self._sorted_apps = (root, apps)
-            self.infos.prune(apps)
+        last_root, last_apps = self._sorted_apps
+        if last_root is not root:
+            last = (last_root, last_apps) if last_root is not None else None
+            self._sorted_apps = (root, apps_by_id(root, last))
+            self.infos.prune(self._sorted_apps[1])
         return self._sorted_apps[1]
 
     @property

@@ -19,6 +19,7 @@ dict (:func:`app_info`), so splicing never changes what a response contains.
 
 from __future__ import annotations
 
+import bisect
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,13 +29,14 @@ import orjson
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import app_to_json, task_to_json
 from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Condition, Instance, InstanceId
 
 if TYPE_CHECKING:
     from marathon_core.scheduler.tracker import InstanceTracker
 
-__all__ = ["AppInfoCache", "app_info", "deployments_by_app"]
+__all__ = ["AppInfoCache", "app_info", "apps_by_id", "deployments_by_app"]
 
 _STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 
@@ -79,6 +81,53 @@ def deployments_by_app(deployments: Iterable[Deployment]) -> dict[PathId, tuple[
         for app_id in deployment.affected_app_ids():
             out.setdefault(app_id, []).append(deployment.id)
     return {app_id: tuple(ids) for app_id, ids in out.items()}
+
+
+def _order(app: AppDefinition) -> tuple[tuple[str, ...], bool]:
+    """The sort key of an app: its id's fields as a tuple, which is how PathId orders."""
+    return (app.id.path, app.id.absolute)
+
+
+#: More changes than this between two roots and sorting afresh is cheaper.
+_RESORT_LIMIT = 256
+
+
+def apps_by_id(
+    root: Group, previous: tuple[Group, list[AppDefinition]] | None = None
+) -> list[AppDefinition]:
+    """Every app of ``root`` ordered by id.
+
+    ``previous`` is an earlier root with its result: when few apps differ (a write
+    between two listings), its list is patched instead of sorting all apps again.
+    """
+    if previous is not None:
+        patched = _patched(previous[1], app_changes(previous[0], root))
+        if patched is not None:
+            return patched
+    return sorted(root.transitive_apps(), key=_order)
+
+
+def _patched(apps: list[AppDefinition], changes: AppChanges) -> list[AppDefinition] | None:
+    """``apps`` (sorted by id) with ``changes`` applied; None when sorting is the better
+    way (many changes) or ``apps`` does not match the changes."""
+    if len(changes.changed) + len(changes.removed) > _RESORT_LIMIT:
+        return None
+    out = list(apps)
+    for app_id in changes.removed:
+        i = bisect.bisect_left(out, (app_id.path, app_id.absolute), key=_order)
+        if i == len(out) or out[i].id != app_id:
+            return None
+        del out[i]
+    for app_id, app in changes.changed.items():
+        i = bisect.bisect_left(out, (app_id.path, app_id.absolute), key=_order)
+        present = i < len(out) and out[i].id == app_id
+        if present != (app_id in changes.previous):
+            return None
+        if present:
+            out[i] = app
+        else:
+            out.insert(i, app)
+    return out
 
 
 def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:

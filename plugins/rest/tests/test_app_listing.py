@@ -7,6 +7,7 @@ response with the entries encoded from scratch, so a stale or mis-spliced entry 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import attrs
@@ -18,6 +19,7 @@ from marathon_core.events import EventBus
 from marathon_core.leadership import LeaderState
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
     AgentInfo,
@@ -29,7 +31,7 @@ from marathon_core.model.instance import (
 )
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 from marathon_core.service import ServiceContext
-from marathon_rest.appinfo import AppInfoCache, app_info, deployments_by_app
+from marathon_rest.appinfo import AppInfoCache, app_info, apps_by_id, deployments_by_app
 
 WEB = PathId.parse("/shop/web")
 DB = PathId.parse("/shop/db")
@@ -220,3 +222,24 @@ def test_deployments_by_app_keeps_the_registry_order() -> None:
     d1 = Deployment(id="d1", version=NOW, affected_apps=(WEB, DB))
     d2 = Deployment(id="d2", version=NOW, affected_apps=(WEB,))
     assert deployments_by_app([d1, d2]) == {WEB: ("d1", "d2"), DB: ("d1",)}
+
+
+def test_apps_by_id_patches_the_last_order_as_sorting_would_give_it() -> None:
+    rng = random.Random(3)
+    ids = [f"/g{g}/s{s}/a{a}" for g in range(4) for s in range(3) for a in range(4)]
+    root = Group.empty_root()
+    last: tuple[Group, list[AppDefinition]] | None = None
+    for _ in range(300):
+        for _ in range(rng.choice([1, 1, 2, 5])):
+            app_id = PathId.parse(rng.choice(ids))
+            move = rng.random()
+            if move < 0.6:
+                root = root.update_app(AppDefinition(id=app_id, cmd=str(rng.random())))
+            elif move < 0.85:
+                root = root.remove_app(app_id)
+            else:
+                root = root.remove_group(app_id.parent.parent)
+        listed = apps_by_id(root, last)
+        fresh = sorted(root.transitive_apps(), key=lambda a: a.id)
+        assert len(listed) == len(fresh) and all(a is b for a, b in zip(listed, fresh, strict=True))
+        last = (root, listed)
