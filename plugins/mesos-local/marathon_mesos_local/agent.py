@@ -24,7 +24,14 @@ updates not yet acknowledged). An agent restarted on the same machine (same boot
 see :mod:`.host`) recovers its tasks from them instead of killing them, re-registers
 with its old id and resends its pending updates. An agent that is not pinged for
 ``(max_agent_ping_timeouts + 2) * agent_ping_timeout``, or whose updates the master
-refuses as coming from an unregistered agent, re-registers.
+refuses as coming from an unregistered agent, re-registers. So does one that misses a
+ping and finds another master at the master's address (a failover: the new master
+waits for the agents of its registry), as a Mesos agent does when its detector
+reports a new leading master.
+
+An agent that stops (SIGTERM, SIGINT, its parent's death) kills its tasks and
+unregisters, as a Mesos agent shut down with SIGUSR1 does: it leaves the cluster for
+good.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ log = logging.getLogger(__name__)
 DEFAULT_GRACE_PERIOD = 3.0
 #: Grace period for tasks when the agent itself shuts down.
 SHUTDOWN_GRACE_PERIOD = 1.0
+#: How long a stopping agent tries to unregister from the master.
+UNREGISTER_TIMEOUT = 2.0
 #: Status update retries: 10 s doubling to 10 min (``src/slave/constants.hpp``).
 STATUS_UPDATE_RETRY_MIN = 10.0
 STATUS_UPDATE_RETRY_MAX = 600.0
@@ -164,6 +173,8 @@ class Agent:
         self.meta = options.work_dir / "meta"
         self.command = CommandContainerizer(exits=self.meta / "exits")
         self.agent_id: str | None = None
+        #: The id of the master this agent registered with (a new one means a failover).
+        self.master_id: str | None = None
         self.port = options.port
         self.tasks: dict[tuple[str, str], TaskRun] = {}
         #: Default executors by (framework id, executor id).
@@ -173,6 +184,8 @@ class Agent:
         self.max_ping_timeouts = 5
         self.last_ping = 0.0
         self.registered = trio.Event()
+        #: Successful (re-)registrations so far.
+        self.registrations = 0
         self._reregister = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._client: httpx.AsyncClient | None = None
@@ -180,28 +193,33 @@ class Agent:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         transport = httpx.AsyncHTTPTransport(local_address=self.options.ip)
         timeout = httpx.Timeout(10.0, connect=5.0)
-        try:
-            async with (
-                httpx.AsyncClient(transport=transport, timeout=timeout) as client,
-                trio.open_nursery() as nursery,
-            ):
-                self._client = client
-                self._nursery = nursery
-                recovered = self._load_checkpoints()
-                self.port = await nursery.start(
-                    partial(serve_http, self.handle, host=self.options.ip, port=self.options.port)
-                )
-                await self._register()
-                self._checkpoint_agent()
-                log.info("agent %s at %s:%s registered", self.agent_id, self.options.ip, self.port)
-                for task in recovered:
-                    nursery.start_soon(self._resume, task)
-                nursery.start_soon(self._registration_loop)
-                nursery.start_soon(self._watchdog)
-                task_status.started(self.agent_id or "")
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
-                await self._kill_all()
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            self._client = client
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    recovered = self._load_checkpoints()
+                    self.port = await nursery.start(
+                        partial(
+                            serve_http, self.handle, host=self.options.ip, port=self.options.port
+                        )
+                    )
+                    await self._register()
+                    self._checkpoint_agent()
+                    log.info(
+                        "agent %s at %s:%s registered", self.agent_id, self.options.ip, self.port
+                    )
+                    for task in recovered:
+                        nursery.start_soon(self._resume, task)
+                    nursery.start_soon(self._registration_loop)
+                    nursery.start_soon(self._watchdog)
+                    task_status.started(self.agent_id or "")
+            finally:
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
+                        await self._kill_all()
+                    with trio.move_on_after(UNREGISTER_TIMEOUT):
+                        await self._unregister()
 
     async def _register(self) -> None:
         """(Re-)register until the master answers; the agent id is kept across calls."""
@@ -221,6 +239,10 @@ class Agent:
                     {"framework_id": e.framework_id, "executor": e.info}
                     for e in self.executors.values()
                 ],
+                # What a master that failed over knows of these frameworks at first.
+                "frameworks": list(
+                    {t.framework_id: t.framework_info for t in self.tasks.values()}.values()
+                ),
             }
             if self.agent_id is not None:
                 body["agent_id"] = self.agent_id
@@ -231,11 +253,13 @@ class Agent:
                 if response.status_code == 200:
                     answer = response.json()
                     self.agent_id = str(answer["agent_id"])
+                    self.master_id = answer.get("master_id")
                     self.ping_timeout = float(answer.get("ping_timeout", self.ping_timeout))
                     self.max_ping_timeouts = int(
                         answer.get("max_ping_timeouts", self.max_ping_timeouts)
                     )
                     self.last_ping = trio.current_time()
+                    self.registrations += 1
                     self.registered.set()
                     return
                 log.warning("registration refused: %s %s", response.status_code, response.text)
@@ -244,21 +268,53 @@ class Agent:
             await trio.sleep(0.2)
 
     async def _registration_loop(self) -> None:
+        """Re-register when asked; asking again while it runs asks for nothing more (a
+        second re-registration would make the master drop what it is sending us)."""
         while True:
             await self._reregister.wait()
-            self._reregister = trio.Event()
             log.warning("re-registering with the master as %s", self.agent_id)
             await self._register()
+            self._reregister = trio.Event()
 
     async def _watchdog(self) -> None:
-        """Re-register when the master has stopped pinging (it took this agent for lost)."""
+        """Re-register when the master has stopped pinging: at once if another master
+        answers at its address (it failed over), else once the master must have taken
+        this agent for lost."""
         while True:
             await trio.sleep(self.ping_timeout)
             silence = trio.current_time() - self.last_ping
+            if silence <= self.ping_timeout * 1.5:
+                continue
             if silence > self.ping_timeout * (self.max_ping_timeouts + 2):
                 log.warning("no ping from the master for %.1fs", silence)
-                self.last_ping = trio.current_time()
-                self._reregister.set()
+            elif await self._master_changed():
+                log.warning("a new master leads at %s", self.options.master)
+            else:
+                continue
+            self.last_ping = trio.current_time()
+            self._reregister.set()
+
+    async def _master_changed(self) -> bool:
+        """Whether the master's address is served by another master than the one this
+        agent registered with (what the Mesos agent's master detector would report)."""
+        assert self._client is not None
+        try:
+            response = await self._client.get(f"{self.options.master}/_local/master")
+            return response.status_code == 200 and response.json()["id"] != self.master_id
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+
+    async def _unregister(self) -> None:
+        """Tell the master this agent leaves for good (best effort: it may be gone)."""
+        if self._client is None or self.agent_id is None or not self.registered.is_set():
+            return
+        try:
+            await self._client.post(
+                f"{self.options.master}/_local/agents/unregister",
+                json={"agent_id": self.agent_id},
+            )
+        except httpx.HTTPError as exc:
+            log.info("could not unregister from the master: %s", exc)
 
     async def _kill_all(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -674,6 +730,7 @@ class Agent:
         while task.updates:
             head = task.updates[0]
             task.acked = trio.Event()
+            registrations = self.registrations
             try:
                 response = await self._client.post(
                     f"{self.options.master}/_local/agents/status",
@@ -686,7 +743,9 @@ class Agent:
                 if response.status_code == 404:  # framework gone: nobody will acknowledge
                     task.updates.clear()
                     break
-                if response.status_code == 409:  # the master does not know us (any more)
+                # The master does not know us (any more), unless a registration under way
+                # when the update left has finished since.
+                if response.status_code == 409 and registrations == self.registrations:
                     self._reregister.set()
             except httpx.HTTPError as exc:
                 log.info("status update for %s not delivered: %s", task.id, exc)

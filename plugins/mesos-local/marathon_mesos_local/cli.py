@@ -1,4 +1,9 @@
-"""``marathon-mesos-local``: a Mesos master and agents on this machine, until SIGINT/SIGTERM."""
+"""``marathon-mesos-local``: a Mesos master and agents on this machine, until SIGINT/SIGTERM.
+
+``--agents 0`` runs a master alone and ``--master URL`` runs agents alone, against that
+master: two processes, so that the master can be killed and started again on the same
+port and ``--work_dir`` (a failover) while the agents and their tasks keep running.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 import trio
 
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
+from marathon_mesos_local.registry import RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 __all__ = ["main", "parse_duration"]
@@ -40,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ip", default="127.0.0.1", help="Master address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5050, help="Master port (default 5050)")
-    parser.add_argument("--agents", type=int, default=1, help="Number of agent processes")
+    parser.add_argument(
+        "--master",
+        metavar="URL",
+        help="Run no master: the agents register with the master at URL "
+        "(another marathon-mesos-local, e.g. one run with --agents 0)",
+    )
+    parser.add_argument(
+        "--agents", type=int, default=1, help="Number of agent processes (0: a master alone)"
+    )
     parser.add_argument(
         "--agent-resources",
         action="append",
@@ -54,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--first-agent-ip", default="127.0.0.2", help="Address of agent 0")
     parser.add_argument("--agent-port", type=int, default=5051, help="Port of every agent")
-    parser.add_argument("--work_dir", type=Path, help="Agents' work dir (default: a temp dir)")
+    parser.add_argument(
+        "--work_dir",
+        type=Path,
+        help="The master's registry goes to DIR/master, agent i's checkpoints and sandboxes "
+        "to DIR/agent-i; a master restarted on the same DIR recovers its agents "
+        "(default: a temp dir, removed at exit)",
+    )
     parser.add_argument(
         "--allocation_interval", type=parse_duration, default=1.0, help="Mesos flag (1secs)"
     )
@@ -80,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         "--agent_reregister_timeout",
         type=parse_duration,
         default=600.0,
-        help="Mesos flag (10mins); accepted and reported, no master recovery here",
+        help="Mesos flag: how long a master restarted on its work dir waits for the "
+        "agents of its registry to re-register before it marks them unreachable (10mins)",
     )
     parser.add_argument(
         "--simulated-agents",
@@ -102,20 +123,24 @@ async def _run(cluster: Cluster) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(cluster.run)
-            print(
-                f"marathon-mesos-local: master {url} with {cluster.options.agents} agent(s)"
-                + (
-                    f" and {cluster.options.simulated_agents} simulated agent(s)"
-                    if cluster.options.simulated_agents
-                    else ""
-                )
-                + "; Ctrl-C stops it",
-                file=sys.stderr,
-                flush=True,
-            )
+            options = cluster.options
+            if options.master_url is not None:
+                what = f"{options.agents} agent(s) of master {url}"
+            else:
+                what = f"master {url} with {options.agents} agent(s)"
+                if options.simulated_agents:
+                    what += f" and {options.simulated_agents} simulated agent(s)"
+            print(f"marathon-mesos-local: {what}; Ctrl-C stops it", file=sys.stderr, flush=True)
             async for _ in signals:
                 break
         nursery.cancel_scope.cancel()
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             first_agent_ip=args.first_agent_ip,
             agent_port=args.agent_port,
             work_dir=args.work_dir,
+            master_url=args.master.rstrip("/") if args.master else None,
             allocation_interval=args.allocation_interval,
             agent_ping_timeout=args.agent_ping_timeout,
             max_agent_ping_timeouts=args.max_agent_ping_timeouts,
@@ -148,10 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ResourceError, ValueError) as exc:
         print(f"marathon-mesos-local: error: {exc}", file=sys.stderr)
         return 2
+    except RegistryError as exc:
+        print(f"marathon-mesos-local: error: {exc}; not starting without its agents",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    failure: BaseException | None = None
     try:
         trio.run(_run, cluster)
-    except OSError as exc:
-        print(f"marathon-mesos-local: error: {exc}", file=sys.stderr)
+    except* OSError as group:  # a port in use, for example
+        failure = _leaf(group)
+    if failure is not None:
+        print(f"marathon-mesos-local: error: {failure}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,5 +1,10 @@
 """A whole cluster on one machine: the master in this process, agents as child processes.
 
+Either part may run alone: ``agents=0`` is a master only; ``master_url`` runs only the
+agents, against a master elsewhere (another ``marathon-mesos-local``). Running the two
+apart is what lets the master fail over -- be killed and started again on the same
+port and work dir -- while the agents and their tasks keep running.
+
 Agent ``i`` binds ``127.0.0.(2+i)`` and runs on its own "machine": a host process (see
 :mod:`.host`) in a session of its own whose process group holds the agent and all its
 tasks. :meth:`Cluster.power_off` SIGKILLs that group (the power cord);
@@ -7,10 +12,14 @@ tasks. :meth:`Cluster.power_off` SIGKILLs that group (the power cord);
 and which then recovers its tasks; :meth:`Cluster.pause_agent` /
 :meth:`Cluster.resume_agent` SIGSTOP/SIGCONT the agent (a partition and its end).
 
-Hosts watch their parent and are stopped with SIGTERM (the agent stops its tasks),
-then SIGKILL of the whole group, when the cluster stops. As a last line of defence the
-cluster then kills any task process left with a sandbox under the work dir (task
-processes carry ``MESOS_LOCAL_CONTAINER`` and ``MESOS_SANDBOX`` in their environment).
+Hosts watch their parent and are stopped with SIGTERM (the agent stops its tasks and
+unregisters), then SIGKILL of the whole group, when the cluster stops; the master
+stops after them, so that it hears them leave. As a last line of defence the cluster
+then kills any task process left with a sandbox under the work dir (task processes
+carry ``MESOS_LOCAL_CONTAINER`` and ``MESOS_SANDBOX`` in their environment).
+
+The master keeps its registry in ``<work_dir>/master`` when a work dir is given (in
+memory otherwise: a temporary work dir dies with the cluster anyway).
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ class ClusterOptions:
     first_agent_ip: str = "127.0.0.2"
     agent_port: int = 5051
     work_dir: Path | None = None
+    #: Run no master here: the agents register with the master at this URL.
+    master_url: str | None = None
     heartbeat_interval: float = 15.0
     allocation_interval: float = 1.0
     #: Mesos's master flags ``--agent_ping_timeout``, ``--max_agent_ping_timeouts``,
@@ -84,6 +95,8 @@ class ClusterOptions:
         """Raise ValueError for options that cannot work, before anything starts."""
         if self.agents < 0 or self.simulated_agents < 0:
             raise ValueError("the number of agents cannot be negative")
+        if self.master_url is not None and self.simulated_agents:
+            raise ValueError("simulated agents live in the master's process, not beside it")
         if self.agent_ping_timeout <= 0:
             raise ValueError("agent_ping_timeout must be positive")
         if self.max_agent_ping_timeouts < 1:
@@ -100,24 +113,37 @@ class ClusterOptions:
     def agent_ip(self, index: int) -> str:
         return str(ipaddress.IPv4Address(self.first_agent_ip) + index)
 
+    @property
+    def master_dir(self) -> Path | None:
+        """The master's work dir, where its registry lives (None: in memory only)."""
+        return None if self.work_dir is None else self.work_dir / "master"
+
 
 class Cluster:
-    """A master and its agent processes; :meth:`run` them in a nursery."""
+    """A master and its agent processes; :meth:`run` them in a nursery.
+
+    Raises RegistryError when the master's registry cannot be used.
+    """
 
     def __init__(self, options: ClusterOptions) -> None:
         options.check()
         self.options = options
-        self.master = Master(
-            MasterOptions(
-                host=options.host,
-                port=options.port,
-                heartbeat_interval=options.heartbeat_interval,
-                allocation_interval=options.allocation_interval,
-                agent_ping_timeout=options.agent_ping_timeout,
-                max_agent_ping_timeouts=options.max_agent_ping_timeouts,
-                offer_timeout=options.offer_timeout,
-                agent_reregister_timeout=options.agent_reregister_timeout,
+        self._master = (
+            Master(
+                MasterOptions(
+                    host=options.host,
+                    port=options.port,
+                    heartbeat_interval=options.heartbeat_interval,
+                    allocation_interval=options.allocation_interval,
+                    agent_ping_timeout=options.agent_ping_timeout,
+                    max_agent_ping_timeouts=options.max_agent_ping_timeouts,
+                    offer_timeout=options.offer_timeout,
+                    agent_reregister_timeout=options.agent_reregister_timeout,
+                    work_dir=options.master_dir,
+                )
             )
+            if options.master_url is None
+            else None
         )
         #: Host process of each agent index (the "machines"); replaced on power on.
         self.hosts: dict[int, trio.Process] = {}
@@ -127,48 +153,80 @@ class Cluster:
         self.simulated: SimulatedAgents | None = None
 
     @property
+    def master(self) -> Master:
+        """The master running in this process (not there with ``master_url``)."""
+        if self._master is None:
+            raise RuntimeError(f"the master is not in this process ({self.options.master_url})")
+        return self._master
+
+    @property
     def url(self) -> str:
-        return self.master.url
+        return self.master.url if self._master is not None else str(self.options.master_url)
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start everything, report the master URL, run until cancelled, then stop it all."""
+        """Start everything, report the master URL, run until cancelled, then stop it
+        all: the agents first, so that the master hears them unregister."""
         own_dir = self.options.work_dir is None
         work_dir = Path(tempfile.mkdtemp(prefix="mesos-local-")) if own_dir else self.work_dir
         assert work_dir is not None
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
+        # Shielded from the cluster's cancellation; cancelled once the agents are gone.
+        master_scope = trio.CancelScope(shield=True)
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.master.run)
-                if self.options.simulated_agents:
-                    self.simulated = SimulatedAgents(
-                        self.master,
-                        self.options.simulated_agents,
-                        resources=Resources.parse(self.options.agent_resources[0]),
-                        attributes=parse_attributes(self.options.agent_attributes[0]),
-                        step=self.options.simulated_task_step,
-                        retry=self.options.status_update_retry,
-                    )
-                    await nursery.start(self.simulated.run)
-                for index in range(self.options.agents):
-                    await self._start_agent(index)
-                with trio.fail_after(AGENT_START_TIMEOUT):
-                    await self.master.wait_agents(
-                        self.options.agents + self.options.simulated_agents
-                    )
-                log.info(
-                    "mesos-local: master %s with %d agent(s) and %d simulated",
-                    self.url,
-                    self.options.agents,
-                    self.options.simulated_agents,
-                )
-                task_status.started(self.url)
+                try:
+                    await self._start(nursery, master_scope)
+                    task_status.started(self.url)
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._stop_agents()
+                    master_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                await self._stop_agents()
-                reap_tasks(work_dir)
+                if self.agent_processes:
+                    reap_tasks(work_dir)
                 if own_dir:
                     shutil.rmtree(work_dir, ignore_errors=True)
+
+    async def _start(self, nursery: trio.Nursery, master_scope: trio.CancelScope) -> None:
+        """The master (unless it runs elsewhere), simulated agents, agent processes; with
+        the master here, return once every agent registered."""
+        if self._master is not None:
+            await nursery.start(self._run_master, master_scope)
+        if self.options.simulated_agents:
+            self.simulated = SimulatedAgents(
+                self.master,
+                self.options.simulated_agents,
+                resources=Resources.parse(self.options.agent_resources[0]),
+                attributes=parse_attributes(self.options.agent_attributes[0]),
+                step=self.options.simulated_task_step,
+                retry=self.options.status_update_retry,
+            )
+            await nursery.start(self.simulated.run)
+        for index in range(self.options.agents):
+            await self._start_agent(index)
+        if self._master is None:
+            log.info("mesos-local: %d agent(s) of master %s", self.options.agents, self.url)
+            return
+        with trio.fail_after(AGENT_START_TIMEOUT):
+            await self.master.wait_agents(self.options.agents + self.options.simulated_agents)
+        log.info(
+            "mesos-local: master %s with %d agent(s) and %d simulated",
+            self.url,
+            self.options.agents,
+            self.options.simulated_agents,
+        )
+
+    async def _run_master(
+        self,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with scope:
+            await self.master.run(task_status=task_status)
 
     def agent_work_dir(self, index: int) -> Path:
         assert self.work_dir is not None

@@ -7,10 +7,17 @@ with the same status codes and plain-text bodies; their effects are applied befo
 the ``202`` is sent and reported as events on the framework's RecordIO stream.
 
 Master-to-agent traffic (libprocess in real Mesos) is JSON over HTTP on loopback:
-agents ``POST /_local/agents/register``, ``/_local/agents/status`` and
-``/_local/agents/executor_exited``; the master sends ``run_task``, ``run_task_group``,
-``kill_task``, ``acknowledge``, ``shutdown_executor``, ``shutdown_framework`` and
-``framework_message`` to each agent through one ordered outbox per agent.
+agents ``POST /_local/agents/register``, ``/_local/agents/unregister``,
+``/_local/agents/status`` and ``/_local/agents/executor_exited``; the master sends
+``run_task``, ``run_task_group``, ``kill_task``, ``acknowledge``, ``shutdown_executor``,
+``shutdown_framework`` and ``framework_message`` to each agent through one ordered
+outbox per agent.
+
+Failover: the admitted and unreachable agents are kept in a registry (see
+:mod:`.registry`). A master started on an existing registry waits
+``--agent_reregister_timeout`` for the agents in it to re-register with their tasks
+and marks the others unreachable; frameworks come back through the agents that run
+their tasks and by re-subscribing with their ids, as in Mesos's ``Master::recover``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -45,6 +53,7 @@ from marathon_mesos_local.http import (
     serve_http,
 )
 from marathon_mesos_local.operator import handle_operator
+from marathon_mesos_local.registry import AgentInfo, Registry, UnreachableAgent
 from marathon_mesos_local.resources import ResourceError, Resources, attributes_to_json
 from marathon_mesos_local.schema import SchemaError, check_call
 
@@ -117,9 +126,11 @@ class MasterOptions:
     max_agent_ping_timeouts: int = 5
     #: Mesos's ``--offer_timeout``: offers are rescinded after this long (None: never).
     offer_timeout: float | None = None
-    #: Mesos's ``--agent_reregister_timeout`` (reported in the flags; the master does
-    #: not recover from a registry, so no agent is ever waited for).
+    #: Mesos's ``--agent_reregister_timeout``: how long a master started on an existing
+    #: registry waits for its agents to re-register before it marks them unreachable.
     agent_reregister_timeout: float = 600.0
+    #: Where the registry is kept (``registry.json``); None keeps it in memory only.
+    work_dir: Path | None = None
 
 
 def _now() -> float:
@@ -246,7 +257,6 @@ class Agent:
     #: (framework id, executor id) -> executor.
     executors: dict[tuple[str, str], Executor] = attrs.field(factory=dict)
     reregistered_time: float | None = None
-    unreachable_time: float | None = None
     #: Stops the agent's pinger and outbox sender when it is replaced or removed.
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     #: An in-process simulated agent (no process, no pings), else None.
@@ -255,6 +265,17 @@ class Agent:
     @property
     def url(self) -> str:
         return f"http://{self.hostname}:{self.port}"
+
+    @property
+    def info(self) -> AgentInfo:
+        """Its ``SlaveInfo``, as the registry keeps it."""
+        return {
+            "id": _id(self.id),
+            "hostname": self.hostname,
+            "port": self.port,
+            "resources": self.total.to_json(),
+            "attributes": self.attributes,
+        }
 
     @property
     def free(self) -> Resources:
@@ -283,6 +304,8 @@ class Framework:
     reregistered_time: float | None = None
     #: Counts disconnections, so a failover timer knows whether it is still current.
     disconnections: int = 0
+    #: Known from a re-registered agent after a master failover, not yet re-subscribed.
+    recovered: bool = False
 
     @property
     def capabilities(self) -> set[str]:
@@ -409,8 +432,15 @@ class Master:
         self.completed_frameworks: deque[Framework] = deque(maxlen=MAX_COMPLETED)
         self.removed_framework_ids: set[str] = set()
         self.agents: dict[str, Agent] = {}
+        #: Raises RegistryError for a registry file this master cannot use.
+        self.registry = Registry.open(self.options.work_dir)
+        #: Agents of the registry that have not re-registered since this master started.
+        self.recovered_agents: dict[str, AgentInfo] = dict(self.registry.admitted)
         #: Agents marked unreachable, until they re-register.
-        self.unreachable_agents: dict[str, Agent] = {}
+        self.unreachable_agents: dict[str, UnreachableAgent] = dict(self.registry.unreachable)
+        #: Agents with a registry change under way (re-registering, being marked
+        #: unreachable or removed): other changes to them wait until it is done.
+        self._transitioning: set[str] = set()
         self._counters = {"framework": 0, "offer": 0, "agent": 0}
         self._wakeup = trio.Event()
         self._dirty_agents: set[str] = set()
@@ -432,6 +462,14 @@ class Master:
             )
             nursery.start_soon(self._allocation_loop)
             log.info("mesos master %s listening on %s", self.id, self.url)
+            if self.recovered_agents:
+                log.info(
+                    "recovered %d agent(s) from the registry; allowing %ss for agents to "
+                    "re-register",
+                    len(self.recovered_agents),
+                    self.options.agent_reregister_timeout,
+                )
+                nursery.start_soon(self._recovered_agents_timeout)
             task_status.started(self.port)
 
     @property
@@ -500,11 +538,18 @@ class Master:
                 }
             )
         if path in ("/master/slaves", "/slaves"):
-            return Response.json({"slaves": self.state()["slaves"], "recovered_slaves": []})
+            state = self.state()
+            return Response.json(
+                {"slaves": state["slaves"], "recovered_slaves": state["recovered_slaves"]}
+            )
         if path in ("/redirect", "/master/redirect"):
             return Response(307, headers=[("Location", f"//{self.options.host}:{self.port}")])
+        if path == "/_local/master":
+            return Response.json({"id": self.id})
         if path == "/_local/agents/register" and request.method == "POST":
-            return self._register_agent(request)
+            return await self._register_agent(request)
+        if path == "/_local/agents/unregister" and request.method == "POST":
+            return await self._unregister_agent(request)
         if path == "/_local/agents/status" and request.method == "POST":
             return self._agent_status(request)
         if path == "/_local/agents/executor_exited" and request.method == "POST":
@@ -619,13 +664,20 @@ class Master:
 
         framework = self.frameworks.get(framework_id) if framework_id else None
         if framework is None:
+            failover = framework_id is not None
             if framework_id is None:
                 framework_id = self._next_id("framework")
-            # An id this master never saw is accepted as a recovery (master failover).
             info["id"] = _id(framework_id)
             framework = Framework(framework_id, info, _now())
             self.frameworks[framework_id] = framework
-            log.info("framework %s (%s) subscribed", framework_id, info.get("name"))
+            if failover:
+                # An id this master never saw: a framework of the master before a
+                # failover, none of whose agents has re-registered yet.
+                framework.reregistered_time = framework.registered_time
+                log.info("framework %s (%s) re-subscribed after a master failover",
+                         framework_id, info.get("name"))  # fmt: skip
+            else:
+                log.info("framework %s (%s) subscribed", framework_id, info.get("name"))
         else:
             if framework.stream is not None:
                 old = framework.stream
@@ -641,6 +693,11 @@ class Master:
             info["id"] = _id(framework.id)
             framework.info = info
             framework.reregistered_time = _now()
+            if framework.recovered:
+                # Known from its agents since a master failover; when it first
+                # registered is not kept across failovers, so Mesos says "now".
+                framework.recovered = False
+                framework.registered_time = framework.reregistered_time
             log.info("framework %s re-subscribed", framework_id)
         framework.stream = subscription
         framework.unregistered_time = None
@@ -1324,6 +1381,17 @@ class Master:
             if task is not None:
                 framework.send(_update(self._reconcile_status(task)))
                 continue
+            if agent_id in self.recovered_agents or (agent_id is None and self.recovered_agents):
+                # The task may be on an agent that has not re-registered since the master
+                # failed over: no answer until it has or is marked unreachable.
+                log.info(
+                    "Dropping reconciliation of task %s for framework %s because %s not yet "
+                    "re-registered with the master",
+                    task_id,
+                    framework.id,
+                    f"agent {agent_id} has" if agent_id else "some agents have",
+                )
+                continue
             pa = framework.partition_aware
             unreachable = framework.unreachable_tasks.get(task_id)
             unreachable_time = None
@@ -1575,14 +1643,20 @@ class Master:
 
     # -- agents ------------------------------------------------------------------------
 
-    def _register_agent(self, request: Request) -> Response:
-        """Register a new agent, or re-register one that knows its id (restart, partition)."""
+    async def _register_agent(self, request: Request) -> Response:
+        """Register a new agent, or re-register one that knows its id (agent restart,
+        partition, master failover); the registry is updated before the agent is told.
+
+        A re-registration while another registry change of the same agent is under way
+        is refused with 409; the agent tries again.
+        """
         try:
             body = request.json()
             resources = Resources.from_json(body["resources"])
             attributes = list(body.get("attributes", []))
             hostname, port = str(body["hostname"]), int(body["port"])
             agent_id = body.get("agent_id")
+            frameworks = [dict(f) for f in body.get("frameworks", [])]
             reported = [
                 (str(t["framework_id"]), dict(t["task"]), str(t["state"]))
                 for t in body.get("tasks", [])
@@ -1592,16 +1666,29 @@ class Master:
             ]
         except (ValueError, KeyError, TypeError, ResourceError) as exc:
             return Response.text(400, f"Bad registration: {exc}")
+        reregistering = agent_id is not None
+        agent_id = str(agent_id) if reregistering else self._next_id("agent")
+        info: AgentInfo = {
+            "id": _id(agent_id),
+            "hostname": hostname,
+            "port": port,
+            "resources": resources.to_json(),
+            "attributes": attributes,
+        }
+        if agent_id in self._transitioning:
+            return Response.text(409, f"Agent {agent_id} is changing in the registry; retry")
+        recovered = agent_id in self.recovered_agents
+        self._transitioning.add(agent_id)
+        try:
+            if self.registry.admitted.get(agent_id) != info:
+                await self.registry.admit(info)
+        finally:
+            self._transitioning.discard(agent_id)
         agent = self.add_agent(
-            hostname,
-            port,
-            resources,
-            attributes,
-            pid=body.get("pid"),
-            agent_id=str(agent_id) if agent_id is not None else None,
+            hostname, port, resources, attributes, pid=body.get("pid"), agent_id=agent_id
         )
-        if agent_id is not None:
-            self._reconcile_agent(agent, reported, executors)
+        if reregistering:
+            self._reconcile_agent(agent, frameworks, reported, executors, recovered=recovered)
         return Response.json(
             {
                 "agent_id": agent.id,
@@ -1622,11 +1709,16 @@ class Master:
         agent_id: str | None = None,
         simulated: SimulatedAgentProtocol | None = None,
     ) -> Agent:
-        """Admit an agent (a fresh id unless ``agent_id`` re-registers a known one)."""
+        """Admit an agent under ``agent_id`` (a fresh id if None); an id the master
+        knows (registered, unreachable, or recovered from the registry) re-registers."""
         assert self._nursery is not None
         old = None
+        known = False
         if agent_id is not None:
-            old = self.agents.pop(agent_id, None) or self.unreachable_agents.pop(agent_id, None)
+            old = self.agents.pop(agent_id, None)
+            known = old is not None
+            known |= self.unreachable_agents.pop(agent_id, None) is not None
+            known |= self.recovered_agents.pop(agent_id, None) is not None
         if old is not None:
             old.scope.cancel()
             old.outbox.close()
@@ -1645,7 +1737,7 @@ class Master:
             outbox=send,
             simulated=simulated,
         )
-        if old is not None:
+        if known:
             agent.reregistered_time = _now()
             log.info("agent %s re-registered at %s", agent.id, agent.url)
         else:
@@ -1662,19 +1754,37 @@ class Master:
     def _reconcile_agent(
         self,
         agent: Agent,
+        frameworks: list[dict[str, Any]],
         reported: list[tuple[str, dict[str, Any], str]],
         executors: list[tuple[str, dict[str, Any]]],
+        *,
+        recovered: bool,
     ) -> None:
-        """Match the tasks and executors a re-registering agent runs with what the
-        master knows.
+        """Match the frameworks, tasks and executors a re-registering agent runs with
+        what the master knows.
 
-        Tasks that come back from an unreachable agent are reported again in their
+        Frameworks this master has not seen (it failed over) are recovered from the
+        agent's ``FrameworkInfo``: known but disconnected until they re-subscribe. Tasks
+        that come back from an unreachable or unknown agent are reported again in their
         current state with ``REASON_AGENT_REREGISTERED`` (a LOST task can thus be seen
-        RUNNING again, as in Mesos ≥ 1.5). Tasks of frameworks removed meanwhile are
-        shut down; tasks the master expected but the agent no longer has are gone.
-        Executors are what the agent reports: the others are forgotten, as in Mesos's
-        ``reconcileKnownSlave``.
+        RUNNING again, as in Mesos ≥ 1.5); those of an agent ``recovered`` from the
+        registry are taken back silently, as Mesos does (frameworks reconcile). Tasks of
+        frameworks removed meanwhile are shut down; tasks the master expected but the
+        agent no longer has are gone. Executors are what the agent reports: the others
+        are forgotten, as in Mesos's ``reconcileKnownSlave``.
         """
+        for info in frameworks:
+            framework_id = _value(info.get("id"))
+            if (
+                framework_id is not None
+                and framework_id not in self.frameworks
+                and framework_id not in self.removed_framework_ids
+            ):
+                log.info("recovering framework %s from re-registered agent %s",
+                         framework_id, agent.id)  # fmt: skip
+                self.frameworks[framework_id] = Framework(
+                    framework_id, info, _now(), recovered=True
+                )
         seen: set[tuple[str, str]] = set()
         shutdown: set[str] = set()
         for framework_id, info, state in reported:
@@ -1689,7 +1799,7 @@ class Master:
                 continue
             seen.add((framework_id, task_id))
             task = framework.tasks.get(task_id)
-            notify = task is None  # back from unreachable, or news to this master
+            notify = task is None and not recovered  # back from unreachable, or news
             if task is None:
                 task = framework.unreachable_tasks.pop(task_id, None)
             if task is None:
@@ -1945,27 +2055,68 @@ class Master:
                     self.options.max_agent_ping_timeouts,
                 )
                 if misses >= self.options.max_agent_ping_timeouts:
-                    self.mark_unreachable(agent, "health check timed out")
+                    await self.mark_unreachable(agent, "health check timed out")
                     return
             await trio.sleep_until(started + interval)
 
-    def mark_unreachable(self, agent: Agent, why: str) -> None:
+    async def mark_unreachable(self, agent: Agent, why: str) -> None:
         """Take an agent out of the cluster as Mesos does when its pings time out.
 
-        Its offers are rescinded; each of its tasks is reported once by the master
-        (no uuid) as TASK_UNREACHABLE to PARTITION_AWARE frameworks and TASK_LOST to
-        the others, with ``REASON_AGENT_REMOVED`` and ``unreachable_time``; every
-        connected framework gets ``FAILURE{agent_id}``.
+        The registry moves it to the unreachable agents first. Then its offers are
+        rescinded; each of its tasks is reported once by the master (no uuid) as
+        TASK_UNREACHABLE to PARTITION_AWARE frameworks and TASK_LOST to the others, with
+        ``REASON_AGENT_REMOVED`` and ``unreachable_time``; every connected framework
+        gets ``FAILURE{agent_id}``.
+        """
+        if self.agents.get(agent.id) is not agent or agent.id in self._transitioning:
+            return
+        now = _now()
+        self._transitioning.add(agent.id)
+        try:
+            await self.registry.mark_unreachable([agent.info], now)
+        finally:
+            self._transitioning.discard(agent.id)
+        log.warning("agent %s (%s) is unreachable: %s", agent.id, agent.hostname, why)
+        self.unreachable_agents[agent.id] = UnreachableAgent(agent.info, now)
+        self._remove_agent(agent, f"Agent {agent.hostname} is unreachable: {why}", now)
+
+    async def _unregister_agent(self, request: Request) -> Response:
+        """An agent shutting down (its tasks killed) leaves the cluster for good, as a
+        Mesos agent does on SIGUSR1: it is removed from the registry, and what the
+        master still knows of its tasks is reported ``TASK_GONE_BY_OPERATOR`` (PA) /
+        ``TASK_LOST``."""
+        try:
+            agent_id = str(request.json()["agent_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Response.text(400, f"Bad unregistration: {exc}")
+        agent = self.agents.get(agent_id)
+        if agent is None or agent_id in self._transitioning:
+            log.warning("Ignoring unregister agent message for unknown agent %s", agent_id)
+            return Response(202)
+        self._transitioning.add(agent_id)
+        try:
+            await self.registry.remove(agent_id)
+        finally:
+            self._transitioning.discard(agent_id)
+        log.info("removing agent %s (%s): the agent unregistered", agent.id, agent.hostname)
+        self._remove_agent(agent, f"Agent {agent.hostname} removed: the agent unregistered")
+        return Response(202)
+
+    def _remove_agent(
+        self, agent: Agent, message: str, unreachable_time: float | None = None
+    ) -> None:
+        """Mesos's ``__removeSlave``: forget a registered agent, rescind its offers and
+        tell the frameworks about its tasks and about the agent (``FAILURE``).
+
+        With an ``unreachable_time`` the tasks may come back (TASK_UNREACHABLE / LOST,
+        kept as unreachable tasks); without one they are gone (TASK_GONE_BY_OPERATOR /
+        LOST).
         """
         if self.agents.get(agent.id) is not agent:
             return
-        log.warning("agent %s (%s) is unreachable: %s", agent.id, agent.hostname, why)
         del self.agents[agent.id]
         agent.scope.cancel()
         agent.outbox.close()
-        now = _now()
-        agent.unreachable_time = now
-        self.unreachable_agents[agent.id] = agent
         for framework in self.frameworks.values():
             for offer in [o for o in framework.offers.values() if o.agent_id == agent.id]:
                 self._rescind(framework, offer)
@@ -1974,23 +2125,35 @@ class Master:
             if owner is None:
                 continue
             owner.tasks.pop(task_id, None)
+            task.freed = True
             if task.state in TERMINAL_STATES:
                 owner.completed_tasks.append(task)
                 continue
-            task.freed = True
-            task.unreachable_time = now
-            task.state = "TASK_UNREACHABLE"
-            owner.unreachable_tasks[task_id] = task
-            state = "TASK_UNREACHABLE" if owner.partition_aware else "TASK_LOST"
+            if unreachable_time is not None:
+                state = "TASK_UNREACHABLE" if owner.partition_aware else "TASK_LOST"
+                reason = "REASON_AGENT_REMOVED"
+                task.state = "TASK_UNREACHABLE"
+                task.unreachable_time = unreachable_time
+                owner.unreachable_tasks[task_id] = task
+            else:
+                state = "TASK_GONE_BY_OPERATOR" if owner.partition_aware else "TASK_LOST"
+                reason = (
+                    "REASON_AGENT_REMOVED_BY_OPERATOR"
+                    if owner.partition_aware
+                    else "REASON_AGENT_REMOVED"
+                )
+                task.state = state
+                owner.completed_tasks.append(task)
             status = _status(
                 task_id,
                 state,
-                reason="REASON_AGENT_REMOVED",
-                message=f"Agent {agent.hostname} is unreachable: {why}",
+                reason=reason,
+                message=message,
                 agent_id=agent.id,
                 executor_id=task.executor_id,
             )
-            status["unreachable_time"] = {"nanoseconds": int(now * 1e9)}
+            if unreachable_time is not None:
+                status["unreachable_time"] = {"nanoseconds": int(unreachable_time * 1e9)}
             task.status_update_state = state
             owner.send(_update(status))
         agent.tasks.clear()
@@ -1998,10 +2161,50 @@ class Master:
             self._remove_executor(executor)
         agent.executors.clear()
         agent.allocated = Resources()
+        self._agent_lost(agent.id)
+
+    def _agent_lost(self, agent_id: str) -> None:
+        """Mesos's ``sendSlaveLost``: ``FAILURE{agent_id}`` to every connected framework."""
         for framework in self.frameworks.values():
-            framework.send({"type": "FAILURE", "failure": {"agent_id": _id(agent.id)}})
+            framework.send({"type": "FAILURE", "failure": {"agent_id": _id(agent_id)}})
         self._changed()
         self._trigger()
+
+    async def _recovered_agents_timeout(self) -> None:
+        """Mesos's ``recoveredSlavesTimeout``: agents of the registry that have not
+        re-registered within ``--agent_reregister_timeout`` of this master's start are
+        marked unreachable.
+
+        This master never knew their tasks, so nothing is reported but ``FAILURE``; a
+        framework that reconciles them gets TASK_UNREACHABLE / TASK_LOST from then on.
+        Agents in the middle of re-registering are left to finish.
+        """
+        await trio.sleep(self.options.agent_reregister_timeout)
+        missing = [
+            info for agent_id, info in self.recovered_agents.items()
+            if agent_id not in self._transitioning
+        ]  # fmt: skip
+        if not missing:
+            return
+        now = _now()
+        ids = {str(info["id"]["value"]) for info in missing}
+        self._transitioning |= ids
+        try:
+            await self.registry.mark_unreachable(missing, now)
+        finally:
+            self._transitioning -= ids
+        for info in missing:
+            agent_id = str(info["id"]["value"])
+            del self.recovered_agents[agent_id]
+            self.unreachable_agents[agent_id] = UnreachableAgent(info, now)
+            log.warning(
+                "agent %s (%s) is unreachable: did not re-register within %ss after master "
+                "failover",
+                agent_id,
+                info.get("hostname"),
+                self.options.agent_reregister_timeout,
+            )
+            self._agent_lost(agent_id)
 
     # -- state -------------------------------------------------------------------------
 
@@ -2068,7 +2271,7 @@ class Master:
                 ),
             },
             "slaves": slaves,
-            "recovered_slaves": [],
+            "recovered_slaves": list(self.recovered_agents.values()),
             "frameworks": [self._framework_state(f) for f in self.frameworks.values()],
             "completed_frameworks": [self._framework_state(f) for f in self.completed_frameworks],
             "orphan_tasks": [],
@@ -2096,7 +2299,7 @@ class Master:
             "webui_url": info.get("webui_url", ""),
             "active": framework.connected,
             "connected": framework.connected,
-            "recovered": False,
+            "recovered": framework.recovered,
             "user": info.get("user", ""),
             "failover_timeout": info.get("failover_timeout", 0.0),
             "checkpoint": info.get("checkpoint", False),

@@ -19,7 +19,7 @@ from marathon_mesos_local.http import JSON, PROTOBUF, Request, Response, accepts
 from marathon_mesos_local.resources import Resources
 
 if TYPE_CHECKING:
-    from marathon_mesos_local.master import Agent, Framework, Master, Task
+    from marathon_mesos_local.master import Framework, Master, Task
 
 __all__ = ["CALL_TYPES", "handle_operator"]
 
@@ -112,16 +112,6 @@ def get_master(master: Master) -> dict[str, Any]:
     }
 
 
-def agent_info(agent: Agent) -> dict[str, Any]:
-    return {
-        "hostname": agent.hostname,
-        "port": agent.port,
-        "resources": agent.total.to_json(),
-        "attributes": agent.attributes,
-        "id": {"value": agent.id},
-    }
-
-
 def get_agents(master: Master) -> dict[str, Any]:
     offered: dict[str, Resources] = {}
     for framework in master.frameworks.values():
@@ -130,7 +120,7 @@ def get_agents(master: Master) -> dict[str, Any]:
     agents = []
     for agent in master.agents.values():
         entry: dict[str, Any] = {
-            "agent_info": agent_info(agent),
+            "agent_info": agent.info,
             "active": True,
             "deactivated": False,
             "version": MESOS_VERSION,
@@ -144,7 +134,7 @@ def get_agents(master: Master) -> dict[str, Any]:
         if agent.reregistered_time is not None:
             entry["reregistered_time"] = _time(agent.reregistered_time)
         agents.append(entry)
-    return {"agents": agents, "recovered_agents": []}
+    return {"agents": agents, "recovered_agents": list(master.recovered_agents.values())}
 
 
 def _framework(master: Master, framework: Framework) -> dict[str, Any]:
@@ -167,7 +157,7 @@ def _framework(master: Master, framework: Framework) -> dict[str, Any]:
         "framework_info": {**framework.info, "id": _id(framework.id)},
         "active": framework.connected,
         "connected": framework.connected,
-        "recovered": False,
+        "recovered": framework.recovered,
         "registered_time": _time(framework.registered_time),
         "offers": offers,
         "inverse_offers": [],

@@ -14,6 +14,7 @@ from marathon_core import hookimpl
 from marathon_core.errors import ConfigError
 from marathon_mesos_local.cli import parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
+from marathon_mesos_local.registry import Registry, RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ def marathon_addoption(parser: OptionParser) -> None:
         "--local_agent_reregister_timeout",
         default=600.0,
         type=parse_duration,
-        help="Embedded master's --agent_reregister_timeout (10mins)",
+        help="Embedded master's --agent_reregister_timeout (10mins): how long it waits, "
+        "after a restart on the same --state_dir, for the agents of its registry",
     )
 
 
@@ -99,8 +101,10 @@ def marathon_configure(config: Config) -> None:
     if config.master != LOCAL:
         return
     try:
-        cluster_options(config).check()
-    except (ResourceError, ValueError) as exc:
+        options = cluster_options(config)
+        options.check()
+        Registry.open(options.master_dir)
+    except (ResourceError, ValueError, RegistryError) as exc:
         raise ConfigError(f"embedded Mesos: {exc}") from None
 
 

@@ -20,13 +20,24 @@ Agent faults on a running :class:`~marathon_mesos_local.cluster.Cluster` (agent
 :class:`NullFramework` drives a :class:`SchedulerClient` to launch N tasks, alone or in
 task groups under default executors (:func:`executor_info`, :meth:`SchedulerClient.
 launch_group`).
+
+Master failover: :class:`MasterProcess` runs ``marathon-mesos-local --agents 0`` in a
+process of its own, which a test can SIGKILL and start again on the same port and
+work dir while agents (a :class:`~marathon_mesos_local.cluster.Cluster` with
+``master_url``) keep running; :func:`master_state` reads its ``/master/state``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -38,11 +49,13 @@ if TYPE_CHECKING:
     from marathon_mesos_local.cluster import Cluster
 
 __all__ = [
+    "MasterProcess",
     "NullFramework",
     "RecordIODecoder",
     "SchedulerClient",
     "executor_info",
     "launch_group_operation",
+    "master_state",
     "pause_agent",
     "power_off",
     "power_on",
@@ -94,6 +107,72 @@ def task_pids(cluster: Cluster, task_id: str) -> list[int]:
             continue
         found.extend(container_pids(container_id))
     return sorted(set(found))
+
+
+class MasterProcess:
+    """A master alone in a process of its own, with ``work_dir`` and Mesos ``flags``.
+
+    :meth:`start` returns its URL once it listens (the first start may use port 0;
+    later starts reuse the port it got); :meth:`kill` SIGKILLs it, as a crash would;
+    :meth:`stop` ends it with SIGTERM. Its stderr goes to ``<work_dir>/master.log``.
+    """
+
+    def __init__(self, work_dir: Path, *flags: str, port: int = 0) -> None:
+        self.work_dir = work_dir
+        self.flags = flags
+        self.port = port
+        self.log = work_dir / "master.log"
+        self.process: trio.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *, timeout: float = 30.0) -> str:
+        """Start the master; return its URL once it listens."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        argv = [
+            sys.executable, "-m", "marathon_mesos_local.cli", "--agents", "0",
+            "--port", str(self.port), "--work_dir", str(self.work_dir), *self.flags,
+        ]  # fmt: skip
+        with open(self.log, "ab") as log:
+            self.process = await trio.lowlevel.open_process(
+                argv, stdin=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+        with trio.fail_after(timeout):
+            while True:
+                text = self.log.read_bytes()[offset:].decode(errors="replace")
+                if match := re.search(r"listening on http://[\d.]+:(\d+)", text):
+                    self.port = int(match.group(1))
+                    return self.url
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"the master exited ({self.process.returncode}): {text}")
+                await trio.sleep(0.05)
+
+    async def kill(self) -> None:
+        """SIGKILL the master; return once it is gone."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        """SIGTERM the master and wait (SIGKILL if it takes longer than ``timeout``)."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(timeout):
+            await self.process.wait()
+        await self.kill()
+
+
+async def master_state(url: str) -> dict[str, Any]:
+    """The master's ``/master/state``."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.get(f"{url.rstrip('/')}/master/state")
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+        return state
 
 
 Event = dict[str, Any]
@@ -289,7 +368,12 @@ class SchedulerClient:
         self._new_event = trio.Event()
         if self.auto_ack and event["type"] == "UPDATE" and "uuid" in event["update"]["status"]:
             assert self._nursery is not None
-            self._nursery.start_soon(self.acknowledge, event["update"]["status"])
+            self._nursery.start_soon(self._auto_acknowledge, event["update"]["status"])
+
+    async def _auto_acknowledge(self, status: Mapping[str, Any]) -> None:
+        # If the master went away (a failover), the agent sends the update again.
+        with contextlib.suppress(httpx.TransportError):
+            await self.acknowledge(status)
 
     async def disconnect(self) -> None:
         """Close the event stream, as a crashed scheduler would."""
@@ -456,10 +540,10 @@ class NullFramework:
 
     async def launch(self, nursery: trio.Nursery, count: int, *, timeout: float = 600.0) -> None:
         client = self.client
+        index = len(client.events)  # offers may arrive together with SUBSCRIBED
         if client.framework_id is None:
             await client.subscribe(nursery, name="null-framework")
         target = len(self.launched) + count
-        index = len(client.events)
         with trio.fail_after(timeout):
             async with trio.open_nursery() as calls:
                 while len(self.running) < target:
