@@ -72,15 +72,27 @@ def marathon_addoption(parser: OptionParser) -> None:
     )
     parser.addoption(
         "--local_agent_reregister_timeout",
-        default=600.0,
+        default=None,
         type=parse_duration,
-        help="Embedded master's --agent_reregister_timeout (10mins): how long it waits, "
-        "after a restart on the same --state_dir, for the agents of its registry",
+        help="Embedded master's --agent_reregister_timeout: how long it waits, after a "
+        "restart on the same --state_dir, for the agents of its registry (default: "
+        "agent ping timeout x max ping timeouts, as for any lost agent)",
     )
 
 
 def cluster_options(config: Config) -> ClusterOptions:
-    """The embedded cluster's shape from Marathon's configuration."""
+    """The embedded cluster's shape from Marathon's configuration.
+
+    The re-registration timeout defaults to the time that marks a silent agent lost,
+    not Mesos's 10 minutes: the embedded agents die with the process that owns them,
+    so after a crash of ``marathon`` its agents are machines that lost power and
+    come back under new ids, and their tasks must be replaced as promptly.
+    """
+    reregister_timeout = config.option("local_agent_reregister_timeout")
+    if reregister_timeout is None:
+        reregister_timeout = config.option("local_agent_ping_timeout") * config.option(
+            "local_max_agent_ping_timeouts"
+        )
     return ClusterOptions(
         port=config.option("local_master_port"),
         agents=config.option("local_agents"),
@@ -92,7 +104,7 @@ def cluster_options(config: Config) -> ClusterOptions:
         agent_ping_timeout=config.option("local_agent_ping_timeout"),
         max_agent_ping_timeouts=config.option("local_max_agent_ping_timeouts"),
         offer_timeout=config.option("local_offer_timeout"),
-        agent_reregister_timeout=config.option("local_agent_reregister_timeout"),
+        agent_reregister_timeout=reregister_timeout,
     )
 
 

@@ -93,10 +93,10 @@ class SimulatedAgent:
                 self._kill(found)
         elif action == "shutdown_executor":
             executor_id = str(body["executor_id"])
-            executor = self.executors.get((framework_id, executor_id))
-            if executor is not None:
-                executor.shutting_down = True
-                for task_id in list(executor.live):
+            doomed = self.executors.get((framework_id, executor_id))
+            if doomed is not None:
+                doomed.shutting_down = True
+                for task_id in list(doomed.live):
                     self._kill(self.tasks[(framework_id, task_id)])
             elif (task := self.tasks.get((framework_id, executor_id))) and not task.group:
                 self._kill(task)
