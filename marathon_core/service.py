@@ -12,6 +12,7 @@ the same operator or container type stop the server at once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -168,6 +169,7 @@ async def leadership_term(ctx: ServiceContext) -> None:
     try:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
+            settle_heap()
             # The periodic scale check leaves apps alone while a deployment owns them.
             leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
             executor = DeploymentExecutor(
@@ -177,6 +179,20 @@ async def leadership_term(ctx: ServiceContext) -> None:
             ctx.leader = leader
     finally:
         ctx.leader = None
+
+
+def settle_heap() -> None:
+    """Take every object alive now out of the cyclic garbage collector's scans.
+
+    Why: a leader or a warm standby holds millions of long-lived state objects, and
+    each full collection walks them all: with 100k instances loaded, pauses of 0.7 s
+    and 10 s of collection in 12 s of work were measured, long enough to starve
+    kazoo's heartbeats and expire a ZooKeeper session.  With the state frozen after
+    each load, the longest pause measured was 0.07 s.  The state is acyclic, so
+    reference counting still frees what is replaced; only cycles alive at this
+    moment stay for good, which is why it runs after loads, not continuously.
+    """
+    gc.freeze()
 
 
 async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None:
@@ -199,6 +215,9 @@ async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None
                             await state.root_group(version)
             except StorageError as exc:
                 log.debug("standby state refresh failed: %s", exc)
+            else:
+                del snapshot
+                settle_heap()
         await state.storage.wait_changed()
         await trio.sleep(WARM_INTERVAL)
 
