@@ -255,7 +255,10 @@ class Scheduler:
                 self._connected = False
                 self.events.publish(make_event("scheduler_disconnected_event"))
             elif kind == "FAILURE":
-                log.info("Mesos reports a failure: %s", event.get("failure"))
+                failure = event.get("failure", {})
+                log.info("Mesos reports a failure: %s", failure)
+                if "executor_id" not in failure and "agent_id" in failure:
+                    self._spawn(self.reconcile_agent, failure["agent_id"]["value"])
             elif kind == "ERROR":  # the client raises on these; kept for direct callers
                 log.error("Mesos error: %s", event.get("error"))
         if statuses:
@@ -826,19 +829,35 @@ class Scheduler:
 
     # -- reconciliation ----------------------------------------------------------------
 
-    async def reconcile(self) -> None:
-        """Explicit reconciliation of every known task, then implicit."""
-        self._counts["reconciliations"] += 1
-        known = [
+    def _live_tasks(self) -> list[tuple[str, str | None]]:
+        """(task id, agent id) of every task Mesos should know about."""
+        return [
             (str(i.task.task_id), i.agent.agent_id if i.agent is not None else None)
             for i in self.tracker.all_instances()
             if i.task is not None
             and not i.task.condition.is_terminal
             and i.condition is not Condition.SCHEDULED
         ]
+
+    async def reconcile(self) -> None:
+        """Explicit reconciliation of every known task, then implicit."""
+        self._counts["reconciliations"] += 1
+        known = self._live_tasks()
         for start in range(0, len(known), RECONCILE_BATCH):
             await self._send(calls.reconcile(known[start : start + RECONCILE_BATCH]))
         await self._send(calls.reconcile())
+
+    async def reconcile_agent(self, agent_id: str) -> None:
+        """Explicit reconciliation of our tasks on an agent Mesos reports as failed.
+
+        Why: an agent that does not come back after a master failover is removed
+        without a single update for its tasks (the new master never knew them), and
+        the startup reconciliation went unanswered while the master waited for it;
+        asked now, Mesos answers TASK_UNREACHABLE or TASK_LOST and they are replaced.
+        """
+        known = [(task, agent) for task, agent in self._live_tasks() if agent == agent_id]
+        for start in range(0, len(known), RECONCILE_BATCH):
+            await self._send(calls.reconcile(known[start : start + RECONCILE_BATCH]))
 
     async def _reconciliation_loop(self) -> None:
         while True:
