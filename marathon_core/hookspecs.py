@@ -156,13 +156,20 @@ def marathon_agent_containerizers() -> Mapping[str, Containerizer] | None:
 def marathon_health_check_protocols() -> Mapping[str, HealthCheckProtocol] | None:
     """Return health-check protocols by name (``HTTP``, ``TCP``, ``COMMAND``, ``MESOS_HTTP``, ...).
 
-    A protocol validates an app's health check at API time; protocols the scheduler
-    executes itself (Marathon's HTTP, HTTPS, TCP) also run the check. An app naming a
+    A protocol validates an app's health check at API time
+    (:class:`~marathon_core.model.validation.HealthCheckProtocol`). A protocol the
+    scheduler executes itself (Marathon's HTTP, HTTPS, TCP) also has an async
+    ``probe(check, host=..., port=..., timeout=...)`` returning a
+    :class:`~marathon_core.health.ProbeResult` (:class:`~marathon_core.health.HealthChecker`);
+    the leader then probes every Running task of apps using it and kills tasks that
+    keep failing. Protocols without ``probe`` run on the Mesos agent. An app naming a
     protocol no plugin provides is rejected with a 422 at ``/healthChecks(i)/protocol``.
 
     :returns: A mapping of protocol name to protocol, or None.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+        Protocols may have ``probe``: the core runs them (``marathon_core.health``).
     """
 
 

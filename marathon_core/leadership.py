@@ -1,4 +1,4 @@
-"""Everything that runs only while this process leads: Mesos, the scheduler, its loops.
+"""Everything that runs only while this process leads: Mesos, the scheduler, health checks.
 
 :func:`lead` opens one nursery for the leadership-scoped work -- the Mesos
 subscription, the scheduler's event consumer and timers -- and reports a
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from marathon_core.health import HealthMonitor
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
@@ -49,6 +50,8 @@ class LeaderState:
     tracker: InstanceTracker
     scheduler: Scheduler
     mesos: MesosClient
+    #: Health of tasks under Marathon-side checks (None in tests that build their own).
+    health: HealthMonitor | None = None
 
 
 async def lead(
@@ -96,8 +99,14 @@ async def lead(
         prepare_task=prepare_task,
         load_apps=load_apps,
     )
+    health = HealthMonitor(
+        tracker, ctx.events, ctx.validation.health_check_protocols, kill=scheduler.kill_instances
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(scheduler.run, receive)
         nursery.start_soon(client.run)
+        await nursery.start(health.run)
         log.info("leading: %d instance(s) loaded", len(tracker.all_instances()))
-        task_status.started(LeaderState(tracker=tracker, scheduler=scheduler, mesos=client))
+        task_status.started(
+            LeaderState(tracker=tracker, scheduler=scheduler, mesos=client, health=health)
+        )

@@ -17,6 +17,7 @@ from marathon_core.service import ServiceContext
 from marathon_rest.appinfo import AppInfoCache, apps_by_id
 
 if TYPE_CHECKING:
+    from marathon_core.health import HealthMonitor
     from marathon_core.scheduler.tracker import InstanceTracker
     from marathon_rest.callbacks import CallbackDispatcher
 
@@ -60,6 +61,12 @@ class Api:
         """The leader's live view of instances (None when this process does not lead)."""
         leader = self.ctx.leader
         return leader.tracker if leader is not None else None
+
+    @property
+    def health(self) -> HealthMonitor | None:
+        """The leader's task health (None when this process does not lead)."""
+        leader = self.ctx.leader
+        return leader.health if leader is not None else None
 
     @property
     def address(self) -> str:

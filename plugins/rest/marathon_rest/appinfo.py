@@ -8,7 +8,9 @@ encoded JSON (an ``orjson.Fragment``) under what it is made of:
 - the app object (apps are immutable: a new version is a new object),
 - the tracker's :meth:`~marathon_core.scheduler.tracker.InstanceTracker.generation`
   of the app, which changes with any change to one of its instances,
-- the ids of the deployments that touch the app.
+- the ids of the deployments that touch the app,
+- the health monitor's :meth:`~marathon_core.health.HealthMonitor.generation` of the
+  app, which changes with any health change of one of its tasks.
 
 A response joins the fragments; only entries whose inputs changed are encoded again.
 Without a tracker (no leader), entries are encoded on each request and not kept.
@@ -34,9 +36,10 @@ from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Condition, Instance, InstanceId
 
 if TYPE_CHECKING:
+    from marathon_core.health import HealthMonitor
     from marathon_core.scheduler.tracker import InstanceTracker
 
-__all__ = ["AppInfoCache", "app_info", "apps_by_id", "deployments_by_app"]
+__all__ = ["AppInfoCache", "app_info", "apps_by_id", "deployments_by_app", "task_json"]
 
 _STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 
@@ -45,15 +48,30 @@ def _live(instances: Iterable[Instance]) -> list[Instance]:
     return [i for i in instances if i.task is not None and not i.task.condition.is_terminal]
 
 
-def _counts(instances: Sequence[Instance], deployment_ids: Sequence[str]) -> dict[str, Any]:
+def _counts(
+    instances: Sequence[Instance],
+    deployment_ids: Sequence[str],
+    health: HealthMonitor | None = None,
+) -> dict[str, Any]:
     """The keys ``/v2/apps`` adds to an app's definition, in Marathon's order."""
+    healthy, unhealthy = health.counts(instances) if health is not None else (0, 0)
     return {
         "tasksStaged": sum(1 for i in instances if i.condition in _STAGED),
         "tasksRunning": sum(1 for i in instances if i.condition is Condition.RUNNING),
-        "tasksHealthy": 0,
-        "tasksUnhealthy": 0,
+        "tasksHealthy": healthy,
+        "tasksUnhealthy": unhealthy,
         "deployments": [{"id": d} for d in deployment_ids],
     }
+
+
+def task_json(
+    instance: Instance, app: AppDefinition | None, health: HealthMonitor | None
+) -> dict[str, Any]:
+    """A live task as the API shows it, with ``healthCheckResults`` when its app has
+    Marathon-side checks."""
+    assert instance.task is not None
+    results = health.results(instance) if health is not None else None
+    return task_to_json(instance, instance.task, app=app, health_check_results=results)
 
 
 def app_info(
@@ -62,15 +80,16 @@ def app_info(
     deployment_ids: Sequence[str],
     *,
     with_tasks: bool,
+    health: HealthMonitor | None = None,
 ) -> dict[str, Any]:
     """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks.
 
     The reference form of an entry; :class:`AppInfoCache` makes the same bytes.
     """
     out = app_to_json(app)
-    out.update(_counts(instances, deployment_ids))
+    out.update(_counts(instances, deployment_ids, health))
     if with_tasks:
-        out["tasks"] = [task_to_json(i, i.task, app=app) for i in _live(instances) if i.task]
+        out["tasks"] = [task_json(i, app, health) for i in _live(instances)]
     return out
 
 
@@ -136,10 +155,10 @@ def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:
     return b"".join((head[:-1], b",", orjson.dumps(tail)[1:]))
 
 
-#: (app, tracker generation, deployment ids, encoded entry)
-_Entry = tuple[AppDefinition, int, tuple[str, ...], orjson.Fragment]
-#: (instance, app, encoded task)
-_TaskEntry = tuple[Instance, AppDefinition, orjson.Fragment]
+#: (app, tracker generation, health generation, deployment ids, encoded entry)
+_Entry = tuple[AppDefinition, int, int, tuple[str, ...], orjson.Fragment]
+#: (instance, app, task health, encoded task)
+_TaskEntry = tuple[Instance, AppDefinition, object, orjson.Fragment]
 
 
 class AppInfoCache:
@@ -165,23 +184,29 @@ class AppInfoCache:
         return orjson.Fragment(self.app_bytes(app))
 
     def _task_fragments(
-        self, app: AppDefinition, instances: Sequence[Instance]
+        self, app: AppDefinition, instances: Sequence[Instance], health: HealthMonitor | None
     ) -> list[orjson.Fragment]:
         """Encoded live tasks of ``instances``; encodings of other instances are dropped."""
         old = self._tasks.get(app.id, {})
         new: dict[InstanceId, _TaskEntry] = {}
         for instance in _live(instances):
             entry = old.get(instance.instance_id)
-            if entry is None or entry[0] is not instance or entry[1] is not app:
-                assert instance.task is not None
-                encoded = orjson.dumps(task_to_json(instance, instance.task, app=app))
-                entry = (instance, app, orjson.Fragment(encoded))
+            # The monitor hands out the same health object until the task's health changes.
+            task_health = health.health_of(instance) if health is not None else None
+            if (
+                entry is None
+                or entry[0] is not instance
+                or entry[1] is not app
+                or entry[2] is not task_health
+            ):
+                encoded = orjson.dumps(task_json(instance, app, health))
+                entry = (instance, app, task_health, orjson.Fragment(encoded))
             new[instance.instance_id] = entry
         if new:
             self._tasks[app.id] = new
         else:
             self._tasks.pop(app.id, None)
-        return [e[2] for e in new.values()]
+        return [e[3] for e in new.values()]
 
     def encode(
         self,
@@ -190,11 +215,12 @@ class AppInfoCache:
         deployment_ids: Sequence[str],
         *,
         with_tasks: bool,
+        health: HealthMonitor | None = None,
     ) -> orjson.Fragment:
         """The entry of ``app`` encoded now (through the app and task encodings)."""
-        tail = _counts(instances, deployment_ids)
+        tail = _counts(instances, deployment_ids, health)
         if with_tasks:
-            tail["tasks"] = self._task_fragments(app, instances)
+            tail["tasks"] = self._task_fragments(app, instances, health)
         return orjson.Fragment(_splice(self.app_bytes(app), tail))
 
     def entries(
@@ -204,27 +230,41 @@ class AppInfoCache:
         deployments: Mapping[PathId, tuple[str, ...]],
         *,
         with_tasks: bool,
+        health: HealthMonitor | None = None,
     ) -> list[orjson.Fragment]:
-        """The entries of ``apps`` (in order) with their instances from ``tracker``."""
+        """The entries of ``apps`` (in order) with their instances from ``tracker`` and
+        their tasks' health from ``health`` (the same leadership's monitor)."""
         if self._tracker is None or self._tracker() is not tracker:
             for stale in self._entries:
                 stale.clear()
             self._tracker = weakref.ref(tracker)
         cache = self._entries[with_tasks]
         generation = tracker.generation
+        health_generation = health.generation if health is not None else lambda _: 0
         out = []
         for app in apps:
             app_id = app.id
             gen = generation(app_id)
+            health_gen = health_generation(app_id)
             deployed = deployments.get(app_id, ()) if deployments else ()
             entry = cache.get(app_id)
-            if entry is None or entry[0] is not app or entry[1] != gen or entry[2] != deployed:
+            if (
+                entry is None
+                or entry[0] is not app
+                or entry[1] != gen
+                or entry[2] != health_gen
+                or entry[3] != deployed
+            ):
                 encoded = self.encode(
-                    app, tracker.instances_of(app_id), deployed, with_tasks=with_tasks
+                    app,
+                    tracker.instances_of(app_id),
+                    deployed,
+                    with_tasks=with_tasks,
+                    health=health,
                 )
-                entry = (app, gen, deployed, encoded)
+                entry = (app, gen, health_gen, deployed, encoded)
                 cache[app_id] = entry
-            out.append(entry[3])
+            out.append(entry[4])
         return out
 
     def prune(self, current: Collection[AppDefinition]) -> None:

@@ -71,7 +71,9 @@ async def infos(
     deployments = deployments_by_app(api.ctx.deployments.all())
     tracker = api.tracker
     if tracker is not None:
-        return api.infos.entries(apps, tracker, deployments, with_tasks=with_tasks)
+        return api.infos.entries(
+            apps, tracker, deployments, with_tasks=with_tasks, health=api.health
+        )
     by_app: dict[PathId, list[Instance]]
     if len(apps) == 1:
         by_app = {apps[0].id: await api.instances_of(apps[0].id)}
@@ -214,7 +216,9 @@ async def _tasks(api: Api, app_id: PathId) -> Response:
     app = (await api.ctx.groups.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
-    return json_response({"tasks": tasks.tasks_json(app, await api.instances_of(app_id))})
+    return json_response(
+        {"tasks": tasks.tasks_json(app, await api.instances_of(app_id), api.health)}
+    )
 
 
 async def _put(request: Request, path: str, *, patch: bool) -> Response:

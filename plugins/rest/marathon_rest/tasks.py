@@ -9,7 +9,7 @@ exactly the chosen ones go. ``wipe`` decommissions without scaling.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from starlette.requests import Request
@@ -19,14 +19,17 @@ from starlette.routing import Route
 from marathon_core.auth import Action
 from marathon_core.errors import AppLockedError, BadRequestError, NotFoundError
 from marathon_core.model.app import AppDefinition
-from marathon_core.model.codec import task_to_json
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Condition, Instance, parse_task_id
 from marathon_rest.api import Api
+from marathon_rest.appinfo import task_json
 from marathon_rest.auth import allowed, authorize
 from marathon_rest.queue import scheduler_of
 from marathon_rest.responses import deployment_result, json_response, query_flag
+
+if TYPE_CHECKING:
+    from marathon_core.health import HealthMonitor
 
 _STATUS = {
     "running": frozenset({Condition.RUNNING}),
@@ -38,9 +41,11 @@ def _live(instances: Iterable[Instance]) -> list[Instance]:
     return [i for i in instances if i.task is not None and not i.task.condition.is_terminal]
 
 
-def tasks_json(app: AppDefinition | None, instances: Iterable[Instance]) -> list[dict[str, Any]]:
-    """The live tasks of ``instances``."""
-    return [task_to_json(i, i.task, app=app) for i in _live(instances) if i.task is not None]
+def tasks_json(
+    app: AppDefinition | None, instances: Iterable[Instance], health: HealthMonitor | None = None
+) -> list[dict[str, Any]]:
+    """The live tasks of ``instances`` (with their health checks' results, if any)."""
+    return [task_json(i, app, health) for i in _live(instances)]
 
 
 async def list_tasks(request: Request) -> Response:
@@ -61,7 +66,7 @@ async def list_tasks(request: Request) -> Response:
     return json_response(
         {
             "tasks": [
-                task_to_json(i, i.task, app=apps.get(i.app_id))
+                task_json(i, apps.get(i.app_id), api.health)
                 for i in instances
                 if i.task is not None
             ]

@@ -1,0 +1,529 @@
+"""Marathon-side health checks: the leader probes tasks, keeps their health, kills the sick.
+
+The protocols come from plugins (``marathon_health_check_protocols``). A protocol that
+the scheduler runs itself (Marathon's HTTP, HTTPS, TCP) is a :class:`HealthChecker`:
+besides ``validate`` it has an async ``probe``. Protocols without ``probe`` (COMMAND,
+MESOS_*) run on the agent; the core only validates them. The core never imports a
+plugin: it drives whatever the hook returned.
+
+:class:`HealthMonitor` is leader-scoped (started by :func:`marathon_core.leadership.lead`,
+cancelled with the term). For every Running task of an app version with Marathon-side
+checks it probes ``host:port`` every ``intervalSeconds`` under ``timeoutSeconds``,
+applies Marathon's rules (:func:`apply_result`): failures are ignored before the
+first success while the grace period lasts, and a task that already failed
+``maxConsecutiveFailures`` times in a row (0: never) is killed at its next failure;
+its instance keeps goal Running, so the scheduler launches a replacement.
+
+Health is kept in memory only, as in Marathon: a new leader starts afresh. Readers
+(the REST API) use :meth:`HealthMonitor.results` and :meth:`HealthMonitor.counts`,
+and may cache what they derive under :meth:`HealthMonitor.generation`, which changes
+with any health change of the app.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import trio
+
+from marathon_core.events import EventBus, make_event
+from marathon_core.model.app import AppDefinition, HealthCheck
+from marathon_core.model.codec import converter
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Condition, Instance, InstanceId, TaskId
+
+__all__ = [
+    "Health",
+    "HealthChecker",
+    "HealthMonitor",
+    "Outcome",
+    "ProbeResult",
+    "Verdict",
+    "apply_result",
+    "checker_of",
+    "probe_target",
+]
+
+log = logging.getLogger(__name__)
+
+#: Probes running at once, over all apps.
+MAX_CONCURRENT_PROBES = 256
+#: Longest pause between two looks at the instances (new tasks are found at once anyway).
+MAX_IDLE = 1.0
+
+
+class Outcome(enum.Enum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    #: No verdict (an HTTP 1xx with ``ignoreHttp1xx``): health stays as it was.
+    IGNORED = "ignored"
+
+
+@attrs.frozen
+class ProbeResult:
+    """What one probe found; ``cause`` says why it failed (``lastFailureCause``)."""
+
+    outcome: Outcome
+    cause: str | None = None
+
+    @classmethod
+    def healthy(cls) -> ProbeResult:
+        return cls(Outcome.HEALTHY)
+
+    @classmethod
+    def unhealthy(cls, cause: str) -> ProbeResult:
+        return cls(Outcome.UNHEALTHY, cause)
+
+    @classmethod
+    def ignored(cls) -> ProbeResult:
+        return cls(Outcome.IGNORED)
+
+
+@runtime_checkable
+class HealthChecker(Protocol):
+    """A protocol the scheduler runs: the run-time half of ``marathon_health_check_protocols``.
+
+    ``probe`` checks ``host:port`` once and returns a :class:`ProbeResult`; it should
+    give up after ``timeout`` seconds (the core also cancels it then and counts a
+    failure). It must not raise for an unreachable or failing task: that is an
+    unhealthy result.
+    """
+
+    async def probe(
+        self, check: HealthCheck, *, host: str, port: int, timeout: float
+    ) -> ProbeResult: ...
+
+
+def checker_of(protocol: object) -> HealthChecker | None:
+    """The run-time half of a protocol plugin, None for protocols the agent runs."""
+    probe = getattr(protocol, "probe", None)
+    return protocol if callable(probe) else None  # type: ignore[return-value]
+
+
+@attrs.frozen
+class Health:
+    """The health of one task under one check, as Marathon reports it."""
+
+    instance_id: InstanceId
+    first_success: Timestamp | None = None
+    last_success: Timestamp | None = None
+    last_failure: Timestamp | None = None
+    last_failure_cause: str | None = None
+    consecutive_failures: int = 0
+
+    @property
+    def alive(self) -> bool:
+        """A success, and none of the failures came after the last one."""
+        return self.last_success is not None and (
+            self.last_failure is None or self.last_success > self.last_failure
+        )
+
+    @property
+    def has_result(self) -> bool:
+        return self.last_success is not None or self.last_failure is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """Marathon's ``healthCheckResults`` entry."""
+
+        def ts(t: Timestamp | None) -> str | None:
+            return str(t) if t is not None else None
+
+        return {
+            "alive": self.alive,
+            "consecutiveFailures": self.consecutive_failures,
+            "firstSuccess": ts(self.first_success),
+            "lastFailure": ts(self.last_failure),
+            "lastSuccess": ts(self.last_success),
+            "lastFailureCause": self.last_failure_cause,
+            "instanceId": str(self.instance_id),
+        }
+
+
+@attrs.frozen
+class Verdict:
+    """The health after one result, and what to do about it."""
+
+    health: Health
+    #: The result was applied (not ignored): publish ``failed_health_check_event`` if failed.
+    failed: bool = False
+    #: Kill the task: it had failed ``maxConsecutiveFailures`` times before this failure.
+    kill: bool = False
+
+
+def apply_result(
+    health: Health,
+    result: ProbeResult,
+    *,
+    check: HealthCheck,
+    now: Timestamp,
+    started_at: Timestamp | None,
+    running: bool = True,
+) -> Verdict:
+    """Marathon's rules for one probe result (``HealthCheckActor``).
+
+    - a healthy result sets ``firstSuccess`` (once) and ``lastSuccess`` and clears the
+      failure count; an ignored one changes nothing;
+    - a failure is ignored while the task is not Running, and before the first success
+      while the grace period since the task started lasts;
+    - otherwise it counts, and if the count *before* it had reached
+      ``maxConsecutiveFailures`` (> 0) the task is to be killed.
+    """
+    if result.outcome is Outcome.IGNORED:
+        return Verdict(health)
+    if result.outcome is Outcome.HEALTHY:
+        return Verdict(
+            attrs.evolve(
+                health,
+                first_success=health.first_success or now,
+                last_success=now,
+                consecutive_failures=0,
+            )
+        )
+    if not running:
+        return Verdict(health)
+    if health.first_success is None and (
+        started_at is None or started_at.millis + check.grace_period_seconds * 1000 > now.millis
+    ):
+        return Verdict(health)
+    limit = check.max_consecutive_failures
+    kill = limit > 0 and health.consecutive_failures >= limit
+    updated = attrs.evolve(
+        health,
+        last_failure=now,
+        last_failure_cause=result.cause,
+        consecutive_failures=health.consecutive_failures + 1,
+    )
+    return Verdict(updated, failed=True, kill=kill)
+
+
+def probe_target(check: HealthCheck, instance: Instance) -> tuple[str, int] | None:
+    """``host, port`` to probe for ``check`` on ``instance``'s task (None: nothing to probe).
+
+    ``port`` wins; otherwise ``portIndex`` picks one of the task's host ports.
+    """
+    task = instance.task
+    if instance.agent is None or task is None:
+        return None
+    port = check.port
+    if port is None:
+        index = check.port_index if check.port_index is not None else 0
+        if index >= len(task.host_ports):
+            return None
+        port = task.host_ports[index]
+    return instance.agent.host, port
+
+
+@attrs.define
+class _Target:
+    """One (task, check) being probed."""
+
+    app: AppDefinition
+    instance: Instance
+    index: int
+    checker: HealthChecker
+    due: float
+    busy: bool = False
+
+
+#: Kills the current tasks of instances (the scheduler's ``kill_instances``).
+KillInstances = Callable[[Sequence[Instance]], Awaitable[None]]
+
+
+class HealthMonitor:
+    """Probes the leader's Running tasks and keeps their health; see the module docstring."""
+
+    def __init__(
+        self,
+        tracker: Any,
+        events: EventBus,
+        protocols: Mapping[str, object],
+        kill: KillInstances,
+        *,
+        max_concurrent: int = MAX_CONCURRENT_PROBES,
+        clock: Callable[[], Timestamp] = Timestamp.now,
+    ) -> None:
+        #: The instance tracker (``app_ids``, ``instances_of``, ``app_of``, ``generation``,
+        #: ``get``, ``wait_changed``).
+        self.tracker = tracker
+        self.events = events
+        self.kill = kill
+        self.clock = clock
+        self._checkers = {
+            name: checker
+            for name, protocol in protocols.items()
+            if (checker := checker_of(protocol)) is not None
+        }
+        self._limit = trio.Semaphore(max_concurrent)
+        #: Per task: one Health per Marathon-side check of its app version.
+        self._health: dict[TaskId, tuple[Health, ...]] = {}
+        self._tasks_of_app: dict[PathId, set[TaskId]] = {}
+        #: Per app: (task, slot) -> what to probe.
+        self._targets: dict[PathId, dict[tuple[TaskId, int], _Target]] = {}
+        #: Per app: tracker generation the targets were computed from.
+        self._seen: dict[PathId, int] = {}
+        self._generations: dict[PathId, int] = {}
+        self._counter = itertools.count(1)
+        self._killed: set[TaskId] = set()
+        self._wake = trio.Event()
+
+    # -- reading ------------------------------------------------------------------
+
+    def checks_of(self, app: AppDefinition) -> list[tuple[int, HealthCheck]]:
+        """The app's checks the scheduler runs, with their index in ``healthChecks``."""
+        return [(i, hc) for i, hc in enumerate(app.health_checks) if hc.protocol in self._checkers]
+
+    def has_checks(self, app: AppDefinition) -> bool:
+        return any(hc.protocol in self._checkers for hc in app.health_checks)
+
+    def generation(self, app_id: PathId) -> int:
+        """Changes whenever the health of any task of ``app_id`` changes (0: none known)."""
+        return self._generations.get(app_id, 0)
+
+    def health_of(self, instance: Instance) -> tuple[Health, ...] | None:
+        """The health of ``instance``'s current task, one per Marathon-side check, or None.
+
+        The same tuple object is returned until that task's health changes.
+        """
+        task = instance.task
+        return self._health.get(task.task_id) if task is not None else None
+
+    def results(self, instance: Instance) -> list[dict[str, Any]] | None:
+        """``healthCheckResults`` of ``instance``'s task (None: its app has no such checks)."""
+        health = self.health_of(instance)
+        return [h.to_json() for h in health] if health is not None else None
+
+    def is_healthy(self, instance: Instance) -> bool:
+        """Running with every Marathon-side check alive."""
+        health = self.health_of(instance)
+        return (
+            instance.condition is Condition.RUNNING
+            and health is not None
+            and all(h.alive for h in health)
+        )
+
+    def counts(self, instances: Sequence[Instance]) -> tuple[int, int]:
+        """``tasksHealthy`` and ``tasksUnhealthy`` of these instances.
+
+        Healthy: Running with all checks alive. Unhealthy: a check that has a result
+        and is not alive. Tasks without results yet count as neither.
+        """
+        healthy = unhealthy = 0
+        for instance in instances:
+            health = self.health_of(instance)
+            if not health or instance.condition is not Condition.RUNNING:
+                continue
+            if all(h.alive for h in health):
+                healthy += 1
+            elif any(h.has_result and not h.alive for h in health):
+                unhealthy += 1
+        return healthy, unhealthy
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Probe until cancelled (the end of the leadership term)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._follow_tracker)
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                self.refresh()
+                now = trio.current_time()
+                next_due = now + MAX_IDLE
+                for targets in self._targets.values():
+                    for target in targets.values():
+                        if target.busy:
+                            continue
+                        if target.due <= now:
+                            target.busy = True
+                            nursery.start_soon(self._probe, target)
+                        else:
+                            next_due = min(next_due, target.due)
+                with trio.move_on_at(next_due):
+                    await self._wake.wait()
+
+    async def _follow_tracker(self) -> None:
+        while True:
+            await self.tracker.wait_changed()
+            self._wake.set()
+
+    def refresh(self) -> None:
+        """Follow the tracker: probe new Running tasks, forget tasks that stopped running."""
+        app_ids = set(self.tracker.app_ids())
+        for app_id in list(self._seen):
+            if app_id not in app_ids:
+                self._forget_app(app_id)
+        for app_id in app_ids:
+            gen = self.tracker.generation(app_id)
+            if self._seen.get(app_id) == gen:
+                continue
+            self._seen[app_id] = gen
+            self._sync_app(app_id)
+
+    def _sync_app(self, app_id: PathId) -> None:
+        now = trio.current_time()
+        targets = self._targets.setdefault(app_id, {})
+        tasks = self._tasks_of_app.setdefault(app_id, set())
+        current: set[TaskId] = set()
+        changed = False
+        for instance in self.tracker.instances_of(app_id):
+            task = instance.task
+            if task is None or instance.condition is not Condition.RUNNING:
+                continue
+            if task.task_id in self._killed:
+                continue
+            app = self.tracker.app_of(instance)
+            checks = self.checks_of(app) if app is not None else []
+            if app is None or not checks:
+                continue
+            current.add(task.task_id)
+            if task.task_id not in self._health:
+                self._health[task.task_id] = tuple(Health(instance.instance_id) for _ in checks)
+                tasks.add(task.task_id)
+                changed = True
+            for slot, (_, hc) in enumerate(checks):
+                target = targets.get((task.task_id, slot))
+                if target is None:
+                    checker = self._checkers[hc.protocol]
+                    targets[(task.task_id, slot)] = _Target(app, instance, slot, checker, due=now)
+                else:
+                    target.instance = instance
+        for key in [k for k in targets if k[0] not in current]:
+            del targets[key]
+        for task_id in tasks - current:
+            self._drop_task(app_id, task_id)
+            changed = True
+        if changed:
+            self._bump(app_id)
+
+    def _forget_app(self, app_id: PathId) -> None:
+        self._seen.pop(app_id, None)
+        self._targets.pop(app_id, None)
+        for task_id in list(self._tasks_of_app.get(app_id, ())):
+            self._drop_task(app_id, task_id)
+        self._tasks_of_app.pop(app_id, None)
+        self._generations.pop(app_id, None)
+
+    def _drop_task(self, app_id: PathId, task_id: TaskId) -> None:
+        self._health.pop(task_id, None)
+        self._tasks_of_app.get(app_id, set()).discard(task_id)
+        self._killed.discard(task_id)
+
+    def _bump(self, app_id: PathId) -> None:
+        self._generations[app_id] = next(self._counter)
+
+    async def _probe(self, target: _Target) -> None:
+        started = trio.current_time()
+        app = target.app
+        _, check = self.checks_of(app)[target.index]
+        try:
+            address = probe_target(check, target.instance)
+            if address is None:
+                log.info(
+                    "health check %d of %s: task %s has no port to check",
+                    target.index,
+                    app.id,
+                    target.instance.instance_id,
+                )
+                result = ProbeResult.ignored()
+            else:
+                host, port = address
+                timeout = float(check.timeout_seconds)
+                result = ProbeResult.unhealthy(f"timed out after {check.timeout_seconds} s")
+                async with self._limit:
+                    with trio.move_on_after(timeout):
+                        try:
+                            result = await target.checker.probe(
+                                check, host=host, port=port, timeout=timeout
+                            )
+                        except Exception as exc:  # a plugin's bug must not end the term
+                            log.exception("health check %s of %s failed", check.protocol, app.id)
+                            result = ProbeResult.unhealthy(f"{type(exc).__name__}: {exc}")
+            await self._apply(target, check, result)
+        finally:
+            target.busy = False
+            target.due = started + check.interval_seconds
+            self._wake.set()
+
+    async def _apply(self, target: _Target, check: HealthCheck, result: ProbeResult) -> None:
+        instance = target.instance
+        task = instance.task
+        assert task is not None
+        healths = self._health.get(task.task_id)
+        targets = self._targets.get(target.app.id, {})
+        if healths is None or targets.get((task.task_id, target.index)) is not target:
+            return  # the task stopped running while it was probed
+        current = self.tracker.get(instance.instance_id)
+        running = (
+            current is not None
+            and current.task is not None
+            and current.task.task_id == task.task_id
+            and current.condition is Condition.RUNNING
+        )
+        before = healths[target.index]
+        verdict = apply_result(
+            before,
+            result,
+            check=check,
+            now=self.clock(),
+            started_at=task.started_at,
+            running=running,
+        )
+        if verdict.health != before:
+            updated = list(healths)
+            updated[target.index] = verdict.health
+            self._health[task.task_id] = tuple(updated)
+            self._bump(target.app.id)
+        app = target.app
+        version = str(app.version) if app.version is not None else None
+        if verdict.failed:
+            self.events.publish(
+                make_event(
+                    "failed_health_check_event",
+                    appId=str(app.id),
+                    taskId=str(instance.instance_id),
+                    instanceId=str(instance.instance_id),
+                    healthCheck=converter.unstructure(check),
+                )
+            )
+        if verdict.health.alive != before.alive:
+            self.events.publish(
+                make_event(
+                    "health_status_changed_event",
+                    appId=str(app.id),
+                    instanceId=str(instance.instance_id),
+                    taskId=str(task.task_id),
+                    version=version,
+                    alive=verdict.health.alive,
+                )
+            )
+        if verdict.kill and running and current is not None:
+            self._killed.add(task.task_id)
+            for key in [k for k in targets if k[0] == task.task_id]:
+                del targets[key]
+            log.info(
+                "killing task %s of %s: %d consecutive failed health checks (%s)",
+                task.task_id,
+                app.id,
+                before.consecutive_failures + 1,
+                result.cause,
+            )
+            agent = current.agent
+            self.events.publish(
+                make_event(
+                    "unhealthy_instance_kill_event",
+                    appId=str(app.id),
+                    taskId=str(task.task_id),
+                    instanceId=str(instance.instance_id),
+                    version=version,
+                    reason=result.cause or "health check failed",
+                    host=agent.host if agent is not None else None,
+                    slaveId=agent.agent_id if agent is not None else None,
+                )
+            )
+            await self.kill([current])

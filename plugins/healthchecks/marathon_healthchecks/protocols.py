@@ -1,0 +1,129 @@
+"""Marathon's health-check protocols.
+
+HTTP, HTTPS and TCP are Marathon-level checks: the leading scheduler runs them
+(``marathon_core.health`` calls :meth:`probe`). HTTP(S) sends ``GET <path>`` and is
+healthy on a status of 200-399 (redirects are not followed; HTTPS does not verify the
+certificate, as in Marathon); a 1xx is discarded when ``ignoreHttp1xx`` is set and a
+failure otherwise. TCP is healthy when a connection opens.
+
+COMMAND, MESOS_HTTP, MESOS_HTTPS and MESOS_TCP are run by the Mesos agent; here they
+are only accepted and validated (the core keeps the rules common to all protocols).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+
+import attrs
+import httpx
+import trio
+
+from marathon_core.errors import Violation
+from marathon_core.health import ProbeResult
+from marathon_core.model.app import AppDefinition, HealthCheck
+from marathon_core.model.validation import HealthCheckProtocol
+
+__all__ = ["AgentCheck", "HttpCheck", "TcpCheck", "http_verdict", "protocols"]
+
+HEALTHY_STATUSES = range(200, 400)
+INFORMATIONAL_STATUSES = range(100, 200)
+
+
+def http_verdict(status: int, reason: str, *, ignore_http1xx: bool) -> ProbeResult:
+    """Marathon's reading of an HTTP status (``HealthCheckWorker``)."""
+    if status in HEALTHY_STATUSES:
+        return ProbeResult.healthy()
+    if ignore_http1xx and status in INFORMATIONAL_STATUSES:
+        return ProbeResult.ignored()
+    return ProbeResult.unhealthy(f"{status} {reason}".strip())
+
+
+def _insecure_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@attrs.frozen
+class HttpCheck:
+    """HTTP or HTTPS, run by the scheduler."""
+
+    scheme: str = "http"
+    _ssl: ssl.SSLContext | None = attrs.field(default=None, eq=False, repr=False, alias="ssl")
+
+    def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
+        return []  # the core's rules (port index, IPv6) are all Marathon has
+
+    async def probe(
+        self, check: HealthCheck, *, host: str, port: int, timeout: float
+    ) -> ProbeResult:
+        target = check.path or "/"
+        if not target.startswith("/"):
+            target = "/" + target
+        url = f"{self.scheme}://{host}:{port}{target}"
+        verify: ssl.SSLContext | bool = self._ssl or _insecure_context()
+        try:
+            async with (
+                httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client,
+                client.stream("GET", url) as response,
+            ):
+                return http_verdict(
+                    response.status_code,
+                    response.reason_phrase,
+                    ignore_http1xx=check.ignore_http1xx,
+                )
+        except httpx.TimeoutException:
+            return ProbeResult.unhealthy(f"timed out after {timeout:g} s")
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            return ProbeResult.unhealthy(_describe(exc))
+
+
+@attrs.frozen
+class TcpCheck:
+    """TCP, run by the scheduler: healthy when a connection opens."""
+
+    def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
+        return []
+
+    async def probe(
+        self, check: HealthCheck, *, host: str, port: int, timeout: float
+    ) -> ProbeResult:
+        with trio.move_on_after(timeout):
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                return ProbeResult.unhealthy(_describe(exc))
+            await stream.aclose()
+            return ProbeResult.healthy()
+        return ProbeResult.unhealthy(f"timed out after {timeout:g} s")
+
+
+@attrs.frozen
+class AgentCheck:
+    """COMMAND and MESOS_*: run by the Mesos agent, so only validated here."""
+
+    protocol: str
+
+    def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
+        return []  # the core's rules (command defined, one Mesos check) are all Marathon has
+
+
+def protocols() -> dict[str, HealthCheckProtocol]:
+    """Every protocol by name, as the hook returns them."""
+    tls = _insecure_context()
+    return {
+        "HTTP": HttpCheck("http"),
+        "HTTPS": HttpCheck("https", ssl=tls),
+        "TCP": TcpCheck(),
+        "COMMAND": AgentCheck("COMMAND"),
+        "MESOS_HTTP": AgentCheck("MESOS_HTTP"),
+        "MESOS_HTTPS": AgentCheck("MESOS_HTTPS"),
+        "MESOS_TCP": AgentCheck("MESOS_TCP"),
+    }

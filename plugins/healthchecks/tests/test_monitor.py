@@ -1,0 +1,182 @@
+"""The core's health monitor driving this plugin's probes against real listeners.
+
+The instance tracker is a small stand-in (the monitor only reads it); the probes,
+the HTTP server process and the sockets are real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from marathon_core.events import EventBus
+from marathon_core.health import HealthMonitor
+from marathon_core.model.app import AppDefinition, HealthCheck
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
+from marathon_healthchecks.protocols import protocols
+
+APP_ID = PathId(("web",))
+
+
+class Tracker:
+    """What the monitor reads of the instance tracker."""
+
+    def __init__(self, app: AppDefinition, instances: list[Instance]) -> None:
+        self.app = app
+        self.instances = {i.instance_id: i for i in instances}
+        self.gen = 1
+        self._changed = trio.Event()
+
+    def app_ids(self) -> list[PathId]:
+        return [APP_ID] if self.instances else []
+
+    def generation(self, app_id: PathId) -> int:
+        return self.gen
+
+    def instances_of(self, app_id: PathId) -> list[Instance]:
+        return list(self.instances.values())
+
+    def app_of(self, instance: Instance) -> AppDefinition:
+        return self.app
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        return self.instances.get(instance_id)
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    def replace(self, instance: Instance) -> None:
+        self.instances[instance.instance_id] = instance
+        self.gen += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+def running(port: int, started_at: Timestamp | None = None) -> Instance:
+    iid = InstanceId.new(APP_ID)
+    task = Task(
+        TaskId.for_instance(iid),
+        condition=Condition.RUNNING,
+        host_ports=(port,),
+        started_at=started_at or Timestamp.now(),
+    )
+    return Instance(
+        iid, condition=Condition.RUNNING, agent=AgentInfo(host="127.0.0.1"), tasks=(task,)
+    )
+
+
+def app_with(check: HealthCheck) -> AppDefinition:
+    return AppDefinition(APP_ID, health_checks=(check,), version=Timestamp(1))
+
+
+class Harness:
+    def __init__(self, app: AppDefinition, instance: Instance) -> None:
+        self.events: list[Mapping[str, Any]] = []
+        self.killed: list[Instance] = []
+        self.tracker = Tracker(app, [instance])
+        self.monitor = HealthMonitor(
+            self.tracker, EventBus(on_event=self.events.append), protocols(), kill=self.kill
+        )
+
+    async def kill(self, instances: Sequence[Instance]) -> None:
+        self.killed.extend(instances)
+
+    def types(self) -> list[str]:
+        return [e["eventType"] for e in self.events]
+
+
+async def wait_until(condition: Any, timeout: float = 10) -> None:
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.05)
+
+
+async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_server: Any) -> None:
+    check = HealthCheck(
+        protocol="HTTP",
+        path="/health",
+        port_index=0,
+        grace_period_seconds=0,
+        interval_seconds=1,
+        timeout_seconds=1,
+        max_consecutive_failures=2,
+    )
+    instance = running(status_server.port)
+    h = Harness(app_with(check), instance)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.monitor.run)
+        await wait_until(lambda: h.monitor.is_healthy(instance))
+        assert h.monitor.counts([instance]) == (1, 0)
+        (result,) = h.monitor.results(instance) or []
+        assert result["alive"] is True and result["instanceId"] == str(instance.instance_id)
+        gen = h.monitor.generation(APP_ID)
+        assert gen > 0
+
+        await trio.to_thread.run_sync(status_server.set, 500)
+        await wait_until(lambda: h.killed, timeout=15)
+        nursery.cancel_scope.cancel()
+    assert h.killed == [instance]
+    health = h.monitor.health_of(instance)
+    assert health is not None and health[0].consecutive_failures == 3
+    assert h.monitor.generation(APP_ID) > gen
+    types = h.types()
+    assert types.count("failed_health_check_event") == 3
+    changes = [e for e in h.events if e["eventType"] == "health_status_changed_event"]
+    assert [e["alive"] for e in changes] == [True, False]
+    assert changes[0]["appId"] == "/web" and changes[0]["instanceId"] == str(instance.instance_id)
+    (kill,) = [e for e in h.events if e["eventType"] == "unhealthy_instance_kill_event"]
+    assert kill["taskId"] == str(instance.task.task_id)  # type: ignore[union-attr]
+    assert kill["host"] == "127.0.0.1" and kill["reason"] == "500 Internal Server Error"
+
+
+async def test_grace_period_spares_a_task_that_never_came_up() -> None:
+    check = HealthCheck(
+        protocol="TCP",
+        port_index=0,
+        grace_period_seconds=300,
+        interval_seconds=1,
+        timeout_seconds=1,
+        max_consecutive_failures=1,
+    )
+    instance = running(1)  # nothing listens on port 1
+    h = Harness(app_with(check), instance)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.monitor.run)
+        await trio.sleep(2.5)
+        nursery.cancel_scope.cancel()
+    assert h.killed == [] and h.events == []
+    assert h.monitor.counts([instance]) == (0, 0)
+    (result,) = h.monitor.results(instance) or []
+    assert result["alive"] is False and result["consecutiveFailures"] == 0
+
+
+async def test_health_is_forgotten_when_the_task_stops() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    check = HealthCheck(protocol="TCP", port_index=0, interval_seconds=1, timeout_seconds=1)
+    instance = running(listener.getsockname()[1])
+    h = Harness(app_with(check), instance)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.monitor.run)
+            await wait_until(lambda: h.monitor.is_healthy(instance))
+            task = instance.task
+            assert task is not None
+            finished = attrs.evolve(
+                instance,
+                condition=Condition.FINISHED,
+                tasks=(attrs.evolve(task, condition=Condition.FINISHED),),
+            )
+            h.tracker.replace(finished)
+            await wait_until(lambda: h.monitor.health_of(instance) is None)
+            assert h.monitor.counts([finished]) == (0, 0)
+            nursery.cancel_scope.cancel()
+    finally:
+        listener.close()
