@@ -33,7 +33,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
 from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
-from marathon_core.service import ServiceContext, validation_context
+from marathon_core.service import ServiceContext, settle_heap, validation_context
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
 from marathon_rest.server import serve_api
@@ -166,6 +166,7 @@ async def main(args: argparse.Namespace) -> None:
     # scheduler does (only the tracker is used; no Mesos runs here).
     tracker = await InstanceTracker.load(state, ctx.events)
     ctx.leader = LeaderState(tracker=tracker, scheduler=None, mesos=None)  # type: ignore[arg-type]
+    settle_heap()  # as a leader does once its state is loaded
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve_api, ctx)
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
