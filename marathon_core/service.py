@@ -173,7 +173,12 @@ async def leadership_term(ctx: ServiceContext) -> None:
             # The periodic scale check leaves apps alone while a deployment owns them.
             leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
             executor = DeploymentExecutor(
-                ctx.state, ctx.deployments, ctx.events, leader.tracker, root_at=ctx.groups.root_at
+                ctx.state,
+                ctx.deployments,
+                ctx.events,
+                leader.tracker,
+                root_at=ctx.groups.root_at,
+                health=leader.health,
             )
             await nursery.start(executor.run)
             ctx.leader = leader

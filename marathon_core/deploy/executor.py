@@ -30,7 +30,13 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId, kill_order
 from marathon_core.state.store import StateStore
 
-__all__ = ["DeploymentExecutor", "InstanceControl", "RollingTargets", "rolling_targets"]
+__all__ = [
+    "DeploymentExecutor",
+    "HealthGate",
+    "InstanceControl",
+    "RollingTargets",
+    "rolling_targets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,18 @@ class Progress(enum.Enum):
     DONE = "done"
     ACTED = "acted"
     WAIT = "wait"
+
+
+class HealthGate(Protocol):
+    """What the executor needs from the leader's health monitor (``marathon_core.health``)."""
+
+    def has_checks(self, app: AppDefinition) -> bool: ...
+
+    def is_healthy(self, instance: Instance) -> bool: ...
+
+
+#: Seconds between two looks at the health of instances a deployment waits for.
+HEALTH_POLL = 0.5
 
 
 class InstanceControl(Protocol):
@@ -108,8 +126,12 @@ class DeploymentExecutor:
         instances: InstanceControl,
         *,
         root_at: Callable[[Timestamp | None], Awaitable[Group]],
+        health: HealthGate | None = None,
     ) -> None:
         self._root_at = root_at
+        #: With it, an instance of an app with scheduler-run health checks is ready only
+        #: once Running and healthy (Marathon's health-gated deployments).
+        self._health = health
         self._state = state
         self._registry = registry
         self._events = events
@@ -179,16 +201,32 @@ class DeploymentExecutor:
         else:
             await self.restart(app)
 
-    async def _until(self, step: Callable[[], Awaitable[Progress]]) -> None:
+    def _gated(self, app: AppDefinition) -> bool:
+        return self._health is not None and self._health.has_checks(app)
+
+    def _readiness(self, app: AppDefinition) -> Callable[[Instance], bool]:
+        """Running, and healthy too when the app has health checks the scheduler runs."""
+        health = self._health
+        if health is None or not health.has_checks(app):
+            return _ready
+        return lambda i: _ready(i) and health.is_healthy(i)
+
+    async def _until(self, step: Callable[[], Awaitable[Progress]], *, poll: bool = False) -> None:
         """Repeat ``step`` until DONE: at once after it ACTED (its own change may be all
-        there is to see), after the next instance change when it must WAIT."""
+        there is to see), after the next instance change when it must WAIT (or after
+        :data:`HEALTH_POLL` seconds with ``poll``: health changes are no instance changes)."""
         while (progress := await step()) is not Progress.DONE:
             if progress is Progress.WAIT:
-                await self._instances.wait_changed()
+                if poll:
+                    with trio.move_on_after(HEALTH_POLL):
+                        await self._instances.wait_changed()
+                else:
+                    await self._instances.wait_changed()
 
     async def scale(self, app: AppDefinition) -> None:
         """Schedule or decommission until exactly ``instances`` instances run and the
         surplus is gone."""
+        ready = self._readiness(app)
 
         async def step() -> Progress:
             instances = self._instances.instances_of(app.id)
@@ -202,10 +240,10 @@ class DeploymentExecutor:
                 await self._instances.decommission(i.instance_id for i in surplus)
                 return Progress.ACTED
             leaving = len(_present(instances)) > len(active)  # killed, not yet gone
-            done = not leaving and all(_ready(i) for i in active)
+            done = not leaving and all(ready(i) for i in active)
             return Progress.DONE if done else Progress.WAIT
 
-        await self._until(step)
+        await self._until(step, poll=self._gated(app))
 
     async def stop(self, app_id: PathId) -> None:
         """Decommission every instance and wait until none is left."""
@@ -223,15 +261,16 @@ class DeploymentExecutor:
 
     async def restart(self, app: AppDefinition) -> None:
         """Replace old-configuration instances within the app's upgrade strategy."""
+        ready = self._readiness(app)
         initial = _active(self._instances.instances_of(app.id))
-        targets = rolling_targets(app, sum(1 for i in initial if _ready(i)))
+        targets = rolling_targets(app, sum(1 for i in initial if ready(i)))
 
         async def step() -> Progress:
             instances = self._instances.instances_of(app.id)
             new = [i for i in _active(instances) if _is_current(i, app)]
             old_active = [i for i in _active(instances) if not _is_current(i, app)]
             old_present = [i for i in _present(instances) if not _is_current(i, app)]
-            new_ready = sum(1 for i in new if _ready(i))
+            new_ready = sum(1 for i in new if ready(i))
             allowed_old = max(0, min(len(old_active), targets.min_healthy - new_ready))
             if len(old_active) > allowed_old:
                 doomed = kill_order(old_active, app.kill_selection)[: len(old_active) - allowed_old]
@@ -250,7 +289,7 @@ class DeploymentExecutor:
             finished = new_ready >= app.instances and not old_present
             return Progress.DONE if finished else Progress.WAIT
 
-        await self._until(step)
+        await self._until(step, poll=self._gated(app))
 
 
 def _affected_part(root: Group, app_ids: frozenset[PathId]) -> Group:

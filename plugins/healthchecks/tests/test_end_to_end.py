@@ -124,3 +124,39 @@ def test_a_task_failing_its_check_is_killed_and_replaced(server: RunningMarathon
     assert second != first
     info = app_of(server, "/hc/broken")
     assert info["tasksHealthy"] == 0
+
+
+def test_a_deployment_waits_until_the_new_task_is_healthy(server: RunningMarathon) -> None:
+    app = {
+        "id": "/hc/slow-start",
+        # Running at once, healthy only once the server listens 3 s later.
+        "cmd": "sleep 3 && exec python3 -m http.server --bind $HOST $PORT0",
+        "cpus": 0.1,
+        "mem": 32,
+        "instances": 1,
+        "portDefinitions": [{"port": 0}],
+        "healthChecks": [
+            {
+                "protocol": "HTTP",
+                "gracePeriodSeconds": 60,
+                "intervalSeconds": 1,
+                "timeoutSeconds": 1,
+            }
+        ],
+    }
+    response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+    assert response.status_code == 201, response.text
+
+    def running_unhealthy() -> dict[str, Any] | None:
+        info = app_of(server, "/hc/slow-start")
+        return info if info["tasksRunning"] == 1 and info["tasksHealthy"] == 0 else None
+
+    info = wait_for(running_unhealthy, timeout=30, what="a running task not yet healthy")
+    assert info["deployments"] != []  # the deployment waits for health, not just Running
+
+    def done() -> dict[str, Any] | None:
+        info = app_of(server, "/hc/slow-start")
+        return info if info["deployments"] == [] else None
+
+    info = wait_for(done, timeout=30, what="the deployment to finish")
+    assert info["tasksHealthy"] == 1
