@@ -1,0 +1,139 @@
+"""The agent side: real processes in real cgroup v1 directories (root only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from marathon_core.runtimes import Launch
+from marathon_runtime_mesos.containerizer import CgroupTask, MesosContainerizer
+
+from .conftest import needs_cgroups  # type: ignore[import-not-found]
+
+pytestmark = needs_cgroups
+
+
+def launch_of(tmp_path: Path, command: str, **resources: float) -> Launch:
+    return Launch(
+        task_id="t",
+        command=command,
+        arguments=(),
+        shell=True,
+        environment={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        sandbox=tmp_path / "sandbox",
+        resources=resources or {"cpus": 0.5, "mem": 64.0},
+        container={"type": "MESOS", "mesos": {}},
+    )
+
+
+def read(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.fixture
+async def started(cgroup_root: str) -> AsyncIterator[list[CgroupTask]]:
+    """Tasks a test starts; any still running at the end is killed (the cgroup_root
+    fixture then removes whatever is left)."""
+    tasks: list[CgroupTask] = []
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            with trio.move_on_after(10):
+                await task.kill(grace_period=0)
+                await task.wait()
+
+
+async def launch(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path, command: str, **res: float
+) -> CgroupTask:
+    task = await MesosContainerizer(cgroup_root).launch(launch_of(tmp_path, command, **res))
+    started.append(task)
+    return task
+
+
+async def test_limits_are_written_and_the_task_is_inside(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    task = await launch(cgroup_root, started, tmp_path, "exec sleep 30", cpus=0.5, mem=64.0)
+    cg = task.cgroups.paths
+    assert read(cg["memory"] / "memory.limit_in_bytes") == str(64 * 1024 * 1024)
+    memsw = cg["memory"] / "memory.memsw.limit_in_bytes"
+    if memsw.exists():
+        assert read(memsw) == str(64 * 1024 * 1024)
+    assert read(cg["memory"] / "memory.swappiness") == "0"
+    assert read(cg["cpu"] / "cpu.shares") == "512"
+    assert read(cg["cpu"] / "cpu.cfs_period_us") == "100000"
+    assert read(cg["cpu"] / "cpu.cfs_quota_us") == "50000"
+    for controller in ("memory", "cpu", "cpuacct", "pids", "freezer"):
+        assert read(cg[controller] / "cgroup.procs").split() == [str(task.pid)], controller
+    await task.kill(grace_period=1.0)
+    termination = await task.wait()
+    assert termination.signal == signal.SIGTERM
+    assert termination.message == "Command terminated with signal Terminated"
+    assert not any(p.exists() for p in cg.values())
+
+
+async def test_a_task_past_its_memory_is_a_memory_limitation(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    hog = f"{sys.executable} -c 'b=[]\nwhile True: b.append(bytearray(1<<20))'"
+    task = await launch(cgroup_root, started, tmp_path, hog, cpus=0.5, mem=32.0)
+    with trio.fail_after(20):
+        termination = await task.wait()
+    assert termination.oom_killed
+    assert termination.exit_code is None
+    assert termination.message.startswith("Memory limit exceeded: Requested: 32MB Maximum Used: ")
+    assert "MEMORY STATISTICS: \n" in termination.message
+    assert not task.cgroups.exists()
+
+
+async def test_a_forking_task_is_killed_whole(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    # Children ignore SIGTERM and one leaves the process group: only the cgroup holds them.
+    script = 'trap "" TERM; sleep 300 & sleep 300 & setsid sleep 300 & (sleep 300 & wait) & wait'
+    task = await launch(cgroup_root, started, tmp_path, script)
+    with trio.fail_after(5):
+        while len(task.cgroups.pids()) < 6:
+            await trio.sleep(0.05)
+    pids = task.cgroups.pids()
+    assert task.pid in pids
+    await task.kill(grace_period=0.3)
+    with trio.fail_after(10):
+        termination = await task.wait()
+    assert termination.signal == signal.SIGKILL
+    assert [pid for pid in pids if alive(pid)] == []
+    assert not any(p.exists() for p in task.cgroups.paths.values())
+
+
+async def test_a_task_is_recovered_by_container_id(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    first = await launch(cgroup_root, started, tmp_path, "exec sleep 30")
+    sandbox = tmp_path / "sandbox"
+    containerizer = MesosContainerizer(cgroup_root)
+    assert await containerizer.recover("no-such-container", sandbox) is None
+    again = await containerizer.recover(first.container_id, sandbox)
+    assert again is not None
+    started.append(again)
+    assert again.pid == first.pid
+    await again.kill(grace_period=1.0)
+    with trio.fail_after(10):
+        await again.wait()
+    assert not again.cgroups.exists()
+    await first.wait()  # reap our child

@@ -1,0 +1,120 @@
+"""A MESOS-container app through ``marathon --master local``: real agents, real cgroups."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("marathon_mesos_local")
+pytest.importorskip("marathon_rest")
+
+from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
+
+from .conftest import destroy_root, needs_cgroups, root_dirs  # type: ignore[import-not-found]
+
+pytestmark = needs_cgroups
+
+ENV = "MARATHON_RUNTIME_MESOS_CGROUP_ROOT"
+
+
+@pytest.fixture(scope="module")
+def root() -> Iterator[str]:
+    """The agents (children of marathon) put task cgroups under this name."""
+    name = f"marathon-mesos-e2e-{uuid.uuid4().hex[:12]}"
+    old = os.environ.get(ENV)
+    os.environ[ENV] = name
+    try:
+        yield name
+    finally:
+        if old is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = old
+        destroy_root(name)
+
+
+@pytest.fixture(scope="module")
+def server(root: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
+    with running_marathon(
+        "--master",
+        "local",
+        "--local_agents",
+        "1",
+        "--local_master_port",
+        "0",
+        "--local_agent_port",
+        "0",
+        "--local_agent_resources",
+        "cpus:2;mem:1024;disk:1000;ports:[31300-31400]",
+        "--min_revive_offers_interval",
+        "200",
+        state_dir=tmp_path_factory.mktemp("state"),
+    ) as running:
+        yield running
+        assert running.stop() == 0
+
+
+def containers(root: str) -> dict[str, list[int]]:
+    memory = root_dirs(root)[0]
+    if not memory.is_dir():
+        return {}
+    return {
+        d.name: [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        for d in memory.iterdir()
+        if d.is_dir()
+    }
+
+
+def test_a_mesos_container_app_runs_in_its_memory_cgroup(
+    server: RunningMarathon, root: str
+) -> None:
+    app = {
+        "id": "/mesos/sleeper",
+        "cmd": "exec sleep 300",
+        "cpus": 0.25,
+        "mem": 48,
+        "instances": 1,
+        "container": {"type": "MESOS"},
+    }
+    response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+    assert response.status_code == 201, response.text
+
+    def running() -> dict[str, Any] | None:
+        info = httpx.get(f"{server.url}/v2/apps/mesos/sleeper", timeout=5).json()["app"]
+        return info if info["tasksRunning"] == 1 else None
+
+    wait_for(running, timeout=30, what="a running MESOS task")
+    ((container_id, pids),) = containers(root).items()
+    (pid,) = pids
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"300"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert b"MARATHON_APP_ID=/mesos/sleeper" in environ
+    memory_line = next(
+        line
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "memory"
+    )
+    assert memory_line.endswith(f"/{root}/{container_id}")
+    memory = root_dirs(root)[0] / container_id
+    assert (memory / "memory.limit_in_bytes").read_text().strip() == str(48 * 1024 * 1024)
+
+    response = httpx.delete(f"{server.url}/v2/apps/mesos/sleeper", timeout=10)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: not containers(root) or None, timeout=30, what="the cgroups removed")
+
+
+def test_an_image_is_refused(server: RunningMarathon) -> None:
+    app = {
+        "id": "/mesos/image",
+        "cmd": "sleep 1",
+        "container": {"type": "MESOS", "docker": {"image": "busybox"}},
+    }
+    response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+    assert response.status_code == 422, response.text
+    assert "/container/docker/image" in response.text
