@@ -50,6 +50,8 @@ MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 
 #: Seconds between two refreshes of a standby's cached state.
 WARM_INTERVAL = 1.0
+#: Seconds a leader whose state store failed waits before it contends again.
+STEP_DOWN_PAUSE = 1.0
 
 
 @attrs.define
@@ -157,7 +159,19 @@ def resolve_master(config: Config, plugins: PluginHost) -> MasterService:
 
 async def leadership_term(ctx: ServiceContext) -> None:
     """One term as leader: state as the last leader left it, the scheduler (published as
-    ``ctx.leader``) and the deployment executor, all cancelled together when it ends."""
+    ``ctx.leader``) and the deployment executor, all cancelled together when it ends.
+
+    A state store that fails during the term (ZooKeeper unreachable, a fenced write)
+    ends the term, not the process: the election then steps down and contends again.
+    """
+    try:
+        await _lead_term(ctx)
+    except* StorageError as failed:
+        log.warning("leadership ends: the state store failed: %s", failed.exceptions[0])
+    await trio.sleep(STEP_DOWN_PAUSE)  # returning abdicates; do not contend in a tight loop
+
+
+async def _lead_term(ctx: ServiceContext) -> None:
     await ctx.state.storage.sync()  # the last leader's final writes, before reading anything
     ctx.groups.forget_root()
     stored = {d.id: d for d in await ctx.state.deployments.all()}

@@ -202,13 +202,22 @@ def test_zookeeper_faults_answer_503_and_recover(
             status = httpx.get(f"{server.url}/v2/apps", timeout=10).status_code
             return status == 503 and time.monotonic() - started < 5  # an answer, not a hang
 
-        wait_for(unavailable, timeout=20, what="503 while ZooKeeper is down")
+        try:
+            wait_for(unavailable, timeout=20, what="503 while ZooKeeper is down")
+        except AssertionError:
+            print(f"exit status {server.process.poll()}; log:\n{''.join(server.log[-60:])}")
+            raise
         assert server.process.poll() is None
 
         zk_ensemble.start()
         wait_for(lambda: server.leader() == own, timeout=40, what="leadership again")
-        apps = httpx.get(f"{server.url}/v2/apps", timeout=10).json()["apps"]
-        assert [a["id"] for a in apps] == ["/zk/a"]
+
+        def listed() -> list[str] | None:
+            # Leading comes before loading: until the term has loaded, the API says 503.
+            response = httpx.get(f"{server.url}/v2/apps", timeout=10)
+            return [a["id"] for a in response.json()["apps"]] if response.is_success else None
+
+        assert wait_for(listed, timeout=20, what="the apps listed again") == ["/zk/a"]
         assert (
             httpx.post(
                 f"{server.url}/v2/apps", json={"id": "/zk/b", "cmd": "sleep 1"}, timeout=10

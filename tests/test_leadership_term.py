@@ -1,0 +1,42 @@
+"""A leadership term whose state store fails ends the term, never the process."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from marathon_core import service
+from marathon_core.config import Config
+from marathon_core.errors import StorageUnavailableError
+from marathon_core.events import EventBus
+from marathon_core.plugins import get_plugin_host
+from marathon_core.service import ServiceContext, leadership_term
+from marathon_core.state.memory import MemoryStorage
+from marathon_core.state.store import StateStore
+
+from .conftest import make_context  # type: ignore[import-not-found]
+
+
+class UnreachableStorage(MemoryStorage):
+    """Readable at open, then gone: what ZooKeeper looks like when it stops mid-way."""
+
+    async def sync(self) -> None:
+        raise StorageUnavailableError("zookeeper unavailable: not connected")
+
+
+async def test_a_state_store_failing_at_takeover_ends_the_term(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "STEP_DOWN_PAUSE", 0.0)
+    state = await StateStore.open(UnreachableStorage())
+    ctx = ServiceContext(
+        config=Config(master="http://127.0.0.1:1", hostname="localhost"),
+        plugins=get_plugin_host(load_entrypoints=False),
+        master_url="http://127.0.0.1:1",
+        state=state,
+        validation=make_context({}),
+        events=EventBus(),
+    )
+    with trio.fail_after(5):
+        await leadership_term(ctx)  # returns (the election then steps down): no exception
+    assert ctx.leader is None
