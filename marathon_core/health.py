@@ -376,6 +376,10 @@ class HealthMonitor:
             if task is None or instance.condition is not Condition.RUNNING:
                 continue
             if task.task_id in self._killed:
+                # Killed for failing its checks, but still Running until Mesos reports:
+                # keep its health (and the kill) without probing it, so that a later
+                # change of the app neither resets its results nor kills it again.
+                current.add(task.task_id)
                 continue
             app = self.tracker.app_of(instance)
             checks = self.checks_of(app) if app is not None else []

@@ -180,3 +180,44 @@ async def test_health_is_forgotten_when_the_task_stops() -> None:
             nursery.cancel_scope.cancel()
     finally:
         listener.close()
+
+
+async def test_a_killed_task_keeps_its_health_until_it_stops_running() -> None:
+    check = HealthCheck(
+        protocol="TCP",
+        port_index=0,
+        grace_period_seconds=0,
+        interval_seconds=1,
+        timeout_seconds=1,
+        max_consecutive_failures=1,
+    )
+    instance = running(1)  # nothing listens on port 1
+    h = Harness(app_with(check), instance)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.monitor.run)
+        await wait_until(lambda: h.killed)
+        health = h.monitor.health_of(instance)
+        assert health is not None
+        failures = health[0].consecutive_failures
+        # The kill does not change the tracker: the task stays Running until Mesos
+        # reports. Other changes of the app must not give it fresh health and probes.
+        for _ in range(2):
+            h.tracker.replace(instance)
+            await trio.sleep(0.2)
+            assert h.monitor.health_of(instance) == health
+        await trio.sleep(2.5)  # more than one interval: no probe, no second kill
+        assert h.monitor.health_of(instance) == health
+        assert health[0].consecutive_failures == failures
+        task = instance.task
+        assert task is not None
+        h.tracker.replace(
+            attrs.evolve(
+                instance,
+                condition=Condition.KILLED,
+                tasks=(attrs.evolve(task, condition=Condition.KILLED),),
+            )
+        )
+        await wait_until(lambda: h.monitor.health_of(instance) is None)
+        nursery.cancel_scope.cancel()
+    assert h.killed == [instance]
+    assert h.types().count("unhealthy_instance_kill_event") == 1
