@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +27,12 @@ from marathon_core.config import Config
 from marathon_core.deploy.executor import DeploymentExecutor
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.election import LeaderElection, SoloElection, ZkElection
-from marathon_core.errors import ConfigError, StorageError
+from marathon_core.errors import (
+    ConfigError,
+    FencedWriteError,
+    StorageError,
+    StorageUnavailableError,
+)
 from marathon_core.events import EventBus
 from marathon_core.leadership import LeaderState, lead
 from marathon_core.model.validation import ValidationContext
@@ -50,6 +56,8 @@ MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 
 #: Seconds between two refreshes of a standby's cached state.
 WARM_INTERVAL = 1.0
+#: Seconds before a standby whose refresh failed tries again.
+WARM_RETRY = 10.0
 #: Seconds a leader whose state store failed waits before it contends again.
 STEP_DOWN_PAUSE = 1.0
 
@@ -166,7 +174,7 @@ async def leadership_term(ctx: ServiceContext) -> None:
     """
     try:
         await _lead_term(ctx)
-    except* StorageError as failed:
+    except* (StorageUnavailableError, FencedWriteError) as failed:
         log.warning("leadership ends: the state store failed: %s", failed.exceptions[0])
     await trio.sleep(STEP_DOWN_PAUSE)  # returning abdicates; do not contend in a tight loop
 
@@ -208,9 +216,11 @@ def settle_heap() -> None:
     and 10 s of collection in 12 s of work were measured, long enough to starve
     kazoo's heartbeats and expire a ZooKeeper session.  With the state frozen after
     each load, the longest pause measured was 0.07 s.  The state is acyclic, so
-    reference counting still frees what is replaced; only cycles alive at this
-    moment stay for good, which is why it runs after loads, not continuously.
+    reference counting still frees what is replaced.  Cyclic garbage is collected
+    first, so that a standby freezing after every refresh does not keep it for good;
+    after the first freeze that collection only walks what was allocated since.
     """
+    gc.collect()
     gc.freeze()
 
 
@@ -225,6 +235,7 @@ async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None
     changes, at most one per :data:`WARM_INTERVAL`.
     """
     while True:
+        failed = False
         if not election.is_leader:
             try:
                 snapshot = await state.load()
@@ -234,10 +245,13 @@ async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None
                             await state.root_group(version)
             except StorageError as exc:
                 log.debug("standby state refresh failed: %s", exc)
+                failed = True
             else:
                 del snapshot
                 settle_heap()
-        await state.storage.wait_changed()
+        # After a failure, try again in a while even if nothing changes meanwhile.
+        with trio.move_on_after(WARM_RETRY if failed else math.inf):
+            await state.storage.wait_changed()
         await trio.sleep(WARM_INTERVAL)
 
 

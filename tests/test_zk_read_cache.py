@@ -152,6 +152,26 @@ def test_a_fill_read_before_an_invalidation_is_dropped() -> None:
     assert cache.values["k"].value == b"new"
 
 
+def test_a_change_to_one_key_spares_the_rest_of_a_bulk_fill() -> None:
+    """A standby's 10k-key read must not be thrown away because one other key changed."""
+    from marathon_core.state.readcache import ReadCache
+    from marathon_core.state.storage import Entry
+
+    cache = ReadCache()
+    generation = cache.generation
+    cache.drop_value("apps/b")
+    cache.drop_children("apps")
+    cache.fill(generation, [Entry("apps/a", b"1", 0), Entry("apps/b", b"old", 0)])
+    cache.fill_children(generation, "apps", ["a", "b"])
+    cache.fill_children(generation, "instances", ["x"])
+    assert set(cache.values) == {"apps/a"}
+    assert set(cache.children) == {"instances"}
+    generation = cache.generation
+    cache.clear()  # a lost connection: nothing read before it is kept
+    cache.fill(generation, [Entry("apps/c", b"1", 0)])
+    assert cache.values == {}
+
+
 async def test_a_directory_created_after_it_was_listed_empty_is_seen(
     pair: tuple[ZkStorage, ZkStorage],
 ) -> None:

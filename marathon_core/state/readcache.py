@@ -9,8 +9,10 @@ changes, so taking over costs only what changed since.
 The backend's contract with this cache:
 
 * :meth:`ReadCache.fill` is given the :attr:`generation` read *before* the
-  backend asked for the value; a fill is dropped if anything was invalidated
-  since, because the value read may predate that change.
+  backend asked for the values; a value is not kept if its key was invalidated
+  since (or everything was), because what was read may predate that change.
+  Only the keys dropped meanwhile are left out: a standby's bulk read of 10k
+  keys must not be thrown away because one other key changed while it ran.
 * Every change is reported with :meth:`drop_value` / :meth:`drop_children`,
   after the change (a watch) or right after the process's own commit (so it
   reads its own writes), and :meth:`clear` when notifications may have been
@@ -30,6 +32,10 @@ __all__ = ["ReadCache"]
 
 T = TypeVar("T")
 
+#: Invalidated keys remembered for fills in flight; beyond this, all fills in
+#: flight are refused instead (correct, merely slower).
+MAX_REMEMBERED_DROPS = 100_000
+
 
 class ReadCache:
     """Entries by key, child names by prefix, and one decoded form per cached entry."""
@@ -40,18 +46,26 @@ class ReadCache:
         self._decoded: dict[str, tuple[Callable[[bytes], Any], Any]] = {}
         #: Bumped by every invalidation; see the module docstring.
         self.generation = 0
+        #: Generation at which each key (value, or child list) was last dropped.
+        self._dropped_values: dict[str, int] = {}
+        self._dropped_children: dict[str, int] = {}
+        #: Fills that began before this generation are refused whole (after clear()).
+        self._floor = 0
         self._changed = trio.Event()
 
     # -- filling -------------------------------------------------------------------
 
     def fill(self, generation: int, entries: Iterable[Entry]) -> None:
-        """Keep ``entries`` read since ``generation``, unless something changed meanwhile."""
-        if generation == self.generation:
-            for entry in entries:
+        """Keep ``entries`` read since ``generation``, except those dropped meanwhile."""
+        if generation < self._floor:
+            return
+        dropped = self._dropped_values
+        for entry in entries:
+            if dropped.get(entry.key, 0) <= generation:
                 self.values[entry.key] = entry
 
     def fill_children(self, generation: int, prefix: str, names: list[str]) -> None:
-        if generation == self.generation:
+        if generation >= self._floor and self._dropped_children.get(prefix, 0) <= generation:
             self.children[prefix] = names
 
     def decoded(self, entry: Entry, decode: Callable[[bytes], T]) -> T:
@@ -71,31 +85,51 @@ class ReadCache:
     # -- invalidation ---------------------------------------------------------------
 
     def drop_value(self, key: str) -> None:
-        self.values.pop(key, None)
-        self._decoded.pop(key, None)
         self._bump()
+        self._drop_value(key)
+        self._forget_old_drops()
 
     def drop_children(self, prefix: str) -> None:
-        self.children.pop(prefix, None)
         self._bump()
+        self._drop_children(prefix)
+        self._forget_old_drops()
 
     def drop_written(self, keys: Iterable[str]) -> None:
         """After a commit (or a failed one) touching ``keys``: their values and the
         child lists of every ancestor, which a create or delete may have changed."""
+        self._bump()
         for key in keys:
-            self.values.pop(key, None)
-            self._decoded.pop(key, None)
+            self._drop_value(key)
             parent = key
             while parent:
                 parent = parent_of(parent)
-                self.children.pop(parent, None)
-        self._bump()
+                self._drop_children(parent)
+        self._forget_old_drops()
 
     def clear(self) -> None:
+        self._bump()
         self.values.clear()
         self.children.clear()
         self._decoded.clear()
-        self._bump()
+        self._refuse_fills_in_flight()
+
+    def _drop_value(self, key: str) -> None:
+        self.values.pop(key, None)
+        self._decoded.pop(key, None)
+        self._dropped_values[key] = self.generation
+
+    def _drop_children(self, prefix: str) -> None:
+        self.children.pop(prefix, None)
+        self._dropped_children[prefix] = self.generation
+
+    def _forget_old_drops(self) -> None:
+        if len(self._dropped_values) + len(self._dropped_children) > MAX_REMEMBERED_DROPS:
+            self._refuse_fills_in_flight()
+
+    def _refuse_fills_in_flight(self) -> None:
+        self._floor = self.generation
+        self._dropped_values.clear()
+        self._dropped_children.clear()
 
     def _bump(self) -> None:
         self.generation += 1
