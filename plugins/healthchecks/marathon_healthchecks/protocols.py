@@ -56,7 +56,9 @@ class HttpCheck:
     """HTTP or HTTPS, run by the scheduler."""
 
     scheme: str = "http"
-    _ssl: ssl.SSLContext | None = attrs.field(default=None, eq=False, repr=False, alias="ssl")
+    # Built once: creating a context reads the CA store from disk, which would block
+    # the trio thread on every probe.
+    _ssl: ssl.SSLContext = attrs.field(factory=_insecure_context, eq=False, repr=False, alias="ssl")
 
     def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
         return []  # the core's rules (port index, IPv6) are all Marathon has
@@ -68,10 +70,9 @@ class HttpCheck:
         if not target.startswith("/"):
             target = "/" + target
         url = f"{self.scheme}://{host}:{port}{target}"
-        verify: ssl.SSLContext | bool = self._ssl or _insecure_context()
         try:
             async with (
-                httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client,
+                httpx.AsyncClient(verify=self._ssl, timeout=timeout, trust_env=False) as client,
                 client.stream("GET", url) as response,
             ):
                 return http_verdict(
@@ -81,7 +82,7 @@ class HttpCheck:
                 )
         except httpx.TimeoutException:
             return ProbeResult.unhealthy(f"timed out after {timeout:g} s")
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        except (httpx.HTTPError, OSError) as exc:  # ssl.SSLError is an OSError
             return ProbeResult.unhealthy(_describe(exc))
 
 
@@ -119,7 +120,7 @@ def protocols() -> dict[str, HealthCheckProtocol]:
     """Every protocol by name, as the hook returns them."""
     tls = _insecure_context()
     return {
-        "HTTP": HttpCheck("http"),
+        "HTTP": HttpCheck("http", ssl=tls),
         "HTTPS": HttpCheck("https", ssl=tls),
         "TCP": TcpCheck(),
         "COMMAND": AgentCheck("COMMAND"),

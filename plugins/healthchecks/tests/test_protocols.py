@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -57,3 +58,29 @@ async def test_tcp_is_healthy_while_something_listens() -> None:
         listener.close()
     result = await TCP.probe(check, host="127.0.0.1", port=port, timeout=2)
     assert result.outcome is Outcome.UNHEALTHY
+
+
+async def test_http_probes_do_not_build_an_ssl_context_each_time(
+    status_server: Any, monkeypatch: Any
+) -> None:
+    # ssl.create_default_context reads the CA store from disk: on the trio thread,
+    # once per probe, it would block every other task.
+    check_http = HttpCheck("http")
+    check_https = HttpCheck("https")
+    built: list[object] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(args)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    check = HealthCheck(protocol="HTTP", path="/health")
+    for _ in range(3):
+        result = await check_http.probe(check, host="127.0.0.1", port=status_server.port, timeout=5)
+        assert result.outcome is Outcome.HEALTHY
+        result = await check_https.probe(
+            check, host="127.0.0.1", port=status_server.port, timeout=5
+        )
+        assert result.outcome is Outcome.UNHEALTHY  # the server speaks plain HTTP
+    assert built == []
