@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +120,32 @@ def test_an_image_is_refused(server: RunningMarathon) -> None:
     response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
     assert response.status_code == 422, response.text
     assert "/container/docker/image" in response.text
+
+
+def test_a_task_over_its_memory_is_reported_as_mesos_reports_it(server: RunningMarathon) -> None:
+    """The OOM kill travels the whole way: agent -> master -> scheduler -> event stream."""
+    app = {
+        "id": "/mesos/hog",
+        "cmd": "exec python3 -c 'b = []\nwhile True: b.append(bytearray(1 << 20))'",
+        "cpus": 0.25,
+        "mem": 32,
+        "instances": 1,
+        "container": {"type": "MESOS"},
+    }
+    events = f"{server.url}/v2/events?event_type=status_update_event"
+    failed: dict[str, Any] | None = None
+    with httpx.stream("GET", events, timeout=httpx.Timeout(30, read=30)) as stream:
+        response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+        assert response.status_code == 201, response.text
+        deadline = time.monotonic() + 30
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[len("data:") :])
+                if event["appId"] == "/mesos/hog" and event["taskStatus"] == "TASK_FAILED":
+                    failed = event
+                    break
+            assert time.monotonic() < deadline, "no TASK_FAILED within 30 s"
+    assert failed is not None
+    assert failed["message"].startswith("Memory limit exceeded: Requested: 32MB")
+    response = httpx.delete(f"{server.url}/v2/apps/mesos/hog?force=true", timeout=10)
+    assert response.status_code == 200, response.text
