@@ -133,6 +133,18 @@ class CgroupTask:
         self._oom = True
         await self._destroy()
 
+    def _unreaped(self) -> list[int]:
+        """The main PID while it is still ours to signal, besides ``cgroup.procs``.
+
+        The child enters its cgroups before it execs, so ``cgroup.procs`` already
+        holds it; its PID is only added while it has not been reaped (``returncode``
+        polls without blocking): once reaped it may be reused by an unrelated
+        process. A recovered main process is not our child: the cgroup alone tells.
+        """
+        if self._process is None or self._process.returncode is not None:
+            return []
+        return [self._process.pid]
+
     async def _destroy(self) -> None:
         """Freeze, SIGKILL every process, thaw: nothing of the container survives."""
         cg = self.cgroups
@@ -140,7 +152,7 @@ class CgroupTask:
         with trio.move_on_after(1.0):
             while not cg.frozen():
                 await trio.sleep(0.01)
-        cg.signal_all(signal.SIGKILL, [] if self._pid is None else [self._pid])
+        cg.signal_all(signal.SIGKILL, self._unreaped())
         cg.freeze("THAWED")
 
     async def wait(self) -> Termination:
@@ -181,7 +193,7 @@ class CgroupTask:
     async def kill(self, *, grace_period: float) -> None:
         if self._termination is not None:
             return
-        self.cgroups.signal_all(signal.SIGTERM, [] if self._pid is None else [self._pid])
+        self.cgroups.signal_all(signal.SIGTERM, self._unreaped())
         with trio.move_on_after(max(grace_period, 0.0)):
             await self._main_ended()
             return
