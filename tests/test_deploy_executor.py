@@ -17,7 +17,7 @@ import trio.testing
 from marathon_core.deploy.executor import DeploymentExecutor, RollingTargets, rolling_targets
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.events import EventBus
-from marathon_core.model.app import AppDefinition, UpgradeStrategy
+from marathon_core.model.app import AppDefinition, HealthCheck, UpgradeStrategy
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
 from marathon_core.state.memory import MemoryStorage
@@ -200,3 +200,46 @@ async def test_a_removed_deployment_is_cancelled(
     harness.registry.remove(change.deployment.id)
     await trio.sleep(10)
     assert harness.registry.all() == []  # and the executor did not put it back
+
+
+class NewChecksGate:
+    """Health as the monitor reports it when a new version adds scheduler-run checks:
+    the old instances were never checked (no health), the new ones are healthy."""
+
+    def __init__(self) -> None:
+        self.unchecked: set[InstanceId] = set()
+
+    def has_checks(self, app: AppDefinition) -> bool:
+        return bool(app.health_checks)
+
+    def is_healthy(self, instance: Instance) -> bool:
+        return instance.instance_id not in self.unchecked
+
+
+async def test_a_restart_that_adds_health_checks_completes(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # minimumHealthCapacity=1, maximumOverCapacity=0: only the one extra instance a
+    # restart is allowed lets it progress, and only when the old (unchecked, Running)
+    # instances count as healthy now, as Marathon counts them.
+    state = await StateStore.open(MemoryStorage())
+    registry, events, cluster = DeploymentRegistry(), EventBus(), SimulatedCluster()
+    groups = GroupManager(state, registry, events)
+    gate = NewChecksGate()
+    executor = DeploymentExecutor(
+        state, registry, events, cluster, root_at=groups.root_at, health=gate
+    )
+    nursery.start_soon(cluster.run)
+    await nursery.start(executor.run)
+    h = Harness(cluster, groups, events, registry)
+    await deploy(h, web(2, minimum=1.0, over=0.0))
+    old = versions(h)
+    gate.unchecked = set(cluster.instances)
+    time.sleep(0.002)
+    checked = attrs.evolve(
+        web(2, minimum=1.0, over=0.0), health_checks=(HealthCheck(protocol="TCP"),)
+    )
+    await deploy(h, checked)
+    assert len(cluster.instances) == 2
+    assert not set(versions(h)) & set(old)
+    assert max(p for p, _ in cluster.history) == 3

@@ -263,7 +263,11 @@ class DeploymentExecutor:
         """Replace old-configuration instances within the app's upgrade strategy."""
         ready = self._readiness(app)
         initial = _active(self._instances.instances_of(app.id))
-        targets = rolling_targets(app, sum(1 for i in initial if ready(i)))
+        # The old instances count as healthy now when Running, as in Marathon: when the
+        # new version adds scheduler-run checks they have no health at all, and gating
+        # them would leave no room to start a replacement (with minimumHealthCapacity 1
+        # and maximumOverCapacity 0). The new instances stay health-gated.
+        targets = rolling_targets(app, sum(1 for i in initial if _ready(i)))
 
         async def step() -> Progress:
             instances = self._instances.instances_of(app.id)
