@@ -68,6 +68,11 @@ MAX_CALLS_IN_FLIGHT = 32
 _STARTING = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 _UNREACHABLE = frozenset({Condition.UNREACHABLE, Condition.UNREACHABLE_INACTIVE})
 
+#: Task states whose update becomes an app's ``lastTaskFailure``, as in Marathon.
+_FAILURE_STATES = frozenset(
+    {"TASK_ERROR", "TASK_FAILED", "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
+)
+
 
 class MesosCaller(Protocol):
     """What the scheduler needs from the Mesos client."""
@@ -119,6 +124,21 @@ class SchedulerStatistics:
     revives: int
     suppresses: int
     reconciliations: int
+
+
+def _task_failure(status: Mapping[str, Any], instance: Instance) -> Json:
+    """Marathon's ``lastTaskFailure`` for a failure update of ``instance``."""
+    agent = instance.agent
+    return {
+        "appId": str(instance.app_id),
+        "host": agent.host if agent is not None else "",
+        "message": status.get("message", ""),
+        "state": status["state"],
+        "taskId": status["task_id"]["value"],
+        "timestamp": str(Timestamp.now()),
+        "version": str(instance.run_spec_version) if instance.run_spec_version else None,
+        "slaveId": status.get("agent_id", {}).get("value", ""),
+    }
 
 
 def _is_terminal_state(state: str) -> bool:
@@ -190,6 +210,7 @@ class Scheduler:
         self._last_revive = -float("inf")
         self._subscriptions = 0
         self._rotation = itertools.count()
+        self._last_failures: dict[PathId, Json] = {}
         self._counts = dict.fromkeys(
             (
                 "offers_received",
@@ -314,11 +335,13 @@ class Scheduler:
         kills: list[tuple[str, str | None]] = []
         published: list[tuple[Json, Instance]] = []
         returned: set[PathId] = set()
+        failures: dict[PathId, Json] = {}
 
         def compute() -> Changes:
             kills.clear()
             published.clear()
             returned.clear()
+            failures.clear()
             changed: dict[InstanceId, Instance | None] = {}
             replacements: list[Instance] = []
             finals: list[Instance] = []
@@ -344,6 +367,8 @@ class Scheduler:
                         kills.append((task_id, agent_id))
                     continue
                 updated = self._transition(current, task, status, now, replacements, finals)
+                if state in _FAILURE_STATES:  # from the instance as it ran (its host)
+                    failures[current.app_id] = _task_failure(status, current)
                 changed[current.instance_id] = updated
                 if updated is not None:
                     published.append((status, updated))
@@ -364,6 +389,7 @@ class Scheduler:
         await self.tracker.apply(compute)
         for status, instance in published:
             self.events.publish(self._status_event(status, instance))
+        self._last_failures.update(failures)
         for status in statuses:
             if "uuid" in status and "agent_id" in status:
                 self._spawn(
@@ -476,6 +502,14 @@ class Scheduler:
             finals.append(instance)
             return None
         return instance
+
+    def last_task_failure(self, app_id: PathId) -> Json | None:
+        """Marathon's ``lastTaskFailure`` of ``app_id``, seen in this leadership term.
+
+        Kept in memory only: Marathon also stores it in ZooKeeper, so a new leader
+        shows the last failure from before the failover; this one does not.
+        """
+        return self._last_failures.get(app_id)
 
     def _status_event(self, status: Mapping[str, Any], instance: Instance) -> Json:
         task = instance.task

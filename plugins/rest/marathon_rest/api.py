@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -67,6 +67,11 @@ class Api:
         """The leader's task health (None when this process does not lead)."""
         leader = self.ctx.leader
         return leader.health if leader is not None else None
+
+    def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
+        """The app's ``lastTaskFailure`` as the leader saw it (None if none, or not leading)."""
+        scheduler = self.ctx.leader.scheduler if self.ctx.leader is not None else None
+        return scheduler.last_task_failure(app_id) if scheduler is not None else None
 
     @property
     def address(self) -> str:

@@ -183,6 +183,10 @@ async def _get(request: Request, path: str) -> Response:
     if app is None:
         raise _missing(app_id)
     (info,) = await infos(api, [app], with_tasks=True)
+    failure = api.last_task_failure(app_id)
+    if failure is not None:  # spliced into the cached entry, which ends with its "}"
+        spliced = orjson.dumps(info)[:-1] + b',"lastTaskFailure":' + orjson.dumps(failure)
+        info = orjson.Fragment(spliced + b"}")
     return json_response({"app": info})
 
 

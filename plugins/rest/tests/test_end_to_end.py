@@ -121,3 +121,17 @@ def test_the_queue_explains_why_an_app_waits(client: MarathonClient) -> None:
     assert "InsufficientCpus" in reasons
     client.delete_app("/e2e/huge", force=True)
     wait_for(lambda: client.list_queue() == [], what="an empty queue")
+
+
+def test_a_failing_task_is_the_apps_last_task_failure(client: MarathonClient) -> None:
+    client.create_app("e2e/crash", MarathonApp(cmd="exit 3", cpus=0.1, mem=16, instances=1))
+
+    def failure() -> Any:
+        return client.get_app("/e2e/crash").last_task_failure
+
+    last = wait_for(failure, what="a lastTaskFailure")
+    assert last.app_id == "/e2e/crash"
+    assert last.state == "TASK_FAILED"
+    assert "3" in last.message  # the command's exit status
+    assert last.host in {"127.0.0.2", "127.0.0.3"} and last.task_id.startswith("e2e_crash.")
+    client.delete_app("/e2e/crash", force=True)
