@@ -40,7 +40,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from marathon_mesos_local.containerizer import MARKER
+from marathon_core.runtimes import CONTAINER_MARKER
 from marathon_mesos_local.master import Master, MasterOptions
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
 from marathon_mesos_local.simulated import SimulatedAgents
@@ -392,7 +392,7 @@ def reap_tasks(work_dir: Path) -> int:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if not any(v.startswith(MARKER.encode() + b"=") for v in environ):
+        if not any(v.startswith(CONTAINER_MARKER.encode() + b"=") for v in environ):
             continue
         sandbox = next((v[len(b"MESOS_SANDBOX=") :] for v in environ
                         if v.startswith(b"MESOS_SANDBOX=")), b"")  # fmt: skip

@@ -21,45 +21,29 @@ import abc
 import contextlib
 import os
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
 import trio
 
-from marathon_core.runtimes import Launch, Termination
+from marathon_core.runtimes import (
+    CONTAINER_MARKER,
+    Launch,
+    Termination,
+    process_alive,
+    read_task_record,
+    start_task_process,
+)
 
 __all__ = [
-    "MARKER",
     "CommandContainerizer",
     "CommandProcess",
     "RecoveredProcess",
     "container_pids",
-    "describe_exit",
 ]
 
-#: The environment variable that marks every process of a command task.
-MARKER = "MESOS_LOCAL_CONTAINER"
 #: How often a recovered task (not our child) is checked for exit.
 RECOVERED_POLL = 0.1
-
-
-def describe_exit(returncode: int) -> Termination:
-    """A :class:`Termination` with the command executor's wording for a wait status."""
-    if returncode < 0:
-        sig = -returncode
-        name = signal.strsignal(sig) or f"signal {sig}"
-        return Termination(None, signal=sig, message=f"Command terminated with signal {name}")
-    return Termination(returncode, message=f"Command exited with status {returncode}")
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _has_marker(pid: int, marker: bytes) -> bool:
@@ -72,13 +56,13 @@ def _has_marker(pid: int, marker: bytes) -> bool:
 
 def container_pids(container_id: str) -> list[int]:
     """Live processes that carry the container's marker."""
-    marker = f"{MARKER}={container_id}".encode()
+    marker = f"{CONTAINER_MARKER}={container_id}".encode()
     found = []
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
             if entry.name.isdigit() and _has_marker(int(entry.name), marker):
                 pid = int(entry.name)
-                if _alive(pid):
+                if process_alive(pid):
                     found.append(pid)
     return found
 
@@ -88,18 +72,6 @@ def signal_container(container_id: str, sig: int, *also: int) -> None:
     for pid in {*container_pids(container_id), *also}:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-
-
-def _read_record(path: Path) -> tuple[int, str] | None:
-    try:
-        pid_text, container_id = path.read_text().split("\n")[:2]
-        return int(pid_text), container_id
-    except (OSError, ValueError):
-        return None
-
-
-def _record_path(sandbox: Path) -> Path:
-    return sandbox.parent / f".{sandbox.name}.container"
 
 
 class _Stoppable(abc.ABC):
@@ -156,7 +128,7 @@ class CommandProcess(_Stoppable):
         finally:
             self._waiting = False  # a cancelled waiter leaves the task running
         signal_container(self._container_id, signal.SIGKILL)  # what is left of it
-        self._termination = describe_exit(returncode)
+        self._termination = Termination.from_wait_status(returncode)
         self._exited.set()
         return self._termination
 
@@ -174,7 +146,7 @@ class RecoveredProcess(_Stoppable):
 
     async def wait(self) -> Termination:
         while self._termination is None:
-            if self._pid is None or not _alive(self._pid):
+            if self._pid is None or not process_alive(self._pid):
                 signal_container(self._container_id, signal.SIGKILL)
                 self._termination = await self._exit_status()
                 break
@@ -191,7 +163,7 @@ class RecoveredProcess(_Stoppable):
                 kind, number = path.read_text().split()
                 path.unlink()
                 code = int(number)
-                return describe_exit(-code if kind == "signal" else code)
+                return Termination.from_wait_status(-code if kind == "signal" else code)
         return Termination(None, message="Command exited while its agent was down")
 
 
@@ -206,33 +178,8 @@ class CommandContainerizer:
         self.exits = exits
 
     async def launch(self, launch: Launch) -> CommandProcess:
-        if launch.command is None:
-            raise ValueError("CommandInfo has no value to run")
-        launch.sandbox.mkdir(parents=True, exist_ok=True)
-        if launch.shell:
-            argv: list[str] = ["/bin/sh", "-c", launch.command]
-            executable = None
-        else:
-            argv = list(launch.arguments) or [launch.command]
-            executable = launch.command
         container_id = str(uuid.uuid4())
-        env = dict(launch.environment)
-        env[MARKER] = container_id
-        with (
-            open(launch.sandbox / "stdout", "ab") as stdout,
-            open(launch.sandbox / "stderr", "ab") as stderr,
-        ):
-            process = await trio.lowlevel.open_process(
-                argv,
-                executable=executable,
-                cwd=str(launch.sandbox),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        record = _record_path(launch.sandbox)
-        record.write_text(f"{process.pid}\n{container_id}\n")
+        process = await start_task_process(launch, container_id)
         return CommandProcess(process, container_id)
 
     async def recover(self, container_id: str, sandbox: Path) -> RecoveredProcess | None:
@@ -242,14 +189,14 @@ class CommandContainerizer:
         :meth:`~RecoveredProcess.wait` returns at once); None means there is no
         record of it at all.
         """
-        found = _read_record(_record_path(sandbox))
+        found = read_task_record(sandbox)
         if found is None or found[1] != container_id:
             return None
         pid: int | None = found[0]
         if (
             pid is not None
-            and _alive(pid)
-            and not _has_marker(pid, f"{MARKER}={container_id}".encode())
+            and process_alive(pid)
+            and not _has_marker(pid, f"{CONTAINER_MARKER}={container_id}".encode())
         ):
             pid = None  # the pid was reused by something else: the task is gone
         return RecoveredProcess(pid, container_id, self.exits)

@@ -18,8 +18,9 @@ memory+swap) at the task's ``mem``, swappiness 0, CFS quota and shares from its
 - Recovery: a restarted agent reattaches to a container whose cgroup still exists
   (``runs/.<run>.container`` next to the sandbox keeps pid and container id).
 
-Tasks also carry ``MESOS_LOCAL_CONTAINER=<container id>``, the marker by which the
-embedded cluster finds task processes left behind when it shuts down.
+Processes are started as the command containerizer starts them
+(:func:`marathon_core.runtimes.start_task_process`: sandbox files, the container
+marker, the record for recovery), only inside the cgroups.
 """
 
 from __future__ import annotations
@@ -28,44 +29,27 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import uuid
 from functools import partial
 from pathlib import Path
 
 import trio
 
-from marathon_core.runtimes import Launch, Termination
+from marathon_core.runtimes import (
+    Launch,
+    Termination,
+    process_alive,
+    read_task_record,
+    start_task_process,
+)
 from marathon_runtime_mesos.cgroups import TaskCgroups, available, enter
 
-__all__ = ["CgroupTask", "MesosContainerizer", "describe_exit"]
+__all__ = ["CgroupTask", "MesosContainerizer"]
 
 log = logging.getLogger(__name__)
 
-MARKER = "MESOS_LOCAL_CONTAINER"
 #: How often a recovered task (not our child) is checked for exit.
 RECOVERED_POLL = 0.1
-
-
-def describe_exit(returncode: int) -> Termination:
-    """The command executor's wording for a wait status."""
-    if returncode < 0:
-        sig = -returncode
-        name = signal.strsignal(sig) or f"signal {sig}"
-        return Termination(None, signal=sig, message=f"Command terminated with signal {name}")
-    return Termination(returncode, message=f"Command exited with status {returncode}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _record_path(sandbox: Path) -> Path:
-    return sandbox.parent / f".{sandbox.name}.container"
 
 
 async def _oom_event(cgroups: TaskCgroups) -> None:
@@ -119,7 +103,7 @@ class CgroupTask:
         while True:
             pids = self.cgroups.pids()
             if not pids or (
-                self._pid is not None and not (self._pid in pids and _alive(self._pid))
+                self._pid is not None and not (self._pid in pids and process_alive(self._pid))
             ):
                 return None
             await trio.sleep(RECOVERED_POLL)
@@ -184,7 +168,7 @@ class CgroupTask:
                 None, signal=signal.SIGKILL, message=message, oom_killed=True
             )
         elif returncode is not None:
-            self._termination = describe_exit(returncode)
+            self._termination = Termination.from_wait_status(returncode)
         else:
             self._termination = Termination(None, message="Command exited while its agent was down")
         self._exited.set()
@@ -221,36 +205,16 @@ class MesosContainerizer:
         launch.sandbox.mkdir(parents=True, exist_ok=True)
         for volume in (launch.container or {}).get("volumes", []):
             self._link_volume(launch.sandbox, volume)
-        if launch.shell:
-            argv: list[str] = ["/bin/sh", "-c", launch.command]
-            executable = None
-        else:
-            argv = list(launch.arguments) or [launch.command]
-            executable = launch.command
         container_id = str(uuid.uuid4())
         cgroups = TaskCgroups.of(container_id, self.cgroup_root)
         await trio.to_thread.run_sync(cgroups.create, launch.resources)
-        env = dict(launch.environment)
-        env[MARKER] = container_id
         try:
-            with (
-                open(launch.sandbox / "stdout", "ab") as stdout,
-                open(launch.sandbox / "stderr", "ab") as stderr,
-            ):
-                process = await trio.lowlevel.open_process(
-                    argv,
-                    executable=executable,
-                    cwd=str(launch.sandbox),
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=stdout,
-                    stderr=stderr,
-                    preexec_fn=partial(enter, cgroups.procs_files()),
-                )
+            process = await start_task_process(
+                launch, container_id, preexec_fn=partial(enter, cgroups.procs_files())
+            )
         except BaseException:
             await trio.to_thread.run_sync(cgroups.remove)
             raise
-        _record_path(launch.sandbox).write_text(f"{process.pid}\n{container_id}\n")
         return CgroupTask(cgroups, process.pid, process)
 
     @staticmethod
@@ -266,11 +230,8 @@ class MesosContainerizer:
         cgroups = TaskCgroups.of(container_id, self.cgroup_root)
         if not cgroups.exists():
             return None
-        pid: int | None = None
-        with contextlib.suppress(OSError, ValueError):
-            pid_text, recorded = _record_path(sandbox).read_text().split("\n")[:2]
-            if recorded == container_id:
-                pid = int(pid_text)
+        record = read_task_record(sandbox)
+        pid = record[0] if record is not None and record[1] == container_id else None
         if pid is not None and pid not in cgroups.pids():
             pid = None  # ended (or the pid was reused): only the cgroup is left
         return CgroupTask(cgroups, pid)
