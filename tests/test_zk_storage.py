@@ -275,6 +275,7 @@ async def test_server_down_and_back(own_zk: ZooKeeperEnsemble) -> None:
         with trio.fail_after(5), pytest.raises(StorageUnavailableError):
             await s.get("a")
         server.start()
+        await trio.to_thread.run_sync(server.wait_serving)  # a JVM start is slow under load
         with trio.fail_after(20):
             while client.state != "CONNECTED":
                 await client.wait_state_change()
