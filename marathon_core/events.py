@@ -11,7 +11,6 @@ reconnecting client resume after the last id it saw (SSE ``Last-Event-ID``).
 from __future__ import annotations
 
 import collections
-import datetime
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
@@ -21,23 +20,12 @@ from typing import Any
 import attrs
 import trio
 
-__all__ = ["EventBus", "PublishedEvent", "SubscriberTooSlow", "Subscription", "make_event"]
+__all__ = ["EventBus", "PublishedEvent", "SubscriberTooSlow", "Subscription"]
 
 log = logging.getLogger(__name__)
 
 #: Events kept for clients that reconnect with ``Last-Event-ID``.
 DEFAULT_HISTORY = 1024
-
-
-def timestamp_now() -> str:
-    """Marathon's timestamp form: UTC with milliseconds and ``Z``."""
-    now = datetime.datetime.now(datetime.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def make_event(event_type: str, **fields: Any) -> dict[str, Any]:
-    """An event in Marathon's wire form, stamped now."""
-    return {"eventType": event_type, "timestamp": timestamp_now(), **fields}
 
 
 @attrs.frozen

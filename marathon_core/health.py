@@ -1,9 +1,10 @@
 """Marathon-side health checks: the leader probes tasks, keeps their health, kills the sick.
 
-The protocols come from plugins (``marathon_health_check_protocols``). A protocol that
-the scheduler runs itself (Marathon's HTTP, HTTPS, TCP) is a :class:`HealthChecker`:
-besides ``validate`` it has an async ``probe``. Protocols without ``probe`` (COMMAND,
-MESOS_*) run on the agent; the core only validates them. The core never imports a
+The protocols come from plugins (``marathon_health_check_protocols``,
+:mod:`marathon_core.contracts.health`). A protocol that the scheduler runs itself
+(Marathon's HTTP, HTTPS, TCP) has a ``checker`` whose async ``probe`` the leader
+calls; protocols without one (COMMAND, MESOS_*) run on the agent, and the core only
+validates them. The core never imports a
 plugin: it drives whatever the hook returned.
 
 :class:`HealthMonitor` is leader-scoped (started by :func:`marathon_core.leadership.lead`,
@@ -22,30 +23,27 @@ with any health change of the app.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 import trio
 
-from marathon_core.events import EventBus, make_event
+from marathon_core.contracts.health import HealthChecker, HealthCheckProtocol, Outcome, ProbeResult
+from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.codec import converter
+from marathon_core.model.events import make_event
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Instance, InstanceId, TaskId
 
 __all__ = [
     "Health",
-    "HealthChecker",
     "HealthMonitor",
-    "Outcome",
-    "ProbeResult",
     "Verdict",
     "apply_result",
-    "checker_of",
     "probe_target",
 ]
 
@@ -55,54 +53,6 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_PROBES = 256
 #: Longest pause between two looks at the instances (new tasks are found at once anyway).
 MAX_IDLE = 1.0
-
-
-class Outcome(enum.Enum):
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
-    #: No verdict (an HTTP 1xx with ``ignoreHttp1xx``): health stays as it was.
-    IGNORED = "ignored"
-
-
-@attrs.frozen
-class ProbeResult:
-    """What one probe found; ``cause`` says why it failed (``lastFailureCause``)."""
-
-    outcome: Outcome
-    cause: str | None = None
-
-    @classmethod
-    def healthy(cls) -> ProbeResult:
-        return cls(Outcome.HEALTHY)
-
-    @classmethod
-    def unhealthy(cls, cause: str) -> ProbeResult:
-        return cls(Outcome.UNHEALTHY, cause)
-
-    @classmethod
-    def ignored(cls) -> ProbeResult:
-        return cls(Outcome.IGNORED)
-
-
-@runtime_checkable
-class HealthChecker(Protocol):
-    """A protocol the scheduler runs: the run-time half of ``marathon_health_check_protocols``.
-
-    ``probe`` checks ``host:port`` once and returns a :class:`ProbeResult`; it should
-    give up after ``timeout`` seconds (the core also cancels it then and counts a
-    failure). It must not raise for an unreachable or failing task: that is an
-    unhealthy result.
-    """
-
-    async def probe(
-        self, check: HealthCheck, *, host: str, port: int, timeout: float
-    ) -> ProbeResult: ...
-
-
-def checker_of(protocol: object) -> HealthChecker | None:
-    """The run-time half of a protocol plugin, None for protocols the agent runs."""
-    probe = getattr(protocol, "probe", None)
-    return protocol if callable(probe) else None  # type: ignore[return-value]
 
 
 @attrs.frozen
@@ -241,7 +191,7 @@ class HealthMonitor:
         self,
         tracker: Any,
         events: EventBus,
-        protocols: Mapping[str, object],
+        protocols: Mapping[str, HealthCheckProtocol],
         kill: KillInstances,
         *,
         max_concurrent: int = MAX_CONCURRENT_PROBES,
@@ -256,7 +206,7 @@ class HealthMonitor:
         self._checkers = {
             name: checker
             for name, protocol in protocols.items()
-            if (checker := checker_of(protocol)) is not None
+            if (checker := protocol.checker) is not None
         }
         self._limit = trio.Semaphore(max_concurrent)
         #: Per task: one Health per Marathon-side check of its app version.

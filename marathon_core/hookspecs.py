@@ -24,11 +24,12 @@ import pluggy
 from marathon_core import PROJECT_NAME
 
 if TYPE_CHECKING:
-    from marathon_core.auth import Action, HttpRequest, Identity, Resource
     from marathon_core.config import Config, OptionParser
-    from marathon_core.model.validation import ContainerRuntime, HealthCheckProtocol
-    from marathon_core.placement import ConstraintOperator
-    from marathon_core.runtimes import Containerizer
+    from marathon_core.contracts.auth import Action, HttpRequest, Identity, Resource
+    from marathon_core.contracts.containerizers import Containerizer
+    from marathon_core.contracts.health import HealthCheckProtocol
+    from marathon_core.contracts.placement import ConstraintOperator
+    from marathon_core.contracts.runtimes import ContainerRuntime
     from marathon_core.service import MasterService, Service, ServiceContext
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -115,7 +116,7 @@ def marathon_constraint_operators() -> Mapping[str, ConstraintOperator] | None:
 
     Names are upper case; the core upper-cases the operator of an app's constraint
     before the lookup, as Marathon does. An operator validates its value at API time
-    and filters offers at launch time (:mod:`marathon_core.placement`). An app naming
+    and filters offers at launch time (:mod:`marathon_core.contracts.placement`). An app naming
     an operator no plugin provides is rejected with a 422 at ``/constraints(i)``.
 
     :returns: A mapping of operator name to operator, or None.
@@ -157,12 +158,12 @@ def marathon_health_check_protocols() -> Mapping[str, HealthCheckProtocol] | Non
     """Return health-check protocols by name (``HTTP``, ``TCP``, ``COMMAND``, ``MESOS_HTTP``, ...).
 
     A protocol validates an app's health check at API time
-    (:class:`~marathon_core.model.validation.HealthCheckProtocol`). A protocol the
-    scheduler executes itself (Marathon's HTTP, HTTPS, TCP) also has an async
-    ``probe(check, host=..., port=..., timeout=...)`` returning a
-    :class:`~marathon_core.health.ProbeResult` (:class:`~marathon_core.health.HealthChecker`);
+    (:class:`~marathon_core.contracts.health.HealthCheckProtocol`). A protocol the
+    scheduler executes itself (Marathon's HTTP, HTTPS, TCP) also has a ``checker``
+    (:class:`~marathon_core.contracts.health.HealthChecker`) whose async
+    ``probe(check, host=..., port=..., timeout=...)`` returns a ``ProbeResult``;
     the leader then probes every Running task of apps using it and kills tasks that
-    keep failing. Protocols without ``probe`` run on the Mesos agent. An app naming a
+    keep failing. Protocols whose ``checker`` is None run on the Mesos agent. An app naming a
     protocol no plugin provides is rejected with a 422 at ``/healthChecks(i)/protocol``.
 
     :returns: A mapping of protocol name to protocol, or None.
@@ -220,7 +221,7 @@ def marathon_authenticate(request: HttpRequest) -> Identity | None:
     request gets the anonymous identity (allow-all, as Marathon without plugins).
 
     :param request: A framework-neutral view of the HTTP request.
-    :returns: The caller's :class:`~marathon_core.auth.Identity`, an identity with
+    :returns: The caller's :class:`~marathon_core.contracts.auth.Identity`, an identity with
         ``authenticated=False`` to reject the request (401), or None to let the next
         plugin decide.
 

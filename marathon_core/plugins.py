@@ -20,14 +20,15 @@ import attrs
 import pluggy
 
 from marathon_core import PROJECT_NAME, __version__, hookspecs
-from marathon_core.auth import ANONYMOUS, Action, HttpRequest, Identity, Resource
+from marathon_core.contracts.auth import ANONYMOUS, Action, HttpRequest, Identity, Resource
 from marathon_core.errors import PluginConflictError, PluginError
 
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
-    from marathon_core.model.validation import ContainerRuntime, HealthCheckProtocol
-    from marathon_core.placement import ConstraintOperator
-    from marathon_core.runtimes import Containerizer
+    from marathon_core.contracts.containerizers import Containerizer
+    from marathon_core.contracts.health import HealthCheckProtocol
+    from marathon_core.contracts.placement import ConstraintOperator
+    from marathon_core.contracts.runtimes import ContainerRuntime
     from marathon_core.service import MasterService, Service, ServiceContext
 
 __all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "get_plugin_host"]

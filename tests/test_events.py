@@ -7,7 +7,8 @@ import re
 import pytest
 import trio
 
-from marathon_core.events import EventBus, SubscriberTooSlow, make_event
+from marathon_core.events import EventBus, SubscriberTooSlow
+from marathon_core.model.events import make_event
 
 
 def test_events_carry_type_and_marathon_timestamp() -> None:

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from marathon_core import hookimpl
-from marathon_core.auth import ANONYMOUS, Action, Identity, SystemResource
+from marathon_core.contracts.auth import ANONYMOUS, Action, Identity, SystemResource
 from marathon_core.errors import PluginConflictError, PluginError
 from marathon_core.plugins import get_plugin_host
 

@@ -13,11 +13,11 @@ import attrs
 import pytest
 import trio
 
+from marathon_core.contracts.placement import NoOfferMatchReason
 from marathon_core.events import EventBus
 from marathon_core.model.app import UnreachableStrategy
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition, Goal
-from marathon_core.placement import NoOfferMatchReason
 
 from .scheduler_cluster import Leader, open_cluster, record_calls, service_context  # type: ignore[import-not-found]
 from .scheduler_helpers import compiled_protos, make_app, open_state, parse_strict  # type: ignore[import-not-found]

@@ -8,11 +8,11 @@ from typing import Any
 import attrs
 import pytest
 
+from marathon_core.contracts.placement import NoOfferMatchReason as R
+from marathon_core.contracts.placement import Placed
 from marathon_core.model.app import PortDefinition
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition
-from marathon_core.placement import NoOfferMatchReason as R
-from marathon_core.placement import Placed
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, assign_ports, match
 from marathon_core.scheduler.queue import OfferStats

@@ -21,10 +21,11 @@ import attrs
 import trio
 
 from marathon_core.deploy.manager import DeploymentRegistry
-from marathon_core.events import EventBus, make_event
+from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import group_to_json
 from marathon_core.model.deployment import ActionKind, Deployment, DeploymentAction
+from marathon_core.model.events import make_event
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId, kill_order

@@ -25,9 +25,10 @@ import trio
 
 from marathon_core.deploy.planner import plan_deployment
 from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError, Violation
-from marathon_core.events import EventBus, make_event
+from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, VersionInfo
 from marathon_core.model.deployment import Deployment
+from marathon_core.model.events import make_event
 from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports

@@ -73,13 +73,7 @@ from marathon_core.model.instance import (
     parse_task_id,
 )
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
-from marathon_core.model.validation import (
-    ContainerRuntime,
-    HealthCheckProtocol,
-    ValidationContext,
-    validate_app,
-    validate_group,
-)
+from marathon_core.model.validation import ValidationContext, validate_app, validate_group
 
 __all__ = [
     "ActionKind",
@@ -90,7 +84,6 @@ __all__ = [
     "Condition",
     "Constraint",
     "Container",
-    "ContainerRuntime",
     "Deployment",
     "DeploymentAction",
     "DeploymentStep",
@@ -105,7 +98,6 @@ __all__ = [
     "Group",
     "GroupUpdate",
     "HealthCheck",
-    "HealthCheckProtocol",
     "HostVolume",
     "Instance",
     "InstanceId",

@@ -13,12 +13,14 @@ from typing import Protocol
 
 import attrs
 
+from marathon_core.contracts.health import HealthCheckProtocol
+from marathon_core.contracts.placement import ConstraintOperator, ConstraintValidationError
+from marathon_core.contracts.runtimes import ContainerRuntime
 from marathon_core.errors import Violation
 from marathon_core.model.app import (
     AppDefinition,
     EnvSecret,
     ExternalVolume,
-    HealthCheck,
     NetworkMode,
     PersistentVolume,
     SecretVolume,
@@ -30,11 +32,8 @@ from marathon_core.model.ids import (
     PathId,
     valid_segment,
 )
-from marathon_core.placement import ConstraintOperator, ConstraintValidationError
 
 __all__ = [
-    "ContainerRuntime",
-    "HealthCheckProtocol",
     "ValidationContext",
     "operator_list_message",
     "prefixed",
@@ -42,26 +41,6 @@ __all__ = [
     "validate_group",
     "validate_group_change",
 ]
-
-
-class ContainerRuntime(Protocol):
-    """The API-time half of a runtime plugin (``marathon_container_runtimes``)."""
-
-    def validate(self, app: AppDefinition) -> Iterable[Violation]:
-        """Runtime-specific problems of ``app`` (whose ``container.type`` is this runtime's).
-
-        Called after the core's own rules; paths are Marathon paths (``/container/...``).
-        Must not block and must not raise for a bad app: return violations instead.
-        """
-        ...
-
-
-class HealthCheckProtocol(Protocol):
-    """The API-time half of a health-check plugin (``marathon_health_check_protocols``)."""
-
-    def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
-        """Protocol-specific problems of ``check`` (a HealthCheck found at ``path``)."""
-        ...
 
 
 @attrs.frozen

@@ -17,8 +17,14 @@ from typing import Any
 
 import attrs
 
+from marathon_core.contracts.placement import (
+    ConstraintOperator,
+    Fit,
+    NoOfferMatchReason,
+    OfferView,
+    Placed,
+)
 from marathon_core.model.app import AppDefinition
-from marathon_core.placement import ConstraintOperator, Fit, NoOfferMatchReason, OfferView, Placed
 
 __all__ = [
     "Match",

@@ -13,8 +13,8 @@ import collections
 
 import attrs
 
+from marathon_core.contracts.placement import REASON_FUNNEL, NoOfferMatchReason
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.placement import REASON_FUNNEL, NoOfferMatchReason
 
 __all__ = ["LAST_OFFERS", "OfferStats", "QueueEntry", "RejectSummary"]
 

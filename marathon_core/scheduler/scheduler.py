@@ -27,10 +27,13 @@ import attrs
 import trio
 
 from marathon_core.config import Config
-from marathon_core.events import EventBus, make_event
+from marathon_core.contracts.placement import ConstraintOperator, OfferView, Placed
+from marathon_core.contracts.runtimes import ContainerRuntime
+from marathon_core.events import EventBus
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import DISCONNECTED, CallError
 from marathon_core.model.app import AppDefinition
+from marathon_core.model.events import make_event
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
     AgentInfo,
@@ -43,11 +46,10 @@ from marathon_core.model.instance import (
     kill_order,
     parse_task_id,
 )
-from marathon_core.placement import ConstraintOperator, OfferView, Placed
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, match
 from marathon_core.scheduler.queue import OfferStats, QueueEntry
-from marathon_core.scheduler.taskinfo import TaskBuilder, build_task_info
+from marathon_core.scheduler.taskinfo import build_task_info
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 
 __all__ = ["MesosCaller", "Scheduler", "SchedulerOptions", "SchedulerStatistics"]
@@ -181,7 +183,7 @@ class Scheduler:
         events: EventBus,
         operators: Mapping[str, ConstraintOperator],
         options: SchedulerOptions = SchedulerOptions(),
-        runtimes: Mapping[str, object] | None = None,
+        runtimes: Mapping[str, ContainerRuntime] | None = None,
         prepare_task: Callable[[AppDefinition, Instance, Json], None] | None = None,
         load_apps: Callable[[], Awaitable[Sequence[AppDefinition]]] | None = None,
         is_locked: Callable[[PathId], bool] = _never_locked,
@@ -539,11 +541,6 @@ class Scheduler:
         runtime = self.runtimes.get(app.container.type)
         if runtime is None:
             return f"no installed plugin provides container type {app.container.type}"
-        if not isinstance(runtime, TaskBuilder):
-            return (
-                f"the {app.container.type} runtime plugin cannot build tasks yet "
-                "(it has no build_task_info)"
-            )
         return None
 
     def _waiting(self, now: float) -> dict[PathId, list[tuple[Instance, AppDefinition]]]:
@@ -718,9 +715,7 @@ class Scheduler:
             env_prefix=self.options.env_vars_prefix,
         )
         if app.container is not None:
-            runtime = self.runtimes[app.container.type]
-            assert isinstance(runtime, TaskBuilder)
-            runtime.build_task_info(app=app, task_info=info)
+            self.runtimes[app.container.type].build_task_info(app=app, task_info=info)
         if self.prepare_task is not None:
             self.prepare_task(app, provisioned, info)
         return provisioned, info

@@ -2,8 +2,7 @@
 
 Command apps (no ``container``) are built here completely. Container apps are built
 by their runtime plugin: the core builds the command part and the resources, then
-hands the dict to the runtime's ``build_task_info(app=..., task_info=...)``; an app
-whose runtime has no such method cannot be launched (reported in ``/v2/queue``).
+hands the dict to the runtime's ``build_task_info(app=..., task_info=...)``.
 After that the ``marathon_prepare_task`` hook may adjust the TaskInfo.
 """
 
@@ -11,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId
 
-__all__ = ["TaskBuilder", "build_task_info", "hostname_of", "task_env"]
+__all__ = ["build_task_info", "hostname_of", "task_env"]
 
 Json = dict[str, Any]
 
@@ -25,15 +24,6 @@ Json = dict[str, Any]
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _MAX_LABEL_VALUE = 512
 _PORT_NAME = re.compile(r"[^A-Za-z0-9_]")
-
-
-@runtime_checkable
-class TaskBuilder(Protocol):
-    """What a container runtime plugin offers to build its part of a TaskInfo."""
-
-    def build_task_info(self, *, app: AppDefinition, task_info: Json) -> None:
-        """Add the container (and anything runtime-specific) to ``task_info`` in place."""
-        ...
 
 
 def hostname_of(app_id: PathId) -> str:

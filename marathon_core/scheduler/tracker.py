@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import attrs
 import trio
 
-from marathon_core.events import EventBus, make_event
+from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
+from marathon_core.model.events import make_event
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
 from marathon_core.state.store import StateStore

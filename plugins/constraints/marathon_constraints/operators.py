@@ -1,8 +1,9 @@
 """Marathon's placement operators, with Marathon's semantics and validation messages.
 
 Each operator is a small frozen object satisfying
-:class:`marathon_core.placement.ConstraintOperator`. Values compare as strings after
-Marathon's attribute stringification (done by :class:`~marathon_core.placement.OfferView`).
+:class:`marathon_core.contracts.placement.ConstraintOperator`. Values compare as strings
+after Marathon's attribute stringification (done by
+:class:`~marathon_core.contracts.placement.OfferView`).
 An offer lacking the field is rejected by every operator except UNLIKE.
 
 GROUP_BY follows Marathon 1.11: with ``n`` groups wanted, each group targets
@@ -22,7 +23,7 @@ from typing import ClassVar, Generic, TypeVar
 
 import attrs
 
-from marathon_core.placement import (
+from marathon_core.contracts.placement import (
     ConstraintOperator,
     ConstraintValidationError,
     Fit,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from marathon_constraints.operators import operators
 from marathon_core import hookimpl
-from marathon_core.placement import ConstraintOperator
+from marathon_core.contracts.placement import ConstraintOperator
 
 
 @hookimpl

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marathon_core.placement import (
+from marathon_core.contracts.placement import (
     OfferView,
     Placed,
     format_attribute,

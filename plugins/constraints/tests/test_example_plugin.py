@@ -12,7 +12,7 @@ EXAMPLE = Path(__file__).parent / "example_plugin"
 
 CHECK = """
 import importlib.metadata
-from marathon_core.placement import OfferView, Placed
+from marathon_core.contracts.placement import OfferView, Placed
 from marathon_core.plugins import get_plugin_host
 
 eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="marathon")}

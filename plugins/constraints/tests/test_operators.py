@@ -14,7 +14,7 @@ from marathon_constraints.operators import (
     Unlike,
     operators,
 )
-from marathon_core.placement import (
+from marathon_core.contracts.placement import (
     ConstraintOperator,
     Fit,
     NoOfferMatchReason,

@@ -7,7 +7,7 @@ import importlib.metadata
 import pluggy
 
 from marathon_core import PROJECT_NAME, hookspecs
-from marathon_core.placement import ConstraintOperator
+from marathon_core.contracts.placement import ConstraintOperator
 
 EXPECTED = {"UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS"}
 

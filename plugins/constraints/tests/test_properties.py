@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marathon_constraints.operators import GroupBy, MaxPer, Unique, select_instances_to_kill
-from marathon_core.placement import OfferView, Placed
+from marathon_core.contracts.placement import OfferView, Placed
 
 values = st.sampled_from(["r1", "r2", "r3", "r4", "r5"])
 histories = st.lists(st.one_of(values, st.none()), max_size=20)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from marathon_constraints.operators import operators
-from marathon_core.placement import Fit, OfferView, Placed
+from marathon_core.contracts.placement import Fit, OfferView, Placed
 
 # examples/app-constraints.json: 6 instances, every operator.
 INSTANCES = 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marathon_constraints.operators import operators
-from marathon_core.placement import ConstraintValidationError
+from marathon_core.contracts.placement import ConstraintValidationError
 
 IS_MESSAGE = (
     "IS only supports Mesos text and float values "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from marathon_core import hookimpl
-from marathon_core.model.validation import HealthCheckProtocol
+from marathon_core.contracts.health import HealthCheckProtocol
 from marathon_healthchecks.protocols import protocols
 
 

@@ -1,7 +1,7 @@
 """Marathon's health-check protocols.
 
 HTTP, HTTPS and TCP are Marathon-level checks: the leading scheduler runs them
-(``marathon_core.health`` calls :meth:`probe`). HTTP(S) sends ``GET <path>`` and is
+(its ``checker`` is itself: the leader calls :meth:`probe`). HTTP(S) sends ``GET <path>`` and is
 healthy on a status of 200-399 (redirects are not followed; HTTPS does not verify the
 certificate, as in Marathon); a 1xx is discarded when ``ignoreHttp1xx`` is set and a
 failure otherwise. TCP is healthy when a connection opens.
@@ -19,10 +19,9 @@ import attrs
 import httpx
 import trio
 
+from marathon_core.contracts.health import HealthChecker, HealthCheckProtocol, ProbeResult
 from marathon_core.errors import Violation
-from marathon_core.health import ProbeResult
 from marathon_core.model.app import AppDefinition, HealthCheck
-from marathon_core.model.validation import HealthCheckProtocol
 
 __all__ = ["AgentCheck", "HttpCheck", "TcpCheck", "http_verdict", "protocols"]
 
@@ -60,6 +59,10 @@ class HttpCheck:
     # the trio thread on every probe.
     _ssl: ssl.SSLContext = attrs.field(factory=_insecure_context, eq=False, repr=False, alias="ssl")
 
+    @property
+    def checker(self) -> HealthChecker:
+        return self
+
     def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
         return []  # the core's rules (port index, IPv6) are all Marathon has
 
@@ -90,6 +93,10 @@ class HttpCheck:
 class TcpCheck:
     """TCP, run by the scheduler: healthy when a connection opens."""
 
+    @property
+    def checker(self) -> HealthChecker:
+        return self
+
     def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
         return []
 
@@ -111,6 +118,10 @@ class AgentCheck:
     """COMMAND and MESOS_*: run by the Mesos agent, so only validated here."""
 
     protocol: str
+
+    @property
+    def checker(self) -> None:
+        return None  # the agent probes
 
     def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> Iterable[Violation]:
         return []  # the core's rules (command defined, one Mesos check) are all Marathon has

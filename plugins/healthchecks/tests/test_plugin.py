@@ -9,7 +9,6 @@ import pytest
 
 import marathon_healthchecks.plugin
 from marathon_core.errors import ValidationError
-from marathon_core.health import checker_of
 from marathon_core.model.codec import parse_app
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import get_plugin_host
@@ -38,7 +37,7 @@ def test_only_marathon_side_protocols_can_probe() -> None:
         load_entrypoints=False, extra={"healthchecks": marathon_healthchecks.plugin}
     )
     protocols = host.health_check_protocols()
-    assert {name for name, p in protocols.items() if checker_of(p) is not None} == MARATHON_SIDE
+    assert {name for name, p in protocols.items() if p.checker is not None} == MARATHON_SIDE
 
 
 def context() -> ValidationContext:

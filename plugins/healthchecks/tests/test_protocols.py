@@ -7,7 +7,7 @@ import ssl
 import time
 from typing import Any
 
-from marathon_core.health import Outcome
+from marathon_core.contracts.health import Outcome
 from marathon_core.model.app import HealthCheck
 from marathon_healthchecks.protocols import HttpCheck, TcpCheck
 

@@ -56,7 +56,7 @@ import attrs
 import httpx
 import trio
 
-from marathon_core.runtimes import Containerizer, Launch, Running
+from marathon_core.contracts.containerizers import Containerizer, Launch, Running
 from marathon_mesos_local.containerizer import CommandContainerizer
 from marathon_mesos_local.http import Request, Response, serve_http
 from marathon_mesos_local.resources import (

@@ -40,7 +40,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from marathon_core.runtimes import CONTAINER_MARKER
+from marathon_core.task_process import CONTAINER_MARKER
 from marathon_mesos_local.master import Master, MasterOptions
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
 from marathon_mesos_local.simulated import SimulatedAgents

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import trio
 
-from marathon_core.runtimes import (
+from marathon_core.contracts.containerizers import Launch, Termination
+from marathon_core.task_process import (
     CONTAINER_MARKER,
-    Launch,
-    Termination,
     process_alive,
     read_task_record,
     start_task_process,

@@ -16,9 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action
+from marathon_core.contracts.auth import Action
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
-from marathon_core.events import make_event
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import (
     AppRollback,
@@ -26,6 +25,7 @@ from marathon_core.model.codec import (
     parse_app,
     parse_app_update,
 )
+from marathon_core.model.events import make_event
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance

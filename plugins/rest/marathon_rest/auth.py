@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 from starlette.requests import Request
 
-from marathon_core.auth import Action, Identity, Resource
+from marathon_core.contracts.auth import Action, Identity, Resource
 from marathon_core.errors import ForbiddenError, NotAuthenticatedError
 from marathon_rest.api import Api
 
@@ -23,7 +23,7 @@ _IDENTITY = "marathon_rest.identity"
 
 @attrs.frozen
 class RequestView:
-    """The framework-neutral request that auth plugins see (``marathon_core.auth.HttpRequest``)."""
+    """The framework-neutral request auth plugins see (``contracts.auth.HttpRequest``)."""
 
     method: str
     path: str

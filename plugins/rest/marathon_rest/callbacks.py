@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action, SystemResource
+from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.errors import BadRequestError
-from marathon_core.events import EventBus, PublishedEvent, make_event
+from marathon_core.events import EventBus, PublishedEvent
+from marathon_core.model.events import make_event
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action
+from marathon_core.contracts.auth import Action
 from marathon_core.errors import NotFoundError
 from marathon_core.model.codec import deployment_to_json
 from marathon_core.model.deployment import Deployment

@@ -16,9 +16,10 @@ import logging
 import trio
 from starlette.requests import Request
 
-from marathon_core.auth import Action, SystemResource
+from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.errors import UserError
-from marathon_core.events import PublishedEvent, SubscriberTooSlow, Subscription, make_event
+from marathon_core.events import PublishedEvent, SubscriberTooSlow, Subscription
+from marathon_core.model.events import make_event
 from marathon_rest.api import Api
 from marathon_rest.app_types import Receive, Scope, Send
 from marathon_rest.auth import authorize

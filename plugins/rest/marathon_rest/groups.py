@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action
+from marathon_core.contracts.auth import Action
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from marathon_core.model.codec import GroupUpdate, parse_group_update
 from marathon_core.model.group import Group

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action, SystemResource
+from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.model.instance import Condition
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize

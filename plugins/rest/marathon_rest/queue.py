@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action
+from marathon_core.contracts.auth import Action
 from marathon_core.errors import NotFoundError, ServiceUnavailableError
 from marathon_core.scheduler.queue import QueueEntry
 from marathon_core.scheduler.scheduler import Scheduler

@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import marathon_core
-from marathon_core.auth import Action, SystemResource
+from marathon_core.contracts.auth import Action, SystemResource
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response

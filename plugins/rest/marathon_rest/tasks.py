@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from marathon_core.auth import Action
+from marathon_core.contracts.auth import Action
 from marathon_core.errors import AppLockedError, BadRequestError, NotFoundError
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.group import Group

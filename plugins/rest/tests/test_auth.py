@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from marathon_core import hookimpl
-from marathon_core.auth import Action, HttpRequest, Identity
+from marathon_core.contracts.auth import Action, HttpRequest, Identity
 
 
 @hookimpl

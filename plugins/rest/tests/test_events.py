@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from marathon_core.events import make_event
+from marathon_core.model.events import make_event
 from marathon_core.service import ServiceContext
 from marathon_rest.server import serve_api
 

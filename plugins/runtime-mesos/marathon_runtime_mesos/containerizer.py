@@ -19,7 +19,7 @@ memory+swap) at the task's ``mem``, swappiness 0, CFS quota and shares from its
   (``runs/.<run>.container`` next to the sandbox keeps pid and container id).
 
 Processes are started as the command containerizer starts them
-(:func:`marathon_core.runtimes.start_task_process`: sandbox files, the container
+(:func:`marathon_core.task_process.start_task_process`: sandbox files, the container
 marker, the record for recovery), only inside the cgroups.
 """
 
@@ -35,13 +35,8 @@ from pathlib import Path
 
 import trio
 
-from marathon_core.runtimes import (
-    Launch,
-    Termination,
-    process_alive,
-    read_task_record,
-    start_task_process,
-)
+from marathon_core.contracts.containerizers import Launch, Termination
+from marathon_core.task_process import process_alive, read_task_record, start_task_process
 from marathon_runtime_mesos.cgroups import TaskCgroups, available, enter
 
 __all__ = ["CgroupTask", "MesosContainerizer"]

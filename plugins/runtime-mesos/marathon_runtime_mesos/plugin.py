@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from marathon_core import hookimpl
-from marathon_core.model.validation import ContainerRuntime
-from marathon_core.runtimes import Containerizer
+from marathon_core.contracts.containerizers import Containerizer
+from marathon_core.contracts.runtimes import ContainerRuntime
 from marathon_runtime_mesos.containerizer import MesosContainerizer
 from marathon_runtime_mesos.runtime import MesosRuntime
 

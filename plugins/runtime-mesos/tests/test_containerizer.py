@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from marathon_core.runtimes import Launch
+from marathon_core.contracts.containerizers import Launch
 from marathon_runtime_mesos.containerizer import CgroupTask, MesosContainerizer
 
 from .conftest import needs_cgroups  # type: ignore[import-not-found]

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import attrs
 
-from marathon_core.placement import ConstraintValidationError, Fit, OfferView, Placed
+from marathon_core.contracts.placement import ConstraintValidationError, Fit, OfferView, Placed
 
 
 @attrs.frozen

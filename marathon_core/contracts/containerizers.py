@@ -1,0 +1,86 @@
+"""The agent-side containerizer contract that runtime plugins implement.
+
+The embedded Mesos agents run every task through the containerizer registered for
+its container type (hook ``marathon_agent_containerizers``). A containerizer starts
+the task's process or container, reports how it ended and stops it with Mesos's kill
+policy (SIGTERM, then SIGKILL after the grace period). The scheduler-side half of a
+runtime (validation, TaskInfo building) is
+:class:`marathon_core.contracts.runtimes.ContainerRuntime`; the process handling both
+containerizers share is :mod:`marathon_core.task_process`.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+__all__ = ["Containerizer", "Launch", "Running", "Termination"]
+
+
+@attrs.frozen
+class Launch:
+    """Everything a containerizer needs to start one task."""
+
+    task_id: str
+    #: Shell command (``/bin/sh -c``) when ``shell`` is true, else the executable.
+    command: str | None
+    arguments: Sequence[str]
+    shell: bool
+    environment: Mapping[str, str]
+    #: The task's sandbox; stdout and stderr files go here.
+    sandbox: Path
+    #: Resources of the task, e.g. ``{"cpus": 0.5, "mem": 128.0}``.
+    resources: Mapping[str, float]
+    #: The task's ``ContainerInfo`` as Mesos v1 JSON, or None for a plain command.
+    container: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class Termination:
+    """How a task ended: exit status or signal, and a message for TaskStatus."""
+
+    exit_code: int | None
+    signal: int | None = None
+    message: str = ""
+    #: True when the task was killed for exceeding its memory limit.
+    oom_killed: bool = False
+
+    @classmethod
+    def from_wait_status(cls, returncode: int) -> Termination:
+        """The command executor's wording for a wait status (negative: a signal)."""
+        if returncode < 0:
+            sig = -returncode
+            name = signal.strsignal(sig) or f"signal {sig}"
+            return cls(None, signal=sig, message=f"Command terminated with signal {name}")
+        return cls(returncode, message=f"Command exited with status {returncode}")
+
+
+class Running(Protocol):
+    """A started task."""
+
+    @property
+    def container_id(self) -> str: ...
+
+    async def wait(self) -> Termination:
+        """Return once the task has ended, however it ended."""
+        ...
+
+    async def kill(self, *, grace_period: float) -> None:
+        """Stop the task: SIGTERM, then SIGKILL after ``grace_period`` seconds."""
+        ...
+
+
+class Containerizer(Protocol):
+    """Starts tasks of one container type and finds them again after an agent restart."""
+
+    async def launch(self, launch: Launch) -> Running:
+        """Start the task; raise an exception (its text becomes TASK_FAILED's message)."""
+        ...
+
+    async def recover(self, container_id: str, sandbox: Path) -> Running | None:
+        """Reattach to a task that survived an agent restart, or None if it is gone."""
+        ...
