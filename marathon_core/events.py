@@ -1,5 +1,6 @@
 """The event bus: every event fans out to subscribers without ever waiting for one.
 
+The implementation of :class:`marathon_core.contracts.events.EventStream`.
 Events are Marathon's wire form (a JSON object with ``eventType`` and ``timestamp``).
 :meth:`EventBus.publish` is synchronous and never blocks: each subscriber has a
 bounded buffer, and a subscriber that falls that far behind is dropped (its
@@ -17,10 +18,15 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mappi
 from contextlib import contextmanager
 from typing import Any
 
-import attrs
 import trio
 
-__all__ = ["EventBus", "PublishedEvent", "SubscriberTooSlow", "Subscription"]
+from marathon_core.contracts.events import (
+    EventStreamStatistics,
+    PublishedEvent,
+    SubscriberTooSlow,
+)
+
+__all__ = ["EventBus"]
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HISTORY = 1024
 
 
-@attrs.frozen
-class PublishedEvent:
-    """An event with the id the bus gave it."""
-
-    id: int
-    event_type: str
-    payload: Mapping[str, Any]
-
-
-class SubscriberTooSlow(Exception):
-    """The subscriber left ``max_outstanding`` events unread and was dropped."""
-
-    def __init__(self, max_outstanding: int) -> None:
-        super().__init__(f"more than {max_outstanding} events were left unread")
-        self.max_outstanding = max_outstanding
-
-
-class Subscription:
+class BusSubscription:
     """One subscriber's bounded view of the bus; iterate it to receive events."""
 
     def __init__(self, event_types: Collection[str] | None, max_outstanding: int) -> None:
@@ -111,7 +100,7 @@ class EventBus:
     ) -> None:
         self._ids = itertools.count(1)
         self._history: collections.deque[PublishedEvent] = collections.deque(maxlen=history)
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[BusSubscription] = set()
         self._on_event = on_event
 
     def publish(self, event: Mapping[str, Any]) -> PublishedEvent:
@@ -139,9 +128,9 @@ class EventBus:
         event_types: Collection[str] | None = None,
         after_id: int | None = None,
         max_outstanding: int = 1024,
-    ) -> Iterator[Subscription]:
+    ) -> Iterator[BusSubscription]:
         """A subscription for the ``with`` block; ``after_id`` replays newer kept events first."""
-        subscription = Subscription(event_types, max_outstanding)
+        subscription = BusSubscription(event_types, max_outstanding)
         if after_id is not None:
             replay = (
                 e for e in self._history if e.id > after_id and subscription.wants(e.event_type)
@@ -157,14 +146,8 @@ class EventBus:
             self._subscriptions.discard(subscription)
             subscription._send.close()
 
-    def statistics(self) -> EventBusStatistics:
-        return EventBusStatistics(
+    def statistics(self) -> EventStreamStatistics:
+        return EventStreamStatistics(
             subscribers=len(self._subscriptions),
             last_event_id=self._history[-1].id if self._history else 0,
         )
-
-
-@attrs.frozen
-class EventBusStatistics:
-    subscribers: int
-    last_event_id: int

@@ -27,7 +27,7 @@ from marathon_core.deploy.planner import plan_deployment
 from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError, Violation
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, VersionInfo
-from marathon_core.model.deployment import Deployment
+from marathon_core.model.deployment import Deployment, GroupChange
 from marathon_core.model.events import make_event
 from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
@@ -35,7 +35,7 @@ from marathon_core.model.ports import NoFreeServicePortError, assign_service_por
 from marathon_core.model.validation import validate_group, validate_group_change
 from marathon_core.state.store import StateStore
 
-__all__ = ["DeploymentRegistry", "GroupChange", "GroupManager", "TooManyDeploymentsError"]
+__all__ = ["DeploymentRegistry", "GroupManager", "TooManyDeploymentsError"]
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,6 @@ class DeploymentRegistry:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
-
-
-@attrs.frozen
-class GroupChange:
-    """The outcome of a root-group update: the new root and its deployment."""
-
-    root: Group
-    deployment: Deployment
-
-    @property
-    def version(self) -> Timestamp:
-        return self.deployment.version
 
 
 def _stamp(

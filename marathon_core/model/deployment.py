@@ -7,9 +7,10 @@ import uuid as _uuid
 
 import attrs
 
+from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 
-__all__ = ["ActionKind", "Deployment", "DeploymentAction", "DeploymentStep"]
+__all__ = ["ActionKind", "Deployment", "DeploymentAction", "DeploymentStep", "GroupChange"]
 
 
 class ActionKind(enum.Enum):
@@ -66,3 +67,15 @@ class Deployment:
         if self.affected_apps:
             return frozenset(self.affected_apps)
         return frozenset(a.app_id for s in self.steps for a in s.actions)
+
+
+@attrs.frozen
+class GroupChange:
+    """The outcome of a root-group update: the new root and its deployment."""
+
+    root: Group
+    deployment: Deployment
+
+    @property
+    def version(self) -> Timestamp:
+        return self.deployment.version

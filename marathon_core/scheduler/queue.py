@@ -1,11 +1,5 @@
-"""What ``/v2/queue`` shows per waiting app: counts, delay, and why offers were not used.
-
-Marathon's queue only counted reasons; its users asked "why isn't my app starting?"
-(clients.md §4 #2). For every app we keep the reasons of the last offers it was
-matched against, Marathon's funnel summary of them, the human detail of the latest
-rejection and the best near miss per scarce resource ("needs 2 cpus, best offer
-had 1.5 on host-a").
-"""
+"""Offer-matching outcomes per app, kept by the scheduler for its ``/v2/queue`` entries
+(:class:`~marathon_core.contracts.queue.QueueEntry`)."""
 
 from __future__ import annotations
 
@@ -14,46 +8,13 @@ import collections
 import attrs
 
 from marathon_core.contracts.placement import REASON_FUNNEL, NoOfferMatchReason
-from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.contracts.queue import RejectSummary
+from marathon_core.model.ids import Timestamp
 
-__all__ = ["LAST_OFFERS", "OfferStats", "QueueEntry", "RejectSummary"]
+__all__ = ["LAST_OFFERS", "OfferStats"]
 
 #: Offers per app whose outcome is kept for the summary (Marathon keeps a window too).
 LAST_OFFERS = 100
-
-
-@attrs.frozen
-class RejectSummary:
-    """Marathon's ``rejectSummaryLastOffers`` entry: of ``processed`` offers still in
-    the funnel at this reason, ``declined`` were rejected for it."""
-
-    reason: NoOfferMatchReason
-    declined: int
-    processed: int
-
-
-@attrs.frozen
-class QueueEntry:
-    """One waiting app, ready for ``/v2/queue``."""
-
-    app_id: PathId
-    #: Instances still to launch.
-    count: int
-    role: str
-    delay_time_left: float
-    delay_overdue: bool
-    since: Timestamp | None
-    processed_offers: int
-    unused_offers: int
-    last_unused_offer_at: Timestamp | None
-    last_used_offer_at: Timestamp | None
-    reject_summary: tuple[RejectSummary, ...]
-    #: The human detail of the latest rejection(s).
-    last_reasons: tuple[str, ...]
-    #: Best offer seen per insufficient resource, e.g. "needs 2 cpus, best offer had 1.5 (h1)".
-    near_misses: tuple[str, ...]
-    #: Set when the app cannot be launched at all (no runtime plugin builds its tasks).
-    not_launchable: str | None
 
 
 @attrs.define

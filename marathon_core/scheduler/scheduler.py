@@ -48,7 +48,8 @@ from marathon_core.model.instance import (
 )
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, match
-from marathon_core.scheduler.queue import OfferStats, QueueEntry
+from marathon_core.contracts.queue import QueueEntry
+from marathon_core.scheduler.queue import OfferStats
 from marathon_core.scheduler.taskinfo import build_task_info
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from marathon_core.deploy.manager import GroupChange
+from marathon_core.model.deployment import GroupChange
 from marathon_core.errors import BadRequestError
 
 JSON_MEDIA_TYPE = "application/json"
