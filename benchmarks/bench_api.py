@@ -26,16 +26,18 @@ import trio
 
 import marathon_rest.plugin
 from marathon_core.config import parse_config
-from marathon_core.leadership import LeaderState
+from marathon_core.context import CoreContext
+from marathon_core.election import SoloElection
+from marathon_core.heap import settle_heap
 from marathon_core.model.app import AppDefinition, PortDefinition
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
 from marathon_core.plugins import get_plugin_host
-from marathon_core.scheduler.tracker import Changes, InstanceTracker
-from marathon_core.service import ServiceContext, settle_heap, validation_context
+from marathon_core.service import validation_context
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
+from marathon_core.testing.context import ManualLeader
 from marathon_rest.server import serve_api
 
 
@@ -109,30 +111,28 @@ async def timed(
     return samples, response
 
 
-async def change_a_few_apps(
-    ctx: ServiceContext, tracker: InstanceTracker, rng: random.Random
-) -> None:
+async def change_a_few_apps(ctx: CoreContext, leader: ManualLeader, rng: random.Random) -> None:
     """What changes between two listings of a live cluster: 5 apps' tasks change state
     (RUNNING <-> STAGING) and 1 app gets a new definition (its deployment then ends)."""
-    root = await ctx.groups.root()
+    root = await ctx.root()
     apps = list(root.transitive_apps())
     flipped = []
     for app in rng.sample(apps, 5):
-        instance = tracker.instances_of(app.id)[0]
+        instance = leader.instances_of(app.id)[0]
         task = instance.task
         assert task is not None
         condition = Condition.STAGING if task.condition is Condition.RUNNING else Condition.RUNNING
         task = attrs.evolve(task, condition=condition)
         flipped.append(attrs.evolve(instance, condition=condition, tasks=(task,)))
-    await tracker.apply(lambda: Changes(put=tuple(flipped)))
+    await leader.put(*flipped)
     relabelled = rng.choice(apps)
-    change = await ctx.groups.update_root(
+    change = await ctx.update_root(
         lambda r: r.update_app(
             attrs.evolve(relabelled, labels={**relabelled.labels, "rev": str(rng.random())})
         )
     )
     await ctx.state.complete_deployment(change.deployment.id)
-    ctx.deployments.remove(change.deployment.id)
+    ctx.registry.remove(change.deployment.id)
 
 
 def report(name: str, samples: list[float], baseline: float | None = None) -> None:
@@ -155,17 +155,17 @@ async def main(args: argparse.Namespace) -> None:
         f"stored {args.apps} apps, {args.apps * args.tasks_per_app} tasks "
         f"in {time.perf_counter() - started:.1f} s"
     )
-    ctx = ServiceContext(
+    ctx = CoreContext(
         config=config,
         plugins=host,
         master_url="http://127.0.0.1:5050",
         state=state,
         validation=validation_context(config, host),
+        election=SoloElection("localhost:8080"),
     )
     # The API serves instances from the leader's in-memory tracker, as a leading
     # scheduler does (only the tracker is used; no Mesos runs here).
-    tracker = await InstanceTracker.load(state, ctx.events)
-    ctx.leader = LeaderState(tracker=tracker, scheduler=None, mesos=None)  # type: ignore[arg-type]
+    leader = await ManualLeader.load(ctx)
     settle_heap()  # as a leader does once its state is loaded
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve_api, ctx)
@@ -177,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
             rng = random.Random(1)
 
             async def change(_: int) -> None:
-                await change_a_few_apps(ctx, tracker, rng)
+                await change_a_few_apps(ctx, leader, rng)
 
             changed_samples, _ = await timed(
                 client, "GET", "/v2/apps?embed=apps.tasks", args.rounds, before=change

@@ -26,15 +26,16 @@ from typing import Any
 import trio
 
 from marathon_core.config import Config
+from marathon_core.context import CoreContext
+from marathon_core.election import SoloElection
 from marathon_core.events import EventBus
-from marathon_core.leadership import lead
+from marathon_core.leader.term import lead
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.scheduler import SchedulerOptions
-from marathon_core.service import ServiceContext
 from marathon_core.state.sqlite import SqliteStorage
 from marathon_core.state.store import StateStore
 from marathon_mesos_local.cluster import ClusterOptions, open_cluster
@@ -89,12 +90,13 @@ async def our_arm(url: str, tasks: int, state_dir: Path) -> tuple[float, float]:
     storage = await SqliteStorage.open(state_dir / "state.sqlite3")
     state = await StateStore.open(storage)
     config = Config(master=url, hostname="localhost", state_dir=str(state_dir))
-    ctx = ServiceContext(
+    ctx = CoreContext(
         config=config,
         plugins=get_plugin_host(load_entrypoints=False),
         master_url=url,
         state=state,
         validation=ValidationContext(),
+        election=SoloElection("localhost:8080"),
         events=EventBus(),
     )
     app = AppDefinition(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from marathon_core.contracts.health import HealthCheckProtocol
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
-    from marathon_core.service import MasterService, Service, ServiceContext
+    from marathon_core.contracts.services import MasterService, Service, ServiceContext
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -170,7 +170,7 @@ def marathon_health_check_protocols() -> Mapping[str, HealthCheckProtocol] | Non
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.1
-        Protocols may have ``probe``: the core runs them (``marathon_core.health``).
+        Protocols may have ``probe``: the core runs them (``marathon_core.leader.health``).
     """
 
 

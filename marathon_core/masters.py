@@ -12,7 +12,7 @@ import trio
 
 from marathon_core import hookimpl
 from marathon_core.config import Config
-from marathon_core.service import MasterService
+from marathon_core.contracts.services import MasterService
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$")
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from marathon_core.contracts.health import HealthCheckProtocol
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
-    from marathon_core.service import MasterService, Service, ServiceContext
+    from marathon_core.contracts.services import MasterService, Service, ServiceContext
 
 __all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "get_plugin_host"]
 
@@ -126,6 +126,11 @@ class PluginHost:
         """The caller's identity; anonymous when no plugin decides (allow-all)."""
         identity: Identity | None = self.manager.hook.marathon_authenticate(request=request)
         return ANONYMOUS if identity is None else identity
+
+    @property
+    def has_authorizer(self) -> bool:
+        """Whether any plugin implements ``marathon_authorize`` (else everything is allowed)."""
+        return bool(self.manager.hook.marathon_authorize.get_hookimpls())
 
     def authorize(self, identity: Identity, action: Action, resource: Resource) -> bool:
         """Whether the action is allowed; True when no plugin decides (allow-all)."""

@@ -12,44 +12,32 @@ the same operator or container type stop the server at once.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import attrs
 import trio
 
 from marathon_core.config import Config
-from marathon_core.deploy.executor import DeploymentExecutor
-from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.context import CoreContext
+from marathon_core.contracts.services import MasterService
 from marathon_core.election import LeaderElection, SoloElection, ZkElection
-from marathon_core.errors import (
-    ConfigError,
-    FencedWriteError,
-    StorageError,
-    StorageUnavailableError,
-)
+from marathon_core.errors import ConfigError, StorageError
 from marathon_core.events import EventBus
-from marathon_core.leadership import LeaderState, lead
+from marathon_core.heap import settle_heap
+from marathon_core.leader.term import leadership_term
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
 from marathon_core.state.store import StateStore
 from marathon_core.state.zk import ZkStorage, open_zk
 
-__all__ = ["MasterService", "Service", "ServiceContext", "serve"]
+__all__ = ["open_state", "serve", "validation_context"]
 
 log = logging.getLogger(__name__)
-
-#: A plugin service: ``async def service(ctx, *, task_status)``; ready once started.
-Service = Callable[..., Awaitable[None]]
-#: What ``marathon_mesos_master`` returns: ``async def master(*, task_status)`` that
-#: reports the master's URL through ``task_status.started(url)``.
-MasterService = Callable[..., Awaitable[None]]
 
 #: Package to install for each ``--master`` form the core does not serve itself.
 MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
@@ -58,40 +46,6 @@ MASTER_PLUGIN_HINTS = {"local": "marathon-mesos-local"}
 WARM_INTERVAL = 1.0
 #: Seconds before a standby whose refresh failed tries again.
 WARM_RETRY = 10.0
-#: Seconds a leader whose state store failed waits before it contends again.
-STEP_DOWN_PAUSE = 1.0
-
-
-@attrs.define
-class ServiceContext:
-    """What services get: configuration, plugins, state, the Mesos master URL, events."""
-
-    config: Config
-    plugins: PluginHost
-    master_url: str
-    state: StateStore
-    validation: ValidationContext
-    events: EventBus = attrs.field(factory=EventBus)
-    #: Unfinished deployments, loaded from state at start; the executor follows it.
-    deployments: DeploymentRegistry = attrs.field(factory=DeploymentRegistry)
-    #: The one writer of apps and groups.
-    groups: GroupManager = attrs.field(init=False)
-    #: The leader's scheduler and instance tracker while this process leads, else None.
-    leader: LeaderState | None = None
-    #: Who leads: ``/v2/leader``, ``DELETE /v2/leader`` and the standby proxy ask it.
-    election: LeaderElection | None = None
-    #: ``host:port`` where this process serves its API, set by the API frontend once
-    #: bound (``--http_port 0`` picks a port); the election announces it to the others.
-    api_address: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        self.groups = GroupManager(
-            self.state,
-            self.deployments,
-            self.events,
-            max_running_deployments=self.config.max_running_deployments,
-            service_port_range=(self.config.local_port_min, self.config.local_port_max),
-        )
 
 
 def validation_context(config: Config, plugins: PluginHost) -> ValidationContext:
@@ -165,65 +119,6 @@ def resolve_master(config: Config, plugins: PluginHost) -> MasterService:
     )
 
 
-async def leadership_term(ctx: ServiceContext) -> None:
-    """One term as leader: state as the last leader left it, the scheduler (published as
-    ``ctx.leader``) and the deployment executor, all cancelled together when it ends.
-
-    A state store that fails during the term (ZooKeeper unreachable, a fenced write)
-    ends the term, not the process: the election then steps down and contends again.
-    """
-    try:
-        await _lead_term(ctx)
-    except* (StorageUnavailableError, FencedWriteError) as failed:
-        log.warning("leadership ends: the state store failed: %s", failed.exceptions[0])
-    await trio.sleep(STEP_DOWN_PAUSE)  # returning abdicates; do not contend in a tight loop
-
-
-async def _lead_term(ctx: ServiceContext) -> None:
-    await ctx.state.storage.sync()  # the last leader's final writes, before reading anything
-    ctx.groups.forget_root()
-    stored = {d.id: d for d in await ctx.state.deployments.all()}
-    for deployment in ctx.deployments.all():
-        if deployment.id not in stored:
-            ctx.deployments.remove(deployment.id)
-    for deployment in stored.values():
-        ctx.deployments.put(deployment)
-    try:
-        async with trio.open_nursery() as nursery:
-            leader: LeaderState = await nursery.start(lead, ctx)
-            settle_heap()
-            # The periodic scale check leaves apps alone while a deployment owns them.
-            leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
-            executor = DeploymentExecutor(
-                ctx.state,
-                ctx.deployments,
-                ctx.events,
-                leader.tracker,
-                root_at=ctx.groups.root_at,
-                health=leader.health,
-            )
-            await nursery.start(executor.run)
-            ctx.leader = leader
-    finally:
-        ctx.leader = None
-
-
-def settle_heap() -> None:
-    """Take every object alive now out of the cyclic garbage collector's scans.
-
-    Why: a leader or a warm standby holds millions of long-lived state objects, and
-    each full collection walks them all: with 100k instances loaded, pauses of 0.7 s
-    and 10 s of collection in 12 s of work were measured, long enough to starve
-    kazoo's heartbeats and expire a ZooKeeper session.  With the state frozen after
-    each load, the longest pause measured was 0.07 s.  The state is acyclic, so
-    reference counting still frees what is replaced.  Cyclic garbage is collected
-    first, so that a standby freezing after every refresh does not keep it for good;
-    after the first freeze that collection only walks what was allocated since.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None:
     """While standing by, keep the state read and decoded in the storage's cache.
 
@@ -270,7 +165,7 @@ async def serve(
     config: Config,
     plugins: PluginHost,
     *,
-    task_status: trio.TaskStatus[ServiceContext] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[CoreContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until SIGINT/SIGTERM or cancellation."""
     master = resolve_master(config, plugins)
@@ -278,7 +173,7 @@ async def serve(
     async with open_state(config) as (state, election), trio.open_nursery() as nursery:
         await nursery.start(_stop_on_signals, nursery.cancel_scope)
         master_url: str = await nursery.start(master)
-        ctx = ServiceContext(
+        ctx = CoreContext(
             config=config,
             plugins=plugins,
             master_url=master_url,
@@ -288,10 +183,8 @@ async def serve(
             election=election,
         )
         services = plugins.services(ctx)
-        for name in sorted(services):
+        for name in sorted(services):  # a frontend may advertise its address meanwhile
             await nursery.start(services[name], ctx)
-        if ctx.api_address is not None:
-            election.participant_id = ctx.api_address
         # Leadership-scoped work: cancelled whenever leadership ends, restarted next term.
         await nursery.start(election.run, leadership_term, ctx)
         if state.storage.caches_reads:

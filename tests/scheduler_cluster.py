@@ -12,13 +12,14 @@ import pytest
 import trio
 
 from marathon_core.config import Config
+from marathon_core.context import CoreContext
+from marathon_core.election import SoloElection
 from marathon_core.events import EventBus
-from marathon_core.leadership import LeaderState, lead
+from marathon_core.leader.term import LeaderState, lead
 from marathon_core.mesos.client import MesosClient
 from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.scheduler import SchedulerOptions
 from marathon_core.scheduler.tracker import InstanceTracker
-from marathon_core.service import ServiceContext
 from marathon_core.state.store import StateStore
 
 from .conftest import make_context  # type: ignore[import-not-found]
@@ -57,14 +58,15 @@ async def open_cluster(work_dir: Path, **overrides: Any) -> AsyncIterator[Any]:
 
 def service_context(
     url: str, state: StateStore, operators: dict[str, Any], events: EventBus
-) -> ServiceContext:
+) -> CoreContext:
     config = Config(master=url, hostname="localhost", mesos_heartbeat_interval=15000)
-    return ServiceContext(
+    return CoreContext(
         config=config,
         plugins=get_plugin_host(load_entrypoints=False),
         master_url=url,
         state=state,
         validation=make_context(operators),
+        election=SoloElection("localhost:8080"),
         events=events,
     )
 
@@ -73,7 +75,7 @@ def service_context(
 class Leader:
     """A running ``lead`` that a test can stop (losing leadership) and restart."""
 
-    ctx: ServiceContext
+    ctx: CoreContext
     nursery: trio.Nursery
     options: SchedulerOptions = FAST
     state: LeaderState | None = None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import trio
 
-from marathon_core import service
 from marathon_core.config import Config
+from marathon_core.context import CoreContext
+from marathon_core.election import SoloElection
 from marathon_core.errors import StorageUnavailableError
 from marathon_core.events import EventBus
+from marathon_core.leader import term
+from marathon_core.leader.term import leadership_term
 from marathon_core.plugins import get_plugin_host
-from marathon_core.service import ServiceContext, leadership_term
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
 
@@ -27,14 +29,15 @@ class UnreachableStorage(MemoryStorage):
 async def test_a_state_store_failing_at_takeover_ends_the_term(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service, "STEP_DOWN_PAUSE", 0.0)
+    monkeypatch.setattr(term, "STEP_DOWN_PAUSE", 0.0)
     state = await StateStore.open(UnreachableStorage())
-    ctx = ServiceContext(
+    ctx = CoreContext(
         config=Config(master="http://127.0.0.1:1", hostname="localhost"),
         plugins=get_plugin_host(load_entrypoints=False),
         master_url="http://127.0.0.1:1",
         state=state,
         validation=make_context({}),
+        election=SoloElection("localhost:8080"),
         events=EventBus(),
     )
     with trio.fail_after(5):

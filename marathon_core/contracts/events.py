@@ -48,6 +48,9 @@ class EventStreamStatistics:
 class Subscription(Protocol):
     """One subscriber's bounded view of the stream; iterate it to receive events."""
 
+    #: Events it may leave unread before it is dropped.
+    max_outstanding: int
+
     @property
     def dropped(self) -> bool:
         """True once the subscriber fell too far behind; no further events arrive."""

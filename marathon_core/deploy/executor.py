@@ -51,7 +51,7 @@ class Progress(enum.Enum):
 
 
 class HealthGate(Protocol):
-    """What the executor needs from the leader's health monitor (``marathon_core.health``)."""
+    """What the executor needs from the health monitor (``marathon_core.leader.health``)."""
 
     def has_checks(self, app: AppDefinition) -> bool: ...
 

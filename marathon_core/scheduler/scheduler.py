@@ -28,6 +28,7 @@ import trio
 
 from marathon_core.config import Config
 from marathon_core.contracts.placement import ConstraintOperator, OfferView, Placed
+from marathon_core.contracts.queue import QueueEntry
 from marathon_core.contracts.runtimes import ContainerRuntime
 from marathon_core.events import EventBus
 from marathon_core.mesos import calls
@@ -48,7 +49,6 @@ from marathon_core.model.instance import (
 )
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, match
-from marathon_core.contracts.queue import QueueEntry
 from marathon_core.scheduler.queue import OfferStats
 from marathon_core.scheduler.taskinfo import build_task_info
 from marathon_core.scheduler.tracker import Changes, InstanceTracker

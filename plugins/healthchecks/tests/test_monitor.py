@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from marathon_core.events import EventBus
-from marathon_core.health import HealthMonitor
+from marathon_core.leader.health import HealthMonitor
 from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marathon_core.contracts.health import Outcome, ProbeResult
-from marathon_core.health import Health, apply_result
+from marathon_core.leader.health import Health, apply_result
 from marathon_core.model.app import HealthCheck
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import InstanceId

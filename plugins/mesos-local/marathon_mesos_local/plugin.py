@@ -19,7 +19,7 @@ from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
-    from marathon_core.service import MasterService
+    from marathon_core.contracts.services import MasterService
 
 #: The ``--master`` value this plugin serves.
 LOCAL = "local"

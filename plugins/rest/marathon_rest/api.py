@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -9,16 +10,14 @@ import httpx
 import trio
 from starlette.requests import Request
 
+from marathon_core.contracts.services import LeaderView, ServiceContext
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Instance
-from marathon_core.service import ServiceContext
 from marathon_rest.appinfo import AppInfoCache, apps_by_id
 
 if TYPE_CHECKING:
-    from marathon_core.health import HealthMonitor
-    from marathon_core.scheduler.tracker import InstanceTracker
     from marathon_rest.callbacks import CallbackDispatcher
 
 
@@ -35,7 +34,6 @@ class Api:
     nursery: trio.Nursery | None = None
     #: Connections to the leader, for standbys forwarding requests.
     leader_client: httpx.AsyncClient = attrs.field(factory=httpx.AsyncClient)
-    framework_id: str | None = None
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0
     #: Encoded app entries, reused until the app or its instances change.
@@ -57,21 +55,14 @@ class Api:
         return self._sorted_apps[1]
 
     @property
-    def tracker(self) -> InstanceTracker | None:
-        """The leader's live view of instances (None when this process does not lead)."""
-        leader = self.ctx.leader
-        return leader.tracker if leader is not None else None
-
-    @property
-    def health(self) -> HealthMonitor | None:
-        """The leader's task health (None when this process does not lead)."""
-        leader = self.ctx.leader
-        return leader.health if leader is not None else None
+    def live(self) -> LeaderView | None:
+        """The leader's live view (None when this process does not lead)."""
+        return self.ctx.leader
 
     def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
         """The app's ``lastTaskFailure`` as the leader saw it (None if none, or not leading)."""
-        scheduler = self.ctx.leader.scheduler if self.ctx.leader is not None else None
-        return scheduler.last_task_failure(app_id) if scheduler is not None else None
+        leader = self.ctx.leader
+        return leader.last_task_failure(app_id) if leader is not None else None
 
     @property
     def address(self) -> str:
@@ -80,28 +71,21 @@ class Api:
 
     @property
     def elected(self) -> bool:
-        election = self.ctx.election
-        return election is None or election.is_leader
+        return self.ctx.leadership.is_leader
 
     @property
     def leader(self) -> str | None:
         """``host:port`` of the leading scheduler (this one's API address when it leads)."""
         if self.elected:
             return self.address
-        return self.ctx.election.leader_id if self.ctx.election is not None else None
+        return self.ctx.leadership.leader_address
 
-    async def instances_of(self, app_id: PathId) -> list[Instance]:
+    async def instances_of(self, app_id: PathId) -> Sequence[Instance]:
         """An app's instances: the leader's live view, or the stored ones."""
-        leader = self.ctx.leader
-        if leader is not None:
-            return leader.tracker.instances_of(app_id)
-        return list(await self.ctx.state.instances.by_app(app_id))
+        return await self.ctx.instances_of(app_id)
 
-    async def all_instances(self) -> list[Instance]:
-        leader = self.ctx.leader
-        if leader is not None:
-            return leader.tracker.all_instances()
-        return list(await self.ctx.state.instances.all())
+    async def all_instances(self) -> Sequence[Instance]:
+        return await self.ctx.all_instances()
 
     @classmethod
     def of(cls, request: Request) -> Api:

@@ -6,14 +6,15 @@ sets off full collections that stall the event loop. So each entry is kept as
 encoded JSON (an ``orjson.Fragment``) under what it is made of:
 
 - the app object (apps are immutable: a new version is a new object),
-- the tracker's :meth:`~marathon_core.scheduler.tracker.InstanceTracker.generation`
+- the leader's :meth:`~marathon_core.contracts.services.LeaderView.instances_generation`
   of the app, which changes with any change to one of its instances,
 - the ids of the deployments that touch the app,
-- the health monitor's :meth:`~marathon_core.health.HealthMonitor.generation` of the
-  app, which changes with any health change of one of its tasks.
+- the :meth:`~marathon_core.contracts.services.TaskHealth.generation` of the app,
+  which changes with any health change of one of its tasks.
 
 A response joins the fragments; only entries whose inputs changed are encoded again.
-Without a tracker (no leader), entries are encoded on each request and not kept.
+Without a leader's live view (a standby), entries are encoded on each request and
+not kept.
 
 The encoded forms are byte for byte what ``orjson.dumps`` makes of the entry as a
 dict (:func:`app_info`), so splicing never changes what a response contains.
@@ -36,8 +37,7 @@ from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Condition, Instance, InstanceId
 
 if TYPE_CHECKING:
-    from marathon_core.health import HealthMonitor
-    from marathon_core.scheduler.tracker import InstanceTracker
+    from marathon_core.contracts.services import LeaderView, TaskHealth
 
 __all__ = ["AppInfoCache", "app_info", "apps_by_id", "deployments_by_app", "task_json"]
 
@@ -51,7 +51,7 @@ def _live(instances: Iterable[Instance]) -> list[Instance]:
 def _counts(
     instances: Sequence[Instance],
     deployment_ids: Sequence[str],
-    health: HealthMonitor | None = None,
+    health: TaskHealth | None = None,
 ) -> dict[str, Any]:
     """The keys ``/v2/apps`` adds to an app's definition, in Marathon's order."""
     healthy, unhealthy = health.counts(instances) if health is not None else (0, 0)
@@ -65,7 +65,7 @@ def _counts(
 
 
 def task_json(
-    instance: Instance, app: AppDefinition | None, health: HealthMonitor | None
+    instance: Instance, app: AppDefinition | None, health: TaskHealth | None
 ) -> dict[str, Any]:
     """A live task as the API shows it, with ``healthCheckResults`` when its app has
     Marathon-side checks."""
@@ -80,7 +80,7 @@ def app_info(
     deployment_ids: Sequence[str],
     *,
     with_tasks: bool,
-    health: HealthMonitor | None = None,
+    health: TaskHealth | None = None,
 ) -> dict[str, Any]:
     """An app as ``/v2/apps`` shows it: definition, task counts, deployments, tasks.
 
@@ -155,7 +155,7 @@ def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:
     return b"".join((head[:-1], b",", orjson.dumps(tail)[1:]))
 
 
-#: (app, tracker generation, health generation, deployment ids, encoded entry)
+#: (app, instances generation, health generation, deployment ids, encoded entry)
 _Entry = tuple[AppDefinition, int, int, tuple[str, ...], orjson.Fragment]
 #: (instance, app, task health, encoded task)
 _TaskEntry = tuple[Instance, AppDefinition, object, orjson.Fragment]
@@ -169,8 +169,8 @@ class AppInfoCache:
         self._tasks: dict[PathId, dict[InstanceId, _TaskEntry]] = {}
         #: Entries without tasks, and entries with tasks.
         self._entries: tuple[dict[PathId, _Entry], dict[PathId, _Entry]] = ({}, {})
-        #: The tracker whose generations the entries hold (a new leadership has a new one).
-        self._tracker: weakref.ref[InstanceTracker] | None = None
+        #: The live view whose generations the entries hold (a new term has a new one).
+        self._live: weakref.ref[LeaderView] | None = None
 
     def app_bytes(self, app: AppDefinition) -> bytes:
         """``orjson.dumps(app_to_json(app))``, computed once per app version."""
@@ -184,7 +184,7 @@ class AppInfoCache:
         return orjson.Fragment(self.app_bytes(app))
 
     def _task_fragments(
-        self, app: AppDefinition, instances: Sequence[Instance], health: HealthMonitor | None
+        self, app: AppDefinition, instances: Sequence[Instance], health: TaskHealth | None
     ) -> list[orjson.Fragment]:
         """Encoded live tasks of ``instances``; encodings of other instances are dropped."""
         old = self._tasks.get(app.id, {})
@@ -215,7 +215,7 @@ class AppInfoCache:
         deployment_ids: Sequence[str],
         *,
         with_tasks: bool,
-        health: HealthMonitor | None = None,
+        health: TaskHealth | None = None,
     ) -> orjson.Fragment:
         """The entry of ``app`` encoded now (through the app and task encodings)."""
         tail = _counts(instances, deployment_ids, health)
@@ -226,21 +226,21 @@ class AppInfoCache:
     def entries(
         self,
         apps: Sequence[AppDefinition],
-        tracker: InstanceTracker,
+        live: LeaderView,
         deployments: Mapping[PathId, tuple[str, ...]],
         *,
         with_tasks: bool,
-        health: HealthMonitor | None = None,
     ) -> list[orjson.Fragment]:
-        """The entries of ``apps`` (in order) with their instances from ``tracker`` and
-        their tasks' health from ``health`` (the same leadership's monitor)."""
-        if self._tracker is None or self._tracker() is not tracker:
+        """The entries of ``apps`` (in order) with their instances and their tasks'
+        health from the leader's ``live`` view."""
+        if self._live is None or self._live() is not live:
             for stale in self._entries:
                 stale.clear()
-            self._tracker = weakref.ref(tracker)
+            self._live = weakref.ref(live)
         cache = self._entries[with_tasks]
-        generation = tracker.generation
-        health_generation = health.generation if health is not None else lambda _: 0
+        health = live.health
+        generation = live.instances_generation
+        health_generation = health.generation
         out = []
         for app in apps:
             app_id = app.id
@@ -257,7 +257,7 @@ class AppInfoCache:
             ):
                 encoded = self.encode(
                     app,
-                    tracker.instances_of(app_id),
+                    live.instances_of(app_id),
                     deployed,
                     with_tasks=with_tasks,
                     health=health,

@@ -65,23 +65,21 @@ async def infos(
 ) -> list[orjson.Fragment]:
     """The ``/v2/apps`` entries of ``apps``, in order, encoded.
 
-    From the leader's tracker they are cached (:mod:`marathon_rest.appinfo`);
+    From the leader's live view they are cached (:mod:`marathon_rest.appinfo`);
     otherwise the instances are read from state and the entries encoded afresh.
     """
-    deployments = deployments_by_app(api.ctx.deployments.all())
-    tracker = api.tracker
-    if tracker is not None:
-        return api.infos.entries(
-            apps, tracker, deployments, with_tasks=with_tasks, health=api.health
-        )
-    by_app: dict[PathId, list[Instance]]
+    deployments = deployments_by_app(api.ctx.deployments())
+    if api.live is not None:
+        return api.infos.entries(apps, api.live, deployments, with_tasks=with_tasks)
+    by_app: dict[PathId, Sequence[Instance]]
     if len(apps) == 1:
         by_app = {apps[0].id: await api.instances_of(apps[0].id)}
     else:
-        by_app = {a.id: [] for a in apps}
+        listed: dict[PathId, list[Instance]] = {a.id: [] for a in apps}
         for instance in await api.all_instances():
-            if instance.app_id in by_app:
-                by_app[instance.app_id].append(instance)
+            if instance.app_id in listed:
+                listed[instance.app_id].append(instance)
+        by_app = dict(listed)
     return [
         api.infos.encode(a, by_app[a.id], deployments.get(a.id, ()), with_tasks=with_tasks)
         for a in apps
@@ -112,7 +110,7 @@ def _filter(request: Request) -> Callable[[AppDefinition], bool] | None:
 
 async def list_apps(request: Request) -> Response:
     api = Api.of(request)
-    apps = api.sorted_apps(await api.ctx.groups.root())
+    apps = api.sorted_apps(await api.ctx.root())
     keep = _filter(request)
     if keep is not None:
         apps = [a for a in apps if keep(a)]
@@ -134,7 +132,7 @@ async def create_app(request: Request) -> Response:
             raise ConflictError(f"A group with id [{app.id}] already exists.")
         return root.update_app(app)
 
-    change = await api.ctx.groups.update_root(create, force=query_flag(request, "force"))
+    change = await api.ctx.update_root(create, force=query_flag(request, "force"))
     created = change.root.find_app(app.id)
     assert created is not None
     _publish_api_post(api, request, created)
@@ -179,7 +177,7 @@ async def _get(request: Request, path: str) -> Response:
         return await _tasks(api, app_id)
     app_id = _app_id(path)
     authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
-    app = (await api.ctx.groups.root()).find_app(app_id)
+    app = (await api.ctx.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
     (info,) = await infos(api, [app], with_tasks=True)
@@ -191,7 +189,7 @@ async def _get(request: Request, path: str) -> Response:
 
 
 async def _group_apps(request: Request, api: Api, group_id: PathId) -> Response:
-    group = (await api.ctx.groups.root()).find_group(group_id)
+    group = (await api.ctx.root()).find_group(group_id)
     if group is None:
         raise NotFoundError(f"Group '{group_id}' does not exist")
     apps = sorted(group.transitive_apps(), key=lambda a: a.id)
@@ -199,9 +197,9 @@ async def _group_apps(request: Request, api: Api, group_id: PathId) -> Response:
 
 
 async def _versions(api: Api, app_id: PathId) -> Response:
-    if (await api.ctx.groups.root()).find_app(app_id) is None:
+    if (await api.ctx.root()).find_app(app_id) is None:
         raise _missing(app_id)
-    versions = await api.ctx.state.apps.versions(app_id)
+    versions = await api.ctx.history.app_versions(app_id)
     return json_response({"versions": [str(v) for v in reversed(versions)]})
 
 
@@ -210,18 +208,22 @@ async def _version(api: Api, app_id: PathId, raw: str) -> Response:
         version = Timestamp.parse(raw)
     except ValueError:
         raise InvalidArgumentError(f"Invalid version '{raw}'") from None
-    app = await api.ctx.state.apps.get_version(app_id, version)
+    app = await api.ctx.history.app_version(app_id, version)
     if app is None:
         raise NotFoundError(f"App '{app_id}' does not exist in version {raw}")
     return json_response(app_to_json(app))
 
 
 async def _tasks(api: Api, app_id: PathId) -> Response:
-    app = (await api.ctx.groups.root()).find_app(app_id)
+    app = (await api.ctx.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
     return json_response(
-        {"tasks": tasks.tasks_json(app, await api.instances_of(app_id), api.health)}
+        {
+            "tasks": tasks.tasks_json(
+                app, await api.instances_of(app_id), api.live.health if api.live else None
+            )
+        }
     )
 
 
@@ -231,7 +233,7 @@ async def _put(request: Request, path: str, *, patch: bool) -> Response:
     force = query_flag(request, "force")
     partial = patch or query_flag(request, "partialUpdate", default=True)
     body = await request.body()
-    current = (await api.ctx.groups.root()).find_app(app_id)
+    current = (await api.ctx.root()).find_app(app_id)
     if current is None and patch:
         raise _missing(app_id)
     action = Action.CREATE_RUN_SPEC if current is None else Action.UPDATE_RUN_SPEC
@@ -240,12 +242,12 @@ async def _put(request: Request, path: str, *, patch: bool) -> Response:
         body, context=api.ctx.validation, app_id=app_id, current=current if partial else None
     )
     if isinstance(parsed, AppRollback):
-        target = await api.ctx.state.apps.get_version(app_id, parsed.version)
+        target = await api.ctx.history.app_version(app_id, parsed.version)
         if target is None:
             raise NotFoundError(f"App '{app_id}' does not exist in version {parsed.version}")
         parsed = target
     updated = parsed
-    change = await api.ctx.groups.update_root(lambda root: root.update_app(updated), force=force)
+    change = await api.ctx.update_root(lambda root: root.update_app(updated), force=force)
     stored = change.root.find_app(app_id)
     if stored is not None:
         _publish_api_post(api, request, stored)
@@ -262,9 +264,7 @@ async def _delete(request: Request, path: str) -> Response:
             raise _missing(app_id)
         return root.remove_app(app_id)
 
-    change = await api.ctx.groups.update_root(
-        remove, force=query_flag(request, "force", default=True)
-    )
+    change = await api.ctx.update_root(remove, force=query_flag(request, "force", default=True))
     return deployment_result(change)
 
 
@@ -277,7 +277,7 @@ async def _restart(request: Request, app_id: PathId) -> Response:
             raise _missing(app_id)
         return root
 
-    change = await api.ctx.groups.update_root(
+    change = await api.ctx.update_root(
         unchanged, force=query_flag(request, "force"), restart=[app_id]
     )
     return deployment_result(change)

@@ -47,7 +47,7 @@ class RequestView:
 
 def authenticate(api: Api, request: Request) -> Identity:
     """Ask the auth hooks who sent ``request`` and remember it; 401 if nobody acceptable."""
-    known = api.ctx.plugins.authenticate(RequestView.of(request))
+    known = api.ctx.access.authenticate(RequestView.of(request))
     request.scope[_IDENTITY] = known
     if not known.authenticated:
         raise NotAuthenticatedError("Not Authenticated")
@@ -64,11 +64,11 @@ def identity(request: Request) -> Identity:
 
 def allows_everything(api: Api) -> bool:
     """True when no auth plugin decides on actions: lists need not ask per item."""
-    return not api.ctx.plugins.manager.hook.marathon_authorize.get_hookimpls()
+    return not api.ctx.access.enforced
 
 
 def allowed(request: Request, action: Action, resource: Resource) -> bool:
-    return Api.of(request).ctx.plugins.authorize(identity(request), action, resource)
+    return Api.of(request).ctx.access.authorize(identity(request), action, resource)
 
 
 def authorize(request: Request, action: Action, resource: Resource) -> None:

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action, SystemResource
+from marathon_core.contracts.events import EventStream, PublishedEvent
 from marathon_core.errors import BadRequestError
-from marathon_core.events import EventBus, PublishedEvent
 from marathon_core.model.events import make_event
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
@@ -58,7 +58,7 @@ class Callback:
 class CallbackDispatcher:
     """Keeps the callback workers and feeds them from the event bus."""
 
-    def __init__(self, events: EventBus) -> None:
+    def __init__(self, events: EventStream) -> None:
         self._events = events
         self._callbacks: dict[str, Callback] = {}
         self._nursery: trio.Nursery | None = None

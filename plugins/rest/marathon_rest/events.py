@@ -17,8 +17,8 @@ import trio
 from starlette.requests import Request
 
 from marathon_core.contracts.auth import Action, SystemResource
+from marathon_core.contracts.events import PublishedEvent, SubscriberTooSlow, Subscription
 from marathon_core.errors import UserError
-from marathon_core.events import PublishedEvent, SubscriberTooSlow, Subscription
 from marathon_core.model.events import make_event
 from marathon_rest.api import Api
 from marathon_rest.app_types import Receive, Scope, Send

@@ -67,18 +67,18 @@ async def _get(request: Request, path: str) -> Response:
         return await _version(request, api, group_id, segments[-1])
     group_id = _group_id(path)
     authorize(request, Action.VIEW_GROUP, str(group_id))
-    group = (await api.ctx.groups.root()).find_group(group_id)
+    group = (await api.ctx.root()).find_group(group_id)
     if group is None:
         raise _missing(group_id)
     return json_response(await _group_json(api, group, embeds(request)))
 
 
 async def _versions(api: Api, group_id: PathId) -> Response:
-    if (await api.ctx.groups.root()).find_group(group_id) is None:
+    if (await api.ctx.root()).find_group(group_id) is None:
         raise _missing(group_id)
     versions = []
-    for version in await api.ctx.state.root_group_versions():
-        root = await api.ctx.state.root_group(version)
+    for version in await api.ctx.history.root_versions():
+        root = await api.ctx.history.root_at(version)
         if root is not None and root.find_group(group_id) is not None:
             versions.append(str(version))
     return json_response(list(reversed(versions)))
@@ -94,7 +94,7 @@ async def _group_at(api: Api, group_id: PathId, raw: str | Timestamp) -> Group:
         version = raw if isinstance(raw, Timestamp) else Timestamp.parse(raw)
     except ValueError:
         raise InvalidArgumentError(f"Invalid version '{raw}'") from None
-    root = await api.ctx.state.root_group(version)
+    root = await api.ctx.history.root_at(version)
     group = root.find_group(group_id) if root is not None else None
     if group is None:
         raise NotFoundError(f"Group '{group_id}' does not exist in version {raw}")
@@ -148,9 +148,7 @@ async def _change(request: Request, path: str, *, create: bool) -> Response:
         return root.put_group(_merged(existing, update))
 
     dry_run = not create and query_flag(request, "dryRun")
-    change = await api.ctx.groups.update_root(
-        apply, force=query_flag(request, "force"), dry_run=dry_run
-    )
+    change = await api.ctx.update_root(apply, force=query_flag(request, "force"), dry_run=dry_run)
     if dry_run:
         steps = [
             {"actions": [{"action": a.action.value, "app": str(a.app_id)} for a in s.actions]}
@@ -175,7 +173,7 @@ async def _delete(request: Request, path: str) -> Response:
             raise _missing(group_id)
         return root.remove_group(group_id)
 
-    change = await api.ctx.groups.update_root(remove, force=query_flag(request, "force"))
+    change = await api.ctx.update_root(remove, force=query_flag(request, "force"))
     return deployment_result(change)
 
 

@@ -23,13 +23,13 @@ _STARTED = time.monotonic()
 
 
 async def gauges(api: Api) -> dict[str, float]:
-    root = await api.ctx.groups.root()
+    root = await api.ctx.root()
     instances = await api.all_instances()
     conditions = [i.condition for i in instances]
     return {
         f"{PREFIX}.apps.active.gauge": sum(1 for _ in root.transitive_apps()),
         f"{PREFIX}.groups.active.gauge": sum(1 for _ in root.transitive_groups()),
-        f"{PREFIX}.deployments.active.gauge": len(api.ctx.deployments.all()),
+        f"{PREFIX}.deployments.active.gauge": len(api.ctx.deployments()),
         f"{PREFIX}.instances.running.gauge": conditions.count(Condition.RUNNING),
         f"{PREFIX}.instances.staged.gauge": sum(
             1 for c in conditions if c in (Condition.STAGING, Condition.STARTING)

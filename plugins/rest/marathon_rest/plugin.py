@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marathon_core import hookimpl
 from marathon_core.config import OptionParser
-from marathon_core.service import Service, ServiceContext
+from marathon_core.contracts.services import Service, ServiceContext
 from marathon_rest.server import serve_api
 
 

@@ -15,20 +15,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action
-from marathon_core.errors import NotFoundError, ServiceUnavailableError
 from marathon_core.contracts.queue import QueueEntry
-from marathon_core.scheduler.scheduler import Scheduler
+from marathon_core.contracts.services import LeaderView
+from marathon_core.errors import NotFoundError, ServiceUnavailableError
 from marathon_rest.api import Api
 from marathon_rest.auth import allowed, authorize
 from marathon_rest.ids import id_from_url
 from marathon_rest.responses import json_response
 
 
-def scheduler_of(api: Api) -> Scheduler:
-    """The leader's scheduler; 503 while this process does not lead."""
+def leader_of(api: Api) -> LeaderView:
+    """The leader's live view and control; 503 while this process does not lead."""
     if api.ctx.leader is None:
         raise ServiceUnavailableError("This instance is not the leader: no scheduler runs here")
-    return api.ctx.leader.scheduler
+    return api.ctx.leader
 
 
 def _ts(value: Any) -> str | None:
@@ -65,10 +65,10 @@ def entry_json(api: Api, entry: QueueEntry, app_json: orjson.Fragment) -> dict[s
 
 async def list_queue(request: Request) -> Response:
     api = Api.of(request)
-    scheduler = scheduler_of(api)
-    root = await api.ctx.groups.root()
+    leader = leader_of(api)
+    root = await api.ctx.root()
     items = []
-    for entry in scheduler.queue():
+    for entry in leader.queue():
         app = root.find_app(entry.app_id)
         if app is None or not allowed(request, Action.VIEW_RUN_SPEC, str(app.id)):
             continue
@@ -80,7 +80,7 @@ async def reset_delay(request: Request) -> Response:
     api = Api.of(request)
     app_id = id_from_url(request.path_params["path"], kind="App")
     authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
-    if not scheduler_of(api).reset_delay(app_id):
+    if not leader_of(api).reset_delay(app_id):
         raise NotFoundError(f"Application {app_id} not found in tasks queue.")
     return Response(status_code=204)
 

@@ -9,8 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from marathon_core.model.deployment import GroupChange
 from marathon_core.errors import BadRequestError
+from marathon_core.model.deployment import GroupChange
 
 JSON_MEDIA_TYPE = "application/json"
 

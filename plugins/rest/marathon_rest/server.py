@@ -7,7 +7,7 @@ import logging
 import trio
 from hypercorn.config import Config as HypercornConfig
 
-from marathon_core.service import ServiceContext
+from marathon_core.contracts.services import ServiceContext
 from marathon_rest.api import Api
 from marathon_rest.app import create_app
 from marathon_rest.callbacks import CallbackDispatcher
@@ -45,6 +45,6 @@ async def serve_api(
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
         api.nursery = nursery
-        ctx.api_address = api.address
+        ctx.leadership.advertise(api.address)
         log.info("REST API listening on %s", ", ".join(binds))
         task_status.started(url)

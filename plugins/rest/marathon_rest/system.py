@@ -26,7 +26,7 @@ async def ping(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _info(api: Api) -> dict[str, Any]:
+async def _info(api: Api) -> dict[str, Any]:
     """``/v2/info`` with only the keys Marathon's clients know (marathon-python rejects others)."""
     config = api.ctx.config
     return {
@@ -34,7 +34,7 @@ def _info(api: Api) -> dict[str, Any]:
         "version": marathon_core.__version__,
         "elected": api.elected,
         "leader": api.leader,
-        "frameworkId": api.framework_id,
+        "frameworkId": await api.ctx.leadership.framework_id(),
         "marathon_config": {
             "master": config.master,
             "ha": config.ha and config.zk is not None,
@@ -64,7 +64,7 @@ def _info(api: Api) -> dict[str, Any]:
 
 async def info(request: Request) -> Response:
     authorize(request, Action.VIEW_RESOURCE, SystemResource.SYSTEM_CONFIG)
-    return json_response(_info(Api.of(request)))
+    return json_response(await _info(Api.of(request)))
 
 
 async def leader(request: Request) -> Response:
@@ -83,13 +83,13 @@ async def abdicate(request: Request) -> Response:
     """``DELETE /v2/leader``: the leader steps down; another process takes over."""
     authorize(request, Action.UPDATE_RESOURCE, SystemResource.LEADER)
     api = Api.of(request)
-    election = api.ctx.election
-    if election is None or not election.is_leader or api.nursery is None:
+    leadership = api.ctx.leadership
+    if not leadership.is_leader or api.nursery is None:
         return json_response({"message": "There is no leader"}, status=404)
 
     async def step_down() -> None:
         await trio.sleep(ABDICATION_DELAY)
-        await election.abdicate()
+        await leadership.abdicate()
 
     api.nursery.start_soon(step_down)
     return json_response({"message": "Leadership abdicated"})

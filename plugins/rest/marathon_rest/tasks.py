@@ -11,25 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action
-from marathon_core.errors import AppLockedError, BadRequestError, NotFoundError
+from marathon_core.errors import BadRequestError, NotFoundError
 from marathon_core.model.app import AppDefinition
-from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Condition, Instance, parse_task_id
 from marathon_rest.api import Api
 from marathon_rest.appinfo import task_json
 from marathon_rest.auth import allowed, authorize
-from marathon_rest.queue import scheduler_of
+from marathon_rest.queue import leader_of
 from marathon_rest.responses import deployment_result, json_response, query_flag
 
 if TYPE_CHECKING:
-    from marathon_core.health import HealthMonitor
+    from marathon_core.contracts.services import TaskHealth
 
 _STATUS = {
     "running": frozenset({Condition.RUNNING}),
@@ -42,7 +40,7 @@ def _live(instances: Iterable[Instance]) -> list[Instance]:
 
 
 def tasks_json(
-    app: AppDefinition | None, instances: Iterable[Instance], health: HealthMonitor | None = None
+    app: AppDefinition | None, instances: Iterable[Instance], health: TaskHealth | None = None
 ) -> list[dict[str, Any]]:
     """The live tasks of ``instances`` (with their health checks' results, if any)."""
     return [task_json(i, app, health) for i in _live(instances)]
@@ -53,7 +51,7 @@ async def list_tasks(request: Request) -> Response:
     api = Api.of(request)
     statuses = request.query_params.getlist("status") + request.query_params.getlist("status[]")
     wanted = frozenset().union(*(_STATUS.get(s, frozenset()) for s in statuses))
-    root = await api.ctx.groups.root()
+    root = await api.ctx.root()
     apps = root.app_index()
     instances = [
         i
@@ -63,12 +61,11 @@ async def list_tasks(request: Request) -> Response:
     ]
     if request.headers.get("accept", "").startswith("text/plain"):
         return PlainTextResponse(_text_listing(apps, instances))
+    health = api.live.health if api.live is not None else None
     return json_response(
         {
             "tasks": [
-                task_json(i, apps.get(i.app_id), api.health)
-                for i in instances
-                if i.task is not None
+                task_json(i, apps.get(i.app_id), health) for i in instances if i.task is not None
             ]
         }
     )
@@ -100,37 +97,18 @@ def _kill_mode(request: Request) -> tuple[bool, bool, bool]:
     return scale, wipe, query_flag(request, "force")
 
 
-async def _stop(api: Api, instances: list[Instance], *, wipe: bool) -> None:
-    """Kill (the scheduler relaunches) or, with ``wipe``, decommission for good."""
-    scheduler = scheduler_of(api)
-    if wipe:
-        await scheduler.tracker.decommission(i.instance_id for i in instances)
-    else:
-        await scheduler.kill_instances(instances)
-
-
 async def _kill_and_scale(
-    api: Api, app_id: PathId, instances: list[Instance], *, force: bool
+    api: Api, instances: dict[PathId, list[Instance]], *, force: bool
 ) -> Response:
-    """Decommission exactly ``instances`` and lower ``instances`` by their number."""
-    locks = api.ctx.deployments.conflicting([app_id])
-    if locks and not force:
-        raise AppLockedError(d.id for d in locks)
-    await scheduler_of(api).tracker.decommission(i.instance_id for i in instances)
-
-    def scale_down(root: Group) -> Group:
-        app = root.find_app(app_id)
-        if app is None:
-            raise NotFoundError(f"App '{app_id}' does not exist")
-        return root.update_app(attrs.evolve(app, instances=max(0, app.instances - len(instances))))
-
-    return deployment_result(await api.ctx.groups.update_root(scale_down, force=True))
+    """Decommission exactly ``instances`` and lower each app's ``instances`` by as many,
+    in one deployment."""
+    return deployment_result(await leader_of(api).kill_and_scale(instances, force=force))
 
 
 async def kill_app_tasks(request: Request, app_id: PathId, task: str | None) -> Response:
     """``DELETE /v2/apps/{id}/tasks[/{taskId}]`` (``host`` limits the kill to one agent)."""
     api = Api.of(request)
-    if (await api.ctx.groups.root()).find_app(app_id) is None:
+    if (await api.ctx.root()).find_app(app_id) is None:
         raise NotFoundError(f"App '{app_id}' does not exist")
     live = _live(await api.instances_of(app_id))
     if task is not None:
@@ -143,8 +121,8 @@ async def kill_app_tasks(request: Request, app_id: PathId, task: str | None) -> 
     scale, wipe, force = _kill_mode(request)
     authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
     if scale:
-        return await _kill_and_scale(api, app_id, chosen, force=force)
-    await _stop(api, chosen, wipe=wipe)
+        return await _kill_and_scale(api, {app_id: chosen}, force=force)
+    await leader_of(api).kill(chosen, wipe=wipe)
     killed = tasks_json(None, chosen)
     return json_response({"task": killed[0]} if task is not None else {"tasks": killed})
 
@@ -153,11 +131,11 @@ async def delete_tasks(request: Request) -> Response:
     """``POST /v2/tasks/delete`` with ``{"ids": [...]}``: unknown ids are skipped."""
     api = Api.of(request)
     try:
-        body = await request.json()
-        ids = body["ids"]
-        assert isinstance(ids, list) and all(isinstance(i, str) for i in ids)
-    except Exception:
-        raise BadRequestError('Expected a JSON body {"ids": ["<task id>", ...]}') from None
+        ids = (await request.json())["ids"]
+    except (ValueError, TypeError, KeyError):
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequestError('Expected a JSON body {"ids": ["<task id>", ...]}')
     by_app: dict[PathId, list[Instance]] = {}
     for raw in ids:
         try:
@@ -172,13 +150,12 @@ async def delete_tasks(request: Request) -> Response:
     for app_id in by_app:
         authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
     if scale:
-        response = json_response({"tasks": []})
-        for app_id, chosen in by_app.items():
-            response = await _kill_and_scale(api, app_id, chosen, force=force)
-        return response
+        if not by_app:
+            return json_response({"tasks": []})
+        return await _kill_and_scale(api, by_app, force=force)
     killed: list[dict[str, Any]] = []
     for chosen in by_app.values():
-        await _stop(api, chosen, wipe=wipe)
+        await leader_of(api).kill(chosen, wipe=wipe)
         killed.extend(tasks_json(None, chosen))
     return json_response({"tasks": killed})
 

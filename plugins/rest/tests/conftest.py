@@ -7,11 +7,7 @@ import pytest
 import trio
 
 import marathon_rest.plugin
-from marathon_core.config import parse_config
-from marathon_core.plugins import get_plugin_host
-from marathon_core.service import ServiceContext, validation_context
-from marathon_core.state.memory import MemoryStorage
-from marathon_core.state.store import StateStore
+from marathon_core.testing.context import CoreContext, memory_context
 from marathon_rest.server import serve_api
 
 #: Options of the API under test; tests may extend them through ``api_args``.
@@ -30,22 +26,19 @@ def extra_plugins() -> dict[str, object]:
 
 
 @pytest.fixture
-async def api_context(api_args: list[str], extra_plugins: dict[str, object]) -> ServiceContext:
-    host = get_plugin_host(
-        load_entrypoints=False, extra={"rest": marathon_rest.plugin, **extra_plugins}
+async def api_context(
+    api_args: list[str], extra_plugins: dict[str, object], nursery: trio.Nursery
+) -> CoreContext:
+    """The core's context over in-memory state; this process leads (no term runs)."""
+    ctx = await memory_context(
+        [*BASE_ARGS, *api_args], plugins={"rest": marathon_rest.plugin, **extra_plugins}
     )
-    config = parse_config([*BASE_ARGS, *api_args], addoption_hook=host.addoption, environ={})
-    return ServiceContext(
-        config=config,
-        plugins=host,
-        master_url="http://127.0.0.1:5050",
-        state=await StateStore.open(MemoryStorage()),
-        validation=validation_context(config, host),
-    )
+    await nursery.start(ctx.election.run, trio.sleep_forever)
+    return ctx
 
 
 @pytest.fixture
-async def api_url(nursery: trio.Nursery, api_context: ServiceContext) -> str:
+async def api_url(nursery: trio.Nursery, api_context: CoreContext) -> str:
     """The API served on a free loopback port, over real HTTP."""
     url: str = await nursery.start(serve_api, api_context)
     return url

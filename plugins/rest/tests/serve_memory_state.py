@@ -11,26 +11,15 @@ import sys
 import trio
 
 import marathon_rest.plugin
-from marathon_core.config import parse_config
-from marathon_core.plugins import get_plugin_host
-from marathon_core.service import ServiceContext, validation_context
-from marathon_core.state.memory import MemoryStorage
-from marathon_core.state.store import StateStore
+from marathon_core.testing.context import memory_context
 from marathon_rest.server import serve_api
 
 
 async def main() -> None:
-    host = get_plugin_host(load_entrypoints=False, extra={"rest": marathon_rest.plugin})
     args = ["--http_port", "0", "--http_address", "127.0.0.1", *sys.argv[1:]]
-    config = parse_config(args, addoption_hook=host.addoption, environ={})
-    ctx = ServiceContext(
-        config=config,
-        plugins=host,
-        master_url="http://127.0.0.1:5050",
-        state=await StateStore.open(MemoryStorage()),
-        validation=validation_context(config, host),
-    )
+    ctx = await memory_context(args, plugins={"rest": marathon_rest.plugin})
     async with trio.open_nursery() as nursery:
+        await nursery.start(ctx.election.run, trio.sleep_forever)
         url = await nursery.start(serve_api, ctx)
         print(url, flush=True)
 

@@ -15,8 +15,6 @@ import httpx
 import orjson
 import pytest
 
-from marathon_core.events import EventBus
-from marathon_core.leadership import LeaderState
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
@@ -29,8 +27,7 @@ from marathon_core.model.instance import (
     Task,
     TaskId,
 )
-from marathon_core.scheduler.tracker import Changes, InstanceTracker
-from marathon_core.service import ServiceContext
+from marathon_core.testing.context import CoreContext, ManualLeader
 from marathon_rest.appinfo import AppInfoCache, app_info, apps_by_id, deployments_by_app
 
 WEB = PathId.parse("/shop/web")
@@ -64,20 +61,18 @@ def with_condition(instance: Instance, condition: Condition) -> Instance:
 
 
 @pytest.fixture
-async def tracker(api_context: ServiceContext) -> InstanceTracker:
-    tracker = InstanceTracker(api_context.state, EventBus())
-    api_context.leader = LeaderState(tracker=tracker, scheduler=None, mesos=None)  # type: ignore[arg-type]
-    return tracker
+async def tracker(api_context: CoreContext) -> ManualLeader:
+    return ManualLeader.attach(api_context)
 
 
-async def put(tracker: InstanceTracker, *instances: Instance) -> None:
-    await tracker.apply(lambda: Changes(put=instances))
+async def put(tracker: ManualLeader, *instances: Instance) -> None:
+    await tracker.put(*instances)
 
 
-async def expected(ctx: ServiceContext, tracker: InstanceTracker, *, tasks: bool) -> bytes:
+async def expected(ctx: CoreContext, tracker: ManualLeader, *, tasks: bool) -> bytes:
     """The listing encoded from scratch."""
-    root = await ctx.groups.root()
-    deployments = deployments_by_app(ctx.deployments.all())
+    root = await ctx.root()
+    deployments = deployments_by_app(ctx.deployments())
     apps = sorted(root.transitive_apps(), key=lambda a: a.id)
     infos = [
         app_info(a, tracker.instances_of(a.id), deployments.get(a.id, ()), with_tasks=tasks)
@@ -86,7 +81,7 @@ async def expected(ctx: ServiceContext, tracker: InstanceTracker, *, tasks: bool
     return orjson.dumps({"apps": infos})
 
 
-async def check_listings(client: httpx.AsyncClient, ctx: ServiceContext, tracker: Any) -> None:
+async def check_listings(client: httpx.AsyncClient, ctx: CoreContext, tracker: Any) -> None:
     for _ in range(2):  # the second answer comes from the cache
         with_tasks = await client.get("/v2/apps?embed=apps.tasks")
         assert with_tasks.content == await expected(ctx, tracker, tasks=True)
@@ -95,7 +90,7 @@ async def check_listings(client: httpx.AsyncClient, ctx: ServiceContext, tracker
 
 
 @pytest.fixture
-async def two_apps(client: httpx.AsyncClient, tracker: InstanceTracker) -> None:
+async def two_apps(client: httpx.AsyncClient, tracker: ManualLeader) -> None:
     for app_id in (WEB, DB):
         created = await client.post("/v2/apps", json={"id": str(app_id), "cmd": "sleep 100"})
         assert created.status_code == 201, created.text
@@ -103,7 +98,7 @@ async def two_apps(client: httpx.AsyncClient, tracker: InstanceTracker) -> None:
 
 
 async def test_every_change_shows_in_the_next_listing(
-    two_apps: None, client: httpx.AsyncClient, api_context: ServiceContext, tracker: InstanceTracker
+    two_apps: None, client: httpx.AsyncClient, api_context: CoreContext, tracker: ManualLeader
 ) -> None:
     ctx = api_context
     await check_listings(client, ctx, tracker)
@@ -120,7 +115,7 @@ async def test_every_change_shows_in_the_next_listing(
     # A task is killed and its instance goes away.
     await put(tracker, with_condition(second, Condition.KILLED))
     await check_listings(client, ctx, tracker)
-    await tracker.apply(lambda: Changes(expunge=(second.instance_id,)))
+    await tracker.expunge(second.instance_id)
     await check_listings(client, ctx, tracker)
     web = (await client.get("/v2/apps?embed=apps.tasks")).json()["apps"][1]
     assert [t["id"] for t in web["tasks"]] == [str(first.task.task_id)]  # type: ignore[union-attr]
@@ -129,7 +124,7 @@ async def test_every_change_shows_in_the_next_listing(
     third = running(WEB, 3)
     await put(tracker, third)
     await check_listings(client, ctx, tracker)
-    await tracker.apply(lambda: Changes(expunge=(third.instance_id,)))
+    await tracker.expunge(third.instance_id)
     await check_listings(client, ctx, tracker)
 
     # The app is scaled (a new definition and a deployment) and relabelled.
@@ -144,20 +139,18 @@ async def test_every_change_shows_in_the_next_listing(
     assert web["deployments"] == [{"id": relabelled.json()["deploymentId"]}]
 
     # Its deployment ends.
-    for deployment in ctx.deployments.all():
-        ctx.deployments.remove(deployment.id)
+    for deployment in ctx.deployments():
+        ctx.registry.remove(deployment.id)
     await check_listings(client, ctx, tracker)
 
     # A new definition whose deployment ends before the next listing.
     changed = await client.put(f"/v2/apps{WEB}", json={"cmd": "sleep 7"})
     assert changed.status_code == 200, changed.text
-    ctx.deployments.remove(changed.json()["deploymentId"])
+    ctx.registry.remove(changed.json()["deploymentId"])
     await check_listings(client, ctx, tracker)
 
     # All of an app's instances go, then a new one comes.
-    await tracker.apply(
-        lambda: Changes(expunge=tuple(i.instance_id for i in tracker.instances_of(DB)))
-    )
+    await tracker.expunge(*(i.instance_id for i in tracker.instances_of(DB)))
     await check_listings(client, ctx, tracker)
     await put(tracker, running(DB, 3))
     await check_listings(client, ctx, tracker)
@@ -170,7 +163,7 @@ async def test_every_change_shows_in_the_next_listing(
 
 
 async def test_single_app_group_and_filtered_reads_see_changes_too(
-    two_apps: None, client: httpx.AsyncClient, tracker: InstanceTracker
+    two_apps: None, client: httpx.AsyncClient, tracker: ManualLeader
 ) -> None:
     async def reads() -> list[Any]:
         return [
@@ -193,15 +186,16 @@ async def test_single_app_group_and_filtered_reads_see_changes_too(
 
 
 async def test_a_new_tracker_is_not_mistaken_for_the_old_one(
-    two_apps: None, client: httpx.AsyncClient, api_context: ServiceContext, tracker: InstanceTracker
+    two_apps: None, client: httpx.AsyncClient, api_context: CoreContext, tracker: ManualLeader
 ) -> None:
     """Leadership lost and won again: a new tracker counts its generations afresh."""
     await check_listings(client, api_context, tracker)
-    fresh = InstanceTracker(api_context.state, EventBus())
+    fresh = ManualLeader.attach(api_context)
     # The same number of changes as the old tracker saw, so the same generations.
     await put(fresh, running(WEB, 5), running(WEB, 6), running(DB, 7))
-    assert [fresh.generation(a) for a in (WEB, DB)] == [tracker.generation(a) for a in (WEB, DB)]
-    api_context.leader = LeaderState(tracker=fresh, scheduler=None, mesos=None)  # type: ignore[arg-type]
+    assert [fresh.instances_generation(a) for a in (WEB, DB)] == [
+        tracker.instances_generation(a) for a in (WEB, DB)
+    ]
     await check_listings(client, api_context, fresh)
 
 

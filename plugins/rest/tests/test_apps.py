@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from marathon_core.errors import FencedWriteError
-from marathon_core.service import ServiceContext
+from marathon_core.testing.context import CoreContext
 
 SIMPLE = json.loads(
     (Path(__file__).parents[3] / "tests/data/marathon-examples/app-simple-cmd.json").read_text()
@@ -143,7 +143,7 @@ async def test_errors_are_marathon_shaped(client: httpx.AsyncClient) -> None:
 
 
 async def test_api_post_event_is_published(
-    client: httpx.AsyncClient, api_context: ServiceContext
+    client: httpx.AsyncClient, api_context: CoreContext
 ) -> None:
     with api_context.events.subscribe(event_types={"api_post_event"}) as events:
         await client.post("/v2/apps", json=SIMPLE)
@@ -153,7 +153,7 @@ async def test_api_post_event_is_published(
 
 
 async def test_a_refused_state_write_is_a_503_not_a_500(
-    client: httpx.AsyncClient, api_context: ServiceContext, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, api_context: CoreContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def fenced(*args: object, **kwargs: object) -> None:
         raise FencedWriteError("me:8080 is not the leader")

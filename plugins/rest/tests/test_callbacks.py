@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from marathon_core.service import ServiceContext
+from marathon_core.testing.context import CoreContext
 from marathon_rest.http import serve_http
 from marathon_rest.server import hypercorn_config
 
@@ -35,7 +35,7 @@ class Receiver:
 
 
 async def test_subscribers_get_events_despite_failures(
-    client: httpx.AsyncClient, api_context: ServiceContext, nursery: trio.Nursery
+    client: httpx.AsyncClient, api_context: CoreContext, nursery: trio.Nursery
 ) -> None:
     receiver = Receiver(failures=2)
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])

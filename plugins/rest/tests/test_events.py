@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from marathon_core.model.events import make_event
-from marathon_core.service import ServiceContext
+from marathon_core.testing.context import CoreContext
 from marathon_rest.server import serve_api
 
 
@@ -38,7 +38,7 @@ async def next_event(frames: AsyncIterator[list[str]]) -> dict[str, str]:
 
 
 async def test_events_arrive_one_by_one_in_marathons_format(
-    client: httpx.AsyncClient, api_context: ServiceContext
+    client: httpx.AsyncClient, api_context: CoreContext
 ) -> None:
     async with client.stream("GET", "/v2/events", headers={"Accept": "text/event-stream"}) as r:
         assert r.status_code == 200
@@ -56,7 +56,7 @@ async def test_events_arrive_one_by_one_in_marathons_format(
         assert int(success["id"]) > int(attached["id"])
 
 
-async def test_event_type_filter(client: httpx.AsyncClient, api_context: ServiceContext) -> None:
+async def test_event_type_filter(client: httpx.AsyncClient, api_context: CoreContext) -> None:
     url = "/v2/events?event_type=status_update_event&event_type=app_terminated_event"
     async with client.stream("GET", url) as r:
         frames = sse_frames(r)
@@ -82,7 +82,7 @@ async def test_quiet_streams_get_comment_heartbeats(client: httpx.AsyncClient) -
 
 
 async def test_resume_with_last_event_id(
-    client: httpx.AsyncClient, api_context: ServiceContext
+    client: httpx.AsyncClient, api_context: CoreContext
 ) -> None:
     bus = api_context.events
     seen = bus.publish(make_event("group_change_success", groupId="/a")).id
@@ -100,7 +100,7 @@ async def test_resume_with_last_event_id(
 
 @pytest.mark.parametrize("api_args", [["--event_stream_max_outstanding_messages", "16"]])
 async def test_a_stuck_client_is_dropped_without_delaying_anyone(
-    client: httpx.AsyncClient, api_url: str, api_context: ServiceContext
+    client: httpx.AsyncClient, api_url: str, api_context: CoreContext
 ) -> None:
     bus = api_context.events
     others = bus.statistics().subscribers  # e.g. the callback dispatcher
@@ -137,7 +137,7 @@ async def test_a_stuck_client_is_dropped_without_delaying_anyone(
     await stuck.aclose()
 
 
-async def test_shutdown_is_not_blocked_by_a_stuck_client(api_context: ServiceContext) -> None:
+async def test_shutdown_is_not_blocked_by_a_stuck_client(api_context: CoreContext) -> None:
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             url = await nursery.start(serve_api, api_context)

@@ -7,8 +7,9 @@ import socket
 import httpx
 import trio
 
-from marathon_core.election import SoloElection
-from marathon_core.service import ServiceContext
+import marathon_rest.plugin
+from marathon_core.testing.context import CoreContext, memory_context
+from marathon_rest.server import serve_api
 
 # What marathon-python 0.13 accepts in /v2/info: any other key makes it raise.
 INFO_KEYS = {
@@ -104,23 +105,32 @@ async def test_metrics_report_live_gauges(client: httpx.AsyncClient) -> None:
 
 
 async def test_delete_leader_abdicates_and_a_new_term_starts(
-    client: httpx.AsyncClient, api_context: ServiceContext, nursery: trio.Nursery
+    client: httpx.AsyncClient, api_context: CoreContext
 ) -> None:
-    terms = []
-
-    async def term() -> None:
-        terms.append(trio.current_time())
-        await trio.sleep_forever()
-
-    assert (await client.delete("/v2/leader")).status_code == 404  # no election yet
-    election = SoloElection("me:1")
-    api_context.election = election
-    await nursery.start(election.run, term)
-    with trio.fail_after(5):
-        while not terms:
-            await trio.sleep(0.01)
+    election = api_context.election
+    assert election.is_leader
+    terms = election.statistics().terms
     response = await client.delete("/v2/leader")
     assert response.json() == {"message": "Leadership abdicated"}
     with trio.fail_after(5):  # the solo participant leads again after stepping down
-        while len(terms) < 2:
+        while election.statistics().terms < terms + 1:
             await trio.sleep(0.05)
+
+
+async def test_a_process_that_does_not_lead_and_knows_no_leader_answers_503() -> None:
+    args = ["--http_port", "0", "--http_address", "127.0.0.1"]
+    ctx = await memory_context(args, plugins={"rest": marathon_rest.plugin})
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_api, ctx)
+        async with httpx.AsyncClient(base_url=url) as client:
+            response = await client.delete("/v2/leader")
+        assert response.status_code == 503  # nobody to forward the abdication to
+        nursery.cancel_scope.cancel()
+
+
+async def test_info_shows_the_framework_id_once_registered(
+    client: httpx.AsyncClient, api_context: CoreContext
+) -> None:
+    assert (await client.get("/v2/info")).json()["frameworkId"] is None
+    await api_context.state.framework_id.set("fw-0001")
+    assert (await client.get("/v2/info")).json()["frameworkId"] == "fw-0001"

@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
 
-from marathon_core.health import HealthMonitor
+from marathon_core.context import CoreContext
+from marathon_core.deploy.executor import DeploymentExecutor
+from marathon_core.errors import FencedWriteError, StorageUnavailableError
+from marathon_core.heap import settle_heap
+from marathon_core.leader.control import LeaderControl
+from marathon_core.leader.health import HealthMonitor
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
@@ -31,15 +36,14 @@ from marathon_core.model.instance import Instance
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
 from marathon_core.scheduler.tracker import InstanceTracker
 
-if TYPE_CHECKING:
-    from marathon_core.service import ServiceContext
-
-__all__ = ["LeaderState", "lead"]
+__all__ = ["LeaderState", "lead", "leadership_term"]
 
 log = logging.getLogger(__name__)
 
 #: Mesos events buffered between the subscription and the scheduler.
 EVENT_BUFFER = 10_000
+#: Seconds a leader whose state store failed waits before it contends again.
+STEP_DOWN_PAUSE = 1.0
 
 
 @attrs.frozen
@@ -50,12 +54,12 @@ class LeaderState:
     tracker: InstanceTracker
     scheduler: Scheduler
     mesos: MesosClient
-    #: Health of tasks under Marathon-side checks (None in tests that build their own).
-    health: HealthMonitor | None = None
+    #: Health of tasks under Marathon-side checks.
+    health: HealthMonitor
 
 
 async def lead(
-    ctx: ServiceContext,
+    ctx: CoreContext,
     *,
     options: SchedulerOptions | None = None,
     task_status: trio.TaskStatus[LeaderState] = trio.TASK_STATUS_IGNORED,
@@ -110,3 +114,52 @@ async def lead(
         task_status.started(
             LeaderState(tracker=tracker, scheduler=scheduler, mesos=client, health=health)
         )
+
+
+async def leadership_term(ctx: CoreContext) -> None:
+    """One term as leader: state as the last leader left it, the scheduler (published as
+    ``ctx.leader``) and the deployment executor, all cancelled together when it ends.
+
+    A state store that fails during the term (ZooKeeper unreachable, a fenced write)
+    ends the term, not the process: the election then steps down and contends again.
+    """
+    try:
+        await _lead_term(ctx)
+    except* (StorageUnavailableError, FencedWriteError) as failed:
+        log.warning("leadership ends: the state store failed: %s", failed.exceptions[0])
+    await trio.sleep(STEP_DOWN_PAUSE)  # returning abdicates; do not contend in a tight loop
+
+
+async def _lead_term(ctx: CoreContext) -> None:
+    await ctx.state.storage.sync()  # the last leader's final writes, before reading anything
+    ctx.groups.forget_root()
+    stored = {d.id: d for d in await ctx.state.deployments.all()}
+    for deployment in ctx.registry.all():
+        if deployment.id not in stored:
+            ctx.registry.remove(deployment.id)
+    for deployment in stored.values():
+        ctx.registry.put(deployment)
+    try:
+        async with trio.open_nursery() as nursery:
+            leader: LeaderState = await nursery.start(lead, ctx)
+            settle_heap()
+            # The periodic scale check leaves apps alone while a deployment owns them.
+            leader.scheduler.is_locked = lambda app_id: bool(ctx.registry.for_app(app_id))
+            executor = DeploymentExecutor(
+                ctx.state,
+                ctx.registry,
+                ctx.events,
+                leader.tracker,
+                root_at=ctx.groups.root_at,
+                health=leader.health,
+            )
+            await nursery.start(executor.run)
+            ctx.leader = LeaderControl(
+                tracker=leader.tracker,
+                scheduler=leader.scheduler,
+                health=leader.health,
+                groups=ctx.groups,
+                registry=ctx.registry,
+            )
+    finally:
+        ctx.leader = None

@@ -7,7 +7,7 @@ calls; protocols without one (COMMAND, MESOS_*) run on the agent, and the core o
 validates them. The core never imports a
 plugin: it drives whatever the hook returned.
 
-:class:`HealthMonitor` is leader-scoped (started by :func:`marathon_core.leadership.lead`,
+:class:`HealthMonitor` is leader-scoped (started by :func:`marathon_core.leader.term.lead`,
 cancelled with the term). For every Running task of an app version with Marathon-side
 checks it probes ``host:port`` every ``intervalSeconds`` under ``timeoutSeconds``,
 applies Marathon's rules (:func:`apply_result`): failures are ignored before the

@@ -1,0 +1,87 @@
+"""The leader's live view and control surface, as services see it
+(:class:`~marathon_core.contracts.services.LeaderView`).
+
+One place decides how instances are killed, decommissioned and scaled down from the
+API, so the REST plugin (and any other frontend) never reaches into the scheduler or
+the instance tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from marathon_core.contracts.queue import QueueEntry
+from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.errors import AppLockedError, NotFoundError
+from marathon_core.leader.health import HealthMonitor
+from marathon_core.model.deployment import GroupChange
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId
+from marathon_core.model.instance import Instance
+from marathon_core.scheduler.scheduler import Scheduler
+from marathon_core.scheduler.tracker import InstanceTracker
+
+__all__ = ["LeaderControl"]
+
+
+@attrs.frozen
+class LeaderControl:
+    """What services may see and do while this process leads."""
+
+    tracker: InstanceTracker
+    scheduler: Scheduler
+    health: HealthMonitor
+    groups: GroupManager
+    registry: DeploymentRegistry
+
+    def instances_of(self, app_id: PathId) -> Sequence[Instance]:
+        return self.tracker.instances_of(app_id)
+
+    def all_instances(self) -> Sequence[Instance]:
+        return self.tracker.all_instances()
+
+    def instances_generation(self, app_id: PathId) -> int:
+        return self.tracker.generation(app_id)
+
+    def queue(self) -> Sequence[QueueEntry]:
+        return self.scheduler.queue()
+
+    def queue_entry(self, app_id: PathId) -> QueueEntry | None:
+        return self.scheduler.queue_entry(app_id)
+
+    def reset_delay(self, app_id: PathId) -> bool:
+        return self.scheduler.reset_delay(app_id)
+
+    def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
+        return self.scheduler.last_task_failure(app_id)
+
+    async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:
+        if wipe:
+            await self.tracker.decommission(i.instance_id for i in instances)
+        else:
+            await self.scheduler.kill_instances(instances)
+
+    async def kill_and_scale(
+        self, instances: Mapping[PathId, Sequence[Instance]], *, force: bool = False
+    ) -> GroupChange:
+        locks = self.registry.conflicting(list(instances))
+        if locks and not force:
+            raise AppLockedError(d.id for d in locks)
+        await self.tracker.decommission(
+            i.instance_id for chosen in instances.values() for i in chosen
+        )
+
+        def scale_down(root: Group) -> Group:
+            for app_id, chosen in instances.items():
+                app = root.find_app(app_id)
+                if app is None:
+                    raise NotFoundError(f"App '{app_id}' does not exist")
+                root = root.update_app(
+                    attrs.evolve(app, instances=max(0, app.instances - len(chosen)))
+                )
+            return root
+
+        return await self.groups.update_root(scale_down, force=True)
