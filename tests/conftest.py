@@ -26,8 +26,14 @@ class _AcceptAll:
     registries once ``marathon-runtime-*`` and ``marathon-healthchecks`` ship.
     """
 
+    #: Health checks: none run by the scheduler.
+    checker = None
+
     def validate(self, *args: Any, **kwargs: Any) -> Iterable[Violation]:
         return ()
+
+    def build_task_info(self, *, app: Any, task_info: dict[str, Any]) -> None:
+        """Container runtimes: the core's command TaskInfo as it is."""
 
 
 def _real_constraint_operators() -> dict[str, Any] | None:

@@ -20,12 +20,12 @@ from starlette.routing import Route
 from marathon_core.errors import FencedWriteError, StorageUnavailableError, UserError
 from marathon_rest import (
     apps,
-    callbacks,
     deployments,
     groups,
     metrics,
     openapi,
     queue,
+    subscriptions,
     system,
     tasks,
 )
@@ -123,7 +123,7 @@ def create_app(api: Api) -> ASGIApp:
             *deployments.ROUTES,
             *groups.ROUTES,
             *openapi.ROUTES,
-            *callbacks.ROUTES,
+            *subscriptions.ROUTES,
             *metrics.ROUTES,
             *queue.ROUTES,
             *tasks.ROUTES,

@@ -1,4 +1,4 @@
-"""``/v2/eventSubscriptions``: events POSTed to HTTP callback URLs (Marathon ≤ 1.4).
+"""Events POSTed to HTTP callback URLs (Marathon ≤ 1.4's ``/v2/eventSubscriptions``).
 
 One dispatcher follows the event bus and hands each event to a worker per callback
 URL through a bounded queue; a worker POSTs events in order and retries a failed
@@ -11,21 +11,11 @@ after a Marathon failover.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 import httpx
 import trio
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.contracts.events import EventStream, PublishedEvent
-from marathon_core.errors import BadRequestError
-from marathon_core.model.events import make_event
-from marathon_rest.api import Api
-from marathon_rest.auth import authorize
-from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -106,37 +96,3 @@ class CallbackDispatcher:
                 reason = f"{type(exc).__name__}: {exc}"
             log.info("callback %s attempt %d failed: %s", callback.url, attempt + 1, reason)
         log.warning("callback %s: gave up on event %d", callback.url, event.id)
-
-
-def _callback_url(request: Request) -> str:
-    url = request.query_params.get("callbackUrl", "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadRequestError(f"Invalid callbackUrl '{url}': an http(s) URL is required")
-    return url
-
-
-async def list_subscriptions(request: Request) -> Response:
-    authorize(request, Action.VIEW_RESOURCE, SystemResource.EVENTS)
-    return json_response({"callbackUrls": Api.of(request).callbacks.urls})
-
-
-async def change_subscription(request: Request) -> Response:
-    authorize(request, Action.UPDATE_RESOURCE, SystemResource.EVENTS)
-    api = Api.of(request)
-    url = _callback_url(request)
-    subscribing = request.method == "POST"
-    if subscribing:
-        api.callbacks.subscribe(url)
-    else:
-        api.callbacks.unsubscribe(url)
-    event_type = "subscribe_event" if subscribing else "unsubscribe_event"
-    client = request.client.host if request.client else None
-    api.ctx.events.publish(make_event(event_type, clientIp=client, callbackUrl=url))
-    return json_response({"callbackUrl": url, "clientIp": client, "eventType": event_type})
-
-
-ROUTES = [
-    Route("/v2/eventSubscriptions", list_subscriptions, methods=["GET"]),
-    Route("/v2/eventSubscriptions", change_subscription, methods=["POST", "DELETE"]),
-]

@@ -1,15 +1,12 @@
-"""Marathon's rules for one probe result, and for reading HTTP statuses."""
+"""Marathon's rules for one probe result (the leader's health monitor)."""
 
 from __future__ import annotations
 
-import pytest
-
-from marathon_core.contracts.health import Outcome, ProbeResult
+from marathon_core.contracts.health import ProbeResult
 from marathon_core.leader.health import Health, apply_result
 from marathon_core.model.app import HealthCheck
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import InstanceId
-from marathon_healthchecks.protocols import http_verdict
 
 IID = InstanceId.new(PathId(("app",)))
 CHECK = HealthCheck(grace_period_seconds=10, max_consecutive_failures=2)
@@ -101,23 +98,3 @@ def test_health_json_is_marathons_shape() -> None:
         "lastFailureCause": None,
         "instanceId": str(IID),
     }
-
-
-@pytest.mark.parametrize(
-    ("status", "ignore", "outcome"),
-    [
-        (200, False, Outcome.HEALTHY),
-        (204, False, Outcome.HEALTHY),
-        (301, False, Outcome.HEALTHY),
-        (399, False, Outcome.HEALTHY),
-        (400, False, Outcome.UNHEALTHY),
-        (404, False, Outcome.UNHEALTHY),
-        (500, False, Outcome.UNHEALTHY),
-        (199, False, Outcome.UNHEALTHY),
-        (100, True, Outcome.IGNORED),
-        (199, True, Outcome.IGNORED),
-        (503, True, Outcome.UNHEALTHY),
-    ],
-)
-def test_http_statuses(status: int, ignore: bool, outcome: Outcome) -> None:
-    assert http_verdict(status, "x", ignore_http1xx=ignore).outcome is outcome
