@@ -33,7 +33,7 @@ from marathon_core.model.ids import PathId
 from marathon_core.state.repositories import transact
 from marathon_core.state.storage import Op
 from marathon_core.state.store import StateStore
-from marathon_core.state.zk import ZkStorage
+from marathon_core.state.zk.storage import ZkStorage
 from marathon_core.testing.zookeeper import running_zookeeper
 from marathon_rest.testing import running_marathon
 

@@ -31,7 +31,8 @@ from marathon_core.model.codec import to_storage
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.storage import Create
 from marathon_core.state.store import StateStore
-from marathon_core.state.zk import ZkClient, ZkStorage
+from marathon_core.state.zk.client import ZkClient
+from marathon_core.state.zk.storage import ZkStorage
 from marathon_core.testing.zookeeper import running_zookeeper
 
 

@@ -32,7 +32,7 @@ Solo (:class:`SoloElection`, no ``--zk`` or ``--disable_ha``): leads at once.
 
 Threads: kazoo's watches only hop into trio (``trio.from_thread.run_sync``
 with the client's token) to set an event; every ZooKeeper call goes through
-:class:`~marathon_core.state.zk.ZkClient`.
+:class:`~marathon_core.state.zk.client.ZkClient`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ import trio
 
 from marathon_core.errors import FencedWriteError, StorageError, StorageUnavailableError
 from marathon_core.state.storage import Op
-from marathon_core.state.zk import ZkClient, ZnodeCheck
+from marathon_core.state.zk.client import ZkClient
+from marathon_core.state.zk.transaction import ZnodeCheck
 
 __all__ = [
     "ElectionStatistics",

@@ -33,7 +33,8 @@ from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.sqlite import DEFAULT_FILENAME, SqliteStorage
 from marathon_core.state.store import StateStore
-from marathon_core.state.zk import ZkStorage, open_zk
+from marathon_core.state.zk.client import open_zk
+from marathon_core.state.zk.storage import ZkStorage
 
 __all__ = ["open_state", "serve", "validation_context"]
 

@@ -18,7 +18,7 @@ import pytest
 from marathon_core.state.memory import MemoryStorage, MemoryTree
 from marathon_core.state.sqlite import SqliteStorage
 from marathon_core.state.storage import Storage
-from marathon_core.state.zk import ZkStorage
+from marathon_core.state.zk.storage import ZkStorage
 
 
 @attrs.define

@@ -22,7 +22,8 @@ from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.storage import Create
 from marathon_core.state.store import StateStore
-from marathon_core.state.zk import ZkClient, ZkStorage
+from marathon_core.state.zk.client import ZkClient
+from marathon_core.state.zk.storage import ZkStorage
 from marathon_core.testing.pytest_plugin import require_zookeeper
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble, running_zookeeper
 
@@ -147,7 +148,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, trio
     from marathon_core.election import ZkElection
-    from marathon_core.state.zk import ZkClient
+    from marathon_core.state.zk.client import ZkClient
 
     async def main(url, session):
         client = await ZkClient.connect(url, session_timeout=session, timeout=2.0)

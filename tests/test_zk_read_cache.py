@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from marathon_core.state.storage import Create, Delete, Update
-from marathon_core.state.zk import ZkStorage
+from marathon_core.state.zk.storage import ZkStorage
 from marathon_core.testing.pytest_plugin import require_zookeeper
 from marathon_core.testing.zookeeper import running_zookeeper
 

@@ -15,6 +15,7 @@ from kazoo.client import KazooClient
 
 from marathon_core.errors import (
     ConfigError,
+    FencedWriteError,
     NotFoundError,
     StorageError,
     StorageUnavailableError,
@@ -23,17 +24,13 @@ from marathon_core.errors import (
 )
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.storage import Check, Create, Delete, Op, Update
-from marathon_core.state.zk import (
-    BLOBS,
-    CHUNK_SIZE,
-    MAX_REQUEST,
-    FencedWriteError,
-    ZkClient,
-    ZkStorage,
-    ZkUrl,
-    ZnodeCheck,
-    parse_zk_url,
-)
+from marathon_core.state.zk.client import ZkClient
+from marathon_core.state.zk.encoding import CHUNK_SIZE
+from marathon_core.state.zk.layout import BLOBS
+from marathon_core.state.zk.payloads import MAX_REQUEST
+from marathon_core.state.zk.storage import ZkStorage
+from marathon_core.state.zk.transaction import ZnodeCheck
+from marathon_core.state.zk.url import ZkUrl, parse_zk_url
 from marathon_core.testing.pytest_plugin import require_zookeeper
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble, free_ports, running_zookeeper
 
