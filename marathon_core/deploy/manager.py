@@ -28,7 +28,7 @@ from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, VersionInfo
 from marathon_core.model.deployment import Deployment
-from marathon_core.model.events import make_event
+from marathon_core.model.events import group_change_success
 from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
@@ -266,7 +266,7 @@ class GroupManager:
             self._registry.put(deployment)
         for gone in cancelled:
             log.info("deployment %s cancelled by %s (force)", gone.id, deployment.id)
-        self._events.publish(make_event("group_change_success", groupId="/", version=str(now)))
+        self._events.publish(group_change_success(target.id, now))
         return GroupChange(target, deployment)
 
     def _prepare(
