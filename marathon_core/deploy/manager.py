@@ -312,15 +312,21 @@ class GroupManager:
         return stamped, facts.advance(stamped, app_changes(target, stamped))
 
     async def _make_room(self, deployment: Deployment, *, force: bool) -> list[Deployment]:
+        """Answer 409 for conflicting deployments (cancel them with ``force``) and 403 at
+        the running-deployments limit; returns the cancelled deployments.
+
+        The limit counts the deployments that stay, and is checked before anything is
+        cancelled: a refused forced update must leave the running deployments alone.
+        """
         conflicts = self._registry.conflicting(deployment.affected_app_ids())
         if conflicts and not force:
             raise AppLockedError(d.id for d in conflicts)
-        for old in conflicts:
-            await self._state.complete_deployment(old.id)
-            self._registry.remove(old.id)
-        if len(self._registry.all()) >= self._max_running:
+        if len(self._registry.all()) - len(conflicts) >= self._max_running:
             raise TooManyDeploymentsError(
                 f"Max number ({self._max_running}) of running deployments is achieved. "
                 "Wait for existing deployments to complete or cancel one of them."
             )
+        for old in conflicts:
+            await self._state.complete_deployment(old.id)
+            self._registry.remove(old.id)
         return conflicts
