@@ -18,7 +18,8 @@ from marathon_core.errors import Violation
 from marathon_core.model.codec import app_to_json, parse_app
 from marathon_core.model.validation import ValidationContext
 
-EXAMPLES = Path("/work/shared/reference/marathon/examples")
+#: The Marathon-compatible request bodies the tests use, kept in the repository.
+EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data" / "marathon-examples"
 
 
 class _AcceptAll:

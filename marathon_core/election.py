@@ -2,8 +2,8 @@
 
 :meth:`LeaderElection.run` is the service: it runs ``lead`` (the
 leadership-scoped work) inside a cancel scope while this process leads and
-cancels it the moment leadership ends (design: "one service tree";
-conventions #20).  Nothing else needs an "am I leader?" flag.
+cancels it the moment leadership ends, so work only a leader may do lives in
+``lead`` and nothing else needs an "am I leader?" flag.
 
 ZooKeeper (:class:`ZkElection`): the ZooKeeper recipe with ephemeral
 sequential nodes ``<zk path>/leader-curator/latch-<seq>`` holding the

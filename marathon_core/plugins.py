@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "get_plugin_host"]
 
-#: The core's own plugins: name -> module. They implement hooks like anyone else.
+#: The core's own plugins: name -> module. They implement hooks like anyone else, but
+#: are imported from this table; the ``marathon`` entry-point group is only for plugin
+#: distributions (marathon-core itself declares no entry point in it).
 BUILTIN_PLUGINS: Mapping[str, str] = {
     "builtin-masters": "marathon_core.masters",
 }

@@ -125,10 +125,11 @@ async def keep_standby_warm(state: StateStore, election: LeaderElection) -> None
 
     Why: with 10k apps and 100k instances a cold load takes seconds, and a new
     leader must serve writes within the ZooKeeper session timeout + 2 s of the old
-    one's death (issue #7).  Warm, a takeover reads and decodes only what changed
-    since the last pass.  The roots that in-flight deployments started from are
-    kept too: the new leader resumes those deployments at once.  Passes follow
-    changes, at most one per :data:`WARM_INTERVAL`.
+    one's death (the target ``benchmarks/bench_failover.py`` measures).  Warm, a
+    takeover reads and decodes only what changed since the last pass.  The roots
+    that in-flight deployments started from are kept too: the new leader resumes
+    those deployments at once.  Passes follow changes, at most one per
+    :data:`WARM_INTERVAL`.
     """
     while True:
         failed = False

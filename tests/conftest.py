@@ -13,7 +13,7 @@ import pytest
 from marathon_core.errors import Violation
 from marathon_core.model.validation import ValidationContext
 
-#: Marathon-compatible request fixtures (the team's reference set, kept with the tests).
+#: Marathon-compatible request fixtures, kept with the tests (see their README.md).
 EXAMPLES = Path(__file__).parent / "data" / "marathon-examples"
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
@@ -22,8 +22,9 @@ HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTP
 class _AcceptAll:
     """Test-only stand-in for a runtime / health-check plugin: accepts everything.
 
-    No runtime or health-check plugin exists yet; replace these with the real plugins'
-    registries once ``marathon-runtime-*`` and ``marathon-healthchecks`` ship.
+    The core's tests run without those plugins installed, so container runtimes and
+    health-check protocols accept everything here; ``marathon-runtime-mesos`` and
+    ``marathon-healthchecks`` test their own validation.
     """
 
     #: Health checks: none run by the scheduler.

@@ -3,7 +3,7 @@
 The ZooKeeper backend runs against the session's real ZooKeeper (the
 ``zookeeper`` fixture of ``marathon_core.testing.pytest_plugin``); each test
 gets its own chroot, and reopening connects a new client (a new session) to
-the same chroot (conventions #31, #32).  Test modules import
+the same chroot.  Test modules import
 the fixtures from here (``from state_backends import backend, store``).
 """
 

@@ -6,7 +6,12 @@ import attrs
 import pytest
 import trio
 
-from marathon_core.deploy.manager import DeploymentRegistry, GroupManager, _RootFacts
+from marathon_core.deploy.manager import (
+    DeploymentRegistry,
+    GroupManager,
+    TooManyDeploymentsError,
+    _RootFacts,
+)
 from marathon_core.errors import AppLockedError, ValidationError
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
@@ -80,6 +85,21 @@ async def test_locked_apps_answer_409_unless_forced(manager: GroupManager) -> No
     forced = await manager.update_root(put(web(instances=5)), force=True)
     assert [d.id for d in manager._registry.all()] == [forced.deployment.id]
     assert [d.id for d in await manager._state.deployments.all()] == [forced.deployment.id]
+
+
+async def test_a_forced_update_over_the_limit_cancels_nothing(manager: GroupManager) -> None:
+    """The 403 comes before any cancellation: a refused update loses no deployment."""
+    for name in ("a", "b", "c"):
+        app = AppDefinition(id=PathId.parse(f"/{name}"), cmd="x")
+        await manager.update_root(lambda root, app=app: root.update_app(app))
+    running = [d.id for d in manager._registry.all()]
+    # A new leader started with a lower --max_running_deployments finds three running.
+    lower = GroupManager(manager._state, manager._registry, EventBus(), max_running_deployments=2)
+    again = AppDefinition(id=PathId.parse("/a"), cmd="y")
+    with pytest.raises(TooManyDeploymentsError):
+        await lower.update_root(lambda root: root.update_app(again), force=True)
+    assert [d.id for d in manager._registry.all()] == running
+    assert sorted(d.id for d in await manager._state.deployments.all()) == sorted(running)
 
 
 async def test_restart_moves_the_config_version_without_a_change(manager: GroupManager) -> None:

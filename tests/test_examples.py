@@ -46,7 +46,7 @@ ALWAYS = {
     "labels",
     "env",
 }
-#: Every key marathon-python 0.13 accepts on an app (clients.md §1.3).
+#: Every key marathon-python 0.13 accepts on an app: ``MarathonApp``'s arguments, camelCased.
 CLIENT_APP_KEYS = set(
     [
         "acceptedResourceRoles",

@@ -6,7 +6,8 @@ simply re-runs its current step: *scale* schedules or decommissions instances un
 *restart* replaces instances of the old configuration honouring the app's
 ``upgradeStrategy`` (Marathon's arithmetic, see :func:`rolling_targets`). Progress is
 stored with every step, and events follow Marathon: ``deployment_info`` when a step
-starts, ``deployment_step_success`` when it ends, ``deployment_success`` at the end.
+starts, ``deployment_step_success`` when it ends, ``deployment_success`` at the end
+(their JSON comes from :mod:`marathon_core.model.events`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import enum
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 import trio
@@ -23,9 +24,15 @@ import trio
 from marathon_core.deploy.manager import DeploymentRegistry
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
-from marathon_core.model.codec import group_to_json
 from marathon_core.model.deployment import ActionKind, Deployment, DeploymentAction
-from marathon_core.model.events import make_event
+from marathon_core.model.events import (
+    app_terminated_event,
+    deployment_failed,
+    deployment_info,
+    deployment_plan,
+    deployment_step_success,
+    deployment_success,
+)
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId, kill_order
@@ -158,38 +165,27 @@ class DeploymentExecutor:
                 await self.execute(deployment)
             except Exception as exc:
                 log.exception("deployment %s failed", deployment.id)
-                self._events.publish(
-                    make_event(
-                        "deployment_failed",
-                        id=deployment.id,
-                        plan=_plan_json(deployment, Group.empty_root(), Group.empty_root()),
-                        reason=str(exc),
-                    )
-                )
+                self._events.publish(deployment_failed(deployment, str(exc)))
         running.pop(deployment.id, None)
 
     async def execute(self, deployment: Deployment) -> None:
         """Run ``deployment`` from its current step to the end, then forget it."""
         original = await self._root_at(deployment.original_version)
         target = await self._root_at(deployment.target_version)
-        plan = _plan_json(deployment, original, target)
+        plan = deployment_plan(deployment, original, target)
         first = max(deployment.current_step, 1)
         for number in range(first, deployment.total_steps + 1):
             deployment = attrs.evolve(deployment, current_step=number)
             await self._state.deployments.put(deployment)
             self._registry.put(deployment)
-            step = deployment.steps[number - 1]
-            current = {"actions": [_action_json(a) for a in step.actions]}
-            self._events.publish(make_event("deployment_info", plan=plan, currentStep=current))
+            self._events.publish(deployment_info(plan, number))
             async with trio.open_nursery() as nursery:
-                for action in step.actions:
+                for action in deployment.steps[number - 1].actions:
                     nursery.start_soon(self._perform, action, target)
-            self._events.publish(
-                make_event("deployment_step_success", plan=plan, currentStep=current)
-            )
+            self._events.publish(deployment_step_success(plan, number))
         await self._state.complete_deployment(deployment.id)
         self._registry.remove(deployment.id)
-        self._events.publish(make_event("deployment_success", id=deployment.id, plan=plan))
+        self._events.publish(deployment_success(plan))
 
     async def _perform(self, action: DeploymentAction, target: Group) -> None:
         app = target.find_app(action.app_id)
@@ -258,7 +254,7 @@ class DeploymentExecutor:
             return Progress.WAIT if _present(instances) else Progress.DONE
 
         await self._until(step)
-        self._events.publish(make_event("app_terminated_event", appId=str(app_id)))
+        self._events.publish(app_terminated_event(app_id))
 
     async def restart(self, app: AppDefinition) -> None:
         """Replace old-configuration instances within the app's upgrade strategy."""
@@ -295,33 +291,3 @@ class DeploymentExecutor:
             return Progress.DONE if finished else Progress.WAIT
 
         await self._until(step, poll=self._gated(app))
-
-
-def _affected_part(root: Group, app_ids: frozenset[PathId]) -> Group:
-    """``root`` cut down to the apps in ``app_ids`` (and the groups holding them)."""
-    part = Group(root.id, version=root.version)
-    for app_id in sorted(app_ids):
-        app = root.find_app(app_id)
-        if app is not None:
-            part = part.update_app(app)
-    return part
-
-
-def _plan_json(deployment: Deployment, original: Group, target: Group) -> dict[str, Any]:
-    """The plan as marathon-python parses it: id, version, original, target, steps.
-
-    ``original`` and ``target`` hold only the part of the tree the plan changes: the
-    whole root would make every event as large as the cluster.
-    """
-    affected = deployment.affected_app_ids()
-    return {
-        "id": deployment.id,
-        "version": str(deployment.version),
-        "original": group_to_json(_affected_part(original, affected)),
-        "target": group_to_json(_affected_part(target, affected)),
-        "steps": [{"actions": [_action_json(a) for a in s.actions]} for s in deployment.steps],
-    }
-
-
-def _action_json(action: DeploymentAction) -> dict[str, str]:
-    return {"action": action.action.value, "app": str(action.app_id)}

@@ -28,7 +28,7 @@ from marathon_core.errors import AppLockedError, ForbiddenError, ValidationError
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, VersionInfo
 from marathon_core.model.deployment import Deployment, GroupChange
-from marathon_core.model.events import make_event
+from marathon_core.model.events import group_change_success
 from marathon_core.model.group import AppChanges, Group, app_changes
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
@@ -254,7 +254,7 @@ class GroupManager:
             self._registry.put(deployment)
         for gone in cancelled:
             log.info("deployment %s cancelled by %s (force)", gone.id, deployment.id)
-        self._events.publish(make_event("group_change_success", groupId="/", version=str(now)))
+        self._events.publish(group_change_success(target.id, now))
         return GroupChange(target, deployment)
 
     def _prepare(
@@ -300,15 +300,21 @@ class GroupManager:
         return stamped, facts.advance(stamped, app_changes(target, stamped))
 
     async def _make_room(self, deployment: Deployment, *, force: bool) -> list[Deployment]:
+        """Answer 409 for conflicting deployments (cancel them with ``force``) and 403 at
+        the running-deployments limit; returns the cancelled deployments.
+
+        The limit counts the deployments that stay, and is checked before anything is
+        cancelled: a refused forced update must leave the running deployments alone.
+        """
         conflicts = self._registry.conflicting(deployment.affected_app_ids())
         if conflicts and not force:
             raise AppLockedError(d.id for d in conflicts)
-        for old in conflicts:
-            await self._state.complete_deployment(old.id)
-            self._registry.remove(old.id)
-        if len(self._registry.all()) >= self._max_running:
+        if len(self._registry.all()) - len(conflicts) >= self._max_running:
             raise TooManyDeploymentsError(
                 f"Max number ({self._max_running}) of running deployments is achieved. "
                 "Wait for existing deployments to complete or cancel one of them."
             )
+        for old in conflicts:
+            await self._state.complete_deployment(old.id)
+            self._registry.remove(old.id)
         return conflicts

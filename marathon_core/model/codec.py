@@ -25,8 +25,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from marathon_core.errors import INVALID_JSON, BadRequestError, ValidationError, Violation
 import marathon_core.model.schema as schema
+from marathon_core.errors import INVALID_JSON, BadRequestError, ValidationError, Violation
 from marathon_core.model.app import (
     AppDefinition,
     Constraint,

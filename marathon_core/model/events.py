@@ -12,7 +12,24 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-__all__ = ["make_event", "timestamp_now"]
+from marathon_core.model.app import AppDefinition
+from marathon_core.model.codec import app_to_json, deployment_to_json, group_to_json
+from marathon_core.model.deployment import Deployment
+from marathon_core.model.group import Group
+from marathon_core.model.ids import PathId, Timestamp
+
+__all__ = [
+    "api_post_event",
+    "app_terminated_event",
+    "deployment_failed",
+    "deployment_info",
+    "deployment_plan",
+    "deployment_step_success",
+    "deployment_success",
+    "group_change_success",
+    "make_event",
+    "timestamp_now",
+]
 
 
 def timestamp_now() -> str:
@@ -24,3 +41,76 @@ def timestamp_now() -> str:
 def make_event(event_type: str, **fields: Any) -> dict[str, Any]:
     """An event of ``event_type`` with ``fields`` as given, stamped now."""
     return {"eventType": event_type, "timestamp": timestamp_now(), **fields}
+
+
+# --- deployment events
+
+
+def _affected_part(root: Group, app_ids: frozenset[PathId]) -> Group:
+    """``root`` cut down to the apps in ``app_ids`` (and the groups holding them)."""
+    part = Group(root.id, version=root.version)
+    for app_id in sorted(app_ids):
+        app = root.find_app(app_id)
+        if app is not None:
+            part = part.update_app(app)
+    return part
+
+
+def deployment_plan(deployment: Deployment, original: Group, target: Group) -> dict[str, Any]:
+    """The plan as marathon-python parses it: id, version, original, target, steps.
+
+    ``original`` and ``target`` hold only the part of the tree the plan changes: the
+    whole root would make every event as large as the cluster. Built once per run and
+    shared by that run's events.
+    """
+    affected = deployment.affected_app_ids()
+    return {
+        "id": deployment.id,
+        "version": str(deployment.version),
+        "original": group_to_json(_affected_part(original, affected)),
+        "target": group_to_json(_affected_part(target, affected)),
+        "steps": deployment_to_json(deployment)["steps"],
+    }
+
+
+def _current_step(plan: dict[str, Any], number: int) -> Any:
+    """Step ``number`` (from 1) of ``plan``, as the plan lists it."""
+    return plan["steps"][number - 1]
+
+
+def deployment_info(plan: dict[str, Any], step_number: int) -> dict[str, Any]:
+    """Step ``step_number`` of ``plan`` starts."""
+    return make_event("deployment_info", plan=plan, currentStep=_current_step(plan, step_number))
+
+
+def deployment_step_success(plan: dict[str, Any], step_number: int) -> dict[str, Any]:
+    """Every action of step ``step_number`` of ``plan`` reached its goal."""
+    current = _current_step(plan, step_number)
+    return make_event("deployment_step_success", plan=plan, currentStep=current)
+
+
+def deployment_success(plan: dict[str, Any]) -> dict[str, Any]:
+    """The last step of ``plan`` succeeded; the deployment is forgotten."""
+    return make_event("deployment_success", id=plan["id"], plan=plan)
+
+
+def deployment_failed(deployment: Deployment, reason: str) -> dict[str, Any]:
+    """``deployment`` stopped on an error. The plan's roots are left empty: the failure
+    may be that they could not be read."""
+    plan = deployment_plan(deployment, Group.empty_root(), Group.empty_root())
+    return make_event("deployment_failed", id=deployment.id, plan=plan, reason=reason)
+
+
+def app_terminated_event(app_id: PathId) -> dict[str, Any]:
+    """A deployment stopped every instance of ``app_id``."""
+    return make_event("app_terminated_event", appId=str(app_id))
+
+
+def group_change_success(group_id: PathId, version: Timestamp) -> dict[str, Any]:
+    """The group ``group_id`` was stored at ``version`` (and its deployment started)."""
+    return make_event("group_change_success", groupId=str(group_id), version=str(version))
+
+
+def api_post_event(client_ip: str | None, uri: str, app: AppDefinition) -> dict[str, Any]:
+    """A client created or replaced ``app`` through the API at ``uri``."""
+    return make_event("api_post_event", clientIp=client_ip, uri=uri, appDefinition=app_to_json(app))

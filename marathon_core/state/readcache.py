@@ -1,7 +1,7 @@
 """Values, child lists and decoded objects a storage keeps until told they changed.
 
 Why: a new leader must serve writes within seconds of the old one's death with
-10k apps and 100k instances stored (issue #7, benchmark B5); reading and
+10k apps and 100k instances stored (``benchmarks/bench_failover.py``); reading and
 decoding them takes several seconds on ZooKeeper.  A standby that read the state
 once keeps it here, and the backend (ZooKeeper watches) drops exactly what
 changes, so taking over costs only what changed since.

@@ -12,7 +12,7 @@ Layout (keys are escaped with :func:`~marathon_core.state.storage.segment`)::
 
 Instances are stored batched, one value per app.  Why: a new leader must load
 10k apps and 100k instances within seconds, and on ZooKeeper a read costs a
-round trip (~6.5k pipelined gets/s, reference/performance.md §6, so a znode
+round trip (about 6.5k pipelined gets/s, so a znode
 per instance is ~17 s).  Batched per app the load is one read per app, and the instances of an
 app are written together, which is also how deployments and the tracker change
 them.  The cost: changing one instance rewrites its app's value, O(instances of

@@ -168,8 +168,9 @@ class Storage(abc.ABC):
     async def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
         """Entries of the keys that exist, in one round (pipelined on ZooKeeper).
 
-        Why: loading 10k apps one read at a time is what made Marathon's
-        elections time out (#2532); repositories always read in bulk.
+        Why: reading the state one key at a time at election is what made Marathon's
+        own elections time out with only 500 apps (its GitHub issue 2532);
+        repositories always read in bulk.
         """
 
     @abc.abstractmethod

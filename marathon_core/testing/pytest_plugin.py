@@ -7,7 +7,7 @@ Fixtures:
     (a :class:`~marathon_core.testing.zookeeper.ZooKeeperEnsemble` of one).
 ``zk_url``
     per test: ``zk://127.0.0.1:<port>/marathon-test/<uuid>`` on that server, so
-    tests never see each other's nodes (conventions #31).
+    tests never see each other's nodes.
 ``zk_ensemble``
     per test: a fresh 3-node ensemble, for tests that kill or restart nodes.
 

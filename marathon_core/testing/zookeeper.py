@@ -2,9 +2,9 @@
 
 Why real servers: the ZooKeeper backend and the election are about sessions,
 ephemeral nodes and transactions; a fake would test our idea of ZooKeeper,
-not ZooKeeper.  Recipe: ``reference/real-components.md`` §1 (Debian's jar,
-``tickTime=200`` so sessions can be short, readiness by the ``srvr`` Mode line,
-never ``ruok``).
+not ZooKeeper.  Recipe: Debian's jar, ``tickTime=200`` so sessions can be short,
+readiness by the ``srvr`` Mode line (never ``ruok``: it answers ``imok`` before the
+server serves).
 
 Resource handling: every server is a child process in its own session that
 also dies with the thread that started it (``PR_SET_PDEATHSIG``), so even a

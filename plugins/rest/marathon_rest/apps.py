@@ -25,7 +25,7 @@ from marathon_core.model.codec import (
     parse_app,
     parse_app_update,
 )
-from marathon_core.model.events import make_event
+from marathon_core.model.events import api_post_event
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance
@@ -149,11 +149,7 @@ async def create_app(request: Request) -> Response:
 
 def _publish_api_post(api: Api, request: Request, app: AppDefinition) -> None:
     client = request.client.host if request.client else None
-    api.ctx.events.publish(
-        make_event(
-            "api_post_event", clientIp=client, uri=request.url.path, appDefinition=app_to_json(app)
-        )
-    )
+    api.ctx.events.publish(api_post_event(client, request.url.path, app))
 
 
 async def _get(request: Request, path: str) -> Response:
