@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from marathon_core.contracts.health import ProbeResult
-from marathon_core.leader.health import Health, apply_result
+from marathon_core.leader.health import apply_result
 from marathon_core.model.app import HealthCheck
+from marathon_core.model.codec import health_to_json
+from marathon_core.model.health import Health
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import InstanceId
 
@@ -88,7 +90,7 @@ def test_alive_needs_the_last_success_after_the_last_failure() -> None:
 
 
 def test_health_json_is_marathons_shape() -> None:
-    out = Health(IID, first_success=at(1), last_success=at(1)).to_json()
+    out = health_to_json(Health(IID, first_success=at(1), last_success=at(1)))
     assert out == {
         "alive": True,
         "consecutiveFailures": 0,

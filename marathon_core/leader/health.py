@@ -34,13 +34,17 @@ import trio
 from marathon_core.contracts.health import HealthChecker, HealthCheckProtocol, Outcome, ProbeResult
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, HealthCheck
-from marathon_core.model.codec import converter
-from marathon_core.model.events import make_event
+from marathon_core.model.codec import health_to_json
+from marathon_core.model.events import (
+    failed_health_check_event,
+    health_status_changed_event,
+    unhealthy_instance_kill_event,
+)
+from marathon_core.model.health import Health
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Instance, InstanceId, TaskId
+from marathon_core.model.instance import Condition, Instance, TaskId
 
 __all__ = [
-    "Health",
     "HealthMonitor",
     "Verdict",
     "apply_result",
@@ -53,45 +57,6 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_PROBES = 256
 #: Longest pause between two looks at the instances (new tasks are found at once anyway).
 MAX_IDLE = 1.0
-
-
-@attrs.frozen
-class Health:
-    """The health of one task under one check, as Marathon reports it."""
-
-    instance_id: InstanceId
-    first_success: Timestamp | None = None
-    last_success: Timestamp | None = None
-    last_failure: Timestamp | None = None
-    last_failure_cause: str | None = None
-    consecutive_failures: int = 0
-
-    @property
-    def alive(self) -> bool:
-        """A success, and none of the failures came after the last one."""
-        return self.last_success is not None and (
-            self.last_failure is None or self.last_success > self.last_failure
-        )
-
-    @property
-    def has_result(self) -> bool:
-        return self.last_success is not None or self.last_failure is not None
-
-    def to_json(self) -> dict[str, Any]:
-        """Marathon's ``healthCheckResults`` entry."""
-
-        def ts(t: Timestamp | None) -> str | None:
-            return str(t) if t is not None else None
-
-        return {
-            "alive": self.alive,
-            "consecutiveFailures": self.consecutive_failures,
-            "firstSuccess": ts(self.first_success),
-            "lastFailure": ts(self.last_failure),
-            "lastSuccess": ts(self.last_success),
-            "lastFailureCause": self.last_failure_cause,
-            "instanceId": str(self.instance_id),
-        }
 
 
 @attrs.frozen
@@ -245,7 +210,7 @@ class HealthMonitor:
     def results(self, instance: Instance) -> list[dict[str, Any]] | None:
         """``healthCheckResults`` of ``instance``'s task (None: its app has no such checks)."""
         health = self.health_of(instance)
-        return [h.to_json() for h in health] if health is not None else None
+        return [health_to_json(h) for h in health] if health is not None else None
 
     def is_healthy(self, instance: Instance) -> bool:
         """Running with every Marathon-side check alive."""
@@ -434,26 +399,12 @@ class HealthMonitor:
             self._health[task.task_id] = tuple(updated)
             self._bump(target.app.id)
         app = target.app
-        version = str(app.version) if app.version is not None else None
         if verdict.failed:
-            self.events.publish(
-                make_event(
-                    "failed_health_check_event",
-                    appId=str(app.id),
-                    taskId=str(instance.instance_id),
-                    instanceId=str(instance.instance_id),
-                    healthCheck=converter.unstructure(check),
-                )
-            )
+            self.events.publish(failed_health_check_event(app.id, instance.instance_id, check))
         if verdict.health.alive != before.alive:
             self.events.publish(
-                make_event(
-                    "health_status_changed_event",
-                    appId=str(app.id),
-                    instanceId=str(instance.instance_id),
-                    taskId=str(task.task_id),
-                    version=version,
-                    alive=verdict.health.alive,
+                health_status_changed_event(
+                    app, instance.instance_id, task.task_id, alive=verdict.health.alive
                 )
             )
         if verdict.kill and running and current is not None:
@@ -467,17 +418,9 @@ class HealthMonitor:
                 before.consecutive_failures + 1,
                 result.cause,
             )
-            agent = current.agent
             self.events.publish(
-                make_event(
-                    "unhealthy_instance_kill_event",
-                    appId=str(app.id),
-                    taskId=str(task.task_id),
-                    instanceId=str(instance.instance_id),
-                    version=version,
-                    reason=result.cause or "health check failed",
-                    host=agent.host if agent is not None else None,
-                    slaveId=agent.agent_id if agent is not None else None,
+                unhealthy_instance_kill_event(
+                    app, current, task.task_id, reason=result.cause or "health check failed"
                 )
             )
             await self.kill([current])

@@ -43,6 +43,7 @@ from marathon_core.model.app import (
 )
 from marathon_core.model.deployment import Deployment, DeploymentAction
 from marathon_core.model.group import Group
+from marathon_core.model.health import Health
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
     Instance,
@@ -319,6 +320,23 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
     out["id"] = out.pop("instanceId")
     out["appId"] = str(instance.app_id)
     return out
+
+
+def health_to_json(health: Health) -> dict[str, Any]:
+    """Marathon's ``healthCheckResults`` entry of one task under one check."""
+
+    def ts(t: Timestamp | None) -> str | None:
+        return str(t) if t is not None else None
+
+    return {
+        "alive": health.alive,
+        "consecutiveFailures": health.consecutive_failures,
+        "firstSuccess": ts(health.first_success),
+        "lastFailure": ts(health.last_failure),
+        "lastSuccess": ts(health.last_success),
+        "lastFailureCause": health.last_failure_cause,
+        "instanceId": str(health.instance_id),
+    }
 
 
 def deployment_to_json(deployment: Deployment) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from marathon_core.model.app import AppDefinition
-from marathon_core.model.codec import app_to_json, deployment_to_json, group_to_json
+from marathon_core.model.app import AppDefinition, HealthCheck
+from marathon_core.model.codec import app_to_json, converter, deployment_to_json, group_to_json
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Instance, InstanceId, TaskId
 
 __all__ = [
     "api_post_event",
@@ -26,9 +27,15 @@ __all__ = [
     "deployment_plan",
     "deployment_step_success",
     "deployment_success",
+    "event_stream_attached",
+    "event_stream_detached",
+    "failed_health_check_event",
     "group_change_success",
+    "health_status_changed_event",
     "make_event",
+    "subscription_event",
     "timestamp_now",
+    "unhealthy_instance_kill_event",
 ]
 
 
@@ -114,3 +121,73 @@ def group_change_success(group_id: PathId, version: Timestamp) -> dict[str, Any]
 def api_post_event(client_ip: str | None, uri: str, app: AppDefinition) -> dict[str, Any]:
     """A client created or replaced ``app`` through the API at ``uri``."""
     return make_event("api_post_event", clientIp=client_ip, uri=uri, appDefinition=app_to_json(app))
+
+
+# --- health events
+
+
+def failed_health_check_event(
+    app_id: PathId, instance_id: InstanceId, check: HealthCheck
+) -> dict[str, Any]:
+    return make_event(
+        "failed_health_check_event",
+        appId=str(app_id),
+        taskId=str(instance_id),
+        instanceId=str(instance_id),
+        healthCheck=converter.unstructure(check),
+    )
+
+
+def health_status_changed_event(
+    app: AppDefinition, instance_id: InstanceId, task_id: TaskId, *, alive: bool
+) -> dict[str, Any]:
+    return make_event(
+        "health_status_changed_event",
+        appId=str(app.id),
+        instanceId=str(instance_id),
+        taskId=str(task_id),
+        version=_version(app),
+        alive=alive,
+    )
+
+
+def unhealthy_instance_kill_event(
+    app: AppDefinition, instance: Instance, task_id: TaskId, *, reason: str
+) -> dict[str, Any]:
+    agent = instance.agent
+    return make_event(
+        "unhealthy_instance_kill_event",
+        appId=str(app.id),
+        taskId=str(task_id),
+        instanceId=str(instance.instance_id),
+        version=_version(app),
+        reason=reason,
+        host=agent.host if agent is not None else None,
+        slaveId=agent.agent_id if agent is not None else None,
+    )
+
+
+def _version(app: AppDefinition) -> str | None:
+    return str(app.version) if app.version is not None else None
+
+
+# --- API events
+
+
+def event_stream_attached(remote_address: str | None) -> dict[str, Any]:
+    return make_event("event_stream_attached", remoteAddress=remote_address)
+
+
+def event_stream_detached(remote_address: str | None) -> dict[str, Any]:
+    return make_event("event_stream_detached", remoteAddress=remote_address)
+
+
+def subscription_event(
+    *, subscribed: bool, client_ip: str | None, callback_url: str
+) -> dict[str, Any]:
+    """``subscribe_event`` or ``unsubscribe_event`` of an HTTP callback."""
+    return make_event(
+        "subscribe_event" if subscribed else "unsubscribe_event",
+        clientIp=client_ip,
+        callbackUrl=callback_url,
+    )

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.contracts.events import PublishedEvent, SubscriberTooSlow, Subscription
 from marathon_core.errors import UserError
-from marathon_core.model.events import make_event
+from marathon_core.model.events import event_stream_attached, event_stream_detached
 from marathon_rest.api import Api
 from marathon_rest.app_types import Receive, Scope, Send
 from marathon_rest.auth import authorize
@@ -108,7 +108,7 @@ class EventStream:
                     ],
                 }
             )
-            bus.publish(make_event("event_stream_attached", remoteAddress=client))
+            bus.publish(event_stream_attached(client))
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_cancel_when_disconnected, receive, nursery.cancel_scope)
@@ -116,4 +116,4 @@ class EventStream:
                     await _pump(subscription, send, api.event_heartbeat_seconds)
                     nursery.cancel_scope.cancel()
             finally:
-                bus.publish(make_event("event_stream_detached", remoteAddress=client))
+                bus.publish(event_stream_detached(client))

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.errors import BadRequestError
-from marathon_core.model.events import make_event
+from marathon_core.model.events import subscription_event
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response
@@ -39,10 +39,10 @@ async def change_subscription(request: Request) -> Response:
         api.callbacks.subscribe(url)
     else:
         api.callbacks.unsubscribe(url)
-    event_type = "subscribe_event" if subscribing else "unsubscribe_event"
     client = request.client.host if request.client else None
-    api.ctx.events.publish(make_event(event_type, clientIp=client, callbackUrl=url))
-    return json_response({"callbackUrl": url, "clientIp": client, "eventType": event_type})
+    event = subscription_event(subscribed=subscribing, client_ip=client, callback_url=url)
+    api.ctx.events.publish(event)
+    return json_response({"callbackUrl": url, "clientIp": client, "eventType": event["eventType"]})
 
 
 ROUTES = [
