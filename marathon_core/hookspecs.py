@@ -92,14 +92,16 @@ def marathon_mesos_master(url: str, config: Config) -> MasterService | None:
 
     Stops at first non-None result. Implementations return None for values they do
     not serve, so the next plugin is asked; the core's built-in answers ``http://``,
-    ``https://`` and ``host:port`` values and is asked last. ``local`` is served by
+    ``https://``, ``host:port`` and ``zk://`` values and is asked last. ``local`` is served by
     the ``marathon-mesos-local`` plugin, which starts an embedded master and agents.
 
     :param url: The ``--master`` value as the user gave it.
     :param config: The whole configuration.
     :returns: An async callable ``master(task_status=...)`` that starts whatever it
         needs, calls ``task_status.started(master_url)`` with the ``http(s)://`` URL of
-        the master, and runs until cancelled (stopping what it started); or None.
+        the master (or a ``zk://`` URL of the masters' ZooKeeper group, which the core
+        resolves at the start of every leadership term), and runs until cancelled
+        (stopping what it started); or None.
 
     .. versionadded:: 0.1
     """

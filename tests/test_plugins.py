@@ -108,7 +108,7 @@ def test_auth_plugin_decides_when_installed() -> None:
 
 
 def test_master_urls_served_by_the_builtin() -> None:
-    from marathon_core.masters import master_url_of
+    from marathon_core.mesos.detector import master_url_of
 
     assert master_url_of("http://10.0.0.1:5050/") == "http://10.0.0.1:5050"
     assert master_url_of("https://m.example:5050") == "https://m.example:5050"
