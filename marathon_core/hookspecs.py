@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
     from marathon_core.contracts.services import MasterService, Service, ServiceContext
+    from marathon_core.model.app import AppDefinition
+    from marathon_core.model.instance import Instance
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -177,7 +179,9 @@ def marathon_health_check_protocols() -> Mapping[str, HealthCheckProtocol] | Non
 
 
 @hookspec
-def marathon_prepare_task(app: Any, instance: Any, task_info: dict[str, Any]) -> None:
+def marathon_prepare_task(
+    app: AppDefinition, instance: Instance, task_info: dict[str, Any]
+) -> None:
     """Adjust a Mesos ``TaskInfo`` (JSON form) in place just before it is launched.
 
     For labels, environment variables, secrets or a custom executor. Called for every

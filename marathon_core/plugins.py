@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
     from marathon_core.contracts.services import MasterService, Service, ServiceContext
+    from marathon_core.model.app import AppDefinition
+    from marathon_core.model.instance import Instance
 
 __all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "get_plugin_host"]
 
@@ -118,7 +120,9 @@ class PluginHost:
 
     # -- launch, events, auth ---------------------------------------------
 
-    def prepare_task(self, app: Any, instance: Any, task_info: dict[str, Any]) -> None:
+    def prepare_task(
+        self, app: AppDefinition, instance: Instance, task_info: dict[str, Any]
+    ) -> None:
         self.manager.hook.marathon_prepare_task(app=app, instance=instance, task_info=task_info)
 
     def event(self, event: Mapping[str, Any]) -> None:

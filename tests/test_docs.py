@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import marathon_core
 from marathon_core import hookspecs
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -33,3 +34,11 @@ def test_every_hookspec_has_a_docstring_with_params_and_version() -> None:
             assert ".. versionadded::" in doc, name
             for param in inspect.signature(fn).parameters:
                 assert f":param {param}:" in doc, f"{name}: {param} undocumented"
+
+
+def test_every_plugin_api_module_is_documented() -> None:
+    text = (DOCS / "writing_plugins.md").read_text()
+    missing = [
+        m for m in (*marathon_core.PLUGIN_API, *marathon_core.TESTING_API) if f"`{m}`" not in text
+    ]
+    assert missing == []
