@@ -26,6 +26,9 @@ class _AcceptAll:
     registries once ``marathon-runtime-*`` and ``marathon-healthchecks`` ship.
     """
 
+    #: Health checks are validated only; the leader runs no probe for them.
+    checker = None
+
     def validate(self, *args: Any, **kwargs: Any) -> Iterable[Violation]:
         return ()
 
