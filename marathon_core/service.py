@@ -192,8 +192,6 @@ async def _lead_term(ctx: ServiceContext) -> None:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
             settle_heap()
-            # The periodic scale check leaves apps alone while a deployment owns them.
-            leader.scheduler.is_locked = lambda app_id: bool(ctx.deployments.for_app(app_id))
             executor = DeploymentExecutor(
                 ctx.state,
                 ctx.deployments,

@@ -8,6 +8,7 @@ import attrs
 import trio
 
 from marathon_core.events import EventBus
+from marathon_core.mesos.events import MesosEvent, Offers, Subscribed, TaskStatus, Update
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
@@ -49,14 +50,14 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         options = SchedulerOptions(task_launch_timeout=0.05, max_instances_per_offer=2)
         scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
                               options=options)  # fmt: skip
-        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        send, receive = trio.open_memory_channel[MesosEvent](100)
         await nursery.start(scheduler.run, receive)
-        await send.send({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}})
+        await send.send(Subscribed(framework_id="F"))
         app = make_app("/web", instances=3, cpus=0.25)
         await tracker.schedule(app, 3)
         offers = [offer(host="a1", cpus=4.0), offer(host="a2", cpus=4.0), offer(host="a3")]
-        await send.send({"type": "OFFERS", "offers": {"offers": offers}})
-        await send.send({"type": "OFFERS", "offers": {"offers": [offer(host="a4", cpus=4.0)]}})
+        await send.send(Offers(tuple(offers)))
+        await send.send(Offers((offer(host="a4", cpus=4.0),)))
         with trio.fail_after(5):
             while len(mesos.stored_at_accept) < 3 or not mesos.of("DECLINE"):
                 await trio.sleep(0.01)
@@ -79,9 +80,9 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         assert len(mesos.of("KILL")) == 3
         # The kill ends in a terminal update: the instance is scheduled again (same id).
         task = tracker.instances_of(app.id)[0].task
-        status = {"task_id": {"value": str(task.task_id)}, "state": "TASK_KILLED",
-                  "agent_id": {"value": "S-a1"}, "uuid": "q83vEjRWeJCrze8SNFZ4kA=="}  # fmt: skip
-        await send.send({"type": "UPDATE", "update": {"status": status}})
+        status = TaskStatus(task_id=str(task.task_id), state="TASK_KILLED", agent_id="S-a1",
+                            uuid="q83vEjRWeJCrze8SNFZ4kA==")  # fmt: skip
+        await send.send(Update(status))
         with trio.fail_after(2):
             while not mesos.of("ACKNOWLEDGE"):
                 await trio.sleep(0.01)
@@ -122,3 +123,4 @@ async def test_generation_changes_with_every_change_to_an_apps_instances() -> No
         assert tracker.instances_of(web.id) == [] and tracker.generation(web.id) == 0
         await tracker.schedule(web, 1)
         fresh(web.id)  # never a number seen before, though the app had no instances
+

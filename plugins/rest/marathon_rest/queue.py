@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action
 from marathon_core.errors import NotFoundError, ServiceUnavailableError
-from marathon_core.scheduler.queue import QueueEntry
+from marathon_core.scheduler.queue_view import QueueEntry
 from marathon_core.scheduler.scheduler import Scheduler
 from marathon_rest.api import Api
 from marathon_rest.auth import allowed, authorize
