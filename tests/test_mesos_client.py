@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -13,9 +13,12 @@ from marathon_core.config import Config
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import CallError, MesosClient
 from marathon_core.mesos.detector import leader_child, master_info_url, parse_zk_url
+from marathon_core.mesos.events import Disconnected, MesosEvent, Subscribed
 
 from .scheduler_cluster import open_cluster  # type: ignore[import-not-found]
 from .scheduler_helpers import open_state  # type: ignore[import-not-found]
+
+E = TypeVar("E")
 
 
 def client_for(url: str, state: Any, send: Any, **kwargs: Any) -> MesosClient:
@@ -30,11 +33,11 @@ def client_for(url: str, state: Any, send: Any, **kwargs: Any) -> MesosClient:
     )
 
 
-async def next_of(receive: Any, kind: str) -> dict[str, Any]:
+async def next_of(receive: Any, kind: type[E]) -> E:
     with trio.fail_after(10):
         while True:
             event = await receive.receive()
-            if event["type"] == kind:
+            if isinstance(event, kind):
                 return event
 
 
@@ -42,7 +45,7 @@ async def test_watchdog_resubscribes_with_the_stored_framework_id(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
-        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        send, receive = trio.open_memory_channel[MesosEvent](100)
         # The master heartbeats every 15 s; expecting 0.1 s x 2 makes the watchdog fire.
         client = client_for(
             cluster.url, state, send, heartbeat_interval=0.1, heartbeat_failure_threshold=2,
@@ -51,12 +54,12 @@ async def test_watchdog_resubscribes_with_the_stored_framework_id(
         with pytest.raises(CallError):
             await client.call(calls.revive())  # not subscribed yet
         await nursery.start(client.run)
-        first = await next_of(receive, "SUBSCRIBED")
-        framework_id = first["subscribed"]["framework_id"]["value"]
+        first = await next_of(receive, Subscribed)
+        framework_id = first.framework_id
         assert await state.framework_id.get() == framework_id
-        await next_of(receive, "DISCONNECTED")
-        again = await next_of(receive, "SUBSCRIBED")
-        assert again["subscribed"]["framework_id"]["value"] == framework_id
+        await next_of(receive, Disconnected)
+        again = await next_of(receive, Subscribed)
+        assert again.framework_id == framework_id
         await client.wait_subscribed()
         await client.call(calls.reconcile())
         stats = client.statistics()
@@ -78,10 +81,10 @@ async def test_follows_the_masters_redirect(tmp_path: Path, nursery: trio.Nurser
             return await real.handle_async_request(request)
 
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        send, receive = trio.open_memory_channel[MesosEvent](100)
         client = client_for("http://standby.invalid:5050", state, send, http=http)
         await nursery.start(client.run)
-        await next_of(receive, "SUBSCRIBED")
+        await next_of(receive, Subscribed)
         assert redirected == ["/api/v1/scheduler"]
         assert client.master_url == f"http://{leader.host}:{leader.port}"
         await client.call(calls.reconcile())

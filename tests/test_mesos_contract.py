@@ -16,6 +16,7 @@ import pytest
 
 from marathon_core.config import Config
 from marathon_core.mesos import calls
+from marathon_core.mesos.events import decode_offer
 from marathon_core.model.app import FetchUri, PortDefinition
 from marathon_core.scheduler.offers import OfferPool, match
 from marathon_core.scheduler.taskinfo import build_task_info
@@ -71,7 +72,7 @@ def test_every_call_builder_parses(protos: SimpleNamespace) -> None:
         task_kill_grace_period_seconds=7,
         cmd="python3 -m http.server $PORT0",
     )
-    pool = OfferPool(OFFER)
+    pool = OfferPool(decode_offer(OFFER))
     result = match(app, pool, {}, {}, random.Random(1))
     assert not hasattr(result, "reasons"), result
     task = build_task_info(

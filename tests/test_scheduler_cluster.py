@@ -16,6 +16,7 @@ import trio
 from marathon_core.contracts.placement import NoOfferMatchReason
 from marathon_core.events import EventBus
 from marathon_core.model.app import UnreachableStrategy
+from marathon_core.model.deployment import Deployment
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition, Goal
 
@@ -372,11 +373,11 @@ async def test_scale_check_fills_and_trims_unlocked_apps(
         )
         scheduler = (await leader.start()).scheduler
         app = make_app("/scaled", instances=2)
-        locked = {app.id}
-        scheduler.is_locked = lambda app_id: app_id in locked
+        owner = Deployment(id="owner", version=Timestamp.now(), affected_apps=(app.id,))
+        leader.ctx.registry.put(owner)
         await scheduler.scale_check([app])
         assert leader.tracker.instances_of(app.id) == []  # a deployment owns it
-        locked.clear()
+        leader.ctx.registry.remove(owner.id)
         await scheduler.scale_check([app])
         await leader.wait(lambda: len(running(leader.tracker, app.id)) == 2)
         smaller = attrs.evolve(app, instances=1, version=Timestamp(app.version.millis + 1))

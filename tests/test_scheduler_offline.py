@@ -8,6 +8,8 @@ import attrs
 import trio
 
 from marathon_core.events import EventBus
+from marathon_core.mesos.events import MesosEvent, Offers, Subscribed, TaskStatus, Update
+from marathon_core.model.app import UnreachableStrategy
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
@@ -49,14 +51,14 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         options = SchedulerOptions(task_launch_timeout=0.05, max_instances_per_offer=2)
         scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
                               options=options)  # fmt: skip
-        send, receive = trio.open_memory_channel[dict[str, Any]](100)
+        send, receive = trio.open_memory_channel[MesosEvent](100)
         await nursery.start(scheduler.run, receive)
-        await send.send({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}})
+        await send.send(Subscribed(framework_id="F"))
         app = make_app("/web", instances=3, cpus=0.25)
         await tracker.schedule(app, 3)
         offers = [offer(host="a1", cpus=4.0), offer(host="a2", cpus=4.0), offer(host="a3")]
-        await send.send({"type": "OFFERS", "offers": {"offers": offers}})
-        await send.send({"type": "OFFERS", "offers": {"offers": [offer(host="a4", cpus=4.0)]}})
+        await send.send(Offers(tuple(offers)))
+        await send.send(Offers((offer(host="a4", cpus=4.0),)))
         with trio.fail_after(5):
             while len(mesos.stored_at_accept) < 3 or not mesos.of("DECLINE"):
                 await trio.sleep(0.01)
@@ -79,9 +81,9 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         assert len(mesos.of("KILL")) == 3
         # The kill ends in a terminal update: the instance is scheduled again (same id).
         task = tracker.instances_of(app.id)[0].task
-        status = {"task_id": {"value": str(task.task_id)}, "state": "TASK_KILLED",
-                  "agent_id": {"value": "S-a1"}, "uuid": "q83vEjRWeJCrze8SNFZ4kA=="}  # fmt: skip
-        await send.send({"type": "UPDATE", "update": {"status": status}})
+        status = TaskStatus(task_id=str(task.task_id), state="TASK_KILLED", agent_id="S-a1",
+                            uuid="q83vEjRWeJCrze8SNFZ4kA==")  # fmt: skip
+        await send.send(Update(status))
         with trio.fail_after(2):
             while not mesos.of("ACKNOWLEDGE"):
                 await trio.sleep(0.01)
@@ -122,3 +124,48 @@ async def test_generation_changes_with_every_change_to_an_apps_instances() -> No
         assert tracker.instances_of(web.id) == [] and tracker.generation(web.id) == 0
         await tracker.schedule(web, 1)
         fresh(web.id)  # never a number seen before, though the app had no instances
+
+
+async def test_task_lost_follows_the_one_state_table() -> None:
+    """TASK_LOST of a partitioned agent leaves the task Unreachable (it may come back);
+    with any other reason the task is gone and the instance launches again. A task we
+    do not know is killed only if Mesos reports it neither gone nor unreachable."""
+    async with open_state() as state, trio.open_nursery() as nursery:
+        mesos = FakeMesos(state)
+        tracker = InstanceTracker(state, EventBus())
+        scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={})
+        send, receive = trio.open_memory_channel[MesosEvent](100)
+        await nursery.start(scheduler.run, receive)
+        await send.send(Subscribed(framework_id="F"))
+        app = make_app(
+            "/lost", instances=2, unreachable_strategy=UnreachableStrategy(True, 300, 600)
+        )
+        await tracker.schedule(app, 2)
+        await send.send(Offers((offer(host="a1", cpus=4.0),)))
+        with trio.fail_after(5):
+            while len(mesos.stored_at_accept) < 2:
+                await trio.sleep(0.01)
+        partitioned, gone = (i.task for i in tracker.instances_of(app.id))
+        stranger = "lost.instance-00000000-0000-0000-0000-000000000000._app.1"
+
+        def lost(task_id: str, reason: str, state: str = "TASK_LOST") -> Update:
+            return Update(TaskStatus(task_id=task_id, state=state, agent_id="S-a1",
+                                     reason=reason, uuid="q83vEjRWeJCrze8SNFZ4kA=="))  # fmt: skip
+
+        for update in (
+            lost(str(partitioned.task_id), "REASON_AGENT_DISCONNECTED"),
+            lost(str(gone.task_id), "REASON_AGENT_RESTARTED"),
+            lost(stranger, "REASON_AGENT_DISCONNECTED"),
+            lost(stranger + "0", "REASON_COMMAND_EXECUTOR_FAILED"),
+            lost(stranger + "1", "REASON_RECONCILIATION", state="TASK_RUNNING"),
+        ):
+            await send.send(update)
+        with trio.fail_after(5):
+            while len(mesos.of("ACKNOWLEDGE")) < 5:
+                await trio.sleep(0.01)
+        conditions = {i.instance_id: i.condition for i in tracker.instances_of(app.id)}
+        assert conditions[partitioned.task_id.instance_id] is Condition.UNREACHABLE
+        assert conditions[gone.task_id.instance_id] is Condition.SCHEDULED
+        killed = [k["kill"]["task_id"]["value"] for k in mesos.of("KILL")]
+        assert killed == [stranger + "1"]
+        nursery.cancel_scope.cancel()

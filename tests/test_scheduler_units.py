@@ -10,12 +10,13 @@ import pytest
 
 from marathon_core.contracts.placement import NoOfferMatchReason as R
 from marathon_core.contracts.placement import Placed
+from marathon_core.mesos.events import Offer, decode_offer
 from marathon_core.model.app import PortDefinition
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, assign_ports, match
-from marathon_core.scheduler.queue import OfferStats
+from marathon_core.scheduler.queue_view import OfferStats
 from marathon_core.scheduler.taskinfo import build_task_info, task_env
 
 from .scheduler_helpers import make_app  # type: ignore[import-not-found]
@@ -29,28 +30,33 @@ def offer(
     ports: tuple[tuple[int, int], ...] = ((31000, 31009),),
     role: str = "*",
     attributes: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Offer:
+    """An offer as Mesos sends it, decoded as the client does."""
+
     def res(name: str, body: dict[str, Any], kind: str = "SCALAR") -> dict[str, Any]:
         return {"name": name, "type": kind, **body, "role": "*", "allocation_info": {"role": role}}
 
-    return {
-        "id": {"value": f"O-{host}"},
-        "agent_id": {"value": f"S-{host}"},
-        "hostname": host,
-        "allocation_info": {"role": role},
-        "resources": [
-            res("cpus", {"scalar": {"value": cpus}}),
-            res("mem", {"scalar": {"value": mem}}),
-            res(
-                "ports",
-                {"ranges": {"range": [{"begin": b, "end": e} for b, e in ports]}},
-                "RANGES",
-            ),
-        ],
-        "attributes": [
-            {"name": k, "type": "TEXT", "text": {"value": v}} for k, v in (attributes or {}).items()
-        ],
-    }
+    return decode_offer(
+        {
+            "id": {"value": f"O-{host}"},
+            "agent_id": {"value": f"S-{host}"},
+            "hostname": host,
+            "allocation_info": {"role": role},
+            "resources": [
+                res("cpus", {"scalar": {"value": cpus}}),
+                res("mem", {"scalar": {"value": mem}}),
+                res(
+                    "ports",
+                    {"ranges": {"range": [{"begin": b, "end": e} for b, e in ports]}},
+                    "RANGES",
+                ),
+            ],
+            "attributes": [
+                {"name": k, "type": "TEXT", "text": {"value": v}}
+                for k, v in (attributes or {}).items()
+            ],
+        }
+    )
 
 
 # -- backoff ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from marathon_core.leader.health import HealthMonitor
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
+from marathon_core.mesos.events import MesosEvent
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.instance import Instance
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
@@ -76,7 +77,7 @@ async def lead(
             len(tracker.all_instances()),
         )
     master_url = await detect_master(ctx.master_url)
-    send, receive = trio.open_memory_channel[dict[str, Any]](EVENT_BUFFER)
+    send, receive = trio.open_memory_channel[MesosEvent](EVENT_BUFFER)
 
     async def load_apps() -> Sequence[AppDefinition]:
         return list((await ctx.groups.root()).transitive_apps())  # kept in memory
@@ -102,6 +103,8 @@ async def lead(
         runtimes=ctx.validation.container_runtimes,
         prepare_task=prepare_task,
         load_apps=load_apps,
+        # The scale check leaves apps alone while a deployment owns them.
+        is_locked=lambda app_id: bool(ctx.registry.for_app(app_id)),
     )
     health = HealthMonitor(
         tracker, ctx.events, ctx.validation.health_check_protocols, kill=scheduler.kill_instances
@@ -143,8 +146,6 @@ async def _lead_term(ctx: CoreContext) -> None:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
             settle_heap()
-            # The periodic scale check leaves apps alone while a deployment owns them.
-            leader.scheduler.is_locked = lambda app_id: bool(ctx.registry.for_app(app_id))
             executor = DeploymentExecutor(
                 ctx.state,
                 ctx.registry,

@@ -3,25 +3,27 @@
 :meth:`MesosClient.run` keeps a SUBSCRIBE stream open for as long as it runs:
 it subscribes (with the stored framework id, so a restarted scheduler keeps its
 tasks), stores a newly assigned framework id *before* passing SUBSCRIBED on,
-decodes the RecordIO stream and sends every event to a channel. The stream has no
+decodes the RecordIO stream and sends every event, as a typed value of
+:mod:`marathon_core.mesos.events`, to a channel. The stream has no
 read timeout; a heartbeat watchdog drops it when nothing arrived for
 ``heartbeat_interval * failure_threshold`` (Marathon's ``--mesos_heartbeat_*``
 flags, not the master's announced interval) and subscribes again with backoff. A
 307 from a non-leading master moves the client to the leader for the stream and
-for every call. When a stream ends the client sends a :data:`DISCONNECTED` event
-(its own, not a Mesos event) so that consumers forget outstanding offers.
+for every call. When a stream ends the client sends a
+:class:`~marathon_core.mesos.events.Disconnected` event (its own, not a Mesos event)
+so that consumers forget outstanding offers.
 
-Error handling: transport errors, 5xx/404 and watchdog expiry lead to a
-re-subscription; an ``ERROR`` event (framework removed, failed over to another
-scheduler) raises :class:`SubscriptionError`, because retrying would fight whoever
-took over -- Marathon exits in that case too.
+Error handling: transport errors, 5xx/404, watchdog expiry and a malformed event
+lead to a re-subscription; an ``ERROR`` event (framework removed, failed over to
+another scheduler) raises :class:`SubscriptionError`, because retrying would fight
+whoever took over -- Marathon exits in that case too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,10 +33,17 @@ import trio
 
 from marathon_core.errors import MarathonError
 from marathon_core.mesos import calls
+from marathon_core.mesos.events import (
+    Disconnected,
+    Error,
+    Heartbeat,
+    MesosEvent,
+    Subscribed,
+    decode_event,
+)
 from marathon_core.mesos.recordio import RecordIODecoder, RecordIOError
 
 __all__ = [
-    "DISCONNECTED",
     "CallError",
     "ClientStatistics",
     "MesosClient",
@@ -43,8 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Type of the event the client itself sends when the subscription stream ended.
-DISCONNECTED = "DISCONNECTED"
 SCHEDULER_PATH = "/api/v1/scheduler"
 #: Timeouts of calls (the SUBSCRIBE stream has no read timeout; the watchdog covers it).
 CALL_TIMEOUT = httpx.Timeout(10.0)
@@ -86,7 +93,8 @@ class MesosClient:
         framework id to reuse (None on the very first registration).
     :param load_framework_id: reads the stored framework id.
     :param store_framework_id: stores a framework id Mesos assigned.
-    :param events: where every event goes, in stream order.
+    :param events: where every event goes, decoded, in stream order (except
+        heartbeats and the event types the scheduler has no use for).
     """
 
     def __init__(
@@ -96,7 +104,7 @@ class MesosClient:
         framework_info: Callable[[str | None], Json],
         load_framework_id: Callable[[], Awaitable[str | None]],
         store_framework_id: Callable[[str], Awaitable[None]],
-        events: trio.MemorySendChannel[Json],
+        events: trio.MemorySendChannel[MesosEvent],
         heartbeat_interval: float = 15.0,
         heartbeat_failure_threshold: int = 5,
         resubscribe_backoff: tuple[float, float] = (0.2, 10.0),
@@ -163,7 +171,7 @@ class MesosClient:
         if self.stream_id is not None:
             self.stream_id = None
             self._subscribed = trio.Event()
-            await self._events.send({"type": DISCONNECTED})
+            await self._events.send(Disconnected())
 
     async def _subscription(self, on_subscribed: Callable[[], None]) -> None:
         """One subscription, until it ends; ``on_subscribed`` after SUBSCRIBED was handled."""
@@ -204,26 +212,27 @@ class MesosClient:
                 log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
                 return
             for record in decoder.feed(chunk):
-                event = json.loads(record)
+                raw = json.loads(record)
                 self._event_count += 1
-                kind = event.get("type")
-                if kind == "HEARTBEAT":
+                event = decode_event(raw)
+                if event is None:
+                    continue
+                if isinstance(event, Heartbeat):
                     self._heartbeats += 1
                     continue
-                if kind == "ERROR":
-                    message = event.get("error", {}).get("message", "")
-                    raise SubscriptionError(f"Mesos ended the subscription: {message}")
-                if kind == "SUBSCRIBED":
-                    await self._on_subscribed(event["subscribed"], stream_id)
+                if isinstance(event, Error):
+                    raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
+                if isinstance(event, Subscribed):
+                    await self._on_subscribed(event, stream_id)
                     await self._events.send(event)
                     on_subscribed()
                     continue
                 await self._events.send(event)
 
-    async def _on_subscribed(self, subscribed: Mapping[str, Any], stream_id: str | None) -> None:
+    async def _on_subscribed(self, subscribed: Subscribed, stream_id: str | None) -> None:
         if stream_id is None:
             raise CallError("SUBSCRIBE answered without a Mesos-Stream-Id")
-        framework_id = str(subscribed["framework_id"]["value"])
+        framework_id = subscribed.framework_id
         if framework_id != self.framework_id:
             # Stored before anything acts on it: a crash now still finds our tasks again.
             await self._store_framework_id(framework_id)

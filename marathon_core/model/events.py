@@ -32,7 +32,12 @@ __all__ = [
     "failed_health_check_event",
     "group_change_success",
     "health_status_changed_event",
+    "instance_changed_event",
     "make_event",
+    "scheduler_disconnected_event",
+    "scheduler_registered_event",
+    "scheduler_reregistered_event",
+    "status_update_event",
     "subscription_event",
     "timestamp_now",
     "unhealthy_instance_kill_event",
@@ -190,4 +195,59 @@ def subscription_event(
         "subscribe_event" if subscribed else "unsubscribe_event",
         clientIp=client_ip,
         callbackUrl=callback_url,
+    )
+
+
+# --- scheduler events
+
+
+def scheduler_registered_event(framework_id: str, master: str) -> dict[str, Any]:
+    """The first subscription to Mesos of this leadership term."""
+    return make_event("scheduler_registered_event", frameworkId=framework_id, master=master)
+
+
+def scheduler_reregistered_event(master: str) -> dict[str, Any]:
+    """A later subscription of the same term (the stream had ended)."""
+    return make_event("scheduler_reregistered_event", master=master)
+
+
+def scheduler_disconnected_event() -> dict[str, Any]:
+    """The subscription stream ended; offers are void until the next subscription."""
+    return make_event("scheduler_disconnected_event")
+
+
+def status_update_event(
+    instance: Instance, *, task_id: str, state: str, agent_id: str | None, message: str
+) -> dict[str, Any]:
+    """Mesos reported ``state`` for task ``task_id`` of ``instance`` (as updated by it)."""
+    task = instance.task
+    agent = instance.agent
+    return make_event(
+        "status_update_event",
+        slaveId=agent_id,
+        taskId=task_id,
+        taskStatus=state,
+        message=message,
+        appId=str(instance.app_id),
+        host=agent.host if agent is not None else "",
+        ipAddresses=[
+            {"ipAddress": ip, "protocol": "IPv4"}
+            for ip in (task.ip_addresses if task is not None else ())
+        ],
+        ports=list(task.host_ports) if task is not None else [],
+        version=str(instance.run_spec_version) if instance.run_spec_version else None,
+    )
+
+
+def instance_changed_event(instance: Instance) -> dict[str, Any]:
+    """``instance`` reached a new condition (stored before this is published)."""
+    agent = instance.agent
+    return make_event(
+        "instance_changed_event",
+        instanceId=str(instance.instance_id),
+        condition=instance.condition.value,
+        runSpecId=str(instance.app_id),
+        agentId=agent.agent_id if agent is not None else None,
+        host=agent.host if agent is not None else None,
+        runSpecVersion=str(instance.run_spec_version) if instance.run_spec_version else None,
     )

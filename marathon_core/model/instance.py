@@ -172,7 +172,18 @@ class Condition(enum.Enum):
     def from_mesos(
         cls, state: str, *, reason: str | None = None, message: str | None = None
     ) -> Condition:
-        """Map a Mesos task state (and, for TASK_LOST, its reason) to a condition."""
+        """Map a Mesos task state (and, for TASK_LOST, its reason) to a condition.
+
+        The one table of Mesos task states: whether a state is terminal or active is
+        read from the condition it maps to, for our tasks and unknown ones alike.
+        TASK_LOST is not terminal by itself (Mesos sends it in place of UNREACHABLE,
+        DROPPED, GONE and UNKNOWN, and may follow it with TASK_RUNNING when a
+        partitioned agent returns), so, as in Marathon, its reason decides: a task
+        Mesos does not know is Unknown, agent disconnection, removal or a
+        reconciliation answer make it Unreachable (it may come back), reasons after
+        which it cannot come back make it Gone, anything else Dropped. TASK_UNKNOWN
+        is terminal here although not to Mesos: Marathon gives such tasks up.
+        """
         direct = _FROM_MESOS.get(state)
         if direct is not None:
             return direct

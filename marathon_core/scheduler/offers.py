@@ -24,6 +24,7 @@ from marathon_core.contracts.placement import (
     OfferView,
     Placed,
 )
+from marathon_core.mesos.events import ECHOED_FIELDS, Offer
 from marathon_core.model.app import AppDefinition
 
 __all__ = [
@@ -51,21 +52,9 @@ _SCALAR_REASONS = {
 _EPSILON = 0.0005
 
 
-def _reservation_role(resource: Mapping[str, Any]) -> str:
-    """``*`` for unreserved; the (last) reservation's role otherwise."""
-    reservations = resource.get("reservations")
-    if reservations:
-        return str(reservations[-1].get("role", "*"))
-    return str(resource.get("role", "*"))
-
-
 def _template(resource: Mapping[str, Any]) -> Json:
-    """The fields a launched resource must echo from the offered one."""
-    out: Json = {}
-    for key in ("role", "allocation_info", "reservations", "reservation"):
-        if key in resource:
-            out[key] = resource[key]
-    return out
+    """The echoed fields of a launched resource (matched back by :meth:`OfferPool.take`)."""
+    return {key: resource[key] for key in ECHOED_FIELDS if key in resource}
 
 
 @attrs.define
@@ -85,27 +74,31 @@ class _Ranges:
 class OfferPool:
     """What remains of one offer during a matching round."""
 
-    def __init__(self, offer: Mapping[str, Any]) -> None:
-        self.offer = offer
-        self.offer_id: str = offer["id"]["value"]
-        self.agent_id: str = offer["agent_id"]["value"]
-        self.hostname: str = offer["hostname"]
-        self.role: str = offer.get("allocation_info", {}).get("role", "*")
-        self.view = OfferView.from_mesos(offer)
+    def __init__(self, offer: Offer) -> None:
+        self.offer_id = offer.id
+        self.agent_id = offer.agent_id
+        self.hostname = offer.hostname
+        self.role = offer.role
+        self.view = OfferView(
+            hostname=offer.hostname,
+            agent_id=offer.agent_id,
+            attributes=offer.attributes,
+            region=offer.region,
+            zone=offer.zone,
+        )
         self.scalars: dict[str, list[_Scalar]] = {}
         self.ports: list[_Ranges] = []
-        for resource in offer.get("resources", ()):
-            if resource.get("revocable") is not None or resource.get("disk", {}).get("persistence"):
+        for resource in offer.resources:
+            if resource.revocable or resource.persistent:
                 continue  # neither revocable nor persistent-volume resources for plain apps
-            kind = resource.get("type")
-            role = _reservation_role(resource)
-            if kind == "SCALAR":
-                self.scalars.setdefault(resource["name"], []).append(
-                    _Scalar(_template(resource), role, float(resource["scalar"]["value"]))
+            template = dict(resource.echoed)
+            role = resource.reservation_role
+            if resource.type == "SCALAR" and resource.scalar is not None:
+                self.scalars.setdefault(resource.name, []).append(
+                    _Scalar(template, role, resource.scalar)
                 )
-            elif kind == "RANGES" and resource["name"] == "ports":
-                ranges = [(int(r["begin"]), int(r["end"])) for r in resource["ranges"]["range"]]
-                self.ports.append(_Ranges(_template(resource), role, ranges))
+            elif resource.type == "RANGES" and resource.name == "ports":
+                self.ports.append(_Ranges(template, role, list(resource.ranges)))
         self.launched = 0
 
     def scalar(self, name: str, roles: frozenset[str] | None = None) -> float:

@@ -24,7 +24,7 @@ import trio
 
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
-from marathon_core.model.events import make_event
+from marathon_core.model.events import instance_changed_event
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
 from marathon_core.state.store import StateStore
@@ -53,19 +53,6 @@ class TrackerStatistics:
     scheduled: int
     apps: int
     writes: int
-
-
-def instance_changed_event(instance: Instance) -> dict[str, object]:
-    agent = instance.agent
-    return make_event(
-        "instance_changed_event",
-        instanceId=str(instance.instance_id),
-        condition=instance.condition.value,
-        runSpecId=str(instance.app_id),
-        agentId=agent.agent_id if agent is not None else None,
-        host=agent.host if agent is not None else None,
-        runSpecVersion=str(instance.run_spec_version) if instance.run_spec_version else None,
-    )
 
 
 class InstanceTracker:
