@@ -15,8 +15,8 @@ from marathon_core.model.app import PortDefinition
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
+from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, assign_ports, match
-from marathon_core.scheduler.queue_view import OfferStats
 from marathon_core.scheduler.taskinfo import build_task_info, task_env
 
 from .scheduler_helpers import make_app  # type: ignore[import-not-found]

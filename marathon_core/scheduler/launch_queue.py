@@ -15,7 +15,7 @@ from marathon_core.contracts.queue import QueueEntry
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId
 from marathon_core.scheduler.backoff import LaunchDelays
-from marathon_core.scheduler.queue_view import OfferStats
+from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.tracker import InstanceTracker
 
 __all__ = ["LaunchQueue"]

@@ -36,9 +36,9 @@ from marathon_core.model.instance import (
     TaskId,
 )
 from marathon_core.scheduler.backoff import LaunchDelays
+from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, match
 from marathon_core.scheduler.outbox import Outbox
-from marathon_core.scheduler.queue_view import OfferStats
 from marathon_core.scheduler.taskinfo import build_task_info
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 
