@@ -17,7 +17,6 @@ from marathon_core.model import (
     ActionKind,
     AgentInfo,
     AppDefinition,
-    AppRollback,
     Condition,
     Constraint,
     Container,
@@ -46,8 +45,11 @@ from marathon_core.model import (
     UnreachableStrategy,
     UpgradeStrategy,
     VersionInfo,
-    app_to_json,
     assign_service_ports,
+)
+from marathon_core.model.codec import (
+    AppRollback,
+    app_to_json,
     deployment_to_json,
     from_storage,
     group_to_json,
@@ -57,8 +59,8 @@ from marathon_core.model import (
     parse_group_update,
     task_to_json,
     to_storage,
+    wire_name,
 )
-from marathon_core.model.codec import wire_name
 from marathon_core.model.ports import NoFreeServicePortError
 from marathon_core.model.validation import ValidationContext
 

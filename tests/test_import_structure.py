@@ -119,14 +119,40 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles(base: Path, package: Path) -> None:
     files = {module_name(p, base): p for p in python_files(package)}
     graph = {
-        module: {name for name in imported(path, module) if name in files and name != module}
+        module: {
+            needed
+            for name in imported(path, module)
+            if name in files
+            for needed in with_parents(name, importer=module)
+            if needed in files and needed != module
+        }
         for module, path in files.items()
     }
     assert cycles(graph) == []
 
 
+def with_parents(name: str, *, importer: str) -> list[str]:
+    """``name`` and the packages Python initialises before it (``a.b.c`` needs ``a`` and
+    ``a.b``), except the importer's own packages, which are initialising already."""
+    parts = name.split(".")
+    own = importer.split(".")
+    needed = [name]
+    for n in range(1, len(parts)):
+        if parts[:n] != own[:n]:
+            needed.append(".".join(parts[:n]))
+    return needed
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_importing_a_module_initialises_its_packages_first() -> None:
+    assert with_parents("p.model.app", importer="p.contracts.health") == [
+        "p.model.app",
+        "p.model",
+    ]
+    assert with_parents("p.model.ids", importer="p.model.app") == ["p.model.ids"]
 
 
 def test_no_module_is_over_800_lines() -> None:

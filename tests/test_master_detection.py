@@ -13,7 +13,7 @@ from kazoo.client import KazooClient
 from marathon_core.config import Config
 from marathon_core.errors import ConfigError
 from marathon_core.masters import marathon_mesos_master
-from marathon_core.mesos.detector import detect_master
+from marathon_core.mesos.detector import MasterNotFoundError, detect_master
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble
 
 MASTER_A = {"id": "a", "address": {"hostname": "127.0.0.21", "ip": "127.0.0.21", "port": 5050}}
@@ -50,6 +50,11 @@ async def test_the_leading_master_is_found_and_a_new_one_after_it_dies(
         for client in (leader, follower):
             await trio.to_thread.run_sync(client.stop)
             await trio.to_thread.run_sync(client.close)
+
+
+async def test_an_empty_group_is_a_master_not_found_yet(zookeeper: ZooKeeperEnsemble) -> None:
+    with pytest.raises(MasterNotFoundError, match="no master is elected"):
+        await detect_master(f"zk://{zookeeper.hosts}/mesos-nobody", timeout=0.5)
 
 
 async def test_the_builtin_master_plugin_serves_zk_urls() -> None:

@@ -92,6 +92,31 @@ async def test_follows_the_masters_redirect(tmp_path: Path, nursery: trio.Nurser
         await http.aclose()
 
 
+async def test_every_subscription_first_finds_the_master(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
+        lookups: list[float] = []
+
+        async def find_master() -> str:
+            lookups.append(trio.current_time())
+            return cluster.url
+
+        send, receive = trio.open_memory_channel[MesosEvent](100)
+        client = client_for(
+            "zk://127.0.0.1:1/mesos", state, send, find_master=find_master,
+            heartbeat_interval=0.1, heartbeat_failure_threshold=2,
+            resubscribe_backoff=(0.05, 0.1),
+        )  # fmt: skip
+        await nursery.start(client.run)
+        await next_of(receive, Subscribed)
+        assert client.master_url == cluster.url and len(lookups) == 1
+        await next_of(receive, Disconnected)  # the watchdog gives the stream up
+        await next_of(receive, Subscribed)
+        assert len(lookups) == 2
+        nursery.cancel_scope.cancel()
+
+
 def test_zk_master_detection_helpers() -> None:
     assert parse_zk_url("zk://u:p@h1:2181,h2:2181/mesos") == ("h1:2181,h2:2181", "/mesos")
     children = ["log_replicas", "json.info_0000000012", "json.info_0000000003", "info_0000000001"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marathon_core.errors import BadRequestError, UserError, ValidationError, Violation
-from marathon_core.model import parse_app, parse_app_update, parse_group
+from marathon_core.model.codec import parse_app, parse_app_update, parse_group
 from marathon_core.model.ids import PathId
 from marathon_core.model.validation import ValidationContext, operator_list_message
 

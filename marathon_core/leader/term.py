@@ -76,7 +76,6 @@ async def lead(
             "framework registration",
             len(tracker.all_instances()),
         )
-    master_url = await detect_master(ctx.master_url)
     send, receive = trio.open_memory_channel[MesosEvent](EVENT_BUFFER)
 
     async def load_apps() -> Sequence[AppDefinition]:
@@ -86,7 +85,9 @@ async def lead(
         ctx.plugins.prepare_task(app, instance, task_info)
 
     client = MesosClient(
-        master_url,
+        ctx.master_url,
+        # Every subscription starts from --master again (zk://: the current leader).
+        find_master=lambda: detect_master(ctx.master_url),
         framework_info=lambda fid: calls.framework_info(config, framework_id=fid),
         load_framework_id=ctx.state.framework_id.get,
         store_framework_id=ctx.state.framework_id.set,

@@ -33,6 +33,7 @@ import trio
 
 from marathon_core.errors import MarathonError
 from marathon_core.mesos import calls
+from marathon_core.mesos.detector import MasterNotFoundError
 from marathon_core.mesos.events import (
     Disconnected,
     Error,
@@ -89,6 +90,9 @@ class MesosClient:
     """A framework's connection to the leading Mesos master.
 
     :param master_url: ``http://host:port`` of any master (307s lead to the leader).
+    :param find_master: looks up the URL of the leading master before every
+        subscription (``--master zk://``); without it every subscription starts from
+        ``master_url`` again, so a master that died after redirecting us is left.
     :param framework_info: builds FrameworkInfo for a (re)subscription from the
         framework id to reuse (None on the very first registration).
     :param load_framework_id: reads the stored framework id.
@@ -101,6 +105,7 @@ class MesosClient:
         self,
         master_url: str,
         *,
+        find_master: Callable[[], Awaitable[str]] | None = None,
         framework_info: Callable[[str | None], Json],
         load_framework_id: Callable[[], Awaitable[str | None]],
         store_framework_id: Callable[[str], Awaitable[None]],
@@ -111,6 +116,8 @@ class MesosClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.master_url = master_url.rstrip("/")
+        self._origin = self.master_url
+        self._find_master = find_master
         self._framework_info = framework_info
         self._load_framework_id = load_framework_id
         self._store_framework_id = store_framework_id
@@ -150,7 +157,13 @@ class MesosClient:
             while True:
                 try:
                     await self._subscription(on_subscribed)
-                except (httpx.HTTPError, CallError, RecordIOError, ValueError) as exc:
+                except (
+                    httpx.HTTPError,
+                    CallError,
+                    RecordIOError,
+                    ValueError,
+                    MasterNotFoundError,
+                ) as exc:
                     log.warning("Mesos subscription to %s failed: %s", self.master_url, exc)
                 await self._lost_stream()
                 await trio.sleep(delay)
@@ -175,6 +188,8 @@ class MesosClient:
 
     async def _subscription(self, on_subscribed: Callable[[], None]) -> None:
         """One subscription, until it ends; ``on_subscribed`` after SUBSCRIBED was handled."""
+        found = await self._find_master() if self._find_master is not None else self._origin
+        self.master_url = found.rstrip("/")
         framework_id = self.framework_id or await self._load_framework_id()
         body = json.dumps(calls.subscribe(self._framework_info(framework_id))).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -16,9 +16,10 @@ from typing import Any
 
 import trio
 
-from marathon_core.errors import ConfigError
+from marathon_core.errors import ConfigError, MarathonError
 
 __all__ = [
+    "MasterNotFoundError",
     "detect_master",
     "leader_child",
     "master_info_url",
@@ -31,11 +32,7 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$")
 
 
 def master_url_of(value: str) -> str | None:
-    """``http(s)://host:port`` or ``host:port`` as a URL; None for other forms.
-
-    (The same rule as the built-in masters plugin; not imported from there because
-    that module imports the service tree, which imports this one.)
-    """
+    """``http(s)://host:port`` or ``host:port`` as a URL; None for other forms."""
     if value.startswith(("http://", "https://")):
         return value.rstrip("/")
     if _HOST_PORT.match(value):
@@ -78,11 +75,16 @@ def master_info_url(info: Mapping[str, Any]) -> str:
 
 def _zk_leader(hosts: str, path: str, timeout: float) -> str | None:
     from kazoo.client import KazooClient
+    from kazoo.exceptions import NoNodeError
 
     zk = KazooClient(hosts=hosts, timeout=timeout, read_only=True)
     zk.start(timeout=timeout)
     try:
-        child = leader_child(zk.get_children(path))
+        try:
+            children = zk.get_children(path)
+        except NoNodeError:  # no master has registered under this path yet
+            return None
+        child = leader_child(children)
         if child is None:
             return None
         data, _ = zk.get(f"{path}/{child}")
@@ -92,17 +94,32 @@ def _zk_leader(hosts: str, path: str, timeout: float) -> str | None:
         zk.close()
 
 
+class MasterNotFoundError(MarathonError):
+    """No leading Mesos master could be found (yet) in the masters' ZooKeeper group."""
+
+
 async def detect_master(value: str, *, timeout: float = 10.0) -> str:
-    """The URL of the (leading) master named by ``value``; ConfigError if unusable."""
+    """The URL of the (leading) master named by ``value``.
+
+    ConfigError if ``value`` names no master; MasterNotFoundError if the ZooKeeper
+    group shows no leader within ``2 * timeout`` seconds (unreachable, or no master
+    elected), so that the caller can try again later.
+    """
     direct = master_url_of(value)
     if direct is not None:
         return direct
     if value.startswith("zk://"):
         hosts, path = parse_zk_url(value)
-        with trio.fail_after(timeout * 2):
+        why = "no master is elected"
+        with trio.move_on_after(timeout * 2):
             while True:
-                url = await trio.to_thread.run_sync(_zk_leader, hosts, path, timeout)
-                if url is not None:
-                    return url
-                await trio.sleep(0.5)  # no master elected yet
+                try:
+                    url = await trio.to_thread.run_sync(_zk_leader, hosts, path, timeout)
+                except Exception as exc:  # kazoo's errors, or a MasterInfo we cannot read
+                    why = f"{type(exc).__name__}: {exc}"
+                else:
+                    if url is not None:
+                        return url
+                await trio.sleep(0.5)
+        raise MasterNotFoundError(f"no leading Mesos master in {value}: {why}")
     raise ConfigError(f"--master {value!r}: expected http://host:port, host:port or zk://.../mesos")

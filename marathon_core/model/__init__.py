@@ -1,9 +1,11 @@
 """Model values (apps, groups, instances, deployments) and their one JSON codec.
 
 General layout: ``ids`` (PathId, Timestamp), ``app``, ``group``, ``instance``,
-``deployment`` hold attrs classes; ``codec`` is the cattrs converter and the request
-pipelines; ``schema`` (JSON shape), ``normalize`` and ``validation`` are its stages.
-"""
+``deployment`` hold attrs classes, re-exported here; ``codec`` is the cattrs converter
+and the request pipelines; ``schema`` (JSON shape), ``normalize`` and ``validation``
+are its stages, and ``events`` builds every event. Those are imported from their own
+modules: this package imports only the plain values, so that the plugin contracts,
+which the validation stage asks, can use them without an import cycle."""
 
 from __future__ import annotations
 
@@ -38,21 +40,6 @@ from marathon_core.model.app import (
     VersionInfo,
     Volume,
 )
-from marathon_core.model.codec import (
-    AppRollback,
-    GroupUpdate,
-    app_to_json,
-    deployment_to_json,
-    from_storage,
-    group_to_json,
-    instance_to_json,
-    parse_app,
-    parse_app_update,
-    parse_group,
-    parse_group_update,
-    task_to_json,
-    to_storage,
-)
 from marathon_core.model.deployment import (
     ActionKind,
     Deployment,
@@ -73,13 +60,11 @@ from marathon_core.model.instance import (
     parse_task_id,
 )
 from marathon_core.model.ports import NoFreeServicePortError, assign_service_ports
-from marathon_core.model.validation import ValidationContext, validate_app, validate_group
 
 __all__ = [
     "ActionKind",
     "AgentInfo",
     "AppDefinition",
-    "AppRollback",
     "Command",
     "Condition",
     "Constraint",
@@ -96,7 +81,6 @@ __all__ = [
     "FetchUri",
     "Goal",
     "Group",
-    "GroupUpdate",
     "HealthCheck",
     "HostVolume",
     "Instance",
@@ -120,23 +104,9 @@ __all__ = [
     "Timestamp",
     "UnreachableStrategy",
     "UpgradeStrategy",
-    "ValidationContext",
     "VersionInfo",
     "Volume",
-    "app_to_json",
     "assign_service_ports",
-    "deployment_to_json",
-    "from_storage",
-    "group_to_json",
-    "instance_to_json",
-    "parse_app",
-    "parse_app_update",
-    "parse_group",
-    "parse_group_update",
     "parse_instance_id",
     "parse_task_id",
-    "task_to_json",
-    "to_storage",
-    "validate_app",
-    "validate_group",
 ]
