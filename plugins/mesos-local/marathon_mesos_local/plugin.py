@@ -14,7 +14,7 @@ from marathon_core import hookimpl
 from marathon_core.errors import ConfigError
 from marathon_mesos_local.cli import parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
-from marathon_mesos_local.registry import Registry, RegistryError
+from marathon_mesos_local.master.registry import Registry, RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 if TYPE_CHECKING:
