@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
-from marathon_mesos_local.registry import RegistryError
+from marathon_mesos_local.master.registry import RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 __all__ = ["main", "parse_duration"]

@@ -41,7 +41,8 @@ import attrs
 import trio
 
 from marathon_core.task_process import CONTAINER_MARKER
-from marathon_mesos_local.master import Master, MasterOptions
+from marathon_mesos_local.master.model import MasterOptions
+from marathon_mesos_local.master.server import Master
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
 from marathon_mesos_local.simulated import SimulatedAgents
 
@@ -211,7 +212,9 @@ class Cluster:
             log.info("mesos-local: %d agent(s) of master %s", self.options.agents, self.url)
             return
         with trio.fail_after(AGENT_START_TIMEOUT):
-            await self.master.wait_agents(self.options.agents + self.options.simulated_agents)
+            await self.master.membership.wait_agents(
+                self.options.agents + self.options.simulated_agents
+            )
         log.info(
             "mesos-local: master %s with %d agent(s) and %d simulated",
             self.url,
@@ -289,7 +292,7 @@ class Cluster:
                 agent_id = self.agent_id(index)
                 if agent_id is not None and agent_id != before and agent_id in self.master.agents:
                     return agent_id
-                await self.master.agents_changed()
+                await self.master.membership.agents_changed()
 
     async def power_off(self, index: int, *, timeout: float = 10.0) -> None:
         """Pull agent ``index``'s power cord: SIGKILL its machine's whole process group.
@@ -321,7 +324,7 @@ class Cluster:
                 agent = self.master.agents.get(agent_id)
                 if agent is not None and (agent.reregistered_time or 0) >= since:
                     return agent_id
-                await self.master.agents_changed()
+                await self.master.membership.agents_changed()
 
     def pause_agent(self, index: int) -> None:
         """SIGSTOP the agent process (its tasks keep running): a partition, as seen

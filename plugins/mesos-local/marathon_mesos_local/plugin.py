@@ -5,6 +5,7 @@ Only hookimpls live here; the cluster itself is :mod:`marathon_mesos_local.clust
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,12 +15,11 @@ from marathon_core import hookimpl
 from marathon_core.errors import ConfigError
 from marathon_mesos_local.cli import parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
-from marathon_mesos_local.registry import Registry, RegistryError
+from marathon_mesos_local.master.registry import Registry, RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
-    from marathon_core.contracts.services import MasterService
 
 #: The ``--master`` value this plugin serves.
 LOCAL = "local"
@@ -121,7 +121,7 @@ def marathon_configure(config: Config) -> None:
 
 
 @hookimpl
-def marathon_mesos_master(url: str, config: Config) -> MasterService | None:
+def marathon_mesos_master(url: str, config: Config) -> Callable[..., Awaitable[None]] | None:
     if url != LOCAL:
         return None
     options = cluster_options(config)

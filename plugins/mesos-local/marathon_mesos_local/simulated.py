@@ -31,7 +31,9 @@ from typing import Any
 import attrs
 import trio
 
-from marathon_mesos_local.master import TERMINAL_STATES, Agent, Master
+from marathon_mesos_local.master.model import Agent
+from marathon_mesos_local.master.server import Master
+from marathon_mesos_local.messages import TERMINAL_STATES
 from marathon_mesos_local.resources import Resources
 
 __all__ = ["SimulatedAgent", "SimulatedAgents"]
@@ -163,7 +165,7 @@ class SimulatedAgent:
                 self._kill(other)
         if not executor.live and self.agent is not None:
             del self.executors[(executor.framework_id, executor.executor_id)]
-            self.group.master.executor_exited(
+            self.group.master.tasks.executor_exited(
                 self.agent, executor.framework_id, executor.executor_id, 0
             )
 
@@ -204,7 +206,7 @@ class SimulatedAgent:
         """Deliver the head update; resend it later unless it is acknowledged first."""
         if generation != task.generation or not task.updates or self.agent is None:
             return
-        response = self.group.master.status_update(
+        response = self.group.master.tasks.status_update(
             self.agent, task.framework_id, dict(task.updates[0])
         )
         if response.status == 404:  # the framework is gone: nobody will acknowledge
@@ -248,7 +250,7 @@ class SimulatedAgents:
         first = ipaddress.IPv4Address(FIRST_SIMULATED_IP)
         for index in range(self.count):
             sim = SimulatedAgent(self, str(first + index))
-            sim.agent = self.master.add_agent(
+            sim.agent = self.master.membership.add_agent(
                 sim.ip, 5051, self.resources, self.attributes, simulated=sim
             )
             self.agents.append(sim)

@@ -19,7 +19,8 @@ import pytest
 import trio
 
 from marathon_mesos_local.cluster import Cluster, ClusterOptions, open_cluster
-from marathon_mesos_local.master import Master, MasterOptions
+from marathon_mesos_local.master.model import MasterOptions
+from marathon_mesos_local.master.server import Master
 from marathon_mesos_local.testing import SchedulerClient
 
 

@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from marathon_mesos_local.cluster import open_cluster
-from marathon_mesos_local.registry import REGISTRY_FILE, REGISTRY_VERSION
+from marathon_mesos_local.master.registry import REGISTRY_FILE, REGISTRY_VERSION
 from marathon_mesos_local.testing import (
     MasterProcess,
     NullFramework,

@@ -1,0 +1,296 @@
+"""Running tasks as Mesos's executors do, inside the agent process.
+
+A command task runs like the command executor runs it: TASK_STARTING, its container,
+TASK_RUNNING, then TASK_FINISHED / TASK_FAILED / TASK_KILLED. A task group runs like
+the default executor runs it (``src/launcher/default_executor.cpp``): TASK_STARTING
+for every task, all launched, then TASK_RUNNING for those that started; when one ends
+TASK_FAILED or TASK_KILLED the rest of its group is killed (3 s grace period), and
+when the executor's last task ends, the executor exits and the master is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from marathon_core.contracts.containerizers import Running
+from marathon_mesos_local.agent.containerizers import Containerizers, launch_of
+from marathon_mesos_local.agent.master_link import MasterLink
+from marathon_mesos_local.agent.model import (
+    DEFAULT_GRACE_PERIOD,
+    SHUTDOWN_GRACE_PERIOD,
+    AgentOptions,
+    ExecutorRun,
+    TaskRun,
+)
+from marathon_mesos_local.agent.store import TaskStore
+from marathon_mesos_local.agent.updates import StatusUpdates
+from marathon_mesos_local.messages import TERMINAL_STATES
+
+__all__ = ["TaskLifecycle"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskLifecycle:
+    """Runs, watches and kills the agent's tasks, and applies the default executor's rules."""
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        store: TaskStore,
+        updates: StatusUpdates,
+        containerizers: Containerizers,
+        link: MasterLink,
+    ) -> None:
+        self.options = options
+        self.store = store
+        self.updates = updates
+        self.containerizers = containerizers
+        self.link = link
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run tasks until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def start(self, task: TaskRun) -> None:
+        """Run a command task."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run, task)
+
+    def start_group(self, executor: ExecutorRun, tasks: list[TaskRun]) -> None:
+        """Run a task group under its default executor."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_group, executor, tasks)
+
+    def resume(self, task: TaskRun) -> None:
+        """Carry on with a task recovered from its checkpoint."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._resume, task)
+
+    def emit(
+        self,
+        task: TaskRun,
+        state: str,
+        *,
+        message: str | None = None,
+        reason: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue a reliable status update for the task's stream (an ending task of a
+        default executor also has consequences for its group, see :meth:`_ended`)."""
+        self.updates.queue(task, state, message=message, reason=reason, source=source, extra=extra)
+        if state in TERMINAL_STATES:
+            self._ended(task, state)
+
+    def _ended(self, task: TaskRun, state: str) -> None:
+        """A task of a default executor ended: apply the default executor's policy (a
+        task that failed or was killed takes the rest of its group down, each with the
+        default 3 s grace period) and let the executor exit once no task is left."""
+        assert self._nursery is not None
+        executor = self.store.executors.get((task.framework_id, task.executor_id))
+        if executor is None or task.id not in executor.live:
+            return  # a command task, or a dropped one
+        executor.live.discard(task.id)
+        if (
+            state in ("TASK_FAILED", "TASK_KILLED")
+            and not executor.shutting_down
+            and not task.killing_group
+        ):
+            log.info("killing task group %s of task %s", list(task.group), task.id)
+            for task_id in task.group:
+                other = self.store.tasks.get((task.framework_id, task_id))
+                if other is None or other.id not in executor.live:
+                    continue
+                other.killing_group = True
+                if not other.kill.is_set():
+                    other.grace_period = DEFAULT_GRACE_PERIOD
+                    other.kill.set()
+        if not executor.live:
+            del self.store.executors[(executor.framework_id, executor.id)]
+            self._nursery.start_soon(self.link.report_exit, executor)
+
+    async def kill_all(self) -> None:
+        """Kill every running task (the agent stops)."""
+        async with trio.open_nursery() as nursery:
+            for task in self.store.tasks.values():
+                if task.running is not None:
+                    nursery.start_soon(
+                        partial(task.running.kill, grace_period=SHUTDOWN_GRACE_PERIOD)
+                    )
+
+    async def _resume(self, task: TaskRun) -> None:
+        """Carry on with a recovered task: watch it if it still runs, resend updates."""
+        if task.updates:
+            self.updates.deliver(task)
+        if task.state in TERMINAL_STATES:
+            if not task.updates:
+                self.store.forget(task)
+            return
+        running: Running | None = None
+        containerizer = self.containerizers.named(task.containerizer)
+        if task.container_id is not None and containerizer is not None:
+            try:
+                running = await containerizer.recover(task.container_id, task.sandbox)
+            except Exception as exc:
+                log.warning("recovery of %s failed: %s", task.id, exc)
+        if running is None:
+            self.emit(
+                task,
+                "TASK_FAILED",
+                reason="REASON_EXECUTOR_TERMINATED",
+                message="Task could not be recovered after the agent restarted",
+                source="SOURCE_AGENT",
+            )
+            return
+        log.info("recovered task %s (container %s)", task.id, task.container_id)
+        await self._watch(task, running)
+
+    async def _run(self, task: TaskRun) -> None:
+        """Run a command task as Mesos's command executor does."""
+        if task.kill.is_set():
+            self.emit(
+                task,
+                "TASK_KILLED",
+                reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                message="Task killed before delivery to the executor",
+                source="SOURCE_AGENT",
+            )
+            return
+        self.emit(task, "TASK_STARTING")
+        _link_latest(task.sandbox)
+        running = await self._launch(task)
+        if isinstance(running, str):
+            self.emit(task, "TASK_FAILED", reason="REASON_CONTAINER_LAUNCH_FAILED", message=running)
+            return
+        self._emit_running(task, running)
+        await self._watch(task, running)
+
+    async def _run_group(self, executor: ExecutorRun, tasks: list[TaskRun]) -> None:
+        """Run a task group as Mesos's default executor does: TASK_STARTING for every
+        task, launch them all, then TASK_RUNNING for those that started and
+        TASK_FAILED for those that did not (which takes the group down)."""
+        if any(task.kill.is_set() for task in tasks):
+            for task in tasks:
+                self.emit(
+                    task,
+                    "TASK_KILLED",
+                    reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                    message="A task within the task group was killed before delivery to the "
+                    "executor",
+                    source="SOURCE_AGENT",
+                )
+            return
+        if not executor.sandbox.exists():
+            _link_latest(executor.sandbox)
+        for task in tasks:
+            self.emit(task, "TASK_STARTING")
+        started = [(task, await self._launch(task)) for task in tasks]
+        async with trio.open_nursery() as nursery:
+            for task, running in started:
+                if not isinstance(running, str):
+                    self._emit_running(task, running)
+                    nursery.start_soon(self._watch, task, running)
+            for task, running in started:
+                if isinstance(running, str):
+                    self.emit(
+                        task,
+                        "TASK_FAILED",
+                        reason="REASON_CONTAINER_LAUNCH_FAILED",
+                        message=running,
+                    )
+
+    async def _launch(self, task: TaskRun) -> Running | str:
+        """Start a task's container: the running task, or why it could not start."""
+        name, containerizer = self.containerizers.of(task)
+        if containerizer is None:
+            kind = task.info.get("container", {}).get("type")
+            return f"No containerizer on this agent supports container type {kind}"
+        try:
+            launch = launch_of(
+                task, agent_id=self.link.agent_id, ip=self.options.ip, port=self.link.port
+            )
+            task.sandbox.mkdir(parents=True, exist_ok=True)
+            running = await containerizer.launch(launch)
+        except Exception as exc:
+            log.warning("launch of %s failed: %s", task.id, exc)
+            return f"Failed to launch container: {exc}"
+        task.container_id = running.container_id
+        task.containerizer = name
+        return running
+
+    def _emit_running(self, task: TaskRun, running: Running) -> None:
+        self.emit(
+            task,
+            "TASK_RUNNING",
+            extra={
+                "container_status": {
+                    "container_id": {"value": running.container_id},
+                    "network_infos": [{"ip_addresses": [{"ip_address": self.options.ip}]}],
+                }
+            },
+        )
+
+    async def _watch(self, task: TaskRun, running: Running) -> None:
+        """Wait for a running task to end (killing it when asked); report how it ended."""
+        task.running = running
+        pid_file = self._record_pid(task, running)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._kill_when_asked, task, running)
+                termination = await running.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
+        if task.killed:
+            state, reason = "TASK_KILLED", None
+        elif termination.exit_code == 0:
+            state, reason = "TASK_FINISHED", None
+        else:
+            state = "TASK_FAILED"
+            reason = "REASON_CONTAINER_LIMITATION_MEMORY" if termination.oom_killed else None
+        self.emit(task, state, message=termination.message, reason=reason)
+
+    async def _kill_when_asked(self, task: TaskRun, running: Running) -> None:
+        if not task.killed:
+            await task.kill.wait()
+            task.killed = True
+            self.store.save(task)
+            if "TASK_KILLING_STATE" in task.capabilities:
+                self.emit(task, "TASK_KILLING")
+        grace = DEFAULT_GRACE_PERIOD if task.grace_period is None else task.grace_period
+        await running.kill(grace_period=grace)
+
+    def _record_pid(self, task: TaskRun, running: Running) -> Path | None:
+        """Leave ``meta/pids/<run>`` (pid, sandbox) while the task runs, for tools and tests."""
+        pid = getattr(running, "pid", None)
+        if pid is None:
+            return None
+        path = self.store.meta / "pids" / task.run_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{pid}\n{task.sandbox}\n")
+        return path
+
+
+def _link_latest(run: Path) -> None:
+    """Create an executor run's directory and point ``runs/latest`` at it, as the Mesos
+    agent does."""
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        latest = run.parent / "latest"
+        if latest.is_symlink():
+            latest.unlink()
+        latest.symlink_to(run.name)
+    except OSError as exc:
+        log.warning("cannot make %s the latest run: %s", run, exc)
