@@ -30,6 +30,7 @@ from marathon_mesos_local.agent.model import (
 )
 from marathon_mesos_local.agent.store import TaskStore
 from marathon_mesos_local.agent.updates import StatusUpdates
+from marathon_mesos_local.background import Background
 from marathon_mesos_local.messages import TERMINAL_STATES
 
 __all__ = ["TaskLifecycle"]
@@ -53,29 +54,23 @@ class TaskLifecycle:
         self.updates = updates
         self.containerizers = containerizers
         self.link = link
-        self._nursery: trio.Nursery | None = None
+        self._background = Background()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run tasks until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        await self._background.run(task_status=task_status)
 
     def start(self, task: TaskRun) -> None:
         """Run a command task."""
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run, task)
+        self._background.start_soon(self._run, task)
 
     def start_group(self, executor: ExecutorRun, tasks: list[TaskRun]) -> None:
         """Run a task group under its default executor."""
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_group, executor, tasks)
+        self._background.start_soon(self._run_group, executor, tasks)
 
     def resume(self, task: TaskRun) -> None:
         """Carry on with a task recovered from its checkpoint."""
-        assert self._nursery is not None
-        self._nursery.start_soon(self._resume, task)
+        self._background.start_soon(self._resume, task)
 
     def emit(
         self,
@@ -97,7 +92,6 @@ class TaskLifecycle:
         """A task of a default executor ended: apply the default executor's policy (a
         task that failed or was killed takes the rest of its group down, each with the
         default 3 s grace period) and let the executor exit once no task is left."""
-        assert self._nursery is not None
         executor = self.store.executors.get((task.framework_id, task.executor_id))
         if executor is None or task.id not in executor.live:
             return  # a command task, or a dropped one
@@ -118,7 +112,7 @@ class TaskLifecycle:
                     other.kill.set()
         if not executor.live:
             del self.store.executors[(executor.framework_id, executor.id)]
-            self._nursery.start_soon(self.link.report_exit, executor)
+            self._background.start_soon(self.link.report_exit, executor)
 
     async def kill_all(self) -> None:
         """Kill every running task (the agent stops)."""

@@ -19,6 +19,7 @@ import trio
 from marathon_mesos_local.agent.master_link import MasterLink
 from marathon_mesos_local.agent.model import STATUS_UPDATE_RETRY_MAX, TaskRun
 from marathon_mesos_local.agent.store import TaskStore
+from marathon_mesos_local.background import Background
 from marathon_mesos_local.messages import TERMINAL_STATES
 
 __all__ = ["StatusUpdates"]
@@ -31,14 +32,11 @@ class StatusUpdates:
         self.store = store
         self.link = link
         self.retry = retry
-        self._nursery: trio.Nursery | None = None
+        self._background = Background()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver updates until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        await self._background.run(task_status=task_status)
 
     def queue(
         self,
@@ -81,10 +79,9 @@ class StatusUpdates:
 
     def deliver(self, task: TaskRun) -> None:
         """Send the task's pending updates, unless that is under way already."""
-        assert self._nursery is not None
         if not task.sender_running:
             task.sender_running = True
-            self._nursery.start_soon(self._send, task)
+            self._background.start_soon(self._send, task)
 
     async def _send(self, task: TaskRun) -> None:
         """Deliver the task's updates in order, resending the head until acknowledged."""

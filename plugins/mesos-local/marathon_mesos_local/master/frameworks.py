@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from marathon_mesos_local.background import Background
 from marathon_mesos_local.http import JSON, Response, Send
 from marathon_mesos_local.master.books import Books
 from marathon_mesos_local.master.model import (
@@ -59,14 +60,11 @@ class Subscriptions:
         self.options = options
         self.identity = identity
         self._framework_numbers = itertools.count()
-        self._nursery: trio.Nursery | None = None
+        self._background = Background()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep the failover timers of disconnected frameworks until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        await self._background.run(task_status=task_status)
 
     def subscribe(self, call: Mapping[str, Any]) -> Response:
         """SUBSCRIBE: a new framework, or a known one coming back (scheduler failover, or
@@ -182,8 +180,8 @@ class Subscriptions:
         for offer in list(framework.offers.values()):
             self.allocator.discard(framework, offer)
         framework.disconnections += 1
-        if self._nursery is not None:
-            self._nursery.start_soon(
+        if self._background.running:
+            self._background.start_soon(
                 self._failover_timer,
                 framework,
                 framework.disconnections,
