@@ -168,6 +168,7 @@ async def main(args: argparse.Namespace) -> None:
     leader = await ManualLeader.load(ctx)
     settle_heap()  # as a leader does once its state is loaded
     async with trio.open_nursery() as nursery:
+        await nursery.start(ctx.election.run, trio.sleep_forever)  # this process leads
         url = await nursery.start(serve_api, ctx)
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             cold, _ = await timed(client, "GET", "/v2/apps?embed=apps.tasks", 1)
