@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import pytest
 import trio
+import trio.testing
 
 from marathon_core.events import EventBus
 from marathon_core.health import HealthMonitor
@@ -95,6 +97,7 @@ async def wait_until(condition: Any, timeout: float = 10) -> None:
             await trio.sleep(0.05)
 
 
+@pytest.mark.processes
 async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_server: Any) -> None:
     check = HealthCheck(
         protocol="HTTP",
@@ -133,7 +136,9 @@ async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_serv
     assert kill["host"] == "127.0.0.1" and kill["reason"] == "500 Internal Server Error"
 
 
-async def test_grace_period_spares_a_task_that_never_came_up() -> None:
+async def test_grace_period_spares_a_task_that_never_came_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(
         protocol="TCP",
         port_index=0,
@@ -182,7 +187,9 @@ async def test_health_is_forgotten_when_the_task_stops() -> None:
         listener.close()
 
 
-async def test_a_killed_task_keeps_its_health_until_it_stops_running() -> None:
+async def test_a_killed_task_keeps_its_health_until_it_stops_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(
         protocol="TCP",
         port_index=0,
