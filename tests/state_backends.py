@@ -1,10 +1,11 @@
-"""Storage backends for the state tests: one parametrized fixture over all of them.
+"""Storage backends for the state tests: one parametrized fixture over all of them,
+and a check that random transactions do on a backend what they do in memory.
 
 The ZooKeeper backend runs against the session's real ZooKeeper (the
-``zookeeper`` fixture of ``marathon_core.testing.pytest_plugin``); each test
-gets its own chroot, and reopening connects a new client (a new session) to
-the same chroot (conventions #31, #32).  Test modules import
-the fixtures from here (``from state_backends import backend, store``).
+``zookeeper`` fixture of ``marathon_core.testing.pytest_plugin``; its cases are
+marked ``zookeeper``); each test gets its own chroot, and reopening connects a
+new client (a new session) to the same chroot (conventions #31, #32).  Test
+modules import the fixtures from here (``from state_backends import backend, store``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Markers (``pytest -m "not processes"`` is the unit run):
     (or one of the two below, which imply it) fails, saying so: the unit run cannot
     silently grow slow.
 ``zookeeper``
-    the test needs a real ZooKeeper; given to every test that uses the fixtures below.
+    the test needs a real ZooKeeper; given to every user of the ZooKeeper fixtures below.
 ``cluster(**options)``
     the test runs an embedded Mesos cluster (master and agent processes); the options
     shape the cluster of marathon-mesos-local's ``cluster`` test fixture.
