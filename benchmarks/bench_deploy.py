@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from marathon_rest.testing import running_marathon
+from marathon_core.testing.processes import running_marathon
 
 
 async def follow_events(

@@ -34,8 +34,8 @@ from marathon_core.state.repositories import transact
 from marathon_core.state.storage import Op
 from marathon_core.state.store import StateStore
 from marathon_core.state.zk.storage import ZkStorage
+from marathon_core.testing.processes import running_marathon
 from marathon_core.testing.zookeeper import running_zookeeper
-from marathon_rest.testing import running_marathon
 
 #: Apps per seeding transaction (ZooKeeper takes at most 1 MB per request).
 SEED_BATCH = 200

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from marathon_constraints.plugin import marathon_constraint_operators
 from marathon_core.errors import Violation
 from marathon_core.model.validation import ValidationContext
 
@@ -37,23 +37,10 @@ class _AcceptAll:
         """Container runtimes: the core's command TaskInfo as it is."""
 
 
-def _real_constraint_operators() -> dict[str, Any] | None:
-    try:
-        from marathon_constraints.plugin import marathon_constraint_operators
-    except ImportError:
-        return None
-    return dict(marathon_constraint_operators())
-
-
 @pytest.fixture(scope="session")
 def constraint_operators() -> dict[str, Any]:
-    """The real constraints plugin's operators; skip without it (fail when CI=true)."""
-    ops = _real_constraint_operators()
-    if ops is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("marathon-constraints is not installed (required when CI=true)")
-        pytest.skip("marathon-constraints is not installed")
-    return ops
+    """The real constraints plugin's operators (marathon-constraints is in the test extra)."""
+    return dict(marathon_constraint_operators())
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,9 @@ from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.scheduler import SchedulerOptions
 from marathon_core.scheduler.tracker import InstanceTracker
 from marathon_core.state.store import StateStore
+from marathon_mesos_local import cluster as mesos_local
 
 from .conftest import make_context  # type: ignore[import-not-found]
-
-mesos_local = pytest.importorskip("marathon_mesos_local.cluster")
 
 #: Fast timings for tests.
 FAST = SchedulerOptions(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.processes
+
 MARATHON = [sys.executable, "-m", "marathon_core.cli"]
 
 

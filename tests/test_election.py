@@ -264,6 +264,7 @@ def own_zk(tmp_path: Path) -> Iterator[ZooKeeperEnsemble]:
         yield ensemble
 
 
+@pytest.mark.zookeeper
 async def test_suspended_beyond_the_grace_cancels_the_work(own_zk: ZooKeeperEnsemble) -> None:
     probe = Probe()
     url = own_zk.url("/m")

@@ -1,18 +1,14 @@
 """Contract: every call we build parses into the real ``mesos.v1.scheduler.Call``.
 
-Skipped without the protobuf toolchain or the protos, except when CI=true, where that
-is a failure. The scheduler tests on the real cluster also record every call they
+Skipped without the protos (the ``mesos_protos`` fixture), except when CI=true,
+where that is a failure. The scheduler tests on the real cluster also record every call they
 send and check them the same way (``tests/test_scheduler_cluster.py``).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
 
 from marathon_core.config import Config
 from marathon_core.mesos import calls
@@ -20,8 +16,9 @@ from marathon_core.mesos.events import decode_offer
 from marathon_core.model.app import FetchUri, PortDefinition
 from marathon_core.scheduler.offers import OfferPool, match
 from marathon_core.scheduler.taskinfo import build_task_info
+from marathon_core.testing.mesos_protos import parse_strict
 
-from .scheduler_helpers import compiled_protos, make_app, parse_strict  # type: ignore[import-not-found]
+from .scheduler_helpers import make_app  # type: ignore[import-not-found]
 
 OFFER = {
     "id": {"value": "M-O7"},
@@ -43,17 +40,12 @@ OFFER = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def protos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    yield from compiled_protos(Path(tmp_path_factory.mktemp("pb")))
-
-
 def with_framework(call: dict) -> dict:
     call.setdefault("framework_id", {"value": "M-0000"})
     return call
 
 
-def test_every_call_builder_parses(protos: SimpleNamespace) -> None:
+def test_every_call_builder_parses(mesos_protos: SimpleNamespace) -> None:
     config = Config(
         master="http://m:5050", webui_url="http://ui", enable_features="task_killing,gpu_resources"
     )
@@ -96,4 +88,4 @@ def test_every_call_builder_parses(protos: SimpleNamespace) -> None:
     for call in built:
         if call["type"] != "SUBSCRIBE":
             with_framework(call)
-        parse_strict(protos, call, protos.scheduler.Call)
+        parse_strict(mesos_protos, call, mesos_protos.scheduler.Call)

@@ -19,27 +19,22 @@ from marathon_core.model.app import UnreachableStrategy
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.ids import Timestamp
 from marathon_core.model.instance import Condition, Goal
+from marathon_core.testing.mesos_protos import parse_strict
 
 from .scheduler_cluster import Leader, open_cluster, record_calls, service_context  # type: ignore[import-not-found]
-from .scheduler_helpers import compiled_protos, make_app, open_state, parse_strict  # type: ignore[import-not-found]
+from .scheduler_helpers import make_app, open_state  # type: ignore[import-not-found]
 
-
-@pytest.fixture(scope="module")
-def protos_or_none(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace | None]:
-    try:
-        yield from compiled_protos(Path(tmp_path_factory.mktemp("pb")))
-    except pytest.skip.Exception:
-        yield None
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch, protos_or_none: SimpleNamespace | None) -> Iterator[list]:
+def sent(monkeypatch: pytest.MonkeyPatch, mesos_pb: SimpleNamespace | None) -> Iterator[list]:
     """Every call the scheduler sent; checked against the real protos afterwards."""
     calls = record_calls(monkeypatch)
     yield calls
-    if protos_or_none is not None:
+    if mesos_pb is not None:
         for call in calls:
-            parse_strict(protos_or_none, call, protos_or_none.scheduler.Call)
+            parse_strict(mesos_pb, call, mesos_pb.scheduler.Call)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.sqlite import SqliteStorage
 from marathon_core.state.store import StateStore
 
+pytestmark = pytest.mark.processes
+
 CHILD = Path(__file__).with_name("state_crash_child.py")
 READ_TIMEOUT = 60.0
 

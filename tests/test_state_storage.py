@@ -18,7 +18,6 @@ from marathon_core.errors import (
     VersionConflictError,
 )
 from marathon_core.state.format import FORMAT_KEY, FORMAT_VERSION, ensure_format
-from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.sqlite import SCHEMA_VERSION, SqliteStorage
 from marathon_core.state.storage import (
     Check,
@@ -307,41 +306,22 @@ async def test_closed_store_raises(backend: Backend) -> None:
 
 # -- backend equivalence ---------------------------------------------------------------
 
-_keys = st.sampled_from(["a", "b", "a/x", "a/y", "b/z/w"])
-_ops = st.lists(
-    st.one_of(
-        st.builds(Create, _keys, st.binary(max_size=4)),
-        st.builds(Update, _keys, st.binary(max_size=4), st.none() | st.integers(0, 2)),
-        st.builds(Delete, _keys, st.none() | st.integers(0, 2)),
-        st.builds(Check, _keys, st.integers(0, 2)),
-    ),
-    max_size=4,
-)
+SQLITE_KEYS = ["a", "b", "a/x", "a/y", "b/z/w"]
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(_ops, max_size=8))
+@given(state_backends.transactions(SQLITE_KEYS, max_size=8))
 async def test_sqlite_behaves_like_memory(
     tmp_path_factory: pytest.TempPathFactory, txs: list[list[Op]]
 ) -> None:
     """Random transactions give the same results, errors and final tree on both."""
-    mem = MemoryStorage()
     sql = await SqliteStorage.open(
         tmp_path_factory.mktemp("eq") / "s.sqlite3", synchronous="NORMAL"
     )
     try:
-        for ops in txs:
-            outcomes = []
-            for s in (mem, sql):
-                try:
-                    outcomes.append(await s.commit(ops))
-                except (VersionConflictError, NotFoundError) as exc:
-                    outcomes.append(type(exc))  # type: ignore[arg-type]
-            assert outcomes[0] == outcomes[1], ops
-        for prefix in ["", "a", "b", "b/z"]:
-            assert await mem.children(prefix) == await sql.children(prefix)
-        keys = ["a", "b", "a/x", "a/y", "b/z/w"]
-        assert await mem.get_many(keys) == await sql.get_many(keys)
+        await state_backends.assert_behaves_like_memory(
+            sql, txs, keys=SQLITE_KEYS, prefixes=["", "a", "b", "b/z"]
+        )
         assert await sql.check_integrity() == []
     finally:
         await sql.aclose()

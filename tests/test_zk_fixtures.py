@@ -33,6 +33,7 @@ def test_missing_zookeeper_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPat
         pytest_plugin.require_zookeeper()
 
 
+@pytest.mark.zookeeper
 def test_stopping_a_server_kills_only_its_pid(tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest_plugin.require_zookeeper()
     with zookeeper.running_zookeeper(tmp_path_factory.mktemp("zk-stop")) as ensemble:

@@ -113,6 +113,7 @@ async def test_a_read_racing_a_change_never_caches_the_old_value(
         assert (await reader.get("r")).value == str(i).encode()  # type: ignore[union-attr]
 
 
+@pytest.mark.zookeeper
 async def test_a_lost_connection_forgets_the_cache(tmp_path: Path) -> None:
     require_zookeeper()
     with running_zookeeper(tmp_path / "zk") as ensemble:

@@ -10,20 +10,17 @@ from pathlib import Path
 import pytest
 import trio
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
 from marathon_core.errors import (
     ConfigError,
     FencedWriteError,
-    NotFoundError,
     StorageError,
     StorageUnavailableError,
     VersionConflictError,
     WriteTooLargeError,
 )
-from marathon_core.state.memory import MemoryStorage
-from marathon_core.state.storage import Check, Create, Delete, Op, Update
+from marathon_core.state.storage import Create, Delete, Op, Update
 from marathon_core.state.zk.client import ZkClient
 from marathon_core.state.zk.encoding import CHUNK_SIZE
 from marathon_core.state.zk.layout import BLOBS
@@ -33,6 +30,8 @@ from marathon_core.state.zk.transaction import ZnodeCheck
 from marathon_core.state.zk.url import ZkUrl, parse_zk_url
 from marathon_core.testing.pytest_plugin import require_zookeeper
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble, free_ports, running_zookeeper
+
+from .state_backends import assert_behaves_like_memory, transactions  # type: ignore[import-not-found]
 
 # -- URLs ---------------------------------------------------------------------------------
 
@@ -144,37 +143,18 @@ async def test_creates_race_on_a_new_directory(zk_url: str) -> None:
             await s.aclose()
 
 
-_keys = st.sampled_from(["a", "b", "a/x", "a/y", "b/z/w", "a/x/q"])
-_ops = st.lists(
-    st.one_of(
-        st.builds(Create, _keys, st.binary(max_size=4)),
-        st.builds(Update, _keys, st.binary(max_size=4), st.none() | st.integers(0, 2)),
-        st.builds(Delete, _keys, st.none() | st.integers(0, 2)),
-        st.builds(Check, _keys, st.integers(0, 2)),
-    ),
-    max_size=4,
-)
+ZK_KEYS = ["a", "b", "a/x", "a/y", "b/z/w", "a/x/q"]
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(_ops, max_size=6))
+@given(transactions(ZK_KEYS, max_size=6))
 async def test_zk_behaves_like_memory(zookeeper: ZooKeeperEnsemble, txs: list[list[Op]]) -> None:
     """Random transactions: same results, errors and tree on ZooKeeper as in memory."""
-    mem = MemoryStorage()
     zk = await ZkStorage.connect(zookeeper.url(f"/marathon-test/{uuid.uuid4().hex}"))
     try:
-        for ops in txs:
-            outcomes: list[object] = []
-            for s in (mem, zk):
-                try:
-                    outcomes.append(await s.commit(ops))
-                except (VersionConflictError, NotFoundError) as exc:
-                    outcomes.append(type(exc))
-            assert outcomes[0] == outcomes[1], ops
-        for prefix in ["", "a", "b", "b/z", "a/x"]:
-            assert await mem.children(prefix) == await zk.children(prefix), prefix
-        keys = ["a", "b", "a/x", "a/y", "b/z/w", "a/x/q"]
-        assert await mem.get_many(keys) == await zk.get_many(keys)
+        await assert_behaves_like_memory(
+            zk, txs, keys=ZK_KEYS, prefixes=["", "a", "b", "b/z", "a/x"]
+        )
     finally:
         await zk.aclose()
 
@@ -256,6 +236,7 @@ async def test_unreachable_zookeeper_is_unavailable() -> None:
             await ZkStorage.connect(f"zk://127.0.0.1:{port}/m", timeout=0.5)
 
 
+@pytest.mark.zookeeper
 async def test_server_down_and_back(own_zk: ZooKeeperEnsemble) -> None:
     client = await ZkClient.connect(own_zk.url("/m"), session_timeout=20.0, timeout=1.0)
     try:

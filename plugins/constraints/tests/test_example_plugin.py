@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.processes
+
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
 CHECK = """

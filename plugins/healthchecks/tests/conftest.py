@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from marathon_core.testing.processes import script_server
 
 
 class StatusServer:
@@ -21,11 +21,6 @@ class StatusServer:
 
 @pytest.fixture
 def status_server() -> Iterator[StatusServer]:
-    script = Path(__file__).parent / "status_server.py"
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        yield StatusServer(int(process.stdout.readline()))
-    finally:
-        process.kill()
-        process.wait()
+    """Mark its users ``processes``."""
+    with script_server(Path(__file__).with_name("status_server.py")) as port:
+        yield StatusServer(int(port))

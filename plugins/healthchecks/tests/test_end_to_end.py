@@ -12,27 +12,20 @@ from typing import Any
 import httpx
 import pytest
 
-pytest.importorskip("marathon_mesos_local")
-pytest.importorskip("marathon_rest")
+from marathon_core.testing.processes import (
+    RunningMarathon,
+    local_cluster_args,
+    running_marathon,
+    wait_for,
+)
 
-from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
     with running_marathon(
-        "--master",
-        "local",
-        "--local_agents",
-        "1",
-        "--local_master_port",
-        "0",
-        "--local_agent_port",
-        "0",
-        "--local_agent_resources",
-        "cpus:2;mem:1024;disk:1000;ports:[31200-31300]",
-        "--min_revive_offers_interval",
-        "200",
+        *local_cluster_args(1, agent_resources="cpus:2;mem:1024;disk:1000;ports:[31200-31300]"),
         state_dir=tmp_path_factory.mktemp("state"),
     ) as running:
         yield running

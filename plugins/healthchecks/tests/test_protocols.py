@@ -7,6 +7,8 @@ import ssl
 import time
 from typing import Any
 
+import pytest
+
 from marathon_core.contracts.health import Outcome
 from marathon_core.model.app import HealthCheck
 from marathon_healthchecks.protocols import HttpCheck, TcpCheck
@@ -15,6 +17,7 @@ HTTP = HttpCheck("http")
 TCP = TcpCheck()
 
 
+@pytest.mark.processes
 async def test_http_follows_the_servers_status(status_server: Any) -> None:
     check = HealthCheck(protocol="HTTP", path="/health")
     port = status_server.port
@@ -29,6 +32,7 @@ async def test_http_follows_the_servers_status(status_server: Any) -> None:
     assert result.outcome is Outcome.HEALTHY
 
 
+@pytest.mark.processes
 async def test_http_times_out(status_server: Any) -> None:
     check = HealthCheck(protocol="HTTP", path="/slow")
     started = time.monotonic()
@@ -60,6 +64,7 @@ async def test_tcp_is_healthy_while_something_listens() -> None:
     assert result.outcome is Outcome.UNHEALTHY
 
 
+@pytest.mark.processes
 async def test_http_probes_do_not_build_an_ssl_context_each_time(
     status_server: Any, monkeypatch: Any
 ) -> None:

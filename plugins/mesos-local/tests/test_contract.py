@@ -10,24 +10,23 @@ from __future__ import annotations
 import pytest
 import trio
 
+from marathon_core.testing.mesos_protos import parse_strict
 from marathon_mesos_local.testing import task_info
 
-from .conftest import parse_strict  # type: ignore[import-not-found]
 
-
-def test_strict_parsing_rejects_what_mesos_rejects(protos) -> None:
-    call = protos.scheduler.Call
-    parse_strict(protos, {"type": "TEARDOWN", "framework_id": {"value": "f"}}, call)
+def test_strict_parsing_rejects_what_mesos_rejects(mesos_protos) -> None:
+    call = mesos_protos.scheduler.Call
+    parse_strict(mesos_protos, {"type": "TEARDOWN", "framework_id": {"value": "f"}}, call)
     for bad in (
         {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"name": "n"}}},
         {"type": "NOT_A_CALL"},
         {"type": "TEARDOWN", "unknown_field": 1},
     ):
-        with pytest.raises((AssertionError, protos.json_format.ParseError)):
-            parse_strict(protos, bad, call)
+        with pytest.raises((AssertionError, mesos_protos.json_format.ParseError)):
+            parse_strict(mesos_protos, bad, call)
 
 
-async def test_every_event_type_parses(protos, cluster, schedulers, nursery) -> None:
+async def test_every_event_type_parses(mesos_protos, cluster, schedulers, nursery) -> None:
     client = schedulers(cluster.url)
     await client.subscribe(
         nursery,
@@ -92,9 +91,9 @@ async def test_every_event_type_parses(protos, cluster, schedulers, nursery) -> 
     assert kinds >= {"SUBSCRIBED", "HEARTBEAT", "OFFERS", "UPDATE", "RESCIND", "ERROR"}, kinds
     assert role in ("a", "b")
     for event in client.events:
-        parse_strict(protos, event, protos.scheduler.Event)
+        parse_strict(mesos_protos, event, mesos_protos.scheduler.Event)
     for call in client.calls:
-        parse_strict(protos, call, protos.scheduler.Call)
+        parse_strict(mesos_protos, call, mesos_protos.scheduler.Call)
     # 64-bit integers go out as JSON numbers, as Mesos's own JSON writer does.
     ranges = [
         r["ranges"]["range"][0]["begin"]

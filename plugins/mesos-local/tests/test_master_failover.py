@@ -33,6 +33,8 @@ from marathon_mesos_local.testing import (
 
 from .conftest import cluster_options  # type: ignore[import-not-found]
 
+pytestmark = pytest.mark.cluster
+
 #: Pings every 0.3 s: agents notice a new master within about a second.
 FAST = ("--allocation_interval", "0.2secs", "--agent_ping_timeout", "0.3secs",
         "--max_agent_ping_timeouts", "3")  # fmt: skip

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from marathon_core.testing.mesos_protos import parse_strict
 from marathon_mesos_local.testing import task_info
-
-from .conftest import parse_strict  # type: ignore[import-not-found]
 
 
 @pytest.mark.cluster(offer_timeout=0.3)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from marathon_core.config import parse_config
@@ -79,6 +80,7 @@ async def launch_sleep(url: str) -> None:
     await client.aclose()
 
 
+@pytest.mark.processes
 async def test_console_script_serves_until_sigint(tmp_path: Path) -> None:
     work = tmp_path / "work"
     argv = [
@@ -107,6 +109,7 @@ async def test_console_script_serves_until_sigint(tmp_path: Path) -> None:
     assert processes_under(work) == []
 
 
+@pytest.mark.processes
 async def test_console_script_rejects_bad_resources(tmp_path: Path) -> None:
     result = await trio.run_process(
         [str(BIN / "marathon-mesos-local"), "--agent-resources", "cpus:x"],
@@ -129,6 +132,7 @@ def test_plugin_is_discovered_and_serves_only_local() -> None:
     assert plugin.marathon_mesos_master(url="http://x:5050", config=config) is None
 
 
+@pytest.mark.processes
 async def test_marathon_master_local_starts_and_stops_the_cluster(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     argv = [

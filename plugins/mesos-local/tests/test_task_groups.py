@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 
+from marathon_core.testing.mesos_protos import parse_strict
 from marathon_mesos_local.testing import (
     NullFramework,
     executor_info,
@@ -25,8 +26,6 @@ from marathon_mesos_local.testing import (
     task_info,
     task_pids,
 )
-
-from .conftest import parse_strict  # type: ignore[import-not-found]
 
 
 def _scalars(resources: list[dict]) -> dict[str, float]:

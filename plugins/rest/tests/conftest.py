@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -8,6 +9,7 @@ import trio
 
 import marathon_rest.plugin
 from marathon_core.testing.context import CoreContext, memory_context
+from marathon_core.testing.processes import script_server
 from marathon_rest.server import serve_api
 
 #: Options of the API under test; tests may extend them through ``api_args``.
@@ -48,3 +50,12 @@ async def api_url(nursery: trio.Nursery, api_context: CoreContext) -> str:
 async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def api_process_url() -> Iterator[str]:
+    """The API with in-memory state in a process of its own, for synchronous clients
+    (their calls would block this process's event loop); mark the users ``processes``."""
+    with script_server(Path(__file__).with_name("serve_memory_state.py")) as url:
+        assert url.startswith("http://"), url
+        yield url

@@ -14,24 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from marathon_rest.testing import running_marathon, wait_for
+from marathon_core.testing.processes import local_cluster_args, running_marathon, wait_for
 
-pytest.importorskip("marathon_mesos_local")
+pytestmark = pytest.mark.processes
 
-ARGS = (
-    "--master",
-    "local",
-    "--local_agents",
-    "2",
-    "--local_master_port",
-    "0",
-    "--local_agent_port",
-    "0",
-    "--local_agent_reregister_timeout",
-    "3secs",
-    "--min_revive_offers_interval",
-    "200",
-)
+ARGS = (*local_cluster_args(2), "--local_agent_reregister_timeout", "3secs")
 
 
 def running_tasks(url: str) -> set[str]:

@@ -22,28 +22,20 @@ for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
 from marathon import MarathonClient  # noqa: E402
 from marathon.models import MarathonApp  # noqa: E402
 
-from marathon_rest.testing import running_marathon, wait_for  # noqa: E402
+from marathon_core.testing.processes import (  # noqa: E402
+    local_cluster_args,
+    running_marathon,
+    wait_for,
+)
 
-pytest.importorskip("marathon_mesos_local")
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarathonClient]:
     agents = "cpus:2;mem:1024;disk:1000;ports:[31000-31100]"
     with running_marathon(
-        "--master",
-        "local",
-        "--local_agents",
-        "2",
-        "--local_master_port",
-        "0",
-        "--local_agent_port",
-        "0",
-        "--local_agent_resources",
-        agents,
-        "--min_revive_offers_interval",
-        "200",
-        state_dir=tmp_path_factory.mktemp("state"),
+        *local_cluster_args(2, agent_resources=agents), state_dir=tmp_path_factory.mktemp("state")
     ) as server:
         yield MarathonClient(server.url)
         assert server.stop() == 0

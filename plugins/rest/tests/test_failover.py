@@ -10,19 +10,21 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
-
-pytest.importorskip("marathon_mesos_local")
+from marathon_core.testing.processes import (
+    RunningMarathon,
+    running_marathon,
+    running_server,
+    wait_for,
+)
 
 #: Leader kills in the kill loop; each killed process is restarted as a standby.
 KILLS = 4
@@ -31,42 +33,14 @@ KILLS = 4
 @pytest.fixture
 def mesos_master(tmp_path: Path) -> Iterator[str]:
     """A standalone embedded Mesos master with two agent processes, shared by all."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "marathon_mesos_local.cli",
-            "--port",
-            "0",
-            "--agents",
-            "2",
-            "--agent-port",
-            "0",
-            "--work_dir",
-            str(tmp_path / "mesos"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        for line in proc.stderr:
-            if match := re.search(r"listening on (http://\S+)", line):
-                url = match.group(1)
-                break
-        assert url is not None, f"mesos master exited with {proc.wait()}"
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    command = [
+        sys.executable, "-m", "marathon_mesos_local.cli",
+        "--port", "0", "--agents", "2", "--agent-port", "0", "--work_dir", str(tmp_path / "mesos"),
+    ]  # fmt: skip
+    with running_server(command, re.compile(r"listening on (http://\S+)")) as master:
+        yield master.url
+        with suppress(subprocess.TimeoutExpired):
+            master.stop(timeout=10)
 
 
 def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from marathon_core.plugins import get_plugin_host
-from marathon_rest.testing import running_marathon
+from marathon_core.testing.processes import running_marathon
 
 
 def test_entry_point_is_discovered() -> None:
@@ -16,12 +17,14 @@ def test_entry_point_is_discovered() -> None:
     assert infos["rest"].hooks == ("marathon_addoption", "marathon_services")
 
 
+@pytest.mark.processes
 def test_marathon_serves_the_api(tmp_path: Path) -> None:
     with running_marathon("--master", "http://127.0.0.1:5050", state_dir=tmp_path) as server:
         assert httpx.get(f"{server.url}/ping", timeout=10).text == "pong"
         assert server.stop(timeout=5) == 0
 
 
+@pytest.mark.processes
 def test_the_leader_is_announced_with_the_bound_port(tmp_path: Path) -> None:
     with running_marathon("--master", "http://127.0.0.1:5050", state_dir=tmp_path) as server:
         port = server.url.rsplit(":", 1)[1]

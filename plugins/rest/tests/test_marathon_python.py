@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,22 +21,12 @@ from marathon import MarathonClient  # noqa: E402
 from marathon.exceptions import ConflictError, MarathonHttpError, NotFoundError  # noqa: E402
 from marathon.models import MarathonApp, MarathonGroup  # noqa: E402
 
-SERVER = Path(__file__).with_name("serve_memory_state.py")
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[MarathonClient]:
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://"), f"server failed to start ({proc.poll()})"
-        yield MarathonClient(url)
-    finally:
-        proc.kill()
-        proc.wait()
+def client(api_process_url: str) -> MarathonClient:
+    return MarathonClient(api_process_url)
 
 
 def test_info_leader_ping(client: MarathonClient) -> None:

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-SERVER = Path(__file__).with_name("serve_memory_state.py")
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://"), f"server failed to start ({proc.poll()})"
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
+def api_schema(api_process_url: str) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{api_process_url}/openapi.json")
 
 
-@pytest.fixture(scope="module")
-def api_schema(server_url: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{server_url}/openapi.json")
-
-
-def test_document_describes_the_request_bodies(server_url: str) -> None:
-    doc = httpx.get(f"{server_url}/openapi.json").json()
+def test_document_describes_the_request_bodies(api_process_url: str) -> None:
+    doc = httpx.get(f"{api_process_url}/openapi.json").json()
     app = doc["components"]["schemas"]["App"]
     assert app["required"] == ["id"]
     assert app["properties"]["instances"] == {"type": "integer", "minimum": 0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from marathon_rest.testing import running_marathon, wait_for
+from marathon_core.testing.processes import running_marathon, wait_for
 
 
 def test_standby_forwards_detects_loops_and_takes_over(zk_url: str, tmp_path: Path) -> None:

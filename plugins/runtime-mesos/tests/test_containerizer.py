@@ -16,7 +16,7 @@ from marathon_runtime_mesos.containerizer import CgroupTask, MesosContainerizer
 
 from .conftest import needs_cgroups  # type: ignore[import-not-found]
 
-pytestmark = needs_cgroups
+pytestmark = [needs_cgroups, pytest.mark.processes]
 
 
 def launch_of(tmp_path: Path, command: str, **resources: float) -> Launch:

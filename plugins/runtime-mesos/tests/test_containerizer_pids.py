@@ -11,9 +11,12 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
+import pytest
 import trio
 
 from marathon_runtime_mesos.containerizer import CgroupTask
+
+pytestmark = pytest.mark.processes
 
 
 class FakeCgroups:

@@ -13,14 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-pytest.importorskip("marathon_mesos_local")
-pytest.importorskip("marathon_rest")
-
-from marathon_rest.testing import RunningMarathon, running_marathon, wait_for
+from marathon_core.testing.processes import (
+    RunningMarathon,
+    local_cluster_args,
+    running_marathon,
+    wait_for,
+)
 
 from .conftest import destroy_root, needs_cgroups, root_dirs  # type: ignore[import-not-found]
 
-pytestmark = needs_cgroups
+pytestmark = [needs_cgroups, pytest.mark.processes]
 
 ENV = "MARATHON_RUNTIME_MESOS_CGROUP_ROOT"
 
@@ -44,18 +46,7 @@ def root() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(root: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
     with running_marathon(
-        "--master",
-        "local",
-        "--local_agents",
-        "1",
-        "--local_master_port",
-        "0",
-        "--local_agent_port",
-        "0",
-        "--local_agent_resources",
-        "cpus:2;mem:1024;disk:1000;ports:[31300-31400]",
-        "--min_revive_offers_interval",
-        "200",
+        *local_cluster_args(1, agent_resources="cpus:2;mem:1024;disk:1000;ports:[31300-31400]"),
         state_dir=tmp_path_factory.mktemp("state"),
     ) as running:
         yield running

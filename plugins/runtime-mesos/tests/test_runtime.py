@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -53,42 +50,11 @@ def test_absolute_container_paths_are_rejected() -> None:
     assert [v.path for v in raised.value.violations] == ["/container/volumes(0)/containerPath"]
 
 
-def _find_protos() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        for candidate in (
-            parent / "tests" / "data" / "mesos-protos",
-            parent / "shared" / "reference" / "mesos" / "protos",
-        ):
-            if (candidate / "mesos" / "v1" / "mesos.proto").exists():
-                return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def mesos_pb2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    protos = _find_protos()
-    if protos is None:
-        pytest.skip("Mesos protos not found (shared/reference/mesos/protos)")
-    grpc_tools = pytest.importorskip("grpc_tools")
-    from grpc_tools import protoc
-
-    out = tmp_path_factory.mktemp("pb")
-    include = Path(grpc_tools.__file__).parent / "_proto"
-    proto = str(protos / "mesos" / "v1" / "mesos.proto")
-    assert protoc.main(["protoc", f"-I{protos}", f"-I{include}", f"--python_out={out}", proto]) == 0
-    sys.path.insert(0, str(out))
-    try:
-        yield importlib.import_module("mesos.v1.mesos_pb2")
-    finally:
-        sys.path.remove(str(out))
-
-
-def test_container_info_parses_into_the_real_proto(mesos_pb2: Any) -> None:
-    from google.protobuf import json_format
-
+def test_container_info_parses_into_the_real_proto(mesos_protos: SimpleNamespace) -> None:
+    mesos_pb2 = mesos_protos.mesos
     volumes = [{"containerPath": "data", "hostPath": "/tmp", "mode": "RW"}]
     for body in (app(), app(volumes=volumes)):
         info = container_info(parse_app(body, context=CTX))
-        parsed = json_format.ParseDict(info, mesos_pb2.ContainerInfo())
+        parsed = mesos_protos.json_format.ParseDict(info, mesos_pb2.ContainerInfo())
         assert not parsed.FindInitializationErrors()
         assert mesos_pb2.ContainerInfo.Type.Name(parsed.type) == "MESOS"

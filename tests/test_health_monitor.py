@@ -1,7 +1,8 @@
-"""The core's health monitor driving this plugin's probes against real listeners.
+"""The leader's health monitor: probing on schedule, Marathon's rules, events, kills.
 
-The instance tracker is a small stand-in (the monitor only reads it); the probes,
-the HTTP server process and the sockets are real.
+The instance tracker is a small stand-in (the monitor only reads it) and the checker
+answers what each test scripts, so the mock clock runs every test; the real probes
+are tested in ``marathon-healthchecks`` (its protocols, and end to end).
 """
 
 from __future__ import annotations
@@ -11,15 +12,42 @@ from typing import Any
 
 import attrs
 import trio
+import trio.testing
 
+from marathon_core.contracts.health import HealthChecker, ProbeResult
+from marathon_core.errors import Violation
 from marathon_core.events import EventBus
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
-from marathon_healthchecks.protocols import protocols
 
 APP_ID = PathId(("web",))
+HEALTHY_PORT = 1000
+SILENT_PORT = 1001
+
+
+class ScriptedCheck:
+    """A protocol the scheduler runs, answering per port what the test sets."""
+
+    def __init__(self) -> None:
+        self.results = {HEALTHY_PORT: ProbeResult.healthy()}
+        self.probes = 0
+
+    @property
+    def checker(self) -> HealthChecker:
+        return self
+
+    def validate(self, check: HealthCheck, *, path: str, app: AppDefinition) -> list[Violation]:
+        return []
+
+    async def probe(
+        self, check: HealthCheck, *, host: str, port: int, timeout: float
+    ) -> ProbeResult:
+        self.probes += 1
+        if port == SILENT_PORT:
+            await trio.sleep(timeout + 1)  # the monitor gives up first
+        return self.results.get(port, ProbeResult.unhealthy("Connection refused"))
 
 
 class Tracker:
@@ -78,8 +106,10 @@ class Harness:
         self.events: list[Mapping[str, Any]] = []
         self.killed: list[Instance] = []
         self.tracker = Tracker(app, [instance])
+        self.check = ScriptedCheck()
+        protocols = {"HTTP": self.check, "TCP": self.check}
         self.monitor = HealthMonitor(
-            self.tracker, EventBus(on_event=self.events.append), protocols(), kill=self.kill
+            self.tracker, EventBus(on_event=self.events.append), protocols, kill=self.kill
         )
 
     async def kill(self, instances: Sequence[Instance]) -> None:
@@ -95,7 +125,9 @@ async def wait_until(condition: Any, timeout: float = 10) -> None:
             await trio.sleep(0.05)
 
 
-async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_server: Any) -> None:
+async def test_a_task_turns_healthy_then_unhealthy_then_is_killed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(
         protocol="HTTP",
         path="/health",
@@ -105,7 +137,7 @@ async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_serv
         timeout_seconds=1,
         max_consecutive_failures=2,
     )
-    instance = running(status_server.port)
+    instance = running(HEALTHY_PORT)
     h = Harness(app_with(check), instance)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.monitor.run)
@@ -116,7 +148,7 @@ async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_serv
         gen = h.monitor.generation(APP_ID)
         assert gen > 0
 
-        await trio.to_thread.run_sync(status_server.set, 500)
+        h.check.results[HEALTHY_PORT] = ProbeResult.unhealthy("500 Internal Server Error")
         await wait_until(lambda: h.killed, timeout=15)
         nursery.cancel_scope.cancel()
     assert h.killed == [instance]
@@ -133,7 +165,9 @@ async def test_http_task_turns_healthy_then_unhealthy_then_is_killed(status_serv
     assert kill["host"] == "127.0.0.1" and kill["reason"] == "500 Internal Server Error"
 
 
-async def test_grace_period_spares_a_task_that_never_came_up() -> None:
+async def test_grace_period_spares_a_task_that_never_came_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(
         protocol="TCP",
         port_index=0,
@@ -142,7 +176,7 @@ async def test_grace_period_spares_a_task_that_never_came_up() -> None:
         timeout_seconds=1,
         max_consecutive_failures=1,
     )
-    instance = running(1)  # nothing listens on port 1
+    instance = running(0)  # nothing answers there
     h = Harness(app_with(check), instance)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.monitor.run)
@@ -154,35 +188,57 @@ async def test_grace_period_spares_a_task_that_never_came_up() -> None:
     assert result["alive"] is False and result["consecutiveFailures"] == 0
 
 
-async def test_health_is_forgotten_when_the_task_stops() -> None:
-    import socket
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+async def test_health_is_forgotten_when_the_task_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(protocol="TCP", port_index=0, interval_seconds=1, timeout_seconds=1)
-    instance = running(listener.getsockname()[1])
+    instance = running(HEALTHY_PORT)
     h = Harness(app_with(check), instance)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(h.monitor.run)
-            await wait_until(lambda: h.monitor.is_healthy(instance))
-            task = instance.task
-            assert task is not None
-            finished = attrs.evolve(
-                instance,
-                condition=Condition.FINISHED,
-                tasks=(attrs.evolve(task, condition=Condition.FINISHED),),
-            )
-            h.tracker.replace(finished)
-            await wait_until(lambda: h.monitor.health_of(instance) is None)
-            assert h.monitor.counts([finished]) == (0, 0)
-            nursery.cancel_scope.cancel()
-    finally:
-        listener.close()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.monitor.run)
+        await wait_until(lambda: h.monitor.is_healthy(instance))
+        task = instance.task
+        assert task is not None
+        finished = attrs.evolve(
+            instance,
+            condition=Condition.FINISHED,
+            tasks=(attrs.evolve(task, condition=Condition.FINISHED),),
+        )
+        h.tracker.replace(finished)
+        await wait_until(lambda: h.monitor.health_of(instance) is None)
+        assert h.monitor.counts([finished]) == (0, 0)
+        probes = h.check.probes
+        await trio.sleep(5)  # five intervals: the stopped task is probed no more
+        assert h.check.probes == probes
+        nursery.cancel_scope.cancel()
 
 
-async def test_a_killed_task_keeps_its_health_until_it_stops_running() -> None:
+async def test_a_probe_that_outlasts_its_timeout_is_a_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    check = HealthCheck(
+        protocol="HTTP",
+        port_index=0,
+        grace_period_seconds=0,
+        interval_seconds=1,
+        timeout_seconds=1,
+        max_consecutive_failures=0,  # never kill
+    )
+    instance = running(SILENT_PORT)
+    h = Harness(app_with(check), instance)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.monitor.run)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    health = h.monitor.health_of(instance)
+    assert health is not None and health[0].consecutive_failures >= 2
+    assert health[0].last_failure_cause == "timed out after 1 s"
+    assert h.killed == []
+
+
+async def test_a_killed_task_keeps_its_health_until_it_stops_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     check = HealthCheck(
         protocol="TCP",
         port_index=0,
@@ -191,7 +247,7 @@ async def test_a_killed_task_keeps_its_health_until_it_stops_running() -> None:
         timeout_seconds=1,
         max_consecutive_failures=1,
     )
-    instance = running(1)  # nothing listens on port 1
+    instance = running(0)  # nothing answers there
     h = Harness(app_with(check), instance)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.monitor.run)
