@@ -1,4 +1,4 @@
-"""B3: API latency with 10,000 apps and 50,000 tasks stored, over real HTTP.
+"""API latency with 10,000 apps and 50,000 tasks stored, over real HTTP.
 
 Reports, each measured in this run:
 - p50/p99 of ``GET /v2/apps?embed=apps.tasks`` next to the serialisation floor: the

@@ -1,4 +1,4 @@
-"""B2: 1,000 one-instance apps POSTed 100 at a time must all reach ``deployment_success``.
+"""Deployments at scale: 1,000 one-instance apps POSTed 100 at a time all succeed.
 
 Runs ``marathon --master local`` with simulated agents (tasks change state on a timer
 and run no process), posts the apps in concurrent batches over real HTTP, and follows

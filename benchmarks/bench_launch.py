@@ -1,11 +1,11 @@
-"""B1/B10: tasks reaching RUNNING per second for one app scaled 0 -> N on simulated agents.
+"""Launch rate: tasks reaching RUNNING per second for one app scaled 0 -> N on simulated agents.
 
 Both arms run against the same embedded master with simulated agents, in the same
 process, one after the other: a *null scheduler* (accepts every offer with as many
 minimal tasks as fit, acknowledges updates, nothing else) and our scheduler (the real
 leadership scope: tracker with SQLite state, launch queue, offer matching, TaskInfo
-building, status handling). Reported: tasks/s of each, the ratio (B1), and CPU
-seconds per 1,000 tasks of each and their ratio (B10). Not a test.
+building, status handling). Reported: tasks/s of each, the ratio, and CPU
+seconds per 1,000 tasks of each and their ratio. Not a test.
 
 Run: ``.venv/bin/python benchmarks/bench_launch.py [--tasks 2000 --agents 100]``.
 """
@@ -140,7 +140,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ours_s, ours_cpu = await our_arm(cluster.url, args.tasks, Path(tmp))
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return {
-        "benchmark": "B1/B10 launch",
+        "benchmark": "launch",
         "tasks": args.tasks,
         "agents": args.agents,
         "null_tasks_per_s": round(args.tasks / null_s, 1),

@@ -198,7 +198,7 @@ def test_a_missing_required_field_is_a_malformed_event(event: dict[str, Any]) ->
 
 # -- the one table of task states ------------------------------------------------------
 
-#: Terminal to Mesos (``protobuf::isTerminalState``, as shared/reference/mesos lists it).
+#: Terminal to Mesos (its ``protobuf::isTerminalState``).
 MESOS_TERMINAL = {
     "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
     "TASK_GONE", "TASK_GONE_BY_OPERATOR",
@@ -208,7 +208,7 @@ MESOS_TERMINAL = {
 def proto_task_states() -> list[str]:
     protos = find_protos()
     if protos is None:
-        pytest.skip("Mesos protos not found (../shared/reference/mesos/protos)")
+        pytest.skip("Mesos protos not found (tests/data/mesos-protos)")
     text = (protos / "mesos" / "v1" / "mesos.proto").read_text()
     body = re.search(r"enum TaskState \{(.*?)\}", text, re.S)
     assert body is not None

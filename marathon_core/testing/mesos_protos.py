@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["compiled_protos", "find_protos", "parse_strict"]
 
 #: Where the protos are looked for, relative to each parent of the starting directory.
-CANDIDATES = (Path("tests/data/mesos-protos"), Path("shared/reference/mesos/protos"))
+CANDIDATES = (Path("tests/data/mesos-protos"),)
 
 
 def _complete(directory: Path) -> bool:

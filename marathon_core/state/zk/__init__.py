@@ -1,7 +1,7 @@
 """ZooKeeper through kazoo: the ``--zk`` storage backend and the session it shares
 with the leader election.
 
-kazoo stays in this package (conventions #22, #23): every kazoo call runs in a
+kazoo stays in this package: every kazoo call runs in a
 trio worker thread through :class:`~.client.ZkClient`, and no kazoo type or
 exception leaves the package.  Import from the modules, bottom up:
 

@@ -1,4 +1,4 @@
-"""kazoo's exceptions -> the core's (conventions #23); only code in worker threads sees kazoo's."""
+"""kazoo's exceptions -> the core's; only code in worker threads sees kazoo's."""
 
 from __future__ import annotations
 

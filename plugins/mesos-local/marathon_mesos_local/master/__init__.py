@@ -2,7 +2,8 @@
 
 Everything the master knows lives in plain objects mutated only from trio tasks of
 one run (no locks needed). Scheduler calls are checked in the order real Mesos 1.x
-checks them (``../shared/reference/mesos/v1-scheduler-api.md`` §1-§3) and answered
+checks them (method, content type, the body as a Call, the call's own rules, then
+the subscription: stream id and framework) and answered
 with the same status codes and plain-text bodies; their effects are applied before
 the ``202`` is sent and reported as events on the framework's RecordIO stream.
 
