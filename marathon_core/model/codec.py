@@ -69,11 +69,13 @@ __all__ = [
     "deployment_to_json",
     "from_storage",
     "group_to_json",
+    "health_to_json",
     "instance_to_json",
     "parse_app",
     "parse_app_update",
     "parse_group",
     "parse_group_update",
+    "task_failure_to_json",
     "task_to_json",
     "to_storage",
     "wire_name",
@@ -320,6 +322,29 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
     out["id"] = out.pop("instanceId")
     out["appId"] = str(instance.app_id)
     return out
+
+
+def task_failure_to_json(
+    instance: Instance,
+    *,
+    task_id: str,
+    state: str,
+    agent_id: str | None,
+    message: str | None,
+    at: Timestamp,
+) -> dict[str, Any]:
+    """Marathon's ``lastTaskFailure``: the failure update ``state`` of ``instance``'s task."""
+    agent = instance.agent
+    return {
+        "appId": str(instance.app_id),
+        "host": agent.host if agent is not None else "",
+        "message": message if message is not None else "",
+        "state": state,
+        "taskId": task_id,
+        "timestamp": str(at),
+        "version": str(instance.run_spec_version) if instance.run_spec_version else None,
+        "slaveId": agent_id if agent_id is not None else "",
+    }
 
 
 def health_to_json(health: Health) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import trio
 from marathon_core.events import EventBus
 from marathon_core.mesos import calls
 from marathon_core.mesos.events import TaskStatus
+from marathon_core.model.codec import task_failure_to_json
 from marathon_core.model.events import status_update_event
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
@@ -66,21 +67,6 @@ def _kill_when_unknown(condition: Condition) -> bool:
     and it reports running again.
     """
     return not condition.is_terminal and condition is not Condition.UNREACHABLE
-
-
-def _task_failure(status: TaskStatus, instance: Instance) -> Json:
-    """Marathon's ``lastTaskFailure`` for a failure update of ``instance``."""
-    agent = instance.agent
-    return {
-        "appId": str(instance.app_id),
-        "host": agent.host if agent is not None else "",
-        "message": status.message if status.message is not None else "",
-        "state": status.state,
-        "taskId": status.task_id,
-        "timestamp": str(Timestamp.now()),
-        "version": str(instance.run_spec_version) if instance.run_spec_version else None,
-        "slaveId": status.agent_id if status.agent_id is not None else "",
-    }
 
 
 class StatusUpdates:
@@ -154,7 +140,14 @@ class StatusUpdates:
                     continue
                 updated = self._transition(current, task, status, now, replacements, finals)
                 if status.state in _FAILURE_STATES:  # from the instance as it ran (its host)
-                    failures[current.app_id] = _task_failure(status, current)
+                    failures[current.app_id] = task_failure_to_json(
+                        current,
+                        task_id=status.task_id,
+                        state=status.state,
+                        agent_id=status.agent_id,
+                        message=status.message,
+                        at=Timestamp.now(),
+                    )
                 changed[current.instance_id] = updated
                 if updated is not None:
                     published.append((status, updated))
