@@ -8,7 +8,6 @@ reads are the protos' own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,8 +29,7 @@ from marathon_core.mesos.events import (
     decode_event,
 )
 from marathon_core.model.instance import Condition
-
-from .scheduler_helpers import compiled_protos, find_protos, parse_strict  # type: ignore[import-not-found]
+from marathon_core.testing.mesos_protos import find_protos, parse_strict
 
 UPDATE = {
     "type": "UPDATE",
@@ -110,14 +108,9 @@ OTHERS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def protos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    yield from compiled_protos(Path(tmp_path_factory.mktemp("pb")))
-
-
-def test_the_samples_are_real_mesos_events(protos: SimpleNamespace) -> None:
+def test_the_samples_are_real_mesos_events(mesos_protos: SimpleNamespace) -> None:
     for event in [UPDATE, OFFERS, *OTHERS]:
-        parse_strict(protos, event, protos.scheduler.Event)
+        parse_strict(mesos_protos, event, mesos_protos.scheduler.Event)
 
 
 def test_update_decodes_what_the_scheduler_reads() -> None:
@@ -206,7 +199,7 @@ MESOS_TERMINAL = {
 
 
 def proto_task_states() -> list[str]:
-    protos = find_protos()
+    protos = find_protos(Path(__file__).resolve().parent)
     if protos is None:
         pytest.skip("Mesos protos not found (tests/data/mesos-protos)")
     text = (protos / "mesos" / "v1" / "mesos.proto").read_text()
