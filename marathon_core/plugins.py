@@ -107,16 +107,28 @@ class PluginHost:
     # -- registries ---------------------------------------------------------
 
     def constraint_operators(self) -> dict[str, ConstraintOperator]:
-        return self._merge("constraint operator", "marathon_constraint_operators")
+        return self._merge(
+            "constraint operator", "marathon_constraint_operators", members=("validate", "filter")
+        )
 
     def container_runtimes(self) -> dict[str, ContainerRuntime]:
-        return self._merge("container runtime", "marathon_container_runtimes")
+        return self._merge(
+            "container runtime",
+            "marathon_container_runtimes",
+            members=("validate", "build_task_info"),
+        )
 
     def agent_containerizers(self) -> dict[str, Containerizer]:
-        return self._merge("containerizer", "marathon_agent_containerizers")
+        return self._merge(
+            "containerizer", "marathon_agent_containerizers", members=("launch", "recover")
+        )
 
     def health_check_protocols(self) -> dict[str, HealthCheckProtocol]:
-        return self._merge("health check protocol", "marathon_health_check_protocols")
+        return self._merge(
+            "health check protocol",
+            "marathon_health_check_protocols",
+            members=("validate", "checker"),
+        )
 
     # -- launch, events, auth ---------------------------------------------
 
@@ -147,8 +159,15 @@ class PluginHost:
 
     # -- internals ---------------------------------------------------------
 
-    def _merge(self, registry: str, hook_name: str, **kwargs: Any) -> dict[str, Any]:
-        """Call a collecting hook per plugin and merge the mappings; a duplicate key is fatal."""
+    def _merge(
+        self, registry: str, hook_name: str, *, members: tuple[str, ...] = (), **kwargs: Any
+    ) -> dict[str, Any]:
+        """Call a collecting hook per plugin and merge the mappings.
+
+        A duplicate key is fatal, and so is an object without the ``members`` of its
+        contract: the server refuses to start rather than fail at the first launch or
+        probe that needs the missing one.
+        """
         merged: dict[str, Any] = {}
         owner: dict[str, str] = {}
         caller = getattr(self.manager.hook, hook_name)
@@ -161,6 +180,12 @@ class PluginHost:
             for key, value in result.items():
                 if key in merged:
                     raise PluginConflictError(registry, key, owner[key], who)
+                missing = [m for m in members if not hasattr(value, m)]
+                if missing:
+                    raise PluginError(
+                        f"{registry} {key!r} of {who} lacks {', '.join(missing)} "
+                        f"(see marathon_core.contracts)"
+                    )
                 merged[key] = value
                 owner[key] = who
         return merged

@@ -19,9 +19,17 @@ def plugin(name: str, **hooks: object) -> types.SimpleNamespace:
     return types.SimpleNamespace(__name__=name, **hooks)
 
 
+class Operator:
+    """Just enough of a constraint operator to be registered."""
+
+    def validate(self, field: str, value: str | None) -> None: ...
+
+    def filter(self, *args: object) -> None: ...
+
+
 def operators(*names: str):  # type: ignore[no-untyped-def]
-    def marathon_constraint_operators() -> dict[str, str]:
-        return {n: f"operator {n}" for n in names}
+    def marathon_constraint_operators() -> dict[str, Operator]:
+        return {n: Operator() for n in names}
 
     return marathon_constraint_operators
 
@@ -58,6 +66,22 @@ def test_two_plugins_claiming_one_key_is_an_error_naming_both() -> None:
     message = str(info.value)
     assert "'UNIQUE'" in message
     assert "'first'" in message and "'second'" in message
+
+
+def test_a_registry_entry_breaking_its_contract_stops_the_start() -> None:
+    class ValidateOnly:
+        def validate(self, app: object) -> list[object]:
+            return []
+
+    def marathon_container_runtimes() -> dict[str, ValidateOnly]:
+        return {"DOCKER": ValidateOnly()}
+
+    host = get_plugin_host(
+        load_entrypoints=False,
+        extra={"old": plugin("old", marathon_container_runtimes=marathon_container_runtimes)},
+    )
+    with pytest.raises(PluginError, match=r"runtime 'DOCKER' of old .* lacks build_task_info"):
+        host.container_runtimes()
 
 
 def test_a_misspelled_hook_is_refused() -> None:

@@ -24,7 +24,7 @@ from marathon_core.model.instance import Instance
 from marathon_core.scheduler.scheduler import Scheduler
 from marathon_core.scheduler.tracker import InstanceTracker
 
-__all__ = ["LeaderControl"]
+__all__ = ["LeaderControl", "kill_and_scale"]
 
 
 @attrs.frozen
@@ -67,21 +67,36 @@ class LeaderControl:
     async def kill_and_scale(
         self, instances: Mapping[PathId, Sequence[Instance]], *, force: bool = False
     ) -> GroupChange:
-        locks = self.registry.conflicting(list(instances))
-        if locks and not force:
-            raise AppLockedError(d.id for d in locks)
-        await self.tracker.decommission(
-            i.instance_id for chosen in instances.values() for i in chosen
+        return await kill_and_scale(
+            self.tracker, self.groups, self.registry, instances, force=force
         )
 
-        def scale_down(root: Group) -> Group:
-            for app_id, chosen in instances.items():
-                app = root.find_app(app_id)
-                if app is None:
-                    raise NotFoundError(f"App '{app_id}' does not exist")
-                root = root.update_app(
-                    attrs.evolve(app, instances=max(0, app.instances - len(chosen)))
-                )
-            return root
 
-        return await self.groups.update_root(scale_down, force=True)
+async def kill_and_scale(
+    tracker: InstanceTracker,
+    groups: GroupManager,
+    registry: DeploymentRegistry,
+    instances: Mapping[PathId, Sequence[Instance]],
+    *,
+    force: bool,
+) -> GroupChange:
+    """Decommission exactly ``instances`` and lower each app's ``instances`` by as many,
+    in one deployment; nothing happens if an app is locked (without ``force``) or gone."""
+    locks = registry.conflicting(list(instances))
+    if locks and not force:
+        raise AppLockedError(d.id for d in locks)
+    root = await groups.root()
+    for app_id in instances:  # before anything is decommissioned: all or nothing
+        if root.find_app(app_id) is None:
+            raise NotFoundError(f"App '{app_id}' does not exist")
+    await tracker.decommission(i.instance_id for chosen in instances.values() for i in chosen)
+
+    def scale_down(root: Group) -> Group:
+        for app_id, chosen in instances.items():
+            app = root.find_app(app_id)
+            if app is None:
+                raise NotFoundError(f"App '{app_id}' does not exist")
+            root = root.update_app(attrs.evolve(app, instances=max(0, app.instances - len(chosen))))
+        return root
+
+    return await groups.update_root(scale_down, force=True)

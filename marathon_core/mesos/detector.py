@@ -114,7 +114,9 @@ async def detect_master(value: str, *, timeout: float = 10.0) -> str:
         with trio.move_on_after(timeout * 2):
             while True:
                 try:
-                    url = await trio.to_thread.run_sync(_zk_leader, hosts, path, timeout)
+                    url = await trio.to_thread.run_sync(
+                        _zk_leader, hosts, path, timeout, abandon_on_cancel=True
+                    )
                 except Exception as exc:  # kazoo's errors, or a MasterInfo we cannot read
                     why = f"{type(exc).__name__}: {exc}"
                 else:

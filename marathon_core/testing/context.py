@@ -18,7 +18,7 @@ from marathon_core.config import parse_config
 from marathon_core.context import CoreContext
 from marathon_core.contracts.queue import QueueEntry
 from marathon_core.election import LeaderElection, SoloElection
-from marathon_core.events import EventBus
+from marathon_core.leader.control import kill_and_scale
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.model.deployment import GroupChange
 from marathon_core.model.ids import PathId
@@ -59,18 +59,22 @@ async def memory_context(
 class ManualLeader:
     """The leader's live view with instances a test sets (no scheduler, no Mesos).
 
-    The instance tracker and the health monitor are the core's own; the queue is
-    empty and kills are refused, since nothing would carry them out.
+    The instance tracker, the health monitor and the one writer are the core's own;
+    the queue is empty, and a kill without ``wipe`` is only recorded in
+    :attr:`killed`, since no scheduler would carry it out.
     """
 
+    ctx: CoreContext
     tracker: InstanceTracker
     health: HealthMonitor
+    #: The instances a kill without ``wipe`` was asked for, in order.
+    killed: list[Instance] = attrs.field(factory=list)
 
     @classmethod
     def attach(cls, ctx: CoreContext) -> ManualLeader:
         """A fresh live view with no instances, published as ``ctx.leader`` (as a new
         term would publish its own)."""
-        return cls._publish(ctx, InstanceTracker(ctx.state, EventBus()))
+        return cls._publish(ctx, InstanceTracker(ctx.state, ctx.events))
 
     @classmethod
     async def load(cls, ctx: CoreContext) -> ManualLeader:
@@ -80,9 +84,9 @@ class ManualLeader:
     @classmethod
     def _publish(cls, ctx: CoreContext, tracker: InstanceTracker) -> ManualLeader:
         async def refuse(instances: Sequence[Instance]) -> None:
-            raise AssertionError("ManualLeader does not kill")
+            raise AssertionError("no health checks run here")
 
-        leader = cls(tracker, HealthMonitor(tracker, ctx.events, {}, kill=refuse))
+        leader = cls(ctx, tracker, HealthMonitor(tracker, ctx.events, {}, kill=refuse))
         ctx.leader = leader
         return leader
 
@@ -114,9 +118,13 @@ class ManualLeader:
         return None
 
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:
-        raise AssertionError("ManualLeader does not kill")
+        if wipe:
+            await self.tracker.decommission(i.instance_id for i in instances)
+        else:
+            self.killed.extend(instances)
 
     async def kill_and_scale(
         self, instances: Mapping[PathId, Sequence[Instance]], *, force: bool = False
     ) -> GroupChange:
-        raise AssertionError("ManualLeader does not kill")
+        ctx = self.ctx
+        return await kill_and_scale(self.tracker, ctx.groups, ctx.registry, instances, force=force)

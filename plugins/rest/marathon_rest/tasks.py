@@ -143,9 +143,15 @@ async def delete_tasks(request: Request) -> Response:
         except ValueError:
             raise BadRequestError(f"Invalid task id '{raw}'.") from None
         app_id = task_id.run_spec_id
+        chosen = by_app.setdefault(app_id, [])
         for instance in _live(await api.instances_of(app_id)):
-            if instance.task is not None and str(instance.task.task_id) == str(task_id):
-                by_app.setdefault(app_id, []).append(instance)
+            if (
+                instance.task is not None
+                and str(instance.task.task_id) == str(task_id)
+                and instance not in chosen  # an id given twice kills (and scales) once
+            ):
+                chosen.append(instance)
+    by_app = {app_id: chosen for app_id, chosen in by_app.items() if chosen}
     scale, wipe, force = _kill_mode(request)
     for app_id in by_app:
         authorize(request, Action.UPDATE_RUN_SPEC, str(app_id))
