@@ -10,7 +10,8 @@ Plugins mark their hook implementations with :data:`hookimpl`::
 
 A plugin imports only the modules named in :data:`PLUGIN_API` (and its tests also
 :data:`TESTING_API`); everything else in ``marathon_core`` is private and may change
-without notice. ``tests/test_plugin_api.py`` holds every plugin under ``plugins/`` to it.
+without notice. ``tests/test_import_structure.py`` holds every plugin under
+``plugins/`` to it.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def marathon_mesos_master(url: str, config: Config) -> MasterService | None:
     :returns: An async callable ``master(task_status=...)`` that starts whatever it
         needs, calls ``task_status.started(master_url)`` with the ``http(s)://`` URL of
         the master (or a ``zk://`` URL of the masters' ZooKeeper group, which the core
-        resolves at the start of every leadership term), and runs until cancelled
+        looks up before every subscription), and runs until cancelled
         (stopping what it started); or None.
 
     .. versionadded:: 0.1

@@ -2,7 +2,7 @@
 
 ``http://host:5050``, ``https://host:5050`` and ``host:5050`` name one master;
 ``zk://h1:2181,h2:2181/mesos`` names the ZooKeeper group Mesos masters are elected
-in, and each leadership term looks up the leading master there
+in, and the Mesos client looks up the leading master there before every subscription
 (:func:`marathon_core.mesos.detector.detect_master`). The embedded cluster behind
 ``local`` comes from the ``marathon-mesos-local`` plugin.
 """

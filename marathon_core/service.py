@@ -116,7 +116,7 @@ def resolve_master(config: Config, plugins: PluginHost) -> MasterService:
         )
     raise ConfigError(
         f"no installed plugin serves --master {config.master!r}; use http://host:5050, "
-        "host:5050 or local"
+        "host:5050, zk://host:2181/mesos or local"
     )
 
 

@@ -153,7 +153,6 @@ class Scheduler:
     ) -> None:
         self.tracker = tracker
         self._events = events
-        self._is_locked = is_locked
         self._subscriptions = 0
         self._background = Background()
         outbox = Outbox(mesos, self._background)
@@ -204,11 +203,6 @@ class Scheduler:
         )
         tracker.on_scheduled = self._demand.work_arrived
         tracker.on_decommissioned = self._kills.kill_instances
-
-    @property
-    def is_locked(self) -> IsLocked:
-        """Whether a deployment owns an app (given at construction)."""
-        return self._is_locked
 
     # -- running -----------------------------------------------------------------------
 

@@ -94,8 +94,7 @@ def _note_process_start(event: str, args: tuple[Any, ...]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     global _audit_hook_added
     for line in MARKERS:
-        if line not in config.getini("markers"):  # the project's ini may list them already
-            config.addinivalue_line("markers", line)
+        config.addinivalue_line("markers", line)
     if not _audit_hook_added:  # audit hooks stay for the life of the interpreter
         sys.addaudithook(_note_process_start)
         _audit_hook_added = True

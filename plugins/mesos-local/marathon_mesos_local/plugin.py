@@ -5,7 +5,6 @@ Only hookimpls live here; the cluster itself is :mod:`marathon_mesos_local.clust
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
+    from marathon_core.contracts.services import MasterService
 
 #: The ``--master`` value this plugin serves.
 LOCAL = "local"
@@ -121,7 +121,7 @@ def marathon_configure(config: Config) -> None:
 
 
 @hookimpl
-def marathon_mesos_master(url: str, config: Config) -> Callable[..., Awaitable[None]] | None:
+def marathon_mesos_master(url: str, config: Config) -> MasterService | None:
     if url != LOCAL:
         return None
     options = cluster_options(config)

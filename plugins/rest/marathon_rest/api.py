@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -14,7 +13,6 @@ from marathon_core.contracts.services import LeaderView, ServiceContext
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
-from marathon_core.model.instance import Instance
 from marathon_rest.appinfo import AppInfoCache, apps_by_id
 
 if TYPE_CHECKING:
@@ -79,13 +77,6 @@ class Api:
         if self.elected:
             return self.address
         return self.ctx.leadership.leader_address
-
-    async def instances_of(self, app_id: PathId) -> Sequence[Instance]:
-        """An app's instances: the leader's live view, or the stored ones."""
-        return await self.ctx.instances_of(app_id)
-
-    async def all_instances(self) -> Sequence[Instance]:
-        return await self.ctx.all_instances()
 
     @classmethod
     def of(cls, request: Request) -> Api:

@@ -71,15 +71,14 @@ async def infos(
     deployments = deployments_by_app(api.ctx.deployments())
     if api.live is not None:
         return api.infos.entries(apps, api.live, deployments, with_tasks=with_tasks)
-    by_app: dict[PathId, Sequence[Instance]]
+    by_app: dict[PathId, list[Instance]]
     if len(apps) == 1:
-        by_app = {apps[0].id: await api.instances_of(apps[0].id)}
+        by_app = {apps[0].id: list(await api.ctx.instances_of(apps[0].id))}
     else:
-        listed: dict[PathId, list[Instance]] = {a.id: [] for a in apps}
-        for instance in await api.all_instances():
-            if instance.app_id in listed:
-                listed[instance.app_id].append(instance)
-        by_app = dict(listed)
+        by_app = {a.id: [] for a in apps}
+        for instance in await api.ctx.all_instances():
+            if instance.app_id in by_app:
+                by_app[instance.app_id].append(instance)
     return [
         api.infos.encode(a, by_app[a.id], deployments.get(a.id, ()), with_tasks=with_tasks)
         for a in apps
@@ -217,7 +216,7 @@ async def _tasks(api: Api, app_id: PathId) -> Response:
     return json_response(
         {
             "tasks": tasks.tasks_json(
-                app, await api.instances_of(app_id), api.live.health if api.live else None
+                app, await api.ctx.instances_of(app_id), api.live.health if api.live else None
             )
         }
     )

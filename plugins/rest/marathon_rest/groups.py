@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action
 from marathon_core.errors import ConflictError, InvalidArgumentError, NotFoundError
-from marathon_core.model.codec import GroupUpdate, parse_group_update
+from marathon_core.model.codec import GroupUpdate, deployment_to_json, parse_group_update
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
@@ -150,11 +150,7 @@ async def _change(request: Request, path: str, *, create: bool) -> Response:
     dry_run = not create and query_flag(request, "dryRun")
     change = await api.ctx.update_root(apply, force=query_flag(request, "force"), dry_run=dry_run)
     if dry_run:
-        steps = [
-            {"actions": [{"action": a.action.value, "app": str(a.app_id)} for a in s.actions]}
-            for s in change.deployment.steps
-        ]
-        return json_response({"steps": steps})
+        return json_response({"steps": deployment_to_json(change.deployment)["steps"]})
     response = deployment_result(change, status=201 if create else 200)
     if create:
         response.headers["Location"] = str(

@@ -24,7 +24,7 @@ _STARTED = time.monotonic()
 
 async def gauges(api: Api) -> dict[str, float]:
     root = await api.ctx.root()
-    instances = await api.all_instances()
+    instances = await api.ctx.all_instances()
     conditions = [i.condition for i in instances]
     return {
         f"{PREFIX}.apps.active.gauge": sum(1 for _ in root.transitive_apps()),

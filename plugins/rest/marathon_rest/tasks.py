@@ -55,7 +55,7 @@ async def list_tasks(request: Request) -> Response:
     apps = root.app_index()
     instances = [
         i
-        for i in _live(await api.all_instances())
+        for i in _live(await api.ctx.all_instances())
         if (not statuses or i.condition in wanted)
         and allowed(request, Action.VIEW_RUN_SPEC, str(i.app_id))
     ]
@@ -110,7 +110,7 @@ async def kill_app_tasks(request: Request, app_id: PathId, task: str | None) -> 
     api = Api.of(request)
     if (await api.ctx.root()).find_app(app_id) is None:
         raise NotFoundError(f"App '{app_id}' does not exist")
-    live = _live(await api.instances_of(app_id))
+    live = _live(await api.ctx.instances_of(app_id))
     if task is not None:
         chosen = [i for i in live if i.task is not None and str(i.task.task_id) == task]
         if not chosen:
@@ -144,7 +144,7 @@ async def delete_tasks(request: Request) -> Response:
             raise BadRequestError(f"Invalid task id '{raw}'.") from None
         app_id = task_id.run_spec_id
         chosen = by_app.setdefault(app_id, [])
-        for instance in _live(await api.instances_of(app_id)):
+        for instance in _live(await api.ctx.instances_of(app_id)):
             if (
                 instance.task is not None
                 and str(instance.task.task_id) == str(task_id)
