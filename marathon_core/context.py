@@ -18,7 +18,7 @@ from marathon_core.contracts.services import LeaderView
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.deploy.revert import revert
 from marathon_core.election import LeaderElection
-from marathon_core.errors import NotFoundError
+from marathon_core.errors import NotFoundError, StorageError
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment, GroupChange
@@ -71,7 +71,10 @@ class ElectionLeadership:
         return await self.election.abdicate()
 
     async def framework_id(self) -> str | None:
-        return await self.state.framework_id.get()
+        try:
+            return await self.state.framework_id.get()
+        except StorageError:  # informational (``/v2/info``): unknown while state is away
+            return None
 
 
 @attrs.define

@@ -87,7 +87,8 @@ class Leadership(Protocol):
         ...
 
     async def framework_id(self) -> str | None:
-        """The Mesos framework id this Marathon registered with (None before the first)."""
+        """The Mesos framework id this Marathon registered with; None before the first
+        registration, or while the state store cannot be reached."""
         ...
 
 
