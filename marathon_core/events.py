@@ -102,6 +102,7 @@ class EventBus:
         self._history: collections.deque[PublishedEvent] = collections.deque(maxlen=history)
         self._subscriptions: set[BusSubscription] = set()
         self._on_event = on_event
+        self._dropped = 0
 
     def publish(self, event: Mapping[str, Any]) -> PublishedEvent:
         """Deliver ``event`` to every interested subscriber now; never blocks."""
@@ -110,6 +111,7 @@ class EventBus:
         for subscription in list(self._subscriptions):
             if subscription.wants(published.event_type) and not subscription._offer(published):
                 self._subscriptions.discard(subscription)
+                self._dropped += 1
                 log.warning(
                     "dropped an event subscriber: %s",
                     SubscriberTooSlow(subscription.max_outstanding),
@@ -150,4 +152,5 @@ class EventBus:
         return EventStreamStatistics(
             subscribers=len(self._subscriptions),
             last_event_id=self._history[-1].id if self._history else 0,
+            dropped_subscribers=self._dropped,
         )

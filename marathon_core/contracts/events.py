@@ -43,6 +43,8 @@ class SubscriberTooSlow(Exception):
 class EventStreamStatistics:
     subscribers: int
     last_event_id: int
+    #: Subscribers dropped for falling behind, since the stream started.
+    dropped_subscribers: int = 0
 
 
 class Subscription(Protocol):

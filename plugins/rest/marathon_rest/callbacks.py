@@ -2,10 +2,11 @@
 
 One dispatcher follows the event bus and hands each event to a worker per callback
 URL through a bounded queue; a worker POSTs events in order and retries a failed
-delivery a few times with backoff. A callback that cannot keep up loses its oldest
-queued events (counted, logged) instead of slowing anything else down. The list of
-callbacks lives in memory: subscribers re-register after a restart, as they had to
-after a Marathon failover.
+delivery a few times with backoff. A callback that cannot keep up loses the events
+that do not fit its queue (counted, logged) instead of slowing anything else down.
+If the dispatcher itself falls behind a burst, it subscribes to the bus again and
+the server carries on. The list of callbacks lives in memory: subscribers
+re-register after a restart, as they had to after a Marathon failover.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import logging
 import httpx
 import trio
 
-from marathon_core.contracts.events import EventStream, PublishedEvent
+from marathon_core.contracts.events import EventStream, PublishedEvent, SubscriberTooSlow
 
 log = logging.getLogger(__name__)
 
-#: Events queued per callback before the oldest are dropped.
+#: Events queued per callback; those that do not fit are dropped.
 QUEUE_SIZE = 1024
 #: Delivery attempts per event, and the pause before each retry (seconds).
 RETRY_DELAYS = (0.2, 1.0, 3.0)
@@ -40,9 +41,12 @@ class Callback:
             self.send.send_nowait(event)
         except trio.WouldBlock:
             self.dropped += 1
-            log.warning(
-                "callback %s is too slow: dropped an event (%d so far)", self.url, self.dropped
-            )
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # loud, not a flood per event
+                log.warning(
+                    "callback %s is too slow: dropped an event (%d so far)",
+                    self.url,
+                    self.dropped,
+                )
 
 
 class CallbackDispatcher:
@@ -73,11 +77,22 @@ class CallbackDispatcher:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client, trio.open_nursery() as nursery:
             self._client = client
             self._nursery = nursery
-            with self._events.subscribe(max_outstanding=QUEUE_SIZE * 4) as subscription:
-                task_status.started()
-                async for event in subscription:
-                    for callback in list(self._callbacks.values()):
-                        callback.offer(event)
+            while True:
+                with self._events.subscribe(max_outstanding=QUEUE_SIZE * 4) as subscription:
+                    task_status.started()
+                    task_status = trio.TASK_STATUS_IGNORED
+                    try:
+                        async for event in subscription:
+                            for callback in list(self._callbacks.values()):
+                                callback.offer(event)
+                    except SubscriberTooSlow as exc:
+                        # A burst published faster than this task was scheduled: the
+                        # callbacks miss those events, the server carries on.
+                        log.error(
+                            "HTTP callbacks fell behind the event stream (%s); "
+                            "subscribing again: the events in between are not delivered",
+                            exc,
+                        )
 
     async def _deliver(self, callback: Callback) -> None:
         with callback.cancel_scope:

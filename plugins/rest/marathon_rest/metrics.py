@@ -26,6 +26,7 @@ async def gauges(api: Api) -> dict[str, float]:
     root = await api.ctx.root()
     instances = await api.ctx.all_instances()
     conditions = [i.condition for i in instances]
+    events = api.ctx.events.statistics()
     return {
         f"{PREFIX}.apps.active.gauge": sum(1 for _ in root.transitive_apps()),
         f"{PREFIX}.groups.active.gauge": sum(1 for _ in root.transitive_groups()),
@@ -35,7 +36,9 @@ async def gauges(api: Api) -> dict[str, float]:
             1 for c in conditions if c in (Condition.STAGING, Condition.STARTING)
         ),
         f"{PREFIX}.uptime.gauge.seconds": round(time.monotonic() - _STARTED, 3),
-        f"{PREFIX}.events.subscribers.gauge": api.ctx.events.statistics().subscribers,
+        f"{PREFIX}.events.subscribers.gauge": events.subscribers,
+        # Subscribers cut for falling behind since start (internal ones subscribe again).
+        f"{PREFIX}.events.subscribers.dropped.gauge": events.dropped_subscribers,
     }
 
 

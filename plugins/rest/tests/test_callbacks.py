@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from marathon_core.model.events import make_event
 from marathon_core.testing.context import CoreContext
+from marathon_rest.callbacks import QUEUE_SIZE
 from marathon_rest.http import serve_http
 from marathon_rest.server import hypercorn_config
 
@@ -62,3 +64,27 @@ async def test_subscribers_get_events_despite_failures(
 async def test_callback_urls_must_be_http(client: httpx.AsyncClient) -> None:
     response = await client.post("/v2/eventSubscriptions?callbackUrl=file:///etc/passwd")
     assert response.status_code == 400
+
+
+async def test_a_burst_faster_than_the_dispatcher_is_survived(
+    client: httpx.AsyncClient, api_context: CoreContext, nursery: trio.Nursery
+) -> None:
+    """Thousands of events published without a pause overflow the dispatcher's buffer
+    before it runs at all: it subscribes again, and later events still arrive."""
+    receiver = Receiver(failures=0)
+    app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
+    (url,) = await nursery.start(serve_http, app, hypercorn_config(api_context))
+    for n in range(QUEUE_SIZE * 8):  # no checkpoint in between, as a status batch
+        api_context.events.publish(make_event("burst_event", n=n))
+        if api_context.events.statistics().dropped_subscribers:
+            break
+    assert api_context.events.statistics().dropped_subscribers == 1
+    await trio.sleep(0.1)  # the dispatcher reads what it was given, then subscribes again
+    # Subscribed after the burst, so that no backlog of it has to be POSTed first.
+    assert (await client.post(f"/v2/eventSubscriptions?callbackUrl={url}/hook")).is_success
+    await client.post("/v2/apps", json={"id": "/cb/after", "cmd": "sleep 1"})
+    with trio.fail_after(10):
+        while not any(e["eventType"] == "api_post_event" for e in receiver.events):
+            await receiver.arrived.wait()
+    gauges = (await client.get("/metrics")).json()["gauges"]
+    assert gauges["marathon.events.subscribers.dropped.gauge"] == {"value": 1}
