@@ -37,6 +37,8 @@ class Launch:
     resources: Mapping[str, float]
     #: The task's ``ContainerInfo`` as Mesos v1 JSON, or None for a plain command.
     container: Mapping[str, Any] | None = None
+    #: The user the task runs as (``CommandInfo.user``), or None for the agent's own.
+    user: str | None = None
 
 
 @attrs.frozen

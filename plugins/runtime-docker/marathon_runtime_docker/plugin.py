@@ -1,0 +1,15 @@
+"""The ``runtime-docker`` plugin: ``container.type: DOCKER`` for the scheduler and agents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from marathon_core import hookimpl
+from marathon_core.contracts.runtimes import ContainerRuntime
+from marathon_runtime_docker.runtime import DockerRuntime
+
+
+@hookimpl
+def marathon_container_runtimes() -> Mapping[str, ContainerRuntime]:
+    """Marathon's rules for DOCKER apps and the ``ContainerInfo`` sent to Mesos."""
+    return {"DOCKER": DockerRuntime()}
