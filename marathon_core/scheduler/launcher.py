@@ -284,7 +284,9 @@ class Launcher:
             env_prefix=self._env_vars_prefix,
         )
         if app.container is not None:
-            self._runtimes[app.container.type].build_task_info(app=app, task_info=info)
+            self._runtimes[app.container.type].build_task_info(
+                app=app, task_info=info, host_ports=result.host_ports
+            )
         if self._prepare_task is not None:
             self._prepare_task(app, provisioned, info)
         return provisioned, info
