@@ -207,3 +207,22 @@ def test_task_info_for_a_command_app() -> None:
     assert info["command"]["shell"] is False
     assert info["command"]["arguments"] == ["/bin/echo", "hi"]
     assert info["kill_policy"] == {"grace_period": {"nanoseconds": 3_000_000_000}}
+
+
+def test_task_user_is_the_apps_else_the_frameworks_mesos_user() -> None:
+    def user_of(app_user: str | None, default_user: str | None) -> str | None:
+        app = make_app("/prod/web", user=app_user)
+        info = build_task_info(
+            app,
+            task_id="t.1",
+            agent_id="S1",
+            host="h",
+            resources=[],
+            host_ports=[],
+            default_user=default_user,
+        )
+        return info["command"].get("user")
+
+    assert user_of("www", "ops") == "www"
+    assert user_of(None, "ops") == "ops"
+    assert user_of(None, None) is None
