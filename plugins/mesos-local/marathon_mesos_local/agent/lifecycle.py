@@ -19,7 +19,9 @@ from typing import Any
 import trio
 
 from marathon_core.contracts.containerizers import Running
+from marathon_core.task_process import task_user
 from marathon_mesos_local.agent.containerizers import Containerizers, launch_of
+from marathon_mesos_local.agent.fetcher import fetch
 from marathon_mesos_local.agent.master_link import MasterLink
 from marathon_mesos_local.agent.model import (
     DEFAULT_GRACE_PERIOD,
@@ -205,7 +207,11 @@ class TaskLifecycle:
                     )
 
     async def _launch(self, task: TaskRun) -> Running | str:
-        """Start a task's container: the running task, or why it could not start."""
+        """Start a task's container: the running task, or why it could not start.
+
+        Its user is checked and its URIs fetched into the sandbox first, whichever
+        containerizer runs it (the run id names the container, as in Mesos's paths).
+        """
         name, containerizer = self.containerizers.of(task)
         if containerizer is None:
             kind = task.info.get("container", {}).get("type")
@@ -215,6 +221,13 @@ class TaskLifecycle:
                 task, agent_id=self.link.agent_id, ip=self.options.ip, port=self.link.port
             )
             task.sandbox.mkdir(parents=True, exist_ok=True)
+            await fetch(
+                task.info.get("command", {}).get("uris", []),
+                task.sandbox,
+                cache=self.options.work_dir / "fetch-cache",
+                user=task_user(launch.user),
+                container_id=task.run_id,
+            )
             running = await containerizer.launch(launch)
         except Exception as exc:
             log.warning("launch of %s failed: %s", task.id, exc)
