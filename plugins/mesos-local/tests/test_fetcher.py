@@ -8,14 +8,11 @@ the sandbox. HTTP downloads go to a real server on loopback, run in a thread.
 from __future__ import annotations
 
 import gzip
-import http.server
 import io
 import os
 import stat
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,40 +161,10 @@ def test_bare_gz_and_non_archives(sandbox: Path, tmp_path: Path) -> None:
         extract(broken, sandbox)
 
 
-class _Files(http.server.SimpleHTTPRequestHandler):
-    hits: list[str]
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    """(base URL, served directory, requested paths) of a loopback HTTP server."""
-    root = tmp_path / "www"
-    root.mkdir()
-    hits: list[str] = []
-    handler = type("Handler", (_Files,), {"hits": hits})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root, hits
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_http_fetch_extract_executable_and_output_file(
-    served: tuple[str, Path, list[str]], sandbox: Path, tmp_path: Path
+    file_server: tuple[str, Path, list[str]], sandbox: Path, tmp_path: Path
 ) -> None:
-    url, root, _ = served
+    url, root, _ = file_server
     make_tar(root / "app.tar.gz", [(member("app/data.txt"), b"data")])
     (root / "run.sh").write_text("#!/bin/sh\necho run\n")
     (root / "conf.json").write_text("{}")
@@ -215,9 +182,9 @@ async def test_http_fetch_extract_executable_and_output_file(
 
 
 async def test_a_failed_download_names_the_uri_and_the_error(
-    served: tuple[str, Path, list[str]], sandbox: Path, tmp_path: Path
+    file_server: tuple[str, Path, list[str]], sandbox: Path, tmp_path: Path
 ) -> None:
-    url, _, _ = served
+    url, _, _ = file_server
     with pytest.raises(FetchError) as failed:
         await fetch(
             [{"value": f"{url}/missing.tgz"}],
@@ -251,9 +218,9 @@ async def test_bad_uris(sandbox: Path, tmp_path: Path, uri: dict[str, Any], erro
 
 
 async def test_cached_uris_are_downloaded_once(
-    served: tuple[str, Path, list[str]], tmp_path: Path
+    file_server: tuple[str, Path, list[str]], tmp_path: Path
 ) -> None:
-    url, root, hits = served
+    url, root, hits = file_server
     make_tar(root / "tool.tgz", [(member("tool/bin"), b"bin")])
     uri = {"value": f"{url}/tool.tgz", "extract": True, "cache": True}
     for run in ("r1", "r2"):

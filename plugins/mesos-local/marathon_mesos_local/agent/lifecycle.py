@@ -167,7 +167,7 @@ class TaskLifecycle:
         _link_latest(task.sandbox)
         running = await self._launch(task)
         if isinstance(running, str):
-            self.emit(task, "TASK_FAILED", reason="REASON_CONTAINER_LAUNCH_FAILED", message=running)
+            self._launch_failed(task, running)
             return
         self._emit_running(task, running)
         await self._watch(task, running)
@@ -199,12 +199,7 @@ class TaskLifecycle:
                     nursery.start_soon(self._watch, task, running)
             for task, running in started:
                 if isinstance(running, str):
-                    self.emit(
-                        task,
-                        "TASK_FAILED",
-                        reason="REASON_CONTAINER_LAUNCH_FAILED",
-                        message=running,
-                    )
+                    self._launch_failed(task, running)
 
     async def _launch(self, task: TaskRun) -> Running | str:
         """Start a task's container: the running task, or why it could not start.
@@ -235,6 +230,17 @@ class TaskLifecycle:
         task.container_id = running.container_id
         task.containerizer = name
         return running
+
+    def _launch_failed(self, task: TaskRun, message: str) -> None:
+        """The agent reports a container that failed to start (its executor never
+        ran), as the Mesos agent does for a failed fetch or launch."""
+        self.emit(
+            task,
+            "TASK_FAILED",
+            reason="REASON_CONTAINER_LAUNCH_FAILED",
+            message=message,
+            source="SOURCE_AGENT",
+        )
 
     def _emit_running(self, task: TaskRun, running: Running) -> None:
         self.emit(
