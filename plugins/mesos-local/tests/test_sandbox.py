@@ -88,6 +88,27 @@ async def test_a_failed_fetch_is_task_failed_naming_the_uri(
     assert client.states("fetch.1") == ["TASK_STARTING", "TASK_FAILED"]
 
 
+async def test_a_kill_during_a_stalled_fetch_is_not_held_up(cluster, schedulers, nursery) -> None:
+    """A server that accepts and never answers: the kill still ends the task at once."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def hold(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    nursery.start_soon(trio.serve_listeners, hold, listeners)
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery)
+    await launch(client, "fetch.3", "true", uris=[{"value": f"http://127.0.0.1:{port}/x.tgz"}])
+    await client.wait_update("fetch.3", "TASK_STARTING")
+    await trio.sleep(0.3)  # the download has started and stalls
+    await client.call({"type": "KILL", "kill": {"task_id": {"value": "fetch.3"}}})
+    killed = await client.wait_update("fetch.3", "TASK_KILLED", timeout=3)
+    assert killed["reason"] == "REASON_TASK_KILLED_DURING_LAUNCH"
+    assert client.states("fetch.3") == ["TASK_STARTING", "TASK_KILLED"]
+
+
 async def test_fetched_archive_and_script_run_in_the_sandbox(
     cluster, schedulers, nursery, file_server
 ) -> None:

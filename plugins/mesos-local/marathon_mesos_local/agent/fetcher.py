@@ -73,10 +73,13 @@ async def fetch(
     """Fetch every URI into ``sandbox`` in order (in a worker thread).
 
     Raises :class:`FetchError` with Mesos's wording: ``Failed to fetch all URIs for
-    container '<id>': Failed to fetch '<uri>': <why>``.
+    container '<id>': Failed to fetch '<uri>': <why>``. Cancelling abandons the thread
+    (it carries on in the background, into a sandbox nobody uses any more).
     """
     if uris:
-        await trio.to_thread.run_sync(_fetch_all, uris, sandbox, cache, user, container_id)
+        await trio.to_thread.run_sync(
+            _fetch_all, uris, sandbox, cache, user, container_id, abandon_on_cancel=True
+        )
 
 
 def _fetch_all(
