@@ -136,3 +136,5 @@ def test_bad_queries(work_dir: Path) -> None:
     assert call(files, "read", path=f"{virtual}/stdout", offset="x")[0] == 400
     assert call(files, "read", path=f"{virtual}/stdout", offset=-5)[0] == 400
     assert call(files, "read", path=virtual, offset=0)[0] == 400  # a directory
+    os.mkfifo(work_dir / EXECUTOR / "run-1" / "fifo")
+    assert call(files, "read", path=f"{virtual}/fifo", offset=0)[0] == 400

@@ -156,13 +156,17 @@ class SandboxFiles:
         try:
             if not _within(run, os.readlink(f"/proc/self/fd/{fd}")):
                 return Response(404)  # a link changed after it was resolved
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return Response.text(400, "Cannot read a file that is not a regular file.\n")
             if offset == -1:
-                return Response.json({"data": "", "offset": size})
-            if offset >= size or length == 0:
+                return Response.json({"data": "", "offset": st.st_size})
+            if offset >= st.st_size or length == 0:
                 return Response.json({"data": "", "offset": offset})
-            wanted = size - offset if length == -1 else length
+            wanted = st.st_size - offset if length == -1 else length
             data = os.pread(fd, min(wanted, MAX_READ), offset)
+        except OSError as exc:
+            return Response.text(500, f"Failed to read file at '{full}': {exc}.\n")
         finally:
             os.close(fd)
         return Response.json({"data": data.decode("utf-8", "replace"), "offset": offset})
