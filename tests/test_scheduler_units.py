@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
+from marathon_core.config import parse_config
 from marathon_core.contracts.placement import NoOfferMatchReason as R
 from marathon_core.contracts.placement import Placed
 from marathon_core.mesos.events import Offer, decode_offer
@@ -17,6 +18,7 @@ from marathon_core.model.instance import Condition
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, assign_ports, match
+from marathon_core.scheduler.scheduler import SchedulerOptions
 from marathon_core.scheduler.taskinfo import build_task_info, task_env
 
 from .scheduler_helpers import make_app  # type: ignore[import-not-found]
@@ -226,3 +228,5 @@ def test_task_user_is_the_apps_else_the_frameworks_mesos_user() -> None:
     assert user_of("www", "ops") == "www"
     assert user_of(None, "ops") == "ops"
     assert user_of(None, None) is None
+    options = SchedulerOptions.from_config(parse_config(["--mesos_user", "ops"]))
+    assert options.mesos_user == "ops"
