@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
+from marathon_core.config import parse_config
 from marathon_core.contracts.placement import NoOfferMatchReason as R
 from marathon_core.contracts.placement import Placed
 from marathon_core.mesos.events import Offer, decode_offer
@@ -17,6 +18,7 @@ from marathon_core.model.instance import Condition
 from marathon_core.scheduler.backoff import DELAY_WORTHY, LaunchDelays
 from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, assign_ports, match
+from marathon_core.scheduler.scheduler import SchedulerOptions
 from marathon_core.scheduler.taskinfo import build_task_info, task_env
 
 from .scheduler_helpers import make_app  # type: ignore[import-not-found]
@@ -207,3 +209,24 @@ def test_task_info_for_a_command_app() -> None:
     assert info["command"]["shell"] is False
     assert info["command"]["arguments"] == ["/bin/echo", "hi"]
     assert info["kill_policy"] == {"grace_period": {"nanoseconds": 3_000_000_000}}
+
+
+def test_task_user_is_the_apps_else_the_frameworks_mesos_user() -> None:
+    def user_of(app_user: str | None, default_user: str | None) -> str | None:
+        app = make_app("/prod/web", user=app_user)
+        info = build_task_info(
+            app,
+            task_id="t.1",
+            agent_id="S1",
+            host="h",
+            resources=[],
+            host_ports=[],
+            default_user=default_user,
+        )
+        return info["command"].get("user")
+
+    assert user_of("www", "ops") == "www"
+    assert user_of(None, "ops") == "ops"
+    assert user_of(None, None) is None
+    options = SchedulerOptions.from_config(parse_config(["--mesos_user", "ops"]))
+    assert options.mesos_user == "ops"

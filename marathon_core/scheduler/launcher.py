@@ -82,6 +82,7 @@ class Launcher:
         max_instances_per_offer: int,
         decline_offer_duration: float,
         env_vars_prefix: str | None,
+        default_user: str | None,
         on_queue_empty: Callable[[], None],
     ) -> None:
         self._tracker = tracker
@@ -94,6 +95,7 @@ class Launcher:
         self._max_instances_per_offer = max_instances_per_offer
         self._decline_offer_duration = decline_offer_duration
         self._env_vars_prefix = env_vars_prefix
+        self._default_user = default_user
         self._on_queue_empty = on_queue_empty
         self._stats: dict[PathId, OfferStats] = {}
         self._rotation = itertools.count()
@@ -285,6 +287,7 @@ class Launcher:
             resources=result.resources,
             host_ports=result.host_ports,
             env_prefix=self._env_vars_prefix,
+            default_user=self._default_user,
         )
         if app.container is not None:
             self._runtimes[app.container.type].build_task_info(

@@ -99,6 +99,8 @@ class SchedulerOptions:
     #: How often timers (launch timeout, unreachable strategy, kill retries) are checked.
     timer_interval: float = 1.0
     env_vars_prefix: str | None = None
+    #: ``--mesos_user``: the user of tasks whose app names none.
+    mesos_user: str | None = None
     roles: tuple[str, ...] = ("*",)
 
     @classmethod
@@ -112,6 +114,7 @@ class SchedulerOptions:
             "scale_apps_initial_delay": config.scale_apps_initial_delay / 1000,
             "scale_apps_interval": config.scale_apps_interval / 1000,
             "env_vars_prefix": config.env_vars_prefix,
+            "mesos_user": config.mesos_user,
             "roles": (config.mesos_role,),
         }
         values.update(overrides)
@@ -176,6 +179,7 @@ class Scheduler:
             max_instances_per_offer=options.max_instances_per_offer,
             decline_offer_duration=options.decline_offer_duration,
             env_vars_prefix=options.env_vars_prefix,
+            default_user=options.mesos_user,
             on_queue_empty=self._demand.changed,
         )
         self._status = StatusUpdates(tracker, events, delays, self._kills, outbox)

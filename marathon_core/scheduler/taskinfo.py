@@ -78,7 +78,7 @@ def task_env(
     return env
 
 
-def _command(app: AppDefinition, env: Mapping[str, str]) -> Json:
+def _command(app: AppDefinition, env: Mapping[str, str], user: str | None) -> Json:
     command: Json
     if app.cmd is not None:
         command = {"shell": True, "value": app.cmd}
@@ -100,8 +100,8 @@ def _command(app: AppDefinition, env: Mapping[str, str]) -> Json:
             }
             for f in app.fetch
         ]
-    if app.user:
-        command["user"] = app.user
+    if user:
+        command["user"] = user
     return command
 
 
@@ -114,15 +114,20 @@ def build_task_info(
     resources: Sequence[Mapping[str, Any]],
     host_ports: Sequence[int],
     env_prefix: str | None = None,
+    default_user: str | None = None,
 ) -> Json:
-    """The TaskInfo (Mesos v1 JSON) of one launch of ``app`` without its container part."""
+    """The TaskInfo (Mesos v1 JSON) of one launch of ``app`` without its container part.
+
+    The task runs as the app's ``user``, else as ``default_user`` (``--mesos_user``);
+    with neither, CommandInfo has no user and Mesos runs it as the framework's user.
+    """
     env = task_env(app, host=host, host_ports=host_ports, prefix=env_prefix)
     info: Json = {
         "name": hostname_of(app.id),
         "task_id": {"value": task_id},
         "agent_id": {"value": agent_id},
         "resources": [dict(r) for r in resources],
-        "command": _command(app, env),
+        "command": _command(app, env, app.user or default_user),
     }
     if app.labels:
         info["labels"] = {"labels": [{"key": k, "value": v} for k, v in app.labels.items()]}

@@ -8,7 +8,9 @@ contract test.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import http.server
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -86,3 +88,34 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     """The users of ``cluster`` get the ``cluster`` marker (unless they shape theirs)."""
     if "cluster" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("cluster"):
         item.add_marker(pytest.mark.cluster)
+
+
+class _FileHandler(http.server.SimpleHTTPRequestHandler):
+    hits: list[str]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """A real HTTP server on loopback (in a thread) for fetch tests: its base URL, the
+    directory it serves, and the paths requested so far."""
+    root = tmp_path / "www"
+    root.mkdir()
+    hits: list[str] = []
+    handler = type("Handler", (_FileHandler,), {"hits": hits})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root, hits
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -15,6 +15,11 @@ from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response
 
+#: The Marathon REST API this server implements. Clients gate features on ``version``
+#: (marathon-python skips its event-stream tests below 0.11), so it names Marathon's
+#: API, not this project's release; that one is ``buildref``.
+MARATHON_API_VERSION = "1.11.0"
+
 
 async def ping(request: Request) -> Response:
     """``pong`` as text, or as a JSON string for clients that accept only JSON (as Marathon)."""
@@ -31,7 +36,8 @@ async def _info(api: Api) -> dict[str, Any]:
     config = api.ctx.config
     return {
         "name": "marathon",
-        "version": marathon_core.__version__,
+        "version": MARATHON_API_VERSION,
+        "buildref": marathon_core.__version__,
         "elected": api.elected,
         "leader": api.leader,
         "frameworkId": await api.ctx.leadership.framework_id(),

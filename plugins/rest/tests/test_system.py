@@ -7,6 +7,7 @@ import socket
 import httpx
 import trio
 
+import marathon_core
 import marathon_rest.plugin
 from marathon_core.testing.context import CoreContext, memory_context
 from marathon_rest.server import serve_api
@@ -63,6 +64,7 @@ async def test_info_has_the_keys_clients_parse(client: httpx.AsyncClient, api_ur
     assert set(info) <= INFO_KEYS
     assert set(info["marathon_config"]) <= MARATHON_CONFIG_KEYS
     assert info["name"] == "marathon"
+    assert (info["version"], info["buildref"]) == ("1.11.0", marathon_core.__version__)
     assert info["elected"] is True
     port = int(api_url.rsplit(":", 1)[1])
     assert info["http_config"]["http_port"] == port

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -137,3 +138,19 @@ async def test_a_task_is_recovered_by_container_id(
         await again.wait()
     assert not again.cgroups.exists()
     await first.wait()  # reap our child
+
+
+async def test_a_task_runs_as_its_user_inside_its_cgroups(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    """The child enters its cgroups as root, then drops to the user before it execs."""
+    spec = attrs.evolve(launch_of(tmp_path, "id -u > who; exec sleep 30"), user="nobody")
+    task = await MesosContainerizer(cgroup_root).launch(spec)
+    started.append(task)
+    with trio.fail_after(5):
+        while not (spec.sandbox / "who").exists() or not read(spec.sandbox / "who"):
+            await trio.sleep(0.02)
+    assert read(spec.sandbox / "who") == "65534"
+    assert os.stat(f"/proc/{task.pid}").st_uid == 65534
+    assert read(task.cgroups.paths["memory"] / "cgroup.procs").split() == [str(task.pid)]
+    assert (spec.sandbox / "stdout").stat().st_uid == 65534

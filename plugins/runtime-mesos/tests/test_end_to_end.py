@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,3 +143,50 @@ def test_a_task_over_its_memory_is_reported_as_mesos_reports_it(server: RunningM
     assert failed["message"].startswith("Memory limit exceeded: Requested: 32MB")
     response = httpx.delete(f"{server.url}/v2/apps/mesos/hog?force=true", timeout=10)
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def served_script(tmp_path: Path) -> Iterator[str]:
+    """A script on a real HTTP server on loopback (in a thread); its URL."""
+    (tmp_path / "whoami.sh").write_text("#!/bin/sh\nexec sleep 300\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/whoami.sh"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_a_fetched_script_runs_as_the_apps_user_in_its_cgroups(
+    server: RunningMarathon, root: str, served_script: str
+) -> None:
+    app = {
+        "id": "/mesos/nobody",
+        "cmd": "./whoami.sh",
+        "user": "nobody",
+        "cpus": 0.1,
+        "mem": 32,
+        "instances": 1,
+        "container": {"type": "MESOS"},
+        "fetch": [{"uri": served_script, "executable": True}],
+    }
+    response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+    assert response.status_code == 201, response.text
+
+    def sleeping() -> int | None:
+        """The task's process once it has exec'd the script's ``sleep``."""
+        for pids in containers(root).values():
+            for pid in pids:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if cmdline[:2] == [b"sleep", b"300"]:
+                    return pid
+        return None
+
+    pid = wait_for(sleeping, timeout=30, what="the fetched script running")
+    assert os.stat(f"/proc/{pid}").st_uid == 65534  # nobody, inside its memory cgroup
+    response = httpx.delete(f"{server.url}/v2/apps/mesos/nobody?force=true", timeout=10)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: not containers(root) or None, timeout=30, what="the cgroups removed")

@@ -37,7 +37,9 @@ The parts (imports only go down this list): :mod:`.model` (options and the task 
 executor records), :mod:`.store` (the task table and its checkpoints, recovery),
 :mod:`.master_link` (registration, re-registration, pings, unregistration),
 :mod:`.updates` (the status update streams), :mod:`.containerizers` (which
-containerizer runs a task, and what it is given), :mod:`.lifecycle` (running tasks as
+containerizer runs a task, and what it is given), :mod:`.fetcher` (a task's URIs put
+into its sandbox), :mod:`.files` (``/files/browse`` and ``/files/read`` on the
+sandboxes), :mod:`.lifecycle` (running tasks as
 the command and the default executor do), :mod:`.server` (:class:`~.server.Agent`: the
 HTTP API for the master, and the agent's run) and :mod:`.process` (the command line).
 """

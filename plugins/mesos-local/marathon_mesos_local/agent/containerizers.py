@@ -90,6 +90,8 @@ def launch_of(task: TaskRun, *, agent_id: str | None, ip: str, port: int) -> Lau
         sandbox=task.sandbox,
         resources=dict(resources.scalars),
         container=info.get("container"),
+        # As a Mesos agent with --switch_user: the command's user, else the framework's.
+        user=command.get("user") or task.framework_info.get("user") or None,
     )
 
 

@@ -19,7 +19,9 @@ from typing import Any
 import trio
 
 from marathon_core.contracts.containerizers import Running
+from marathon_core.task_process import task_user
 from marathon_mesos_local.agent.containerizers import Containerizers, launch_of
+from marathon_mesos_local.agent.fetcher import fetch
 from marathon_mesos_local.agent.master_link import MasterLink
 from marathon_mesos_local.agent.model import (
     DEFAULT_GRACE_PERIOD,
@@ -164,8 +166,11 @@ class TaskLifecycle:
         self.emit(task, "TASK_STARTING")
         _link_latest(task.sandbox)
         running = await self._launch(task)
+        if running is None:
+            self._killed_while_fetching(task)
+            return
         if isinstance(running, str):
-            self.emit(task, "TASK_FAILED", reason="REASON_CONTAINER_LAUNCH_FAILED", message=running)
+            self._launch_failed(task, running)
             return
         self._emit_running(task, running)
         await self._watch(task, running)
@@ -192,20 +197,22 @@ class TaskLifecycle:
         started = [(task, await self._launch(task)) for task in tasks]
         async with trio.open_nursery() as nursery:
             for task, running in started:
-                if not isinstance(running, str):
+                if running is not None and not isinstance(running, str):
                     self._emit_running(task, running)
                     nursery.start_soon(self._watch, task, running)
             for task, running in started:
-                if isinstance(running, str):
-                    self.emit(
-                        task,
-                        "TASK_FAILED",
-                        reason="REASON_CONTAINER_LAUNCH_FAILED",
-                        message=running,
-                    )
+                if running is None:
+                    self._killed_while_fetching(task)
+                elif isinstance(running, str):
+                    self._launch_failed(task, running)
 
-    async def _launch(self, task: TaskRun) -> Running | str:
-        """Start a task's container: the running task, or why it could not start."""
+    async def _launch(self, task: TaskRun) -> Running | str | None:
+        """Start a task's container: the running task, why it could not start, or None
+        when it was killed while its URIs were being fetched.
+
+        Its user is checked and its URIs fetched into the sandbox first, whichever
+        containerizer runs it (the run id names the container, as in Mesos's paths).
+        """
         name, containerizer = self.containerizers.of(task)
         if containerizer is None:
             kind = task.info.get("container", {}).get("type")
@@ -215,6 +222,8 @@ class TaskLifecycle:
                 task, agent_id=self.link.agent_id, ip=self.options.ip, port=self.link.port
             )
             task.sandbox.mkdir(parents=True, exist_ok=True)
+            if not await self._fetch(task, launch.user):
+                return None
             running = await containerizer.launch(launch)
         except Exception as exc:
             log.warning("launch of %s failed: %s", task.id, exc)
@@ -222,6 +231,59 @@ class TaskLifecycle:
         task.container_id = running.container_id
         task.containerizer = name
         return running
+
+    async def _fetch(self, task: TaskRun, user: str | None) -> bool:
+        """Fetch the task's URIs; False if it was killed meanwhile (the fetch is then
+        abandoned: a stalled download must not hold a kill up)."""
+        uris = task.info.get("command", {}).get("uris", [])
+        as_user = task_user(user)
+        if not uris:
+            return True
+        failed: list[Exception] = []
+        async with trio.open_nursery() as nursery:
+
+            async def fetching() -> None:
+                try:
+                    await fetch(
+                        uris,
+                        task.sandbox,
+                        cache=self.options.work_dir / "fetch-cache",
+                        user=as_user,
+                        container_id=task.run_id,
+                    )
+                except Exception as exc:
+                    failed.append(exc)
+                nursery.cancel_scope.cancel()
+
+            async def abandon_when_killed() -> None:
+                await task.kill.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(fetching)
+            nursery.start_soon(abandon_when_killed)
+        if failed:
+            raise failed[0]
+        return not task.kill.is_set()
+
+    def _killed_while_fetching(self, task: TaskRun) -> None:
+        self.emit(
+            task,
+            "TASK_KILLED",
+            reason="REASON_TASK_KILLED_DURING_LAUNCH",
+            message="Task killed before delivery to the executor",
+            source="SOURCE_AGENT",
+        )
+
+    def _launch_failed(self, task: TaskRun, message: str) -> None:
+        """The agent reports a container that failed to start (its executor never
+        ran), as the Mesos agent does for a failed fetch or launch."""
+        self.emit(
+            task,
+            "TASK_FAILED",
+            reason="REASON_CONTAINER_LAUNCH_FAILED",
+            message=message,
+            source="SOURCE_AGENT",
+        )
 
     def _emit_running(self, task: TaskRun, running: Running) -> None:
         self.emit(

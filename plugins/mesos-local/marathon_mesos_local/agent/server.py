@@ -1,6 +1,8 @@
 """The agent as a whole: its parts wired together, its run, and its HTTP API for the
 master (``run_task``, ``run_task_group``, ``kill_task``, ``acknowledge``,
-``shutdown_executor``, ``shutdown_framework``, ``framework_message``, ``ping``)."""
+``shutdown_executor``, ``shutdown_framework``, ``framework_message``, ``ping``), and
+for clients: ``/state`` (its frameworks, executors and their sandbox ``directory``)
+and ``/files/browse`` / ``/files/read`` on those sandboxes (:mod:`.files`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import trio
 
 from marathon_core.contracts.containerizers import Containerizer
 from marathon_mesos_local.agent.containerizers import Containerizers
+from marathon_mesos_local.agent.files import SandboxFiles
 from marathon_mesos_local.agent.lifecycle import TaskLifecycle
 from marathon_mesos_local.agent.master_link import MasterLink
 from marathon_mesos_local.agent.model import (
@@ -47,6 +50,7 @@ class Agent:
         self.link = MasterLink(options, self.store)
         self.updates = StatusUpdates(self.store, self.link, options.status_update_retry)
         command = CommandContainerizer(exits=self.store.meta / "exits")
+        self.files = SandboxFiles(options.work_dir)
         self.lifecycle = TaskLifecycle(
             options,
             self.store,
@@ -96,6 +100,13 @@ class Agent:
             return Response(200)
         if path == "/health":
             return Response(200)
+        if request.method == "GET":
+            if path == "/files/browse":
+                return self.files.browse(request)
+            if path == "/files/read":
+                return self.files.read(request)
+            if path == "/state":
+                return Response.json(self._state())
         if request.method != "POST" or not path.startswith("/_local/"):
             return Response(404)
         try:
@@ -118,6 +129,54 @@ class Agent:
         except (ValueError, KeyError, TypeError) as exc:
             return Response.text(400, f"Bad request: {exc}")
         return Response(404)
+
+    def _state(self) -> dict[str, Any]:
+        """The agent's ``/state`` as Mesos shapes it, trimmed to what clients use to
+        find sandboxes: frameworks, their executors (``directory``) and tasks."""
+        frameworks: dict[str, dict[str, Any]] = {}
+        executors: dict[tuple[str, str], dict[str, Any]] = {}
+        for task in self.store.tasks.values():
+            framework = frameworks.setdefault(
+                task.framework_id,
+                {
+                    "id": task.framework_id,
+                    "name": task.framework_info.get("name", ""),
+                    "user": task.framework_info.get("user", ""),
+                    "executors": [],
+                    "completed_executors": [],
+                },
+            )
+            key = (task.framework_id, task.executor_id)
+            executor = executors.get(key)
+            if executor is None:
+                run = task.sandbox.parent.parent if task.group else task.sandbox
+                executor = executors[key] = {
+                    "id": task.executor_id,
+                    "name": "" if task.group else f"Command Executor (Task: {task.id})",
+                    "framework_id": task.framework_id,
+                    "container": task.container_id or run.name,
+                    "directory": str(run),
+                    "tasks": [],
+                    "queued_tasks": [],
+                    "completed_tasks": [],
+                }
+                framework["executors"].append(executor)
+            entry = {
+                "id": task.id,
+                "name": task.info.get("name", ""),
+                "framework_id": task.framework_id,
+                "executor_id": task.executor_id,
+                "slave_id": self.link.agent_id,
+                "state": task.state,
+            }
+            executor["completed_tasks" if task.state in TERMINAL_STATES else "tasks"].append(entry)
+        return {
+            "id": self.link.agent_id,
+            "pid": f"slave(1)@{self.options.ip}:{self.link.port}",
+            "hostname": self.options.ip,
+            "frameworks": list(frameworks.values()),
+            "completed_frameworks": [],
+        }
 
     def _executor_runs(self, framework_id: str, executor_id: str) -> Path:
         assert self.link.agent_id is not None
