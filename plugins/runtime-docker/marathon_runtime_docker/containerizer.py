@@ -16,6 +16,7 @@ As Mesos's Docker containerizer runs one, through the Engine API on the agent's
   with REASON_CONTAINER_LIMITATION_MEMORY and the limit in the message); then the
   container is removed;
 - kill: ``stop`` with the grace period (the image's stop signal, SIGKILL after it);
+  with no ``wait`` running (an agent that stops) it collects and removes it itself;
 - recover: the container carrying the id's label, still running or ended while
   the agent was down; its output is copied on from where the sandbox files end;
 - remove_orphans: the agent's containers (by its work-dir label) that no task it
@@ -79,6 +80,7 @@ class DockerTask:
         self.sandbox = sandbox
         self.memory = memory
         self._termination: Termination | None = None
+        self._waiting = False
 
     @property
     def container_id(self) -> str:
@@ -114,6 +116,13 @@ class DockerTask:
     async def wait(self) -> Termination:
         if self._termination is not None:
             return self._termination
+        self._waiting = True
+        try:
+            return await self._wait()
+        finally:
+            self._waiting = False  # a cancelled waiter leaves the container as it is
+
+    async def _wait(self) -> Termination:
         logs_done = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._copy_logs, logs_done)
@@ -148,6 +157,8 @@ class DockerTask:
         if self._termination is not None:
             return
         await self.engine.stop(self.docker_id, timeout=math.ceil(max(grace_period, 0.0)))
+        if not self._waiting:  # nobody else will collect and remove it (an agent stopping)
+            await self.wait()
 
 
 class DockerContainerizer:

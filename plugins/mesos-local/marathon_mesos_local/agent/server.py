@@ -46,12 +46,12 @@ class Agent:
         self.store = TaskStore(options.work_dir / "meta", options.boot_id)
         self.link = MasterLink(options, self.store)
         self.updates = StatusUpdates(self.store, self.link, options.status_update_retry)
-        command = CommandContainerizer(exits=self.store.meta / "exits")
+        command = CommandContainerizer(exits=self.store.meta / "exits", work_dir=options.work_dir)
         self.lifecycle = TaskLifecycle(
             options,
             self.store,
             self.updates,
-            Containerizers(command, containerizers or {}),
+            Containerizers(command, containerizers or {}, options.containerizers),
             self.link,
         )
 
@@ -61,6 +61,9 @@ class Agent:
                 async with trio.open_nursery() as nursery:
                     agent_id, recovered = self.store.recover()
                     self.link.agent_id = agent_id
+                    await self.lifecycle.containerizers.remove_orphans(
+                        {t.container_id for t in recovered if t.container_id is not None}
+                    )
                     await nursery.start(self.updates.run)
                     await nursery.start(self.lifecycle.run)
                     self.link.port = await nursery.start(
