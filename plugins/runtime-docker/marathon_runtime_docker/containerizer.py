@@ -199,6 +199,10 @@ class DockerContainerizer:
         except EngineError as exc:
             raise RuntimeError(f"Docker Engine could not create a container of image "
                                f"'{image}': {exc.message}") from None  # fmt: skip
+        except BaseException:  # cancelled: the engine may have made it all the same
+            with trio.CancelScope(shield=True):
+                await self._remove_quietly(name)
+            raise
         try:
             await self.engine.start(docker_id)
         except EngineError as exc:
@@ -222,11 +226,12 @@ class DockerContainerizer:
         except EngineError as exc:
             raise RuntimeError(f"Failed to pull image '{image}': {exc.message}") from None
 
-    async def _remove_quietly(self, docker_id: str) -> None:
+    async def _remove_quietly(self, container: str) -> None:
+        """Remove a container (by id or name), logging a refusal."""
         try:
-            await self.engine.remove(docker_id)
+            await self.engine.remove(container)
         except EngineError as exc:
-            log.warning("container %s not removed: %s", docker_id, exc)
+            log.warning("container %s not removed: %s", container, exc)
 
     async def recover(self, container_id: str, sandbox: Path) -> DockerTask | None:
         """The container of an earlier agent run, running or ended, if it still exists."""

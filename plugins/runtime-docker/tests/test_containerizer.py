@@ -312,3 +312,18 @@ async def test_orphans_of_this_agent_are_removed_and_no_others(
             for containerizer in (mine, other):
                 await containerizer.remove_orphans(())
                 await containerizer.engine.aclose()
+
+
+async def test_a_stopping_agent_kills_and_removes_its_containers_in_time(
+    containerizer: DockerContainerizer, dockerd: Dockerd, tmp_path: Path
+) -> None:
+    """As ``kill_all`` of a stopping agent: the watcher is cancelled first, then each
+    task is killed with a 1 s grace period and 2 s in all."""
+    task = await containerizer.launch(launch_of(tmp_path / "sandbox", "exec sleep 300"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.wait)
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    with trio.move_on_after(2.0):
+        await task.kill(grace_period=1.0)
+    assert ours(dockerd, task) == []

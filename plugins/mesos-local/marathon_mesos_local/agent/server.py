@@ -88,6 +88,9 @@ class Agent:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
                         await self.lifecycle.kill_all()
+                    with trio.move_on_after(SHUTDOWN_GRACE_PERIOD):
+                        # What a launch cut short left behind: no task owns anything now.
+                        await self.lifecycle.containerizers.remove_orphans(())
                     with trio.move_on_after(UNREGISTER_TIMEOUT):
                         await self.link.unregister()
 
