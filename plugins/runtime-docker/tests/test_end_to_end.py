@@ -259,3 +259,16 @@ def test_a_container_survives_an_agent_restart(
         timeout=30,
         what="the recovered container killed and removed",
     )
+
+
+@pytest.mark.processes
+def test_an_agent_without_docker_fails_docker_tasks_saying_why(tmp_path: Path) -> None:
+    with running_marathon(*local_cluster_args(1), state_dir=tmp_path / "state") as plain:
+        failed, _ = first_event(plain, docker_app("/docker/nowhere", "true"), "TASK_FAILED",
+                                timeout=30)  # fmt: skip
+        assert failed["message"] == (
+            "Container type DOCKER is not enabled on this agent (--containerizers=mesos); "
+            "start the agent with --containerizers=mesos,docker"
+        ), failed
+        delete(plain, "/docker/nowhere")
+        assert plain.stop() == 0
