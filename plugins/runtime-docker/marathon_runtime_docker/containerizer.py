@@ -156,7 +156,11 @@ class DockerTask:
     async def kill(self, *, grace_period: float) -> None:
         if self._termination is not None:
             return
-        await self.engine.stop(self.docker_id, timeout=math.ceil(max(grace_period, 0.0)))
+        try:
+            await self.engine.stop(self.docker_id, timeout=math.ceil(max(grace_period, 0.0)))
+        except EngineError as exc:  # the engine is gone: its wait reports the loss
+            log.warning("container %s not stopped: %s", self.docker_id, exc)
+            return
         if not self._waiting:  # nobody else will collect and remove it (an agent stopping)
             await self.wait()
 
