@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ class _AcceptAll:
     def validate(self, *args: Any, **kwargs: Any) -> Iterable[Violation]:
         return ()
 
-    def build_task_info(self, *, app: Any, task_info: dict[str, Any]) -> None:
+    def build_task_info(
+        self, *, app: Any, task_info: dict[str, Any], host_ports: Sequence[int]
+    ) -> None:
         """Container runtimes: the core's command TaskInfo as it is."""
 
 

@@ -9,7 +9,14 @@ import trio
 
 from marathon_core.events import EventBus
 from marathon_core.mesos.events import MesosEvent, Offers, Subscribed, TaskStatus, Update
-from marathon_core.model.app import UnreachableStrategy
+from marathon_core.model.app import (
+    Container,
+    DockerContainer,
+    Network,
+    NetworkMode,
+    PortMapping,
+    UnreachableStrategy,
+)
 from marathon_core.model.instance import Condition
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
@@ -91,6 +98,53 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         entry = scheduler.queue_entry(app.id)
         assert entry is not None and entry.count == 1 and entry.delay_time_left == 0.0
         nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class RecordingRuntime:
+    """A container runtime that records what the launcher gives it."""
+
+    host_ports: list[tuple[int, ...]] = attrs.field(factory=list)
+
+    def validate(self, app: Any) -> list[Any]:
+        return []
+
+    def build_task_info(self, *, app: Any, task_info: dict[str, Any], host_ports: Any) -> None:
+        self.host_ports.append(tuple(host_ports))
+        task_info["container"] = {"type": "DOCKER", "docker": {"image": "i"}}
+
+
+async def test_the_runtime_gets_the_host_ports_of_its_port_mappings_in_order() -> None:
+    runtime = RecordingRuntime()
+    mappings = (
+        PortMapping(container_port=80, host_port=0),
+        PortMapping(container_port=81),  # no hostPort: no host port
+        PortMapping(container_port=443, host_port=31005),
+        PortMapping(container_port=53, host_port=0, protocol="udp"),
+    )
+    container = Container("DOCKER", DockerContainer("i"), port_mappings=mappings)
+    app = make_app("/bridge", container=container, networks=(Network(NetworkMode.BRIDGE),))
+    async with open_state() as state, trio.open_nursery() as nursery:
+        mesos = FakeMesos(state)
+        tracker = InstanceTracker(state, EventBus())
+        scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
+                              runtimes={"DOCKER": runtime})  # fmt: skip
+        send, receive = trio.open_memory_channel[MesosEvent](10)
+        await nursery.start(scheduler.run, receive)
+        await send.send(Subscribed(framework_id="F"))
+        await tracker.schedule(app, 1)
+        await send.send(Offers((offer(ports=((31000, 31009),)),)))
+        with trio.fail_after(5):
+            while not mesos.stored_at_accept:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    [ports] = runtime.host_ports
+    assert len(ports) == 3 and ports[1] == 31005
+    assert all(31000 <= p <= 31009 for p in ports) and len(set(ports)) == 3
+    [accept] = mesos.of("ACCEPT")
+    [info] = accept["accept"]["operations"][0]["launch"]["task_infos"]
+    assert [p["number"] for p in info["discovery"]["ports"]["ports"]] == list(ports)
+    assert info["container"]["docker"]["image"] == "i"
 
 
 async def test_generation_changes_with_every_change_to_an_apps_instances() -> None:

@@ -8,7 +8,7 @@ core built (command, resources, environment). Its agent-side half is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from marathon_core.errors import Violation
@@ -28,11 +28,18 @@ class ContainerRuntime(Protocol):
         """
         ...
 
-    def build_task_info(self, *, app: AppDefinition, task_info: dict[str, Any]) -> None:
+    def build_task_info(
+        self, *, app: AppDefinition, task_info: dict[str, Any], host_ports: Sequence[int]
+    ) -> None:
         """Add the container (and anything runtime-specific) to ``task_info`` in place.
 
         ``task_info`` is a Mesos v1 ``TaskInfo`` in JSON form with the command,
-        resources and Marathon's environment already set. Called on the event loop
-        for every launch: no I/O.
+        resources and Marathon's environment already set. ``host_ports`` are the
+        ports the core took from the offer, in Marathon's order: one per
+        ``portDefinitions`` entry with host networking, otherwise one per
+        ``container.portMappings`` entry that has a ``hostPort``, in order (a
+        ``hostPort`` of 0 got any offered port, a fixed one is that very port);
+        a runtime that maps ports (Docker BRIDGE) needs them for its mappings.
+        Called on the event loop for every launch: no I/O.
         """
         ...

@@ -58,8 +58,6 @@ def normalize_app(
 
     container = d.get("container")
     docker = container.get("docker") if container is not None else None
-    if docker is not None:
-        docker.pop("credential", None)
     ip_address = d.pop("ipAddress", None)
     ports = d.pop("ports", None)
     uris = d.pop("uris", None)
@@ -80,6 +78,10 @@ def normalize_app(
         errs.append(Violation("/", "cannot specify both an IP address and port"))
     if docker_net is not None and has_networks:
         errs.append(Violation("/", "must not specify both container.docker.network and networks"))
+    credential = docker.pop("credential", None) if docker is not None else None
+    if credential is not None:
+        # Marathon stopped passing credentials this way; it refuses them, not drops them.
+        errs.append(Violation("/container/docker/credential", "must be empty"))
     if docker_net == "NONE":
         errs.append(Violation("/container/docker/network", "NONE networking is not supported"))
     docker_mappings = docker.pop("portMappings", None) if docker is not None else None

@@ -34,6 +34,7 @@ from marathon_core.model.ids import (
 )
 
 __all__ = [
+    "RUNTIME_DISTRIBUTIONS",
     "ValidationContext",
     "operator_list_message",
     "prefixed",
@@ -92,6 +93,16 @@ _MULTI_NET = (
 )
 _NOT_CMD = "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'."
 _SECRETS_OFF = "Feature secrets is not enabled. Enable with --enable_features secrets)"
+_DOCKER_ONE_NET = (
+    "may only specify a single container network when using the Docker container engine"
+)
+
+#: Which distribution of this project provides a container type: named in the 422 of
+#: an app whose type no installed plugin provides (names only: nothing is imported).
+RUNTIME_DISTRIBUTIONS = {
+    "DOCKER": "marathon-runtime-docker",
+    "MESOS": "marathon-runtime-mesos",
+}
 
 
 def _fmt(x: float) -> str:
@@ -256,7 +267,11 @@ def _check_container(app: AppDefinition, ctx: ValidationContext, add: _Add) -> N
     runtime = ctx.container_runtimes.get(c.type)
     if runtime is None:
         names = ",".join(sorted(ctx.container_runtimes))
-        add(Violation("/container/type", f"is not one of ({names})"))
+        message = f"is not one of ({names})"
+        distribution = RUNTIME_DISTRIBUTIONS.get(c.type)
+        if distribution is not None:
+            message += f"; container.type {c.type} needs the {distribution} distribution"
+        add(Violation("/container/type", message))
     if c.type == "DOCKER":
         if c.docker is None:
             add(Violation("/container/docker", "not defined"))
@@ -269,7 +284,7 @@ def _check_container(app: AppDefinition, ctx: ValidationContext, add: _Add) -> N
             )
         container_nets = [n for n in app.networks if n.mode is NetworkMode.CONTAINER]
         if len(container_nets) > 1:
-            add(Violation("/networks", "Docker containerizer only supports one container network"))
+            add(Violation("/", _DOCKER_ONE_NET))
     elif c.docker is not None and c.docker.parameters:
         add(Violation("/container/docker/parameters", "must be empty"))
     volume_names: set[str] = set()

@@ -35,6 +35,7 @@ from marathon_core.model.instance import (
     Task,
     TaskId,
 )
+from marathon_core.model.validation import RUNTIME_DISTRIBUTIONS
 from marathon_core.scheduler.backoff import LaunchDelays
 from marathon_core.scheduler.offer_stats import OfferStats
 from marathon_core.scheduler.offers import Match, OfferPool, Rejection, match
@@ -105,9 +106,11 @@ class Launcher:
         """Why ``app`` cannot be launched at all, or None."""
         if app.container is None:
             return None
-        runtime = self._runtimes.get(app.container.type)
-        if runtime is None:
-            return f"no installed plugin provides container type {app.container.type}"
+        kind = app.container.type
+        if self._runtimes.get(kind) is None:
+            needed = RUNTIME_DISTRIBUTIONS.get(kind)
+            hint = f" (install {needed})" if needed is not None else ""
+            return f"no installed plugin provides container type {kind}{hint}"
         return None
 
     def offer_stats(self, app_id: PathId) -> OfferStats | None:
@@ -284,7 +287,9 @@ class Launcher:
             env_prefix=self._env_vars_prefix,
         )
         if app.container is not None:
-            self._runtimes[app.container.type].build_task_info(app=app, task_info=info)
+            self._runtimes[app.container.type].build_task_info(
+                app=app, task_info=info, host_ports=result.host_ports
+            )
         if self._prepare_task is not None:
             self._prepare_task(app, provisioned, info)
         return provisioned, info

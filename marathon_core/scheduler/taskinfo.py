@@ -2,7 +2,7 @@
 
 Command apps (no ``container``) are built here completely. Container apps are built
 by their runtime plugin: the core builds the command part and the resources, then
-hands the dict to the runtime's ``build_task_info(app=..., task_info=...)``.
+hands the dict and the offer's host ports to the runtime's ``build_task_info``.
 After that the ``marathon_prepare_task`` hook may adjust the TaskInfo.
 """
 

@@ -11,7 +11,7 @@ namespace, which this runtime does not create.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from marathon_core.errors import Violation
@@ -69,5 +69,8 @@ class MesosRuntime:
             if v.mode not in ("RW", "RO"):
                 yield Violation(f"{path}/mode", "must be RW or RO")
 
-    def build_task_info(self, *, app: AppDefinition, task_info: dict[str, Any]) -> None:
+    def build_task_info(
+        self, *, app: AppDefinition, task_info: dict[str, Any], host_ports: Sequence[int]
+    ) -> None:
+        """The container part; host ports need no mapping (tasks share the agent's network)."""
         task_info["container"] = container_info(app)

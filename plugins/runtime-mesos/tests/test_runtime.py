@@ -22,7 +22,7 @@ def app(**container: Any) -> dict[str, Any]:
 def test_a_plain_mesos_container_is_valid_and_built() -> None:
     parsed = parse_app(app(), context=CTX)
     info: dict[str, Any] = {}
-    MesosRuntime().build_task_info(app=parsed, task_info=info)
+    MesosRuntime().build_task_info(app=parsed, task_info=info, host_ports=[])
     assert info["container"] == {"type": "MESOS", "mesos": {}}
 
 
