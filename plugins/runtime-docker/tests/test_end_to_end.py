@@ -272,3 +272,25 @@ def test_an_agent_without_docker_fails_docker_tasks_saying_why(tmp_path: Path) -
         ), failed
         delete(plain, "/docker/nowhere")
         assert plain.stop() == 0
+
+
+def test_bridge_port_mappings_reach_the_engine(server: RunningMarathon, dockerd: Dockerd) -> None:
+    """The engine is given the mapping; with ``--bridge=none`` it publishes nothing."""
+    app = docker_app("/docker/bridged", "exec sleep 300", taskKillGracePeriodSeconds=0)
+    app["container"]["docker"].update(
+        network="BRIDGE", portMappings=[{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}]
+    )
+    response = httpx.post(f"{server.url}/v2/apps", json=app, timeout=10)
+    assert response.status_code == 201, response.text
+    (task,) = running_tasks(server, "/docker/bridged", 1)
+    (container,) = containers_of(dockerd, [task["id"]])
+    with dockerd.client() as client:
+        host = client.get(f"/containers/{container['Id']}/json").json()["HostConfig"]
+    assert host["NetworkMode"] == "bridge"
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": str(task["ports"][0])}]}
+    delete(server, "/docker/bridged")
+    wait_for(
+        lambda: not containers_of(dockerd, [task["id"]]) or None,
+        timeout=30,
+        what="the container removed",
+    )
