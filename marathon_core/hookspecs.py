@@ -26,7 +26,7 @@ from marathon_core import PROJECT_NAME
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
     from marathon_core.contracts.auth import Action, HttpRequest, Identity, Resource
-    from marathon_core.contracts.containerizers import Containerizer
+    from marathon_core.contracts.containerizers import AgentSettings, Containerizer
     from marathon_core.contracts.health import HealthCheckProtocol
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
@@ -144,13 +144,18 @@ def marathon_container_runtimes() -> Mapping[str, ContainerRuntime] | None:
 
 
 @hookspec
-def marathon_agent_containerizers() -> Mapping[str, Containerizer] | None:
+def marathon_agent_containerizers(settings: AgentSettings) -> Mapping[str, Containerizer] | None:
     """Return agent-side containerizers by container type, for the embedded agents.
 
     The embedded Mesos agents (``marathon-mesos-local``) run a task through the
     containerizer of its container type: launch, watch, limit and kill it. Plain
-    command tasks (no container) use the agent's own command containerizer.
+    command tasks (no container) use the agent's own command containerizer. The agent
+    uses only those its ``--containerizers`` flag enables (``settings.containerizers``,
+    the container type in lower case); at start it calls ``remove_orphans`` on each.
 
+    :param settings: The asking agent's flags
+        (:class:`~marathon_core.contracts.containerizers.AgentSettings`: work dir,
+        enabled containerizers, Docker socket). An implementation may leave it out.
     :returns: A mapping of container type to containerizer, or None.
 
     .. versionadded:: 0.1

@@ -25,7 +25,7 @@ from marathon_core.errors import PluginConflictError, PluginError
 
 if TYPE_CHECKING:
     from marathon_core.config import Config, OptionParser
-    from marathon_core.contracts.containerizers import Containerizer
+    from marathon_core.contracts.containerizers import AgentSettings, Containerizer
     from marathon_core.contracts.health import HealthCheckProtocol
     from marathon_core.contracts.placement import ConstraintOperator
     from marathon_core.contracts.runtimes import ContainerRuntime
@@ -118,9 +118,12 @@ class PluginHost:
             members=("validate", "build_task_info"),
         )
 
-    def agent_containerizers(self) -> dict[str, Containerizer]:
+    def agent_containerizers(self, settings: AgentSettings) -> dict[str, Containerizer]:
         return self._merge(
-            "containerizer", "marathon_agent_containerizers", members=("launch", "recover")
+            "containerizer",
+            "marathon_agent_containerizers",
+            members=("launch", "recover", "remove_orphans"),
+            settings=settings,
         )
 
     def health_check_protocols(self) -> dict[str, HealthCheckProtocol]:

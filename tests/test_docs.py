@@ -42,3 +42,13 @@ def test_every_plugin_api_module_is_documented() -> None:
         m for m in (*marathon_core.PLUGIN_API, *marathon_core.TESTING_API) if f"`{m}`" not in text
     ]
     assert missing == []
+
+
+def test_every_containerizer_member_is_documented() -> None:
+    """The agent calls each member of the contract: a plugin author must see them all."""
+    from marathon_core.contracts.containerizers import Containerizer
+
+    text = (DOCS / "writing_plugins.md").read_text()
+    members = [name for name in vars(Containerizer) if not name.startswith("_")]
+    assert members == ["launch", "recover", "remove_orphans"]
+    assert [m for m in members if f"`{m}`" not in text] == []

@@ -12,13 +12,36 @@ containerizers share is :mod:`marathon_core.task_process`.
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
-__all__ = ["Containerizer", "Launch", "Running", "Termination"]
+__all__ = ["AgentSettings", "Containerizer", "Launch", "Running", "Termination"]
+
+#: Mesos's agent flag ``--containerizers`` by default: only the ``mesos`` one.
+DEFAULT_CONTAINERIZERS = frozenset({"mesos"})
+#: Mesos's agent flag ``--docker_socket`` by default.
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@attrs.frozen(kw_only=True)
+class AgentSettings:
+    """The flags of the agent that asks for containerizers (``marathon_agent_containerizers``).
+
+    Named as Mesos names its agent flags, so a containerizer reads what a Mesos agent
+    would have been given.
+    """
+
+    #: The agent's work directory; unique per agent on a machine, so containerizers
+    #: that share a daemon (or a cgroup root) tell their own containers by it.
+    work_dir: Path
+    #: ``--containerizers``: the enabled ones by name (``mesos``, ``docker``: a container
+    #: type in lower case). Tasks of any other container type fail on this agent.
+    containerizers: frozenset[str] = DEFAULT_CONTAINERIZERS
+    #: ``--docker_socket``: the Docker Engine's unix socket.
+    docker_socket: str = DEFAULT_DOCKER_SOCKET
 
 
 @attrs.frozen
@@ -85,4 +108,14 @@ class Containerizer(Protocol):
 
     async def recover(self, container_id: str, sandbox: Path) -> Running | None:
         """Reattach to a task that survived an agent restart, or None if it is gone."""
+        ...
+
+    async def remove_orphans(self, known: Collection[str]) -> None:
+        """Destroy this agent's containers whose id is not in ``known``.
+
+        Called once when the agent starts, before it recovers anything: ``known`` are
+        the container ids of the tasks it will recover. Anything else of this agent
+        (started by a run that died before it checkpointed the task, or belonging to a
+        previous boot) is left over and would hold resources nobody accounts for.
+        """
         ...

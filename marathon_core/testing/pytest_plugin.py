@@ -12,6 +12,9 @@ Markers (``pytest -m "not processes"`` is the unit run):
 ``cluster(**options)``
     the test runs an embedded Mesos cluster (master and agent processes); the options
     shape the cluster of marathon-mesos-local's ``cluster`` test fixture.
+``docker``
+    the test runs a Docker Engine of its own (a ``dockerd`` its fixtures start and
+    stop; see marathon-runtime-docker's tests).
 
 Fixtures:
 
@@ -54,10 +57,11 @@ MARKERS = (
     "processes: starts OS processes (ZooKeeper, Mesos agents, marathon, a helper server, pip)",
     "zookeeper: needs a real ZooKeeper (implies processes)",
     "cluster(**options): runs an embedded Mesos cluster with agent processes (implies processes)",
+    "docker: runs a Docker Engine of its own (implies processes)",
 )
 
 #: Markers that imply ``processes``, and the fixtures that give their users one.
-IMPLY_PROCESSES = ("zookeeper", "cluster")
+IMPLY_PROCESSES = ("zookeeper", "cluster", "docker")
 ZOOKEEPER_FIXTURES = frozenset({"zookeeper", "zk_url", "zk_ensemble"})
 
 MISSING_PROTOS = "Mesos protos not found (tests/data/mesos-protos, or $MESOS_PROTOS_DIR)"
@@ -102,8 +106,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark the users of the ZooKeeper fixtures; ``zookeeper`` and ``cluster`` imply
-    ``processes`` (trylast: after conftests marked their own fixtures' users)."""
+    """Mark the users of the ZooKeeper fixtures; ``zookeeper``, ``cluster`` and
+    ``docker`` imply ``processes`` (trylast: after conftests marked their own fixtures' users)."""
     if ZOOKEEPER_FIXTURES & set(getattr(item, "fixturenames", ())):
         item.add_marker(pytest.mark.zookeeper)
     if item.get_closest_marker("processes") is None and any(
@@ -136,7 +140,7 @@ def pytest_runtest_makereport(
         report.longrepr = (
             f"{item.nodeid} started {len(_started)} process(es), the first "
             f"{event} {what!r}, but is not marked: mark it `processes` (or `cluster` / "
-            "`zookeeper`), so that `pytest -m 'not processes'` stays a unit run"
+            "`zookeeper` / `docker`), so that `pytest -m 'not processes'` stays a unit run"
         )
     return report
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
 from marathon_mesos_local.master.registry import RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
@@ -115,6 +116,18 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="Time from a simulated task's STAGING to STARTING, and on to RUNNING (50ms)",
     )
+    parser.add_argument(
+        "--containerizers",
+        default=",".join(sorted(DEFAULT_CONTAINERIZERS)),
+        help="Mesos flag of every agent: the enabled containerizers, comma-separated "
+        "(mesos, docker; default mesos). Plain command tasks always run",
+    )
+    parser.add_argument(
+        "--docker_socket",
+        default=DEFAULT_DOCKER_SOCKET,
+        help=f"Mesos flag: the Docker Engine socket of the docker containerizer "
+        f"({DEFAULT_DOCKER_SOCKET})",
+    )
     parser.add_argument("--log_level", default="INFO")
     return parser
 
@@ -169,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             agent_reregister_timeout=args.agent_reregister_timeout,
             simulated_agents=args.simulated_agents,
             simulated_task_step=args.simulated_task_step,
+            containerizers=args.containerizers,
+            docker_socket=args.docker_socket,
         )
         cluster = Cluster(options)
     except (ResourceError, ValueError) as exc:

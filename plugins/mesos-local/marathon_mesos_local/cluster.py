@@ -40,7 +40,9 @@ from pathlib import Path
 import attrs
 import trio
 
+from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_core.task_process import CONTAINER_MARKER
+from marathon_mesos_local.agent.containerizers import parse_containerizers
 from marathon_mesos_local.master.model import MasterOptions
 from marathon_mesos_local.master.server import Master
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
@@ -91,6 +93,10 @@ class ClusterOptions:
     simulated_agents: int = 0
     #: Time between a simulated task's STAGING, STARTING and RUNNING.
     simulated_task_step: float = 0.05
+    #: The agents' Mesos flags ``--containerizers`` (``mesos,docker``) and
+    #: ``--docker_socket``.
+    containerizers: str = ",".join(sorted(DEFAULT_CONTAINERIZERS))
+    docker_socket: str = DEFAULT_DOCKER_SOCKET
 
     def check(self) -> None:
         """Raise ValueError for options that cannot work, before anything starts."""
@@ -106,6 +112,7 @@ class ClusterOptions:
             raise ValueError("offer_timeout must be positive")
         if self.agent_reregister_timeout < 0:
             raise ValueError("agent_reregister_timeout cannot be negative")
+        parse_containerizers(self.containerizers)
         for text in self.agent_resources:
             Resources.parse(text)
         for text in self.agent_attributes:
@@ -250,6 +257,8 @@ class Cluster:
             "--resources", resources,
             "--attributes", attributes,
             "--status_update_retry", str(options.status_update_retry),
+            "--containerizers", options.containerizers,
+            "--docker_socket", options.docker_socket,
         ]  # fmt: skip
         process = await trio.lowlevel.open_process(
             argv, stdin=subprocess.DEVNULL, start_new_session=True

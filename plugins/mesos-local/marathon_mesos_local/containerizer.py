@@ -9,6 +9,9 @@ process ends, as Mesos does when it destroys a container. Processes that both le
 the process group (``setsid``) and clear their environment escape both nets; nothing
 short of a PID namespace or cgroup would catch those.
 
+At agent start, task processes under the agent's work dir whose container no
+recovered task owns (the agent died before it checkpointed them) are SIGKILLed.
+
 Its stdout and stderr go to files in the sandbox. Each launch leaves a small record
 next to the sandbox (``runs/.<run>.container``: pid and container id) so that a
 restarted agent can :meth:`~CommandContainerizer.recover` the task; the exit status of
@@ -22,6 +25,7 @@ import contextlib
 import os
 import signal
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 
 import trio
@@ -171,10 +175,12 @@ class CommandContainerizer:
 
     ``exits`` is where the agent's host records the wait status of tasks it reaped
     (``<work_dir>/meta/exits``); without it recovered tasks end with an unknown status.
+    ``work_dir`` is the agent's, whose orphans :meth:`remove_orphans` kills (None: none).
     """
 
-    def __init__(self, exits: Path | None = None) -> None:
+    def __init__(self, exits: Path | None = None, work_dir: Path | None = None) -> None:
         self.exits = exits
+        self.work_dir = work_dir
 
     async def launch(self, launch: Launch) -> CommandProcess:
         container_id = str(uuid.uuid4())
@@ -199,3 +205,30 @@ class CommandContainerizer:
         ):
             pid = None  # the pid was reused by something else: the task is gone
         return RecoveredProcess(pid, container_id, self.exits)
+
+    async def remove_orphans(self, known: Collection[str]) -> None:
+        """SIGKILL task processes with a sandbox under the agent's work dir and a
+        container marker that no recovered task owns."""
+        if self.work_dir is None:
+            return
+        root = os.path.realpath(self.work_dir).encode() + b"/"
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = dict(
+                    v.split(b"=", 1)
+                    for v in (entry / "environ").read_bytes().split(b"\0")
+                    if b"=" in v
+                )
+            except OSError:
+                continue
+            container = environ.get(CONTAINER_MARKER.encode())
+            sandbox = os.path.realpath(environ.get(b"MESOS_SANDBOX", b"/")) + b"/"
+            if (
+                container is not None
+                and container.decode() not in known
+                and sandbox.startswith(root)
+            ):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from marathon_core import hookimpl
+from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_core.errors import ConfigError
 from marathon_mesos_local.cli import parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
@@ -71,6 +72,17 @@ def marathon_addoption(parser: OptionParser) -> None:
         help="Embedded master's --offer_timeout (default: offers never time out)",
     )
     parser.addoption(
+        "--local_containerizers",
+        default=",".join(sorted(DEFAULT_CONTAINERIZERS)),
+        help="Embedded agents' --containerizers: enabled ones, comma-separated "
+        "(mesos, docker; default mesos)",
+    )
+    parser.addoption(
+        "--local_docker_socket",
+        default=DEFAULT_DOCKER_SOCKET,
+        help=f"Embedded agents' --docker_socket ({DEFAULT_DOCKER_SOCKET})",
+    )
+    parser.addoption(
         "--local_agent_reregister_timeout",
         default=None,
         type=parse_duration,
@@ -105,6 +117,8 @@ def cluster_options(config: Config) -> ClusterOptions:
         max_agent_ping_timeouts=config.option("local_max_agent_ping_timeouts"),
         offer_timeout=config.option("local_offer_timeout"),
         agent_reregister_timeout=reregister_timeout,
+        containerizers=config.option("local_containerizers"),
+        docker_socket=config.option("local_docker_socket"),
     )
 
 

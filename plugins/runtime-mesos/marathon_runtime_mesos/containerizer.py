@@ -17,6 +17,10 @@ memory+swap) at the task's ``mem``, swappiness 0, CFS quota and shares from its
   the directories are removed.
 - Recovery: a restarted agent reattaches to a container whose cgroup still exists
   (``runs/.<run>.container`` next to the sandbox keeps pid and container id).
+- Orphans: at agent start, task cgroups with a process whose sandbox is under the
+  agent's work dir, and whose container no recovered task owns, are destroyed. The
+  cgroup root may be shared by the agents of a machine, so that is how a cgroup is
+  told to be this agent's; empty ones cannot be told apart and are left alone.
 
 Processes are started as the command containerizer starts them
 (:func:`marathon_core.task_process.start_task_process`: sandbox files, the container
@@ -30,6 +34,7 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 
@@ -37,7 +42,7 @@ import trio
 
 from marathon_core.contracts.containerizers import Launch, Termination
 from marathon_core.task_process import process_alive, read_task_record, start_task_process
-from marathon_runtime_mesos.cgroups import TaskCgroups, available, enter
+from marathon_runtime_mesos.cgroups import TaskCgroups, available, enter, kill_now
 
 __all__ = ["CgroupTask", "MesosContainerizer"]
 
@@ -183,11 +188,13 @@ class MesosContainerizer:
     """``marathon_agent_containerizers()["MESOS"]``: tasks in per-task cgroups.
 
     ``cgroup_root`` names the directory under this process's cgroups that holds the
-    task cgroups (default :data:`~marathon_runtime_mesos.cgroups.ROOT`).
+    task cgroups (default :data:`~marathon_runtime_mesos.cgroups.ROOT`); ``work_dir``
+    is the agent's, whose orphans :meth:`remove_orphans` destroys (None: none).
     """
 
-    def __init__(self, cgroup_root: str | None = None) -> None:
+    def __init__(self, cgroup_root: str | None = None, *, work_dir: Path | None = None) -> None:
         self.cgroup_root = cgroup_root
+        self.work_dir = work_dir
 
     async def launch(self, launch: Launch) -> CgroupTask:
         if launch.command is None:
@@ -230,3 +237,31 @@ class MesosContainerizer:
         if pid is not None and pid not in cgroups.pids():
             pid = None  # ended (or the pid was reused): only the cgroup is left
         return CgroupTask(cgroups, pid)
+
+    async def remove_orphans(self, known: Collection[str]) -> None:
+        """Destroy this agent's task cgroups that no recovered task owns."""
+        if self.work_dir is None or available() is not None:
+            return
+        root = TaskCgroups.of("-", self.cgroup_root).memory.parent
+        if not root.is_dir():
+            return
+        work_dir = os.path.realpath(self.work_dir).encode() + b"/"
+        for child in root.iterdir():
+            if not child.is_dir() or child.name in known:
+                continue
+            cgroups = TaskCgroups.of(child.name, self.cgroup_root)
+            if any(_sandbox_of(pid).startswith(work_dir) for pid in cgroups.pids()):
+                log.info("destroying orphan container %s", child.name)
+                await trio.to_thread.run_sync(kill_now, cgroups)
+
+
+def _sandbox_of(pid: int) -> bytes:
+    """The real path of a process's ``MESOS_SANDBOX`` (empty if it has none)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return b""
+    for variable in environ:
+        if variable.startswith(b"MESOS_SANDBOX="):
+            return os.path.realpath(variable[len(b"MESOS_SANDBOX=") :]) + b"/"
+    return b""

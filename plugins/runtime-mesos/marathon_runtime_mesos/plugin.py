@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from marathon_core import hookimpl
-from marathon_core.contracts.containerizers import Containerizer
+from marathon_core.contracts.containerizers import AgentSettings, Containerizer
 from marathon_core.contracts.runtimes import ContainerRuntime
 from marathon_runtime_mesos.containerizer import MesosContainerizer
 from marathon_runtime_mesos.runtime import MesosRuntime
@@ -18,6 +18,6 @@ def marathon_container_runtimes() -> Mapping[str, ContainerRuntime]:
 
 
 @hookimpl
-def marathon_agent_containerizers() -> Mapping[str, Containerizer]:
+def marathon_agent_containerizers(settings: AgentSettings) -> Mapping[str, Containerizer]:
     """The cgroup v1 containerizer the embedded agents use for MESOS containers."""
-    return {"MESOS": MesosContainerizer()}
+    return {"MESOS": MesosContainerizer(work_dir=settings.work_dir)}

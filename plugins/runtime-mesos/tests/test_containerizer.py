@@ -154,3 +154,27 @@ async def test_a_task_runs_as_its_user_inside_its_cgroups(
     assert os.stat(f"/proc/{task.pid}").st_uid == 65534
     assert read(task.cgroups.paths["memory"] / "cgroup.procs").split() == [str(task.pid)]
     assert (spec.sandbox / "stdout").stat().st_uid == 65534
+
+
+async def test_orphans_of_this_agent_are_destroyed_and_no_others(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    async def start(agent: str, name: str) -> CgroupTask:
+        sandbox = tmp_path / agent / name
+        launch = attrs.evolve(
+            launch_of(tmp_path, "exec sleep 300"),
+            sandbox=sandbox,
+            environment={"PATH": os.environ.get("PATH", "/bin"), "MESOS_SANDBOX": str(sandbox)},
+        )
+        task = await MesosContainerizer(cgroup_root).launch(launch)
+        started.append(task)
+        return task
+
+    kept, orphan = await start("mine", "a"), await start("mine", "b")
+    foreign = await start("other", "c")
+    mine = MesosContainerizer(cgroup_root, work_dir=tmp_path / "mine")
+    await mine.remove_orphans({kept.container_id})
+    assert kept.cgroups.exists() and foreign.cgroups.exists()
+    assert not orphan.cgroups.exists()
+    with trio.fail_after(10):
+        assert (await orphan.wait()).signal == signal.SIGKILL

@@ -3,33 +3,87 @@
 A task without a container, or with a MESOS container without image (the host
 filesystem), runs in the agent's own command containerizer; any other container type
 goes to the containerizer a runtime plugin registers for it
-(``marathon_agent_containerizers``). The agent process asks the plugin host for
-those: it is a process of its own, so it cannot be handed the objects of the process
-that starts it.
+(``marathon_agent_containerizers``), if the agent's ``--containerizers`` enables it
+(``mesos``, ``docker``: the container type in lower case, as Mesos names them). The
+agent process asks the plugin host for those: it is a process of its own, so it
+cannot be handed the objects of the process that starts it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from marathon_core.contracts.containerizers import Containerizer, Launch
+from marathon_core.contracts.containerizers import AgentSettings, Containerizer, Launch
 from marathon_core.plugins import get_plugin_host
 from marathon_mesos_local.agent.model import TaskRun
 from marathon_mesos_local.resources import Resources
 
-__all__ = ["Containerizers", "launch_of", "plugin_containerizers"]
+__all__ = [
+    "KNOWN_CONTAINERIZERS",
+    "Containerizers",
+    "launch_of",
+    "parse_containerizers",
+    "plugin_containerizers",
+]
 
 log = logging.getLogger(__name__)
 
+#: The names Mesos's ``--containerizers`` takes.
+KNOWN_CONTAINERIZERS = frozenset({"mesos", "docker"})
+
+
+def parse_containerizers(text: str) -> frozenset[str]:
+    """Mesos's ``--containerizers`` value (``mesos,docker``); ValueError for others."""
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - KNOWN_CONTAINERIZERS)
+    if unknown or not names:
+        raise ValueError(
+            f"--containerizers {text!r}: unknown or unsupported containerizer "
+            f"{', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(sorted(KNOWN_CONTAINERIZERS))}"
+        )
+    return names
+
 
 class Containerizers:
-    """The agent's command containerizer and the plugins' ones, by container type."""
+    """The agent's command containerizer and the enabled plugins' ones, by container type."""
 
-    def __init__(self, command: Containerizer, plugins: Mapping[str, Containerizer]) -> None:
+    def __init__(
+        self,
+        command: Containerizer,
+        plugins: Mapping[str, Containerizer],
+        enabled: Collection[str] | None = None,
+    ) -> None:
+        """``enabled``: names from ``--containerizers`` (None: every plugin's)."""
         self.command = command
-        self.plugins = dict(plugins)
+        self.plugins = {
+            kind: found
+            for kind, found in plugins.items()
+            if enabled is None or kind.lower() in enabled
+        }
+        #: Installed but not enabled: their tasks fail with a message saying so.
+        self.disabled = sorted(set(plugins) - set(self.plugins))
+        self.enabled = sorted(enabled) if enabled is not None else None
+
+    def unsupported(self, kind: str) -> str:
+        """Why a task of container type ``kind`` cannot run here."""
+        if kind in self.disabled:
+            flag = ",".join(self.enabled or [])
+            return (
+                f"Container type {kind} is not enabled on this agent (--containerizers="
+                f"{flag}); start the agent with --containerizers={flag},{kind.lower()}"
+            )
+        return f"No containerizer on this agent supports container type {kind}"
+
+    async def remove_orphans(self, known: Collection[str]) -> None:
+        """Let every enabled containerizer remove what no known task owns."""
+        for kind, containerizer in [("command", self.command), *self.plugins.items()]:
+            try:
+                await containerizer.remove_orphans(known)
+            except Exception as exc:
+                log.warning("orphans of the %s containerizer not removed: %s", kind, exc)
 
     def of(self, task: TaskRun) -> tuple[str, Containerizer | None]:
         """The name and the containerizer of a task (None: no containerizer for it)."""
@@ -54,7 +108,11 @@ def launch_of(task: TaskRun, *, agent_id: str | None, ip: str, port: int) -> Lau
     info = task.info
     command = info.get("command", {})
     resources = Resources.from_json(info.get("resources", []))
-    env = dict(os.environ)  # executors inherit the agent's environment, as in Mesos
+    container = info.get("container")
+    # Executors inherit the agent's environment, as in Mesos; a Docker container gets
+    # only the task's (the agent's PATH and the like mean nothing in its image).
+    docker = container is not None and container.get("type") == "DOCKER"
+    env = {} if docker else dict(os.environ)
     env.update(
         {
             "MESOS_TASK_ID": task.id,
@@ -89,13 +147,13 @@ def launch_of(task: TaskRun, *, agent_id: str | None, ip: str, port: int) -> Lau
         environment=env,
         sandbox=task.sandbox,
         resources=dict(resources.scalars),
-        container=info.get("container"),
+        container=container,
         # As a Mesos agent with --switch_user: the command's user, else the framework's.
         user=command.get("user") or task.framework_info.get("user") or None,
     )
 
 
-def plugin_containerizers() -> dict[str, Containerizer]:
+def plugin_containerizers(settings: AgentSettings) -> dict[str, Containerizer]:
     """Containerizers of the installed runtime plugins; the command one is built in.
 
     Loaded by the plugin host, all or nothing as in a marathon process: a plugin that
@@ -103,7 +161,7 @@ def plugin_containerizers() -> dict[str, Containerizer]:
     command tasks only (a broken plugin must not stop those).
     """
     try:
-        found: dict[str, Containerizer] = get_plugin_host().agent_containerizers()
+        found: dict[str, Containerizer] = get_plugin_host().agent_containerizers(settings)
     except Exception as exc:
         log.warning("no plugin containerizers: %s", exc)
         return {}

@@ -215,8 +215,7 @@ class TaskLifecycle:
         """
         name, containerizer = self.containerizers.of(task)
         if containerizer is None:
-            kind = task.info.get("container", {}).get("type")
-            return f"No containerizer on this agent supports container type {kind}"
+            return self.containerizers.unsupported(str(task.info["container"].get("type")))
         try:
             launch = launch_of(
                 task, agent_id=self.link.agent_id, ip=self.options.ip, port=self.link.port

@@ -9,7 +9,12 @@ from typing import Any
 import attrs
 import trio
 
-from marathon_core.contracts.containerizers import Running
+from marathon_core.contracts.containerizers import (
+    DEFAULT_CONTAINERIZERS,
+    DEFAULT_DOCKER_SOCKET,
+    AgentSettings,
+    Running,
+)
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources
 
 __all__ = ["AgentOptions", "ExecutorRun", "TaskRun"]
@@ -41,6 +46,19 @@ class AgentOptions:
     #: Identifies the machine's boot (see :mod:`marathon_mesos_local.host`); checkpoints
     #: of another boot are not recovered.
     boot_id: str | None = None
+    #: Mesos's ``--containerizers``: the enabled ones by name (``mesos``, ``docker``);
+    #: plain command tasks always run.
+    containerizers: frozenset[str] = DEFAULT_CONTAINERIZERS
+    #: Mesos's ``--docker_socket``.
+    docker_socket: str = DEFAULT_DOCKER_SOCKET
+
+    def settings(self) -> AgentSettings:
+        """What the runtime plugins' containerizers are told about this agent."""
+        return AgentSettings(
+            work_dir=self.work_dir,
+            containerizers=self.containerizers,
+            docker_socket=self.docker_socket,
+        )
 
 
 @attrs.define(eq=False)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import trio
 
-from marathon_mesos_local.agent.containerizers import plugin_containerizers
+from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
+from marathon_mesos_local.agent.containerizers import parse_containerizers, plugin_containerizers
 from marathon_mesos_local.agent.model import STATUS_UPDATE_RETRY_MIN, AgentOptions
 from marathon_mesos_local.agent.server import Agent
 from marathon_mesos_local.resources import (
@@ -42,11 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--status_update_retry", type=float, default=STATUS_UPDATE_RETRY_MIN)
     parser.add_argument("--parent_pid", type=int, default=None)
     parser.add_argument("--boot_id", default=None, help="Set by the host process")
+    parser.add_argument(
+        "--containerizers",
+        default=",".join(sorted(DEFAULT_CONTAINERIZERS)),
+        help="Mesos flag: enabled containerizers, comma-separated (mesos,docker)",
+    )
+    parser.add_argument(
+        "--docker_socket", default=DEFAULT_DOCKER_SOCKET, help="Mesos flag: the Docker socket"
+    )
     return parser
 
 
 async def _serve(options: AgentOptions) -> None:
-    agent = Agent(options, plugin_containerizers())
+    agent = Agent(options, plugin_containerizers(options.settings()))
     async with trio.open_nursery() as nursery:
 
         async def stop_on_signal() -> None:
@@ -87,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             status_update_retry=args.status_update_retry,
             parent_pid=args.parent_pid,
             boot_id=args.boot_id,
+            containerizers=parse_containerizers(args.containerizers),
+            docker_socket=args.docker_socket,
         )
-    except ResourceError as exc:
+    except (ResourceError, ValueError) as exc:
         print(f"agent: error: {exc}", file=sys.stderr)
         return 2
     trio.run(_serve, options)

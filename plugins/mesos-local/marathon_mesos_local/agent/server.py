@@ -49,13 +49,13 @@ class Agent:
         self.store = TaskStore(options.work_dir / "meta", options.boot_id)
         self.link = MasterLink(options, self.store)
         self.updates = StatusUpdates(self.store, self.link, options.status_update_retry)
-        command = CommandContainerizer(exits=self.store.meta / "exits")
+        command = CommandContainerizer(exits=self.store.meta / "exits", work_dir=options.work_dir)
         self.files = SandboxFiles(options.work_dir)
         self.lifecycle = TaskLifecycle(
             options,
             self.store,
             self.updates,
-            Containerizers(command, containerizers or {}),
+            Containerizers(command, containerizers or {}, options.containerizers),
             self.link,
         )
 
@@ -65,6 +65,9 @@ class Agent:
                 async with trio.open_nursery() as nursery:
                     agent_id, recovered = self.store.recover()
                     self.link.agent_id = agent_id
+                    await self.lifecycle.containerizers.remove_orphans(
+                        {t.container_id for t in recovered if t.container_id is not None}
+                    )
                     await nursery.start(self.updates.run)
                     await nursery.start(self.lifecycle.run)
                     self.link.port = await nursery.start(
@@ -89,6 +92,9 @@ class Agent:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(SHUTDOWN_GRACE_PERIOD + 1):
                         await self.lifecycle.kill_all()
+                    with trio.move_on_after(SHUTDOWN_GRACE_PERIOD):
+                        # What a launch cut short left behind: no task owns anything now.
+                        await self.lifecycle.containerizers.remove_orphans(())
                     with trio.move_on_after(UNREGISTER_TIMEOUT):
                         await self.link.unregister()
 
