@@ -1,4 +1,4 @@
-"""Fixtures: one private Docker Engine per test session (see :mod:`.dockerd`)."""
+"""Fixtures: one private Docker Engine per test session (marathon_runtime_docker.testing)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from marathon_core.testing.pytest_plugin import in_ci
-
-from .dockerd import Dockerd, dockerd_missing, running_dockerd  # type: ignore[import-not-found]
+from marathon_runtime_docker.testing import Dockerd, dockerd_missing, running_dockerd
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,7 @@ from marathon_runtime_docker.containerizer import (
     DockerContainerizer,
     DockerTask,
 )
-
-from .dockerd import BUSYBOX, Dockerd  # type: ignore[import-not-found]
+from marathon_runtime_docker.testing import BUSYBOX, Dockerd
 
 pytestmark = [pytest.mark.docker]
 

@@ -24,8 +24,7 @@ from marathon_core.testing.processes import (
     wait_for,
 )
 from marathon_runtime_docker.containerizer import TASK_LABEL
-
-from .dockerd import BUSYBOX, Dockerd  # type: ignore[import-not-found]
+from marathon_runtime_docker.testing import BUSYBOX, Dockerd
 
 pytestmark = [pytest.mark.docker]
 

@@ -1,4 +1,4 @@
-"""A private Docker Engine for tests, and a busybox image made without a registry.
+"""A private Docker Engine for tests and benchmarks, and a busybox image made without a registry.
 
 The daemon gets its own data root, exec root, socket, pidfile and cgroup parent under
 a short ``/tmp`` directory (containerd's socket path must stay under 108 bytes), no
@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -59,11 +60,9 @@ class Dockerd:
             timeout=60,
         )
 
-    def containers(self) -> list[dict[str, object]]:
+    def containers(self) -> list[dict[str, Any]]:
         with self.client() as client:
-            found: list[dict[str, object]] = client.get(
-                "/containers/json", params={"all": 1}
-            ).json()
+            found: list[dict[str, Any]] = client.get("/containers/json", params={"all": 1}).json()
             return found
 
     def cgroups(self) -> list[Path]:
