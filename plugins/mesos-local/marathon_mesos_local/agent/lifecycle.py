@@ -309,13 +309,21 @@ class TaskLifecycle:
             if pid_file is not None:
                 pid_file.unlink(missing_ok=True)
         if task.killed:
-            state, reason = "TASK_KILLED", None
+            self.emit(task, "TASK_KILLED", message=termination.message)
         elif termination.exit_code == 0:
-            state, reason = "TASK_FINISHED", None
+            self.emit(task, "TASK_FINISHED", message=termination.message)
+        elif termination.oom_killed:
+            # The agent's containerizer saw the limitation, not the executor: Mesos's
+            # agent reports it (executorTerminated) with the container's reason.
+            self.emit(
+                task,
+                "TASK_FAILED",
+                message=termination.message,
+                reason="REASON_CONTAINER_LIMITATION_MEMORY",
+                source="SOURCE_AGENT",
+            )
         else:
-            state = "TASK_FAILED"
-            reason = "REASON_CONTAINER_LIMITATION_MEMORY" if termination.oom_killed else None
-        self.emit(task, state, message=termination.message, reason=reason)
+            self.emit(task, "TASK_FAILED", message=termination.message)
 
     async def _kill_when_asked(self, task: TaskRun, running: Running) -> None:
         if not task.killed:
