@@ -46,7 +46,8 @@ async def failed_update(
     container = {"type": "DOCKER", "docker": {"image": image, "network": "HOST"}}
     info = task_info(offer, task_id, command, cpus=0.1, mem=mem, container=container)
     await client.launch([offer], [info])
-    return await client.wait_update(task_id, "TASK_FAILED", timeout=30)
+    status: dict[str, Any] = await client.wait_update(task_id, "TASK_FAILED", timeout=30)
+    return status
 
 
 def wire_status(protos: SimpleNamespace, status: dict[str, Any]) -> Any:
