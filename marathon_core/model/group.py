@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from operator import attrgetter
 
@@ -12,7 +13,24 @@ from marathon_core.model.ids import PathId, Timestamp
 
 __all__ = ["AppChanges", "Group", "app_changes"]
 
-_ID = attrgetter("id")
+_ID_PATH = attrgetter("id.path")
+
+#: Groups with this many apps get an index of app positions (see Group._app_position).
+_INDEXED_FROM = 64
+
+#: The app positions of recently searched large groups, by group identity.
+_positions: dict[int, tuple[weakref.ref[Group], dict[tuple[str, ...], int]]] = {}
+
+
+def _app_positions(group: Group) -> dict[tuple[str, ...], int]:
+    """App path -> position in ``group.apps``, kept while the group object lives."""
+    key = id(group)
+    hit = _positions.get(key)
+    if hit is not None and hit[0]() is group:
+        return hit[1]
+    index = dict(zip(map(_ID_PATH, group.apps), range(len(group.apps)), strict=True))
+    _positions[key] = (weakref.ref(group, lambda _: _positions.pop(key, None)), index)
+    return index
 
 
 @attrs.frozen
@@ -68,13 +86,21 @@ class Group:
     def _app_position(self, app_id: PathId) -> int | None:
         """Where ``app_id`` is in ``apps``.
 
-        Why not a generator comparing ids: a group of 10k apps is searched on every
-        change to it, and ``list.index`` over the ids is several times faster.
+        Why an index: a group of 10k apps is searched several times per change to it
+        (the change, its plan, its events), and comparing 10k ids costs milliseconds
+        each time. Large groups get an index by path, built once per group object.
         """
-        try:
-            return list(map(_ID, self.apps)).index(app_id)
-        except ValueError:
+        apps = self.apps
+        if len(apps) < _INDEXED_FROM:
+            for i, app in enumerate(apps):
+                if app.id == app_id:
+                    return i
             return None
+        found = _app_positions(self).get(app_id.path)
+        if found is None or apps[found].id == app_id:
+            return found
+        # The path is shared by a relative and an absolute id (never made by the API).
+        return next((i for i, app in enumerate(apps) if app.id == app_id), None)
 
     def app(self, app_id: PathId) -> AppDefinition | None:
         """Alias of :meth:`find_app`."""
