@@ -5,6 +5,9 @@ its apps replaced by ``(app id, version)`` references; the app repository holds
 those versions.  Why: 50 kept root versions that each embedded 10k apps would
 be 50 copies of every app; with references a root version costs a few bytes
 per app, and loading the root is one read plus one bulk read of the apps.
+The store also holds the decoded roots it wrote or read (``state/roots.py``), so a
+deployment reads no root back, and a root it does read decodes only the app
+versions it lacks.
 
 Multi-entity writes (a group change with its deployment, the end of a
 deployment) are planned against fresh reads and committed as one transaction
