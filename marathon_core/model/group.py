@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from operator import attrgetter
 
@@ -17,20 +16,29 @@ _ID_PATH = attrgetter("id.path")
 
 #: Groups with this many apps get an index of app positions (see Group._app_position).
 _INDEXED_FROM = 64
+#: Indexes kept: a change makes a few app tuples, and the roots before and after it
+#: are searched again and again.
+_INDEXES_KEPT = 8
 
-#: The app positions of recently searched large groups, by group identity.
-_positions: dict[int, tuple[weakref.ref[Group], dict[tuple[str, ...], int]]] = {}
+#: App path -> position, for the last few large app tuples searched, by tuple identity
+#: (groups copied by a change share their apps tuple).
+_indexes: dict[int, tuple[tuple[AppDefinition, ...], dict[tuple[str, ...], int]]] = {}
 
 
-def _app_positions(group: Group) -> dict[tuple[str, ...], int]:
-    """App path -> position in ``group.apps``, kept while the group object lives."""
-    key = id(group)
-    hit = _positions.get(key)
-    if hit is not None and hit[0]() is group:
+def _app_positions(apps: tuple[AppDefinition, ...]) -> dict[tuple[str, ...], int]:
+    hit = _indexes.get(id(apps))
+    if hit is not None and hit[0] is apps:
         return hit[1]
-    index = dict(zip(map(_ID_PATH, group.apps), range(len(group.apps)), strict=True))
-    _positions[key] = (weakref.ref(group, lambda _: _positions.pop(key, None)), index)
+    index = dict(zip(map(_ID_PATH, apps), range(len(apps)), strict=True))
+    _keep_index(apps, index)
     return index
+
+
+def _keep_index(apps: tuple[AppDefinition, ...], index: dict[tuple[str, ...], int]) -> None:
+    _indexes.pop(id(apps), None)
+    _indexes[id(apps)] = (apps, index)
+    while len(_indexes) > _INDEXES_KEPT:
+        del _indexes[next(iter(_indexes))]
 
 
 @attrs.frozen
@@ -96,7 +104,7 @@ class Group:
                 if app.id == app_id:
                     return i
             return None
-        found = _app_positions(self).get(app_id.path)
+        found = _app_positions(apps).get(app_id.path)
         if found is None or apps[found].id == app_id:
             return found
         # The path is shared by a relative and an absolute id (never made by the API).
@@ -170,8 +178,14 @@ class Group:
     def _put(self, app: AppDefinition, target: PathId) -> Group:
         if target == self.id:
             i = self._app_position(app.id)
-            others = self.apps if i is None else self.apps[:i] + self.apps[i + 1 :]
-            return attrs.evolve(self, apps=(*others, app))
+            if i is not None:
+                return attrs.evolve(self, apps=(*self.apps[:i], *self.apps[i + 1 :], app))
+            apps = (*self.apps, app)
+            if len(self.apps) >= _INDEXED_FROM:  # one more app: extend the index
+                index = dict(_app_positions(self.apps))
+                index[app.id.path] = len(self.apps)
+                _keep_index(apps, index)
+            return attrs.evolve(self, apps=apps)
         depth = len(self.id.path) + 1
         child_id = PathId(target.path[:depth], True)
         groups = list(self.groups)
