@@ -50,13 +50,6 @@ class KnownRoots:
         """``version`` is no longer stored."""
         self._roots.pop(version, None)
 
-    def clear(self) -> None:
-        self._roots.clear()
-        self._index = None
-
-    def versions(self) -> list[Timestamp]:
-        return sorted(self._roots)
-
     def app_index(self) -> dict[AppKey, AppDefinition]:
         """The apps of the newest kept root by (id, version): what reading another root
         need not decode again (older roots mostly share them)."""
