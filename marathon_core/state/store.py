@@ -248,6 +248,9 @@ class StateStore:
         self._stripped: dict[int, _Stripped] = {}
         #: Decoded roots at versions this store wrote or read (see state/roots.py).
         self._known = KnownRoots(max_versions)
+        #: Held while a root is read: a new leader's tracker and group manager ask for
+        #: the same root at once, and it should be decoded once.
+        self._hydrating = trio.Lock()
         c = codec
         self.apps: VersionedRepository[AppDefinition, PathId, Timestamp] = VersionedRepository(
             storage,
@@ -369,16 +372,17 @@ class StateStore:
                 self._known.forget(version)  # pruned, maybe by another leader
                 return None
             record = None
-        known = self._known.get(version)
-        if known is not None:
-            return known
-        if record is None:
-            record = await self.groups.get_version(root_id, version)
+        async with self._hydrating:  # a second reader of the same root waits for the first
+            known = self._known.get(version)
+            if known is not None:
+                return known
             if record is None:
-                return None
-        root = await self._hydrate_record(record)
-        self._known.remember(root)
-        return root
+                record = await self.groups.get_version(root_id, version)
+                if record is None:
+                    return None
+            root = await self._hydrate_record(record)
+            self._known.remember(root)
+            return root
 
     async def _hydrate_record(self, record: RootRecord) -> Group:
         """The root group ``record`` describes, with its apps: those a held root has are
