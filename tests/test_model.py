@@ -171,6 +171,42 @@ def test_app_changes_match_comparing_whole_indexes() -> None:
     assert app_changes(root, root) == AppChanges({}, {}, {}, ())
 
 
+def test_large_groups_find_put_remove_and_diff_apps_as_a_list_would() -> None:
+    """Groups of many apps search an index and diff by position; check both against a
+    plain list of the group's apps, through appends, replacements, removals and a group
+    replaced by a reordered copy."""
+    rng = random.Random(11)
+    big = PathId.parse("/big")
+    ids = [PathId.parse(f"/big/a{n}") for n in range(150)]
+    root = Group.empty_root().put_group(Group(big))
+    expected: list[AppDefinition] = []
+    for step in range(400):
+        before = root
+        app_id = rng.choice(ids)
+        move = rng.random()
+        if move < 0.6:
+            app = _app(str(app_id))
+            root = root.update_app(app)
+            expected = [a for a in expected if a.id != app_id] + [app]
+        elif move < 0.9:
+            root = root.remove_app(app_id)
+            expected = [a for a in expected if a.id != app_id]
+        elif expected:
+            shuffled = list(expected)
+            rng.shuffle(shuffled)
+            root = root.put_group(Group(big, apps=tuple(shuffled)))
+            expected = shuffled
+        group = root.find_group(big)
+        assert group is not None
+        assert len(group.apps) == len(expected)
+        assert all(a is b for a, b in zip(group.apps, expected, strict=True)), step
+        for probe in rng.sample(ids, 5):
+            assert root.find_app(probe) is next((a for a in expected if a.id == probe), None)
+        changes = app_changes(before, root)
+        changed, removed = _index_diff(before, root)
+        assert changes.changed == changed and set(changes.removed) == removed, step
+
+
 def test_validating_a_change_finds_what_validating_the_tree_finds() -> None:
     base = Group.empty_root()
     for a in (_app("/s/db"), _app("/s/api"), _app("/s/web/ui")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 
 import attrs
 
@@ -10,6 +11,34 @@ from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 
 __all__ = ["AppChanges", "Group", "app_changes"]
+
+_ID_PATH = attrgetter("id.path")
+
+#: Groups with this many apps get an index of app positions (see Group._app_position).
+_INDEXED_FROM = 64
+#: Indexes kept: a change makes a few app tuples, and the roots before and after it
+#: are searched again and again.
+_INDEXES_KEPT = 8
+
+#: App path -> position, for the last few large app tuples searched, by tuple identity
+#: (groups copied by a change share their apps tuple).
+_indexes: dict[int, tuple[tuple[AppDefinition, ...], dict[tuple[str, ...], int]]] = {}
+
+
+def _app_positions(apps: tuple[AppDefinition, ...]) -> dict[tuple[str, ...], int]:
+    hit = _indexes.get(id(apps))
+    if hit is not None and hit[0] is apps:
+        return hit[1]
+    index = dict(zip(map(_ID_PATH, apps), range(len(apps)), strict=True))
+    _keep_index(apps, index)
+    return index
+
+
+def _keep_index(apps: tuple[AppDefinition, ...], index: dict[tuple[str, ...], int]) -> None:
+    _indexes.pop(id(apps), None)
+    _indexes[id(apps)] = (apps, index)
+    while len(_indexes) > _INDEXES_KEPT:
+        del _indexes[next(iter(_indexes))]
 
 
 @attrs.frozen
@@ -59,10 +88,27 @@ class Group:
         parent = self.find_group(app_id.parent)
         if parent is None:
             return None
-        for a in parent.apps:
-            if a.id == app_id:
-                return a
-        return None
+        i = parent._app_position(app_id)
+        return None if i is None else parent.apps[i]
+
+    def _app_position(self, app_id: PathId) -> int | None:
+        """Where ``app_id`` is in ``apps``.
+
+        Why an index: a group of 10k apps is searched several times per change to it
+        (the change, its plan, its events), and comparing 10k ids costs milliseconds
+        each time. Large groups get an index by path, built once per group object.
+        """
+        apps = self.apps
+        if len(apps) < _INDEXED_FROM:
+            for i, app in enumerate(apps):
+                if app.id == app_id:
+                    return i
+            return None
+        found = _app_positions(apps).get(app_id.path)
+        if found is None or apps[found].id == app_id:
+            return found
+        # The path is shared by a relative and an absolute id (never made by the API).
+        return next((i for i, app in enumerate(apps) if app.id == app_id), None)
 
     def app(self, app_id: PathId) -> AppDefinition | None:
         """Alias of :meth:`find_app`."""
@@ -131,7 +177,14 @@ class Group:
 
     def _put(self, app: AppDefinition, target: PathId) -> Group:
         if target == self.id:
-            apps = (*(a for a in self.apps if a.id != app.id), app)
+            i = self._app_position(app.id)
+            if i is not None:
+                return attrs.evolve(self, apps=(*self.apps[:i], *self.apps[i + 1 :], app))
+            apps = (*self.apps, app)
+            if len(self.apps) >= _INDEXED_FROM:  # one more app: extend the index
+                index = dict(_app_positions(self.apps))
+                index[app.id.path] = len(self.apps)
+                _keep_index(apps, index)
             return attrs.evolve(self, apps=apps)
         depth = len(self.id.path) + 1
         child_id = PathId(target.path[:depth], True)
@@ -172,7 +225,10 @@ class Group:
     def remove_app(self, app_id: PathId) -> Group:
         """A copy without the app ``app_id`` (unchanged when it does not exist)."""
         if app_id.parent == self.id:
-            return attrs.evolve(self, apps=tuple(a for a in self.apps if a.id != app_id))
+            i = self._app_position(app_id)
+            if i is None:
+                return self
+            return attrs.evolve(self, apps=self.apps[:i] + self.apps[i + 1 :])
         groups = tuple(g.remove_app(app_id) if g.id.includes(app_id) else g for g in self.groups)
         return attrs.evolve(self, groups=groups)
 
@@ -212,13 +268,13 @@ def app_changes(before: Group, after: Group) -> AppChanges:
             assert old is not None
             left.update((a.id, a) for a in old.transitive_apps())
             return
-        old_apps = {a.id: a for a in old.apps} if old is not None else {}
-        for app in new.apps:
+        fresh, stale = _unshared(old.apps if old is not None else (), new.apps)
+        old_apps = {a.id: a for a in stale}
+        for app in fresh:
+            arrived[app.id] = app
             was = old_apps.pop(app.id, None)
-            if was is not app:
-                arrived[app.id] = app
-                if was is not None:
-                    left[app.id] = was
+            if was is not None:
+                left[app.id] = was
         left.update(old_apps)
         old_groups = {g.id: g for g in old.groups} if old is not None else {}
         for group in new.groups:
@@ -240,3 +296,33 @@ def app_changes(before: Group, after: Group) -> AppChanges:
         if was is not None:
             previous[app_id] = was
     return AppChanges(changed, previous, left, tuple(new_groups))
+
+
+def _unshared(
+    before: tuple[AppDefinition, ...], after: tuple[AppDefinition, ...]
+) -> tuple[list[AppDefinition], list[AppDefinition]]:
+    """The apps of ``after`` that ``before`` lacks as the same object, and those of
+    ``before`` that ``after`` lacks.
+
+    Why by position: a group change appends, replaces (the new app goes last) or removes
+    an app, so walking both in step, skipping one app of ``before`` at a time, pairs
+    up the shared apps with identity checks only; hashing 10k app ids on each change
+    of a group that large cost more than the rest of the change.
+    """
+    fresh: list[AppDefinition] = []
+    stale: list[AppDefinition] = []
+    j = 0
+    for app in after:
+        if j < len(before) and before[j] is app:
+            j += 1
+        elif j + 1 < len(before) and before[j + 1] is app:
+            stale.append(before[j])
+            j += 2
+        else:
+            fresh.append(app)
+    stale.extend(before[j:])
+    if fresh and stale:  # out of step: an app may sit elsewhere in ``after``
+        moved = {id(a) for a in fresh} & {id(a) for a in stale}
+        fresh = [a for a in fresh if id(a) not in moved]
+        stale = [a for a in stale if id(a) not in moved]
+    return fresh, stale

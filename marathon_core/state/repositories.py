@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -125,37 +126,34 @@ def _put_op(key: str, value: bytes, existing: Entry | None) -> Op:
     return Update(key, value, existing.version)
 
 
-#: Objects decoded between two checkpoints in bulk loads.
-DECODE_CHUNK = 2000
+#: Seconds a bulk decode runs before it lets other tasks run: the API (``/ping``)
+#: must stay responsive while a new leader loads or a deployment reads a root.
+DECODE_SLICE = 0.003
 
 
 async def decode_all(decode: Callable[[E], T], items: Iterable[E]) -> list[T]:
-    """Decode many values, yielding to trio between chunks, without GC inside a chunk.
+    """Decode many values with the cyclic GC paused, yielding to trio every
+    :data:`DECODE_SLICE` seconds.
 
-    Why: loading 100k instances allocates millions of objects and the cyclic
+    Why no GC: loading 100k instances allocates millions of objects and the cyclic
     GC then spends as long rescanning them as decoding takes (measured: 4.3 s
-    vs 2.1 s for 10k apps + 100k instances); a chunk is pure allocation with no
-    cycles to collect.  The checkpoints keep the API responsive during a load.
+    vs 2.1 s for 10k apps + 100k instances); decoding makes no cycles to collect.
+    It stays paused across the yields too: resuming it between slices of a few
+    milliseconds cost as much as never pausing it (measured: 9 s vs 4 s).
     """
     out: list[T] = []
-    chunk: list[E] = []
-
-    def flush() -> None:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            out.extend(decode(b) for b in chunk)
-        finally:
-            if was_enabled:
-                gc.enable()
-        chunk.clear()
-
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= DECODE_CHUNK:
-            flush()
-            await trio.lowlevel.checkpoint()
-    flush()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        deadline = time.perf_counter() + DECODE_SLICE
+        for item in items:
+            out.append(decode(item))
+            if time.perf_counter() >= deadline:
+                await trio.lowlevel.checkpoint()
+                deadline = time.perf_counter() + DECODE_SLICE
+    finally:
+        if was_enabled:
+            gc.enable()
     return out
 
 

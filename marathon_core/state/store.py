@@ -5,6 +5,9 @@ its apps replaced by ``(app id, version)`` references; the app repository holds
 those versions.  Why: 50 kept root versions that each embedded 10k apps would
 be 50 copies of every app; with references a root version costs a few bytes
 per app, and loading the root is one read plus one bulk read of the apps.
+The store also holds the decoded roots it wrote or read (``state/roots.py``), so a
+deployment reads no root back, and a root it does read decodes only the app
+versions it lacks.
 
 Multi-entity writes (a group change with its deployment, the end of a
 deployment) are planned against fresh reads and committed as one transaction
@@ -22,6 +25,7 @@ import attrs
 import trio
 
 from marathon_core.errors import StorageError
+from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
@@ -38,6 +42,7 @@ from marathon_core.state.repositories import (
     decode_all,
     transact,
 )
+from marathon_core.state.roots import AppKey, KnownRoots
 from marathon_core.state.storage import Op, Storage
 
 __all__ = ["ModelCodec", "RootRecord", "StateSnapshot", "StateStore"]
@@ -68,15 +73,28 @@ class RootRecord:
     #: storage hands out the same record until the stored root changes.
     _derived: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
-    def app_refs(self) -> list[tuple[PathId, Timestamp]]:
-        refs: list[tuple[PathId, Timestamp]] | None = self._derived.get("app_refs")
-        if refs is None:
-            refs = self._derived["app_refs"] = [
-                (PathId.parse(a), Timestamp.parse(v))
-                for apps in self.refs.values()
-                for a, v in apps
-            ]
-        return refs
+    async def refs_by_group(self) -> dict[str, list[AppKey]]:
+        """``refs`` with ids and versions parsed, in slices (10k refs take tens of ms)."""
+        parsed: dict[str, list[AppKey]] | None = self._derived.get("refs")
+        if parsed is None:
+            versions: dict[str, Timestamp] = {}  # apps changed together share a version
+
+            def parse(ref: tuple[str, str, str]) -> tuple[str, AppKey]:
+                gid, a, v = ref
+                version = versions.get(v)
+                if version is None:
+                    version = versions[v] = Timestamp.parse(v)
+                return gid, (PathId.parse(a), version)
+
+            flat = [(gid, a, v) for gid, apps in self.refs.items() for a, v in apps]
+            parsed = {gid: [] for gid in self.refs}
+            for gid, ref in await decode_all(parse, flat):
+                parsed[gid].append(ref)
+            self._derived["refs"] = parsed
+        return parsed
+
+    async def app_refs(self) -> list[AppKey]:
+        return [ref for refs in (await self.refs_by_group()).values() for ref in refs]
 
 
 @attrs.frozen
@@ -113,36 +131,92 @@ class _Stripped:
     refs: tuple[tuple[str, list[tuple[str, str]]], ...]
     #: ``refs`` as the members of a compact JSON object.
     members: bytes
+    #: Each app of ``source`` with its reference and that reference as compact JSON.
+    app_refs: tuple[tuple[AppDefinition, tuple[str, str], bytes], ...]
 
 
-def _strip(group: Group, memo: dict[int, _Stripped], used: dict[int, _Stripped]) -> _Stripped:
-    done = memo.get(id(group))
-    if done is None or done.source is not group:
-        children = [_strip(g, memo, used) for g in group.groups]
-        gid = str(group.id)
-        mine = [(str(a.id), str(_version(a))) for a in group.apps]
-        done = _Stripped(
-            source=group,
-            group=attrs.evolve(group, apps=(), groups=tuple(c.group for c in children)),
-            refs=((gid, mine), *(r for c in children for r in c.refs)),
-            members=b",".join(
-                [_compact_json(gid) + b":" + _compact_json(mine), *(c.members for c in children)]
-            ),
-        )
-    used[id(group)] = done
+class _StripMemo:
+    """Stripped subtrees of the last stored root, by group identity, and per group id
+    the last stripped version (whose app references a changed group reuses)."""
+
+    def __init__(self, by_identity: dict[int, _Stripped]) -> None:
+        self.by_identity = by_identity
+        self.used: dict[int, _Stripped] = {}
+        self._by_gid: dict[PathId, _Stripped] | None = None
+
+    def previous(self, gid: PathId) -> _Stripped | None:
+        if self._by_gid is None:
+            self._by_gid = {s.source.id: s for s in self.by_identity.values()}
+        return self._by_gid.get(gid)
+
+    def keep(self, done: _Stripped) -> None:
+        """``done`` is reused whole: keep the entries of its subgroups too."""
+        self.used[id(done.source)] = done
+        for child in done.source.groups:
+            hit = self.by_identity.get(id(child))
+            if hit is not None and hit.source is child:
+                self.keep(hit)
+
+
+def _app_refs(
+    group: Group, previous: _Stripped | None
+) -> tuple[tuple[AppDefinition, tuple[str, str], bytes], ...]:
+    """The references of ``group``'s apps, reusing those of unchanged app objects.
+
+    Matched by position, skipping one removed app at a time (a group change appends,
+    replaces or removes an app; a replaced one moves to the end), so a group of 10k
+    apps costs a walk of identity checks, not 10k ids and versions turned to text.
+    """
+    prev = previous.app_refs if previous is not None else ()
+    out = []
+    j = 0
+    for app in group.apps:
+        if j < len(prev) and prev[j][0] is app:
+            hit = prev[j]
+            j += 1
+        elif j + 1 < len(prev) and prev[j + 1][0] is app:
+            hit = prev[j + 1]
+            j += 2
+        else:
+            ref = (str(app.id), str(_version(app)))
+            hit = (app, ref, _compact_json(ref))
+        out.append(hit)
+    return tuple(out)
+
+
+def _strip(group: Group, memo: _StripMemo) -> _Stripped:
+    done = memo.by_identity.get(id(group))
+    if done is not None and done.source is group:
+        memo.keep(done)
+        return done
+    children = [_strip(g, memo) for g in group.groups]
+    gid = str(group.id)
+    app_refs = _app_refs(group, memo.previous(group.id))
+    mine = [ref for _, ref, _ in app_refs]
+    mine_json = b"[" + b",".join(js for _, _, js in app_refs) + b"]"
+    done = _Stripped(
+        source=group,
+        group=attrs.evolve(group, apps=(), groups=tuple(c.group for c in children)),
+        refs=((gid, mine), *(r for c in children for r in c.refs)),
+        members=b",".join([_compact_json(gid) + b":" + mine_json, *(c.members for c in children)]),
+        app_refs=app_refs,
+    )
+    memo.used[id(group)] = done
     return done
 
 
 def _hydrate(
     group: Group,
-    refs: dict[str, list[tuple[str, str]]],
-    apps: dict[tuple[PathId, Timestamp], Any],
+    refs: dict[str, list[AppKey]],
+    apps: Callable[[AppKey], AppDefinition | None],
 ) -> Group:
     mine = []
-    for a, v in refs.get(str(group.id), []):
-        app = apps.get((PathId.parse(a), Timestamp.parse(v)))
+    for ref in refs.get(str(group.id), []):
+        app = apps(ref)
         if app is None:
-            raise StorageError(f"root group refers to app {a} version {v}, which is not stored")
+            raise StorageError(
+                f"root group refers to app {ref[0]} version {ref[1]}, which is not stored"
+            )
         mine.append(app)
     return attrs.evolve(
         group, apps=tuple(mine), groups=tuple(_hydrate(g, refs, apps) for g in group.groups)
@@ -172,9 +246,12 @@ class StateStore:
         self._lock = trio.Lock()
         #: Stripped subtrees of the last stored root, by group identity (root_record).
         self._stripped: dict[int, _Stripped] = {}
+        #: Decoded roots at versions this store wrote or read (see state/roots.py).
+        self._known = KnownRoots(max_versions)
+        #: Held while a root is read: a new leader's tracker and group manager ask for
+        #: the same root at once, and it should be decoded once.
+        self._hydrating = trio.Lock()
         c = codec
-        from marathon_core.model.app import AppDefinition
-
         self.apps: VersionedRepository[AppDefinition, PathId, Timestamp] = VersionedRepository(
             storage,
             "apps",
@@ -268,9 +345,9 @@ class StateStore:
         storing a root costs its changed groups, not every app. The memo keeps only
         the subtrees of the last root.
         """
-        used: dict[int, _Stripped] = {}
-        stripped = _strip(root, self._stripped, used)
-        self._stripped = used
+        memo = _StripMemo(self._stripped)
+        stripped = _strip(root, memo)
+        self._stripped = memo.used
         refs = dict(stripped.refs)
         refs_json = None
         if len(refs) == len(stripped.refs):  # else a group id repeats: let json.dumps merge
@@ -278,40 +355,48 @@ class StateStore:
         return RootRecord(stripped.group, refs, _version(root), refs_json)
 
     async def root_group(self, version: Timestamp | None = None) -> Group | None:
-        """The root group with its apps (current, or at ``version``)."""
+        """The root group with its apps (current, or at ``version``).
+
+        Answered from the roots this store holds when it holds that version (see
+        :mod:`marathon_core.state.roots`); else read, with only the apps no held root
+        has decoded, and held from then on.
+        """
         root_id = PathId.root()
         if version is None:
             record = await self.groups.get(root_id)
+            if record is None:
+                return None
+            version = record.version
         else:
-            record = await self.groups.get_version(root_id, version)
-        if record is None:
-            return None
-        return await self._hydrate_record(record)
+            if version not in await self.root_group_versions():
+                self._known.forget(version)  # pruned, maybe by another leader
+                return None
+            record = None
+        async with self._hydrating:  # a second reader of the same root waits for the first
+            known = self._known.get(version)
+            if known is not None:
+                return known
+            if record is None:
+                record = await self.groups.get_version(root_id, version)
+                if record is None:
+                    return None
+            root = await self._hydrate_record(record)
+            self._known.remember(root)
+            return root
 
     async def _hydrate_record(self, record: RootRecord) -> Group:
-        """The root group ``record`` describes, with its apps.
-
-        Built once per record object and reused while every app entry read is the
-        same object as last time, which a caching storage guarantees for unchanged
-        values: deployments ask for their original root, and a new leader or a
-        standby for the current one, again and again.
-        """
-        refs = record.app_refs()
-        keys: list[str] | None = record._derived.get("app_keys")
-        if keys is None:
-            keys = record._derived["app_keys"] = [self.apps.version_key(a, v) for a, v in refs]
+        """The root group ``record`` describes, with its apps: those a held root has are
+        reused (app versions are immutable), the others read and decoded."""
+        refs = await record.refs_by_group()
+        held = self._known.app_index()
+        missing = [ref for apps in refs.values() for ref in apps if ref not in held]
+        keys = [self.apps.version_key(a, v) for a, v in missing]
         found = await self.storage.get_many(keys)
-        entries = [found.get(k) for k in keys]
-        built = record._derived.get("group")
-        if built is not None and all(a is b for a, b in zip(built[0], entries, strict=True)):
-            return built[1]  # type: ignore[no-any-return]
-        present = [(ref, e) for ref, e in zip(refs, entries, strict=True) if e is not None]
+        present = [(ref, found[k]) for ref, k in zip(missing, keys, strict=True) if k in found]
         decode = self.apps.codec.loads
         apps = await decode_all(lambda e: self.storage.decoded(e, decode), [e for _, e in present])
-        by_ref = {ref: app for (ref, _), app in zip(present, apps, strict=True)}
-        group = _hydrate(record.group, record.refs, by_ref)
-        record._derived["group"] = (entries, group)
-        return group
+        read = {ref: app for (ref, _), app in zip(present, apps, strict=True)}
+        return _hydrate(record.group, refs, lambda ref: held[ref] if ref in held else read.get(ref))
 
     async def root_group_versions(self) -> list[Timestamp]:
         """Kept root versions, oldest first."""
@@ -333,7 +418,7 @@ class StateStore:
         if apps_changed is None or apps_deleted is None:
             new_refs = {a.id: a for a in root.transitive_apps()}
             old = await self.groups.get(PathId.root())
-            old_refs = dict(old.app_refs()) if old is not None else {}
+            old_refs = dict(await old.app_refs()) if old is not None else {}
             if apps_changed is None:
                 apps_changed = [a for i, a in new_refs.items() if old_refs.get(i) != _version(a)]
             if apps_deleted is None:
@@ -342,21 +427,36 @@ class StateStore:
         for app in apps_changed:
             ops.extend(await self.apps.plan_store(app))
         deleted = list(apps_deleted)
-        referenced = await self._app_versions_in_kept_roots() if deleted else {}
+        referenced = await self._app_versions_in_kept_roots(deleted) if deleted else {}
         for app_id in deleted:
             ops.extend(await self.apps.plan_retire(app_id, keep=referenced.get(app_id, ())))
         ops.extend(await self.groups.plan_store(record))
         return ops
 
-    async def _app_versions_in_kept_roots(self) -> dict[PathId, set[Timestamp]]:
-        """App versions that the root versions kept after one more store refer to."""
+    async def _app_versions_in_kept_roots(
+        self, app_ids: Iterable[PathId]
+    ) -> dict[PathId, set[Timestamp]]:
+        """Versions of ``app_ids`` that the root versions kept after one more store refer
+        to; held roots are looked up, only the others read."""
+        wanted = set(app_ids)
         versions = await self.root_group_versions()
         kept = versions[len(versions) - (self.groups.max_versions - 1) :]
-        records = await self.groups.get_versions((PathId.root(), v) for v in kept)
         referenced: dict[PathId, set[Timestamp]] = {}
+        unknown = []
+        for v in kept:
+            root = self._known.get(v)
+            if root is None:
+                unknown.append(v)
+                continue
+            for app_id in wanted:
+                app = root.find_app(app_id)
+                if app is not None:
+                    referenced.setdefault(app_id, set()).add(_version(app))
+        records = await self.groups.get_versions((PathId.root(), v) for v in unknown)
         for record in records.values():
-            for app_id, version in record.app_refs():
-                referenced.setdefault(app_id, set()).add(version)
+            for app_id, version in await record.app_refs():
+                if app_id in wanted:
+                    referenced.setdefault(app_id, set()).add(version)
         return referenced
 
     async def store_root(
@@ -374,6 +474,7 @@ class StateStore:
             lambda: self.plan_root(root, apps_changed=changed, apps_deleted=deleted),
             lock=self._lock,
         )
+        self._known.remember(root)
 
     async def store_root_and_deployment(
         self,
@@ -397,6 +498,7 @@ class StateStore:
             return ops
 
         await transact(self.commit, plan, lock=self._lock)
+        self._known.remember(root)
 
     async def complete_deployment(
         self,
@@ -443,7 +545,7 @@ class StateStore:
         """
         problems: list[str] = []
         record = await self.groups.get(PathId.root())
-        refs = record.app_refs() if record is not None else []
+        refs = await record.app_refs() if record is not None else []
         found = await self.apps.get_versions(refs)
         problems += [
             f"root refers to missing app {a} at {v}" for a, v in refs if (a, v) not in found
