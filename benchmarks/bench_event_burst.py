@@ -19,6 +19,7 @@ Not a test: the numbers depend on the machine (the regression test is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -67,6 +68,10 @@ class Receiver:
         await trio.serve_listeners(self._connection, listeners)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError):  # the client reset it
+            await self._requests(stream)
+
+    async def _requests(self, stream: trio.SocketStream) -> None:
         buffer = bytearray()
         async with stream:
             while True:

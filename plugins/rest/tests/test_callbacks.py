@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from functools import partial
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from starlette.routing import Route
 import marathon_rest.callbacks
 from marathon_core.model.events import make_event
 from marathon_core.testing.context import CoreContext
-from marathon_rest.callbacks import QUEUE_SIZE
+from marathon_rest.callbacks import QUEUE_SIZE, CallbackConnection
 from marathon_rest.http import serve_http
 from marathon_rest.server import hypercorn_config
 
@@ -105,7 +105,7 @@ async def test_a_callback_that_falls_behind_resyncs_and_the_server_carries_on(
     """A receiver that stops answering: its callback falls behind, gets a fresh
     subscription (logged, counted), and delivery resumes once it answers again."""
     monkeypatch.setattr(marathon_rest.callbacks, "MAX_LAG", 0.3)
-    monkeypatch.setattr(marathon_rest.callbacks, "TIMEOUT", httpx.Timeout(30.0))
+    monkeypatch.setattr(marathon_rest.callbacks, "TIMEOUT", 30.0)
     answering = trio.Event()
     receiver = Receiver(failures=0)
 
@@ -146,17 +146,17 @@ async def test_a_callback_consumer_that_raises_is_restarted_and_the_server_carri
     logged and counted; the server, and the leadership, go on."""
     receiver = Receiver(failures=0)
     url = await serve_receiver(receiver, api_context, nursery)
-    real_post = httpx.AsyncClient.post
+    real_post = CallbackConnection.post
     bugs = 1
 
-    async def buggy_post(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
+    async def buggy_post(self: CallbackConnection, body: bytes) -> int:
         nonlocal bugs
-        if bugs and kwargs.get("json", {}).get("eventType") == "api_post_event":
+        if bugs and b'"api_post_event"' in body:
             bugs -= 1
             raise RuntimeError("a bug in delivery")
-        return await real_post(self, *args, **kwargs)
+        return await real_post(self, body)
 
-    monkeypatch.setattr(httpx.AsyncClient, "post", buggy_post)
+    monkeypatch.setattr(CallbackConnection, "post", buggy_post)
     assert (await client.post(f"/v2/eventSubscriptions?callbackUrl={url}")).is_success
     await client.post("/v2/apps", json={"id": "/cb/first", "cmd": "sleep 1"})
     with trio.fail_after(10):
@@ -172,3 +172,41 @@ async def test_a_callback_consumer_that_raises_is_restarted_and_the_server_carri
     assert gauges["marathon.events.consumers.restarts.gauge"] == {"value": 1}
     failures = [r for r in caplog.records if "failed; starting it again" in r.getMessage()]
     assert len(failures) == 1 and "a bug in delivery" in repr(failures[0].exc_info)
+
+
+KEEP_ALIVE = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+CLOSE = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+
+
+async def test_connections_are_kept_alive_and_opened_again_when_the_receiver_closes(
+    nursery: trio.Nursery,
+) -> None:
+    """Two receivers in raw HTTP/1.1: one keeps the connection (a chunked answer), one
+    closes it after each answer; both get every POST."""
+    accepted: list[int] = []
+
+    async def serve(keep_alive: bool, stream: trio.SocketStream) -> None:
+        accepted.append(keep_alive)
+        buffer = b""
+        async with stream:
+            while chunk := await stream.receive_some(65536):
+                buffer += chunk
+                while b"\r\n\r\n" in buffer:
+                    head, _, rest = buffer.partition(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    if len(rest) < length:
+                        break
+                    buffer = rest[length:]
+                    await stream.send_all(KEEP_ALIVE if keep_alive else CLOSE)
+                    if not keep_alive:
+                        return
+
+    for keep_alive in (True, False):
+        listeners = await nursery.start(trio.serve_tcp, partial(serve, keep_alive), 0)
+        port = listeners[0].socket.getsockname()[1]
+        connection = CallbackConnection(f"http://127.0.0.1:{port}/hook?x=1")
+        with trio.fail_after(5):
+            statuses = [await connection.post(b'{"n": %d}' % n) for n in range(3)]
+        await connection.close()
+        assert statuses == [200] * 3 if keep_alive else [204] * 3
+    assert accepted == [True, False, False, False]
