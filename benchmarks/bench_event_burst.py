@@ -97,6 +97,8 @@ class Reader:
 
     def __init__(self) -> None:
         self.lags: list[float] = []
+        #: Events published in each second (by their timestamps).
+        self.per_second: dict[int, int] = {}
         self.ids: list[int] = []
         self.types: dict[str, int] = {}
         self.dropped: str | None = None
@@ -133,6 +135,8 @@ class Reader:
         if match := _TIMESTAMP.search(data):
             stamp = datetime.fromisoformat(match.group(1).decode().replace("Z", "+00:00"))
             self.lags.append(arrived - stamp.timestamp())
+            second = int(stamp.timestamp())
+            self.per_second[second] = self.per_second.get(second, 0) + 1
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -194,6 +198,7 @@ async def run(instances: int, agents: int, tmp: Path, timeout: float) -> dict[st
         "marathon_cpu_seconds": round(cpu, 1),
         "events_published": (max(published) - first_id) if published else 0,
         "events_per_second": round(((max(published) - first_id) if published else 0) / elapsed),
+        "events_per_second_peak": max(reader.per_second.values(), default=0),
         "reader_events": len(published),
         "reader_dropped": reader.dropped,
         "reader_lag_ms": {

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 1024
 #: Seconds a callback may fall behind (once ``QUEUE_SIZE`` events wait) before it resyncs.
 MAX_LAG = 60.0
-#: POSTs under way at once per callback (one connection each).
-SENDERS = 8
+#: POSTs under way at once per callback (one connection each). Each POST takes a few
+#: turns of the event loop, and a turn takes tens of milliseconds during a big launch.
+SENDERS = 32
 #: Delivery attempts per event, and the pause before each retry (seconds).
 RETRY_DELAYS = (0.2, 1.0, 3.0)
 #: Seconds for one attempt: connecting, sending, and reading the answer.
@@ -160,7 +161,8 @@ class CallbackDispatcher:
         body = orjson.dumps(event.payload)
         url = connection.url
         for attempt, pause in enumerate((0.0, *RETRY_DELAYS)):
-            await trio.sleep(pause)
+            if pause:
+                await trio.sleep(pause)
             try:
                 with trio.fail_after(TIMEOUT):
                     status = await connection.post(body)

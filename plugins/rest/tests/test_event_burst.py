@@ -25,9 +25,10 @@ pytestmark = [pytest.mark.processes, pytest.mark.cluster]
 
 INSTANCES = 10_000
 AGENTS = 200
-#: The launch takes about 60-150 s on a loaded 2-core machine (see the benchmark).
-LAUNCH_TIMEOUT = 600
+#: The launch took 600 s on a loaded 2-core machine (issue 12: launch speed is separate).
+LAUNCH_TIMEOUT = 900
 MASTER_LISTENING = re.compile(r"master (http://\S+) with")
+TASK_ID = re.compile(rb'"taskId":"([^"]+)"')
 MESOS_LOCAL = Path(sys.executable).parent / "marathon-mesos-local"
 
 
@@ -70,7 +71,8 @@ class Reader:
 
     def __init__(self) -> None:
         self.ids: list[int] = []
-        self.running = 0
+        #: Tasks it saw reach TASK_RUNNING (an update may come more than once).
+        self.running: set[bytes] = set()
         self.ended: str | None = None
         self.connected = trio.Event()
 
@@ -97,7 +99,9 @@ class Reader:
             event_id, event_type, data = frame.split(b"\n", 2)
             self.ids.append(int(event_id[4:]))
             if event_type == b"event: status_update_event" and b'"TASK_RUNNING"' in data:
-                self.running += 1
+                task_id = TASK_ID.search(data)
+                assert task_id is not None, data
+                self.running.add(task_id.group(1))
 
 
 async def test_a_10000_instance_launch_keeps_the_server_the_reader_and_the_callbacks(
@@ -130,18 +134,22 @@ async def test_a_10000_instance_launch_keeps_the_server_the_reader_and_the_callb
                     assert marathon.process.poll() is None, "".join(marathon.log[-30:])
                     await trio.sleep(1)
                     running = (await client.get("/v2/apps/burst")).json()["app"]["tasksRunning"]
-            print(f"{INSTANCES} instances RUNNING after {time.monotonic() - started:.1f} s")
+            launch = time.monotonic() - started
             with trio.fail_after(60):  # the reader is a moment behind, never cut
-                while reader.running < INSTANCES and reader.ended is None:
+                while len(reader.running) < INSTANCES and reader.ended is None:
                     await trio.sleep(0.2)
             with trio.fail_after(120):  # the callbacks are further behind
                 while "deployment_success" not in receiver.kinds:
                     await trio.sleep(0.5)
             gauges = (await client.get("/metrics")).json()["gauges"]
+            print(
+                f"{INSTANCES} instances RUNNING after {launch:.1f} s; {len(reader.ids)} events "
+                f"read, {len(receiver.kinds)} POSTed to the callback"
+            )
             nursery.cancel_scope.cancel()
         assert marathon.process.poll() is None
     assert reader.ended is None
-    assert reader.running == INSTANCES
+    assert len(reader.running) == INSTANCES
     assert reader.ids == list(range(reader.ids[0], reader.ids[-1] + 1))  # not one missed
     assert gauges["marathon.events.subscribers.dropped.gauge"] == {"value": 0}
     assert receiver.kinds.count("status_update_event") >= INSTANCES
