@@ -108,7 +108,7 @@ class Config:
     max_apps: int | None = _flag(None, "Most apps that may exist", kind=int)
     # Events and lifecycle
     event_stream_max_outstanding_messages: int = _flag(
-        1024, "Events buffered per /v2/events client before it is dropped", kind=int
+        1024, "Events a /v2/events client may leave unread before its lag counts", kind=int
     )
     graceful_shutdown_timeout: int = _flag(
         45000, "Time to finish requests on shutdown (ms)", kind=int

@@ -34,6 +34,8 @@ class Api:
     leader_client: httpx.AsyncClient = attrs.field(factory=httpx.AsyncClient)
     #: Seconds of silence on ``/v2/events`` before a ``: ping`` comment line.
     event_heartbeat_seconds: float = 15.0
+    #: Seconds a ``/v2/events`` client may fall behind (with a full buffer) before it is cut.
+    event_max_lag_seconds: float = 10.0
     #: Encoded app entries, reused until the app or its instances change.
     infos: AppInfoCache = attrs.field(factory=AppInfoCache)
     _sorted_apps: tuple[Group | None, list[AppDefinition]] = attrs.field(

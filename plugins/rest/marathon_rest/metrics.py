@@ -39,6 +39,15 @@ async def gauges(api: Api) -> dict[str, float]:
         f"{PREFIX}.events.subscribers.gauge": events.subscribers,
         # Subscribers cut for falling behind since start (internal ones subscribe again).
         f"{PREFIX}.events.subscribers.dropped.gauge": events.dropped_subscribers,
+        f"{PREFIX}.events.subscribers.backlog.max.gauge": events.largest_backlog,
+        # Internal consumers given a fresh subscription / started again since start.
+        f"{PREFIX}.events.consumers.resyncs.gauge": sum(
+            c.resyncs for c in events.consumers.values()
+        ),
+        f"{PREFIX}.events.consumers.restarts.gauge": sum(
+            c.restarts for c in events.consumers.values()
+        ),
+        f"{PREFIX}.events.hook.failures.gauge": events.hook_failures,
     }
 
 

@@ -16,6 +16,13 @@ def marathon_addoption(parser: OptionParser) -> None:
         default=15000,
         help="Milliseconds of silence on /v2/events before a keep-alive comment line",
     )
+    parser.addoption(
+        "--event_stream_max_lag",
+        type=int,
+        default=10000,
+        help="Milliseconds a /v2/events client may fall behind, once it has more than "
+        "--event_stream_max_outstanding_messages events unread, before it is disconnected",
+    )
 
 
 @hookimpl

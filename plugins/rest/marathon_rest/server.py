@@ -38,6 +38,7 @@ async def serve_api(
         callbacks=CallbackDispatcher(ctx.events),
         http_port=ctx.config.http_port,
         event_heartbeat_seconds=ctx.config.option("event_stream_heartbeat_interval") / 1000,
+        event_max_lag_seconds=ctx.config.option("event_stream_max_lag") / 1000,
     )
     async with api.leader_client, trio.open_nursery() as nursery:
         await nursery.start(api.callbacks.run)

@@ -36,7 +36,7 @@ async def change_subscription(request: Request) -> Response:
     url = _callback_url(request)
     subscribing = request.method == "POST"
     if subscribing:
-        api.callbacks.subscribe(url)
+        await api.callbacks.subscribe(url)
     else:
         api.callbacks.unsubscribe(url)
     client = request.client.host if request.client else None
