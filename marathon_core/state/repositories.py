@@ -18,7 +18,7 @@ app are written together, which is also how deployments and the tracker change
 them.  The cost: changing one instance rewrites its app's value, O(instances of
 that app); members are length-prefixed frames (state/frames.py), so the rewrite
 copies the other members as bytes without decoding them, and
-:meth:`InstanceRepository.plan_put_many` folds many changes to one app into one
+:meth:`InstanceRepository.plan_changes` folds many changes to one app into one
 rewrite -- callers that persist status updates should batch them.  A snapshot
 plus journal would make single updates O(1) but loading O(journal) and needs
 compaction; per-app batching is the simpler store that meets the load target
@@ -445,8 +445,12 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         await self.put_many([obj])
 
     async def put_many(self, objs: Iterable[T]) -> None:
-        objs = list(objs)
-        await self._transact(lambda: self.plan_changes(put=objs))
+        await self.change(put=objs)
+
+    async def change(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> None:
+        """Store ``put`` and forget ``delete`` in one transaction (a group commit)."""
+        puts, drops = list(put), list(delete)
+        await self._transact(lambda: self.plan_changes(put=puts, delete=drops))
 
     async def delete(self, id: K) -> bool:
         """Delete one instance; False if it was not stored."""
