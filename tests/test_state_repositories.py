@@ -282,6 +282,41 @@ async def test_instances_batch_is_one_value_per_app(state: StateStore) -> None:
     assert len(await state.instances.by_app(PathId.parse("/big"))) == 200
 
 
+async def test_a_large_apps_value_is_kept_and_one_stale_is_read_again(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a change to an app of many instances the next change reads nothing; a
+    value another writer changed meanwhile fails its version check and is read again."""
+    big = [instance("/big", n) for n in range(100)]
+    await state.instances.change(put=big)
+    reads: list[list[str]] = []
+    real_get_many = state.storage.get_many
+
+    async def get_many(keys: list[str]) -> dict[str, object]:
+        reads.append(list(keys))
+        return await real_get_many(keys)  # type: ignore[return-value]
+
+    monkeypatch.setattr(state.storage, "get_many", get_many)
+    await state.instances.change(
+        put=[attrs.evolve(big[1], condition=Condition.KILLING)], delete=[big[0].instance_id]
+    )
+    assert reads == []
+    other = StateStore(state.storage)  # another writer, e.g. a deployment's transaction
+    await other.instances.put(attrs.evolve(big[2], condition=Condition.KILLED))
+    reads.clear()
+    await state.instances.change(put=[attrs.evolve(big[3], condition=Condition.FAILED)])
+    assert reads == [["instances/%2Fbig"]]  # the version check failed: read again
+    stored = {i.instance_id: i.condition for i in await state.instances.by_app(big[0].app_id)}
+    expected = {i.instance_id: Condition.RUNNING for i in big[1:]}
+    expected |= {big[1].instance_id: Condition.KILLING, big[2].instance_id: Condition.KILLED,
+                 big[3].instance_id: Condition.FAILED}  # fmt: skip
+    assert stored == expected
+    entry = await state.storage.get("instances/%2Fbig")
+    assert entry is not None and list(frames.unpack_pairs(entry.value)) == [
+        str(i.instance_id) for i in big[1:]
+    ]  # the layout of a value written from a kept one is the same
+
+
 # -- deployments and framework id ---------------------------------------------------------
 
 

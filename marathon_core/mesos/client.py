@@ -131,9 +131,9 @@ class MesosClient:
         self._backoff = resubscribe_backoff
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=STREAM_TIMEOUT)
-        #: Per master origin: the connection calls go on (masters we were redirected
-        #: to stay until ``run`` ends; there are few).
-        self._pipelines: dict[str, CallPipeline] = {}
+        #: Per master URL: the connection calls go on, and the endpoint's path there
+        #: (masters we were redirected to stay until ``run`` ends; there are few).
+        self._pipelines: dict[str, tuple[CallPipeline, str]] = {}
         #: Where the pipelines' connections run (while :meth:`run` runs).
         self._nursery: trio.Nursery | None = None
         self.framework_id: str | None = None
@@ -179,7 +179,7 @@ class MesosClient:
         finally:
             self._nursery = None
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                for pipeline in self._pipelines.values():
+                for pipeline, _ in self._pipelines.values():
                     await pipeline.aclose()
                 self._pipelines.clear()
                 if self._own_http:
@@ -317,15 +317,15 @@ class MesosClient:
 
     def _pipeline(self) -> tuple[CallPipeline, str]:
         """The pipeline to the current master, and the scheduler endpoint's path there."""
-        parts = urlsplit(self.master_url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        pipeline = self._pipelines.get(origin)
-        if pipeline is None:
+        found = self._pipelines.get(self.master_url)
+        if found is None:
             if self._nursery is None:
                 raise PipelineError("the Mesos client is not running")
+            parts = urlsplit(self.master_url)
+            origin = f"{parts.scheme}://{parts.netloc}"
             pipeline = CallPipeline(origin, self._nursery, timeout=CALL_SECONDS)
-            self._pipelines[origin] = pipeline
-        return pipeline, parts.path + SCHEDULER_PATH
+            found = self._pipelines[self.master_url] = (pipeline, parts.path + SCHEDULER_PATH)
+        return found
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(

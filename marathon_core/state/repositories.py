@@ -19,7 +19,9 @@ them.  The cost: changing one instance rewrites its app's value, O(instances of
 that app); members are length-prefixed frames (state/frames.py), so the rewrite
 copies the other members as bytes without decoding them, and
 :meth:`InstanceRepository.plan_changes` folds many changes to one app into one
-rewrite -- callers that persist status updates should batch them.  A snapshot
+rewrite -- callers that persist status updates should batch them -- and
+:meth:`InstanceRepository.change` keeps the value of a large app it wrote, so the
+next change to it neither reads nor unpacks it.  A snapshot
 plus journal would make single updates O(1) but loading O(journal) and needs
 compaction; per-app batching is the simpler store that meets the load target
 (numbers in ``benchmarks/bench_state.py``).
@@ -71,6 +73,11 @@ DEFAULT_MAX_VERSIONS = 50
 
 #: Attempts of a read-plan-commit cycle before a conflict is reported.
 MAX_ATTEMPTS = 10
+
+#: Apps with at least this many instances have their stored value kept in memory
+#: after a change (see :meth:`InstanceRepository.change`), at most ``KEEP_APPS`` of them.
+KEEP_MIN_MEMBERS = 64
+KEEP_APPS = 16
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -381,6 +388,9 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         self.app_of_id = app_of_id
         self.parse_app = parse_app
         self.category = category
+        #: Key -> (version, name -> framed member) of large apps' values as last
+        #: written by :meth:`change`.
+        self._kept: dict[str, tuple[int, dict[str, bytes]]] = {}
 
     def key(self, app: V) -> str:
         return f"{self.category}/{segment(str(app))}"
@@ -414,32 +424,60 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         return [instance for batch in batches for instance in batch]
 
     async def plan_changes(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> list[Op]:
-        """Ops that write ``put`` and remove ``delete``: at most one rewrite per app."""
+        """Ops that write ``put`` and remove ``delete``: at most one rewrite per app.
+
+        For transactions composed elsewhere: the values kept by :meth:`change` of the
+        apps touched are forgotten, since whether these ops land is not seen here.
+        """
+        ops, _ = await self._plan(put, delete, use_kept=False)
+        return ops
+
+    async def _plan(
+        self, put: Iterable[T], delete: Iterable[K], *, use_kept: bool
+    ) -> tuple[list[Op], list[tuple[str, dict[str, bytes] | None]]]:
+        """The ops, and per op its key and its members afterwards (None: deleted)."""
         puts: dict[V, dict[str, bytes]] = {}
         for obj in put:
-            puts.setdefault(self.app_of(obj), {})[str(self.id_of(obj))] = self.codec.dumps(obj)
+            name = str(self.id_of(obj))
+            puts.setdefault(self.app_of(obj), {})[name] = frames.frame_pair(
+                name, self.codec.dumps(obj)
+            )
         drops: dict[V, set[str]] = {}
         for id in delete:
             drops.setdefault(self.app_of_id(id), set()).add(str(id))
         apps = list(dict.fromkeys([*puts, *drops]))
         keys = [self.key(a) for a in apps]
-        found = await self.storage.get_many(keys)
+        if not use_kept:
+            for k in keys:
+                self._kept.pop(k, None)
+        unknown = [k for k in keys if k not in self._kept]
+        found = await self.storage.get_many(unknown) if unknown else {}
         ops: list[Op] = []
+        values: list[tuple[str, dict[str, bytes] | None]] = []
         for app, k in zip(apps, keys, strict=True):
-            existing = found.get(k)
-            members = frames.unpack_pairs(existing.value) if existing is not None else {}
+            kept = self._kept.get(k)
+            version: int | None
+            if kept is not None:
+                version, members = kept[0], dict(kept[1])
+            else:
+                existing = found.get(k)
+                version = None if existing is None else existing.version
+                members = {} if existing is None else frames.unpack_framed_pairs(existing.value)
             before = len(members)
-            for id_str in drops.get(app, ()):
-                members.pop(id_str, None)
+            for name in drops.get(app, ()):
+                members.pop(name, None)
             members.update(puts.get(app, {}))
-            if existing is None:
+            if version is None:
                 if members:
-                    ops.append(Create(k, frames.pack_pairs(members.items())))
+                    ops.append(Create(k, frames.pack_framed(members.values())))
+                    values.append((k, members))
             elif not members:
-                ops.append(Delete(k, existing.version))
+                ops.append(Delete(k, version))
+                values.append((k, None))
             elif app in puts or len(members) != before:
-                ops.append(Update(k, frames.pack_pairs(members.items()), existing.version))
-        return ops
+                ops.append(Update(k, frames.pack_framed(members.values()), version))
+                values.append((k, members))
+        return ops, values
 
     async def put(self, obj: T) -> None:
         await self.put_many([obj])
@@ -448,20 +486,54 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         await self.change(put=objs)
 
     async def change(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> None:
-        """Store ``put`` and forget ``delete`` in one transaction (a group commit)."""
+        """Store ``put`` and forget ``delete`` in one transaction (a group commit).
+
+        The value of a large app is kept, as written, with its version: the next
+        change to that app reads nothing and copies the untouched members as they
+        are, so changing a few instances of a 10,000-instance app costs little more
+        than writing the value. A kept value that is stale (someone else wrote the
+        key) fails the version check, and the change is planned again from storage.
+        """
         puts, drops = list(put), list(delete)
-        await self._transact(lambda: self.plan_changes(put=puts, delete=drops))
+        async with self._lock:
+            for attempt in range(MAX_ATTEMPTS):
+                if attempt:
+                    await trio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                ops, values = await self._plan(puts, drops, use_kept=attempt == 0)
+                if not ops:
+                    return
+                try:
+                    versions = await self._commit(ops)
+                except (VersionConflictError, NotFoundError):
+                    continue
+                except BaseException:
+                    for k, _ in values:  # landed or not: unknown
+                        self._kept.pop(k, None)
+                    raise
+                self._keep(values, versions)
+                return
+        raise VersionConflictError(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    def _keep(
+        self, values: list[tuple[str, dict[str, bytes] | None]], versions: list[int | None]
+    ) -> None:
+        for (k, members), version in zip(values, versions, strict=True):
+            self._kept.pop(k, None)
+            if members is not None and version is not None and len(members) >= KEEP_MIN_MEMBERS:
+                self._kept[k] = (version, members)
+        while len(self._kept) > KEEP_APPS:
+            del self._kept[next(iter(self._kept))]  # the least recently written
 
     async def delete(self, id: K) -> bool:
         """Delete one instance; False if it was not stored."""
         return await self._transact(lambda: self.plan_changes(delete=[id]))
 
     async def delete_many(self, ids: Iterable[K]) -> None:
-        ids = list(ids)
-        await self._transact(lambda: self.plan_changes(delete=ids))
+        await self.change(delete=ids)
 
     async def plan_delete_app(self, app: V) -> list[Op]:
         k = self.key(app)
+        self._kept.pop(k, None)
         existing = await self.storage.get(k)
         return [] if existing is None else [Delete(k, existing.version)]
 
