@@ -48,7 +48,7 @@ CPUS, MEM = 0.01, 1.0
 APP_ID = "/bench/launch"
 SCHEDULER = "/api/v1/scheduler"
 #: Seconds between two looks at marathon's ``tasksRunning``.
-POLL = 0.5
+POLL = float(os.environ.get("BENCH_LAUNCH_POLL", "0.5"))
 TICK = os.sysconf("SC_CLK_TCK")
 MASTER_CLI = Path(sys.executable).parent / "marathon-mesos-local"
 _MASTER_LISTENING = re.compile(r"master (http://\S+) with")
@@ -447,8 +447,10 @@ def marathon_arm(args: argparse.Namespace, tasks: int, tmp: Path) -> dict[str, A
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             http.post(f"{api}/v2/apps", json=app).raise_for_status()
+            progress: list[tuple[float, int]] = []
             while True:
                 (running,) = http.get(f"{api}/v2/apps", timeout=30).json()["apps"]  # no tasks
+                progress.append((round(time.perf_counter() - t0, 2), running["tasksRunning"]))
                 if running["tasksRunning"] >= tasks or time.perf_counter() - t0 > args.timeout:
                     break
                 time.sleep(POLL)
@@ -459,7 +461,7 @@ def marathon_arm(args: argparse.Namespace, tasks: int, tmp: Path) -> dict[str, A
                 spy.wait()
     other = (b1 - b0) - (c1 - c0) - (m1 - m0)
     return {"seconds": took, "cpu": c1 - c0, "master_cpu": m1 - m0, "other_load": other / took,
-            "running": running["tasksRunning"]}  # fmt: skip
+            "running": running["tasksRunning"], "progress": progress}  # fmt: skip
 
 
 def figures(tasks: int, arm: dict[str, Any]) -> dict[str, Any]:
@@ -485,6 +487,8 @@ def run_size(args: argparse.Namespace, tasks: int) -> dict[str, Any]:
         "ratio": round(ours["running"] / ours["seconds"] / (tasks / null["seconds"]), 3),
         "marathon_timed_out": ours["running"] < tasks,
         "null_refused_calls": null["refused"],
+        # (seconds since the POST, tasksRunning) as polled
+        "marathon_progress": ours["progress"] if args.progress else None,
     }
     print(json.dumps(result), file=sys.stderr)
     return result
@@ -514,6 +518,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--marathon-arg", action="append", default=[], help="Extra flag")
+    parser.add_argument("--progress", action="store_true", help="Report marathon's progress")
     parser.add_argument("--call-path", action="store_true", help="Measure the ways to send calls")
     parser.add_argument("--calls", type=int, default=5000, help="Calls per way (--call-path)")
     parser.add_argument("--py-spy", metavar="PATH", help="Profile marathon with this py-spy")

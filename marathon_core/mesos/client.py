@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -228,33 +229,35 @@ class MesosClient:
         decoder = RecordIODecoder()
         chunks = response.aiter_raw()
         watchdog = self.heartbeat_interval * self.heartbeat_failure_threshold
-        while True:
-            with trio.move_on_after(watchdog) as wait:
+        # One scope whose deadline moves, not one per chunk (a launch brings thousands
+        # of chunks a second); it watches the master only, never our own consumers.
+        with trio.CancelScope() as wait:
+            while True:
+                wait.deadline = trio.current_time() + watchdog
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     log.warning("Mesos master %s closed the subscription stream", self.master_url)
                     return
-            if wait.cancelled_caught:
-                log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
-                return
-            for record in decoder.feed(chunk):
-                raw = json.loads(record)
-                self._event_count += 1
-                event = decode_event(raw)
-                if event is None:
-                    continue
-                if isinstance(event, Heartbeat):
-                    self._heartbeats += 1
-                    continue
-                if isinstance(event, Error):
-                    raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
-                if isinstance(event, Subscribed):
-                    await self._on_subscribed(event, stream_id)
+                wait.deadline = math.inf
+                for record in decoder.feed(chunk):
+                    raw = json.loads(record)
+                    self._event_count += 1
+                    event = decode_event(raw)
+                    if event is None:
+                        continue
+                    if isinstance(event, Heartbeat):
+                        self._heartbeats += 1
+                        continue
+                    if isinstance(event, Error):
+                        raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
+                    if isinstance(event, Subscribed):
+                        await self._on_subscribed(event, stream_id)
+                        await self._events.send(event)
+                        on_subscribed()
+                        continue
                     await self._events.send(event)
-                    on_subscribed()
-                    continue
-                await self._events.send(event)
+        log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
 
     async def _on_subscribed(self, subscribed: Subscribed, stream_id: str | None) -> None:
         if stream_id is None:
