@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -22,7 +23,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_KEY
-from marathon_core.state.repositories import Codec, VersionedRepository
+from marathon_core.state.repositories import BUCKET_SIZE, Codec, VersionedRepository
 from marathon_core.state.storage import Check, Create, Storage
 from marathon_core.state.store import StateStore
 
@@ -315,6 +316,43 @@ async def test_a_large_apps_value_is_kept_and_one_stale_is_read_again(
     assert entry is not None and list(frames.unpack_pairs(entry.value)) == [
         str(i.instance_id) for i in big[1:]
     ]  # the layout of a value written from a kept one is the same
+
+
+async def test_a_large_app_is_stored_in_buckets_and_a_change_rewrites_only_its_own(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = [instance("/big", n) for n in range(2 * BUCKET_SIZE + 10)]
+    await state.instances.change(put=big)
+    keys = ["instances/%2Fbig", "instances/%2Fbig%%1", "instances/%2Fbig%%2"]
+    assert ["instances/" + c for c in await state.storage.children("instances")] == keys
+    committed: list[list[str]] = []
+    real_commit = state.storage.commit
+
+    async def commit(ops: list[Any]) -> list[int | None]:
+        committed.append([op.key for op in ops])
+        return await real_commit(ops)
+
+    monkeypatch.setattr(state.storage, "commit", commit)
+    last = attrs.evolve(big[-1], condition=Condition.KILLING)
+    await state.instances.change(put=[last])
+    assert committed == [["instances/%2Fbig%%2"]]  # only the bucket that changed
+    committed.clear()
+    await state.instances.change(delete=[i.instance_id for i in big[BUCKET_SIZE : 2 * BUCKET_SIZE]])
+    assert committed == [["instances/%2Fbig", "instances/%2Fbig%%1"]]  # emptied; unlisted
+    fresh = StateStore(state.storage)  # another process: nothing kept
+    for repo in (state.instances, fresh.instances):
+        expected = [*big[:BUCKET_SIZE], *big[2 * BUCKET_SIZE : -1], last]
+        assert await repo.by_app(big[0].app_id) == expected
+        assert sorted(map(str, await repo.all())) == sorted(map(str, expected))
+        assert await repo.app_ids() == [big[0].app_id]
+        assert await repo.get(last.instance_id) == last
+        assert await repo.get(big[BUCKET_SIZE].instance_id) is None
+    more = [instance("/big", n) for n in range(5000, 5000 + BUCKET_SIZE)]
+    await fresh.instances.change(put=more)  # fills the last bucket, then a new one
+    assert await state.storage.children("instances") == ["%2Fbig", "%2Fbig%%2", "%2Fbig%%3"]
+    assert len(await state.instances.by_app(big[0].app_id)) == len(expected) + BUCKET_SIZE
+    assert await state.instances.delete_app(big[0].app_id)
+    assert await state.storage.children("instances") == []
 
 
 # -- deployments and framework id ---------------------------------------------------------
