@@ -229,17 +229,22 @@ class MesosClient:
         decoder = RecordIODecoder()
         chunks = response.aiter_raw()
         watchdog = self.heartbeat_interval * self.heartbeat_failure_threshold
-        # One scope whose deadline moves, not one per chunk (a launch brings thousands
-        # of chunks a second); it watches the master only, never our own consumers.
+        # One scope whose deadline moves, not a scope per chunk (a launch brings
+        # thousands of chunks a second), and only every tenth of the watchdog (at most
+        # a second): it may fire that much early. It watches the master only: while
+        # we wait for our own consumers, it has no deadline.
+        renew = min(1.0, watchdog / 10)
         with trio.CancelScope() as wait:
+            moved = -math.inf
             while True:
-                wait.deadline = trio.current_time() + watchdog
+                now = trio.current_time()
+                if now - moved > renew:
+                    wait.deadline, moved = now + watchdog, now
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     log.warning("Mesos master %s closed the subscription stream", self.master_url)
                     return
-                wait.deadline = math.inf
                 for record in decoder.feed(chunk):
                     raw = json.loads(record)
                     self._event_count += 1
@@ -252,11 +257,16 @@ class MesosClient:
                     if isinstance(event, Error):
                         raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
                     if isinstance(event, Subscribed):
+                        wait.deadline, moved = math.inf, -math.inf
                         await self._on_subscribed(event, stream_id)
                         await self._events.send(event)
                         on_subscribed()
                         continue
-                    await self._events.send(event)
+                    try:
+                        self._events.send_nowait(event)  # the usual case: room in the buffer
+                    except trio.WouldBlock:
+                        wait.deadline, moved = math.inf, -math.inf
+                        await self._events.send(event)
         log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
 
     async def _on_subscribed(self, subscribed: Subscribed, stream_id: str | None) -> None:
