@@ -21,9 +21,9 @@ machine was by everything else (busy cores from ``/proc/stat`` minus our process
 Run: ``.venv/bin/python benchmarks/bench_launch.py [--tasks 2000 10000 --agents 200
 --repeat 2]`` (``--call-path``; ``--progress``; ``--py-spy PATH`` profiles marathon).
 
-Figures (2 cores shared with four other busy sessions: besides this benchmark's
-processes, 0.8-1.4 cores were busy throughout; the rates of one run vary by about
-+-30 %, so compare arms within a run):
+Figures (2 cores, shared with other sessions: "loaded" runs had 0.8-1.4 cores busy
+besides this benchmark's processes, "idle" runs about none; rates vary by about
++-30 % from run to run, so compare arms within a run):
 
 Call path (``--call-path``: 5,000 ACKNOWLEDGEs the master accepts and ignores; client
 CPU per call, calls/s)::
@@ -40,23 +40,26 @@ Several connections hide round trips as pipelining does, but cost the client a
 round with one ``send`` and lets the master read many per ``recv``, and is the
 cheapest. Chosen: :mod:`marathon_core.mesos.pipeline`.
 
-Launch (tasks/s; marathon's CPU s per 1,000 tasks; ratio to the null framework)::
+Launch (tasks/s of marathon vs the null framework; marathon's CPU s per 1,000 tasks;
+the ratio)::
 
-    before (httpx, one write per app)  N=2,000:   30/s vs 731/s, 17.2 s, 0.04
-                                       N=10,000:  4,496 of 10,000 RUNNING after
-                                                  600 s (~7.5/s), not finished
-    after                              N=2,000:   400-550/s vs 680-1,300/s,
-                                                  0.9-1.4 s, 0.34-0.59
-                                       N=4,000:   573/s vs 1,127/s, 0.91 s, 0.51
-                                       N=10,000:  240-370/s vs 690-1,250/s,
-                                                  1.3-2.4 s, 0.27-0.40
+    before (httpx; a write rewrote the whole app)
+      idle    N=2,000:   145/s vs 1,394/s   7.6 s   0.10
+      idle    N=10,000:   60/s vs 1,457/s  19.5 s   0.04
+      loaded  N=2,000:    30/s vs   731/s  17.2 s   0.04
+      loaded  N=10,000:  4,496 of 10,000 RUNNING after 600 s (~7.5/s), not finished
+    after
+      idle    N=2,000:   640-770/s vs 1,430-1,490/s   1.1-1.3 s   0.43-0.54
+      idle    N=10,000:  460-540/s vs 1,640-1,800/s   1.8-2.1 s   0.28-0.30
+      loaded  N=2,000:   400-550/s vs   680-1,300/s   0.9-1.4 s   0.34-0.59
+      loaded  N=10,000:  240-370/s vs   690-1,250/s   1.3-2.4 s   0.27-0.40
 
 At N = 10,000 marathon is CPU-bound on work that scans every instance of the app
 on each tracker change: the health monitor's ``_sync_app`` (~20 % of the process)
 and the deployment executor's scale step (~16 %). Skipping ``_sync_app`` for apps
-without health checks (an experiment, not kept) gave 417/s vs 828/s (0.50) and
-1.2 s per 1,000 tasks. The master was not the limit: it spent 0.6-1.1 CPU s per
-1,000 tasks and kept up with the null framework at 700-1,300 tasks/s.
+without health checks (an experiment, not kept; loaded) gave 417/s vs 828/s (0.50)
+and 1.2 s per 1,000 tasks. The master was not the limit: it spent 0.6-1.1 CPU s per
+1,000 tasks and kept up with the null framework at up to 1,800 tasks/s.
 """
 
 from __future__ import annotations
