@@ -92,6 +92,52 @@ async def test_follows_the_masters_redirect(tmp_path: Path, nursery: trio.Nurser
         await http.aclose()
 
 
+async def redirecting_standby(nursery: trio.Nursery, leader: str) -> tuple[str, list[bytes]]:
+    """A standby master: answers every request with a 307 to ``leader`` (keep-alive)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    seen: list[bytes] = []
+    location = "//" + leader.split("://", 1)[1] + "/api/v1/scheduler"
+    moved = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"
+
+    async def handle(stream: trio.SocketStream) -> None:
+        buffer = bytearray()
+        while True:
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                if not (data := await stream.receive_some(65536)):
+                    return
+                buffer += data
+            head = bytes(buffer[:end])
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(buffer) < end + 4 + length:
+                buffer += await stream.receive_some(65536)
+            seen.append(head.split(b"\r\n")[0])
+            del buffer[: end + 4 + length]
+            await stream.send_all(moved % location.encode())
+
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}", seen
+
+
+async def test_a_call_follows_a_redirect_and_a_refusal_is_a_call_error(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
+        send, _ = trio.open_memory_channel[MesosEvent](100)
+        client = client_for(cluster.url, state, send)
+        await nursery.start(client.run)
+        standby, seen = await redirecting_standby(nursery, cluster.url)
+        client.master_url = standby  # as if the leading master had changed
+        await client.call(calls.reconcile())
+        assert seen == [b"POST /api/v1/scheduler HTTP/1.1"]
+        assert client.master_url == cluster.url.rstrip("/")
+        with pytest.raises(CallError, match="Invalid UUID") as refused:
+            await client.call(calls.acknowledge("S-1", "t-1", "AAAA"))  # 3 bytes, not 16
+        assert refused.value.status == 400
+        stats = client.statistics()
+        assert (stats.calls, stats.failed_calls) == (3, 1)  # redirected, sent again, refused
+        nursery.cancel_scope.cancel()
+
+
 async def test_every_subscription_first_finds_the_master(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:

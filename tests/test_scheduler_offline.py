@@ -223,3 +223,105 @@ async def test_task_lost_follows_the_one_state_table() -> None:
         killed = [k["kill"]["task_id"]["value"] for k in mesos.of("KILL")]
         assert killed == [stranger + "1"]
         nursery.cancel_scope.cancel()
+
+
+async def start_scheduler(state: Any, app: Any, mesos: FakeMesos, nursery: trio.Nursery) -> Any:
+    """A scheduler over the stored instances, subscribed; returns its tracker and input."""
+    tracker = await InstanceTracker.load(state, EventBus())
+    tracker.remember_app(app)  # as stored in the root group
+    scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={})
+    send, receive = trio.open_memory_channel[MesosEvent](100)
+    await nursery.start(scheduler.run, receive)
+    await send.send(Subscribed(framework_id="F"))
+    return tracker, send
+
+
+async def test_updates_that_arrive_together_are_one_commit_before_any_acknowledgement() -> None:
+    """Group commit: a batch of updates (a change, a relaunch, an expunge) is stored in
+    one transaction, and nothing of it is acknowledged before that. A crash between the
+    two loses nothing: Mesos sends the unacknowledged updates again, a new scheduler
+    applies them to what was stored and ends where the first would have."""
+    async with open_state() as state:
+        log: list[str] = []
+        crash = trio.CancelScope()
+        real_commit = state.storage.commit
+
+        async def commit(ops: Any) -> Any:
+            results = await real_commit(ops)
+            log.append(f"commit of {len(ops)} op(s)")
+            return results
+
+        state.storage.commit = commit  # type: ignore[method-assign]
+
+        @attrs.define
+        class Mesos(FakeMesos):
+            async def call(self, call: dict[str, Any]) -> None:
+                await super().call(call)
+                if call["type"] == "ACKNOWLEDGE":
+                    log.append("ack " + call["acknowledge"]["task_id"]["value"])
+
+        app = make_app("/group", instances=3, cpus=0.25)
+        with crash:
+            async with trio.open_nursery() as nursery:
+                tracker, send = await start_scheduler(state, app, Mesos(state), nursery)
+                await tracker.schedule(app, 3)
+                await send.send(Offers((offer(host="a1", cpus=4.0),)))
+                with trio.fail_after(5):
+                    while len(tracker.scheduled()) or not all(
+                        i.task for i in tracker.instances_of(app.id)
+                    ):
+                        await trio.sleep(0.01)
+                running, failing, leaving = tracker.instances_of(app.id)
+                await tracker.decommission([leaving.instance_id])
+                leaving = tracker.get(leaving.instance_id)  # goal Decommissioned
+
+                def update(instance: Any, state_name: str) -> Update:
+                    task_id, uuid = str(instance.task.task_id), "q83vEjRWeJCrze8SNFZ4kA=="
+                    return Update(TaskStatus(task_id, state_name, agent_id="S-a1", uuid=uuid))
+
+                batch = (update(running, "TASK_RUNNING"), update(failing, "TASK_FAILED"),
+                         update(leaving, "TASK_KILLED"))  # fmt: skip
+                log.clear()
+                for event in batch:  # queued together: the scheduler takes them as one batch
+                    send.send_nowait(event)
+                with trio.fail_after(5):
+                    while len(log) < 4:
+                        await trio.sleep(0.01)
+                assert log[0] == "commit of 1 op(s)"  # one app: one rewrite, puts and expunge
+                launched = (running, failing, leaving)
+                assert sorted(log[1:]) == sorted(f"ack {i.task.task_id}" for i in launched)
+                stored = {i.instance_id: i.condition for i in await state.instances.by_app(app.id)}
+                expected = {running.instance_id: Condition.RUNNING,
+                            failing.instance_id: Condition.SCHEDULED}  # fmt: skip
+                assert stored == expected
+
+                # Again from the launch, but the process dies right after the commit.
+                crash_after_commit = True
+
+                async def commit_then_die(ops: Any) -> Any:
+                    results = await real_commit(ops)
+                    if crash_after_commit:
+                        log.append("commit, then the crash")
+                        crash.cancel()
+                    return results
+
+                await state.instances.change(put=launched)  # as launched
+                state.storage.commit = commit_then_die  # type: ignore[method-assign]
+                log.clear()
+                for event in batch:
+                    send.send_nowait(event)
+                await trio.sleep_forever()
+        assert log == ["commit, then the crash"]  # nothing acknowledged
+        crash_after_commit = False
+        async with trio.open_nursery() as nursery:
+            mesos = Mesos(state)
+            tracker, send = await start_scheduler(state, app, mesos, nursery)
+            for event in batch:  # Mesos resends what was not acknowledged
+                send.send_nowait(event)
+            with trio.fail_after(5):
+                while len(mesos.of("ACKNOWLEDGE")) < 3:
+                    await trio.sleep(0.01)
+            conditions = {i.instance_id: i.condition for i in tracker.instances_of(app.id)}
+            assert conditions == expected
+            assert not mesos.of("KILL")
+            nursery.cancel_scope.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -22,7 +23,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_KEY
-from marathon_core.state.repositories import Codec, VersionedRepository
+from marathon_core.state.repositories import BUCKET_SIZE, Codec, VersionedRepository
 from marathon_core.state.storage import Check, Create, Storage
 from marathon_core.state.store import StateStore
 
@@ -281,6 +282,78 @@ async def test_instances_batch_is_one_value_per_app(state: StateStore) -> None:
     await state.instances.put_many(instance("/big", n) for n in range(200))
     assert await state.storage.children("instances") == ["%2Fbig"]
     assert len(await state.instances.by_app(PathId.parse("/big"))) == 200
+
+
+async def test_a_large_apps_value_is_kept_and_one_stale_is_read_again(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a change to an app of many instances the next change reads nothing; a
+    value another writer changed meanwhile fails its version check and is read again."""
+    big = [instance("/big", n) for n in range(100)]
+    await state.instances.change(put=big)
+    reads: list[list[str]] = []
+    real_get_many = state.storage.get_many
+
+    async def get_many(keys: list[str]) -> dict[str, object]:
+        reads.append(list(keys))
+        return await real_get_many(keys)  # type: ignore[return-value]
+
+    monkeypatch.setattr(state.storage, "get_many", get_many)
+    await state.instances.change(
+        put=[attrs.evolve(big[1], condition=Condition.KILLING)], delete=[big[0].instance_id]
+    )
+    assert reads == []
+    other = StateStore(state.storage)  # another writer, e.g. a deployment's transaction
+    await other.instances.put(attrs.evolve(big[2], condition=Condition.KILLED))
+    reads.clear()
+    await state.instances.change(put=[attrs.evolve(big[3], condition=Condition.FAILED)])
+    assert reads == [["instances/%2Fbig"]]  # the version check failed: read again
+    stored = {i.instance_id: i.condition for i in await state.instances.by_app(big[0].app_id)}
+    expected = {i.instance_id: Condition.RUNNING for i in big[1:]}
+    expected |= {big[1].instance_id: Condition.KILLING, big[2].instance_id: Condition.KILLED,
+                 big[3].instance_id: Condition.FAILED}  # fmt: skip
+    assert stored == expected
+    entry = await state.storage.get("instances/%2Fbig")
+    assert entry is not None and list(frames.unpack_pairs(entry.value)) == [
+        str(i.instance_id) for i in big[1:]
+    ]  # the layout of a value written from a kept one is the same
+
+
+async def test_a_large_app_is_stored_in_buckets_and_a_change_rewrites_only_its_own(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = [instance("/big", n) for n in range(2 * BUCKET_SIZE + 10)]
+    await state.instances.change(put=big)
+    keys = ["instances/%2Fbig", "instances/%2Fbig%%1", "instances/%2Fbig%%2"]
+    assert ["instances/" + c for c in await state.storage.children("instances")] == keys
+    committed: list[list[str]] = []
+    real_commit = state.storage.commit
+
+    async def commit(ops: list[Any]) -> list[int | None]:
+        committed.append([op.key for op in ops])
+        return await real_commit(ops)
+
+    monkeypatch.setattr(state.storage, "commit", commit)
+    last = attrs.evolve(big[-1], condition=Condition.KILLING)
+    await state.instances.change(put=[last])
+    assert committed == [["instances/%2Fbig%%2"]]  # only the bucket that changed
+    committed.clear()
+    await state.instances.change(delete=[i.instance_id for i in big[BUCKET_SIZE : 2 * BUCKET_SIZE]])
+    assert committed == [["instances/%2Fbig", "instances/%2Fbig%%1"]]  # emptied; unlisted
+    fresh = StateStore(state.storage)  # another process: nothing kept
+    for repo in (state.instances, fresh.instances):
+        expected = [*big[:BUCKET_SIZE], *big[2 * BUCKET_SIZE : -1], last]
+        assert await repo.by_app(big[0].app_id) == expected
+        assert sorted(map(str, await repo.all())) == sorted(map(str, expected))
+        assert await repo.app_ids() == [big[0].app_id]
+        assert await repo.get(last.instance_id) == last
+        assert await repo.get(big[BUCKET_SIZE].instance_id) is None
+    more = [instance("/big", n) for n in range(5000, 5000 + BUCKET_SIZE)]
+    await fresh.instances.change(put=more)  # fills the last bucket, then a new one
+    assert await state.storage.children("instances") == ["%2Fbig", "%2Fbig%%2", "%2Fbig%%3"]
+    assert len(await state.instances.by_app(big[0].app_id)) == len(expected) + BUCKET_SIZE
+    assert await state.instances.delete_app(big[0].app_id)
+    assert await state.storage.children("instances") == []
 
 
 # -- deployments and framework id ---------------------------------------------------------

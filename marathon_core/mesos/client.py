@@ -1,4 +1,4 @@
-"""The Mesos v1 scheduler HTTP client: one subscription, calls on other connections.
+"""The Mesos v1 scheduler HTTP client: one subscription, calls on another connection.
 
 :meth:`MesosClient.run` keeps a SUBSCRIBE stream open for as long as it runs:
 it subscribes (with the stored framework id, so a restarted scheduler keeps its
@@ -11,7 +11,9 @@ flags, not the master's announced interval) and subscribes again with backoff. A
 307 from a non-leading master moves the client to the leader for the stream and
 for every call. When a stream ends the client sends a
 :class:`~marathon_core.mesos.events.Disconnected` event (its own, not a Mesos event)
-so that consumers forget outstanding offers.
+so that consumers forget outstanding offers. Calls (ACKNOWLEDGE, ACCEPT, ...) are
+pipelined on one keep-alive connection per master
+(:mod:`marathon_core.mesos.pipeline`); the stream uses httpx.
 
 Error handling: transport errors, 5xx/404, watchdog expiry and a malformed event
 lead to a re-subscription; an ``ERROR`` event (framework removed, failed over to
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +45,7 @@ from marathon_core.mesos.events import (
     Subscribed,
     decode_event,
 )
+from marathon_core.mesos.pipeline import CallPipeline, PipelineError
 from marathon_core.mesos.recordio import RecordIODecoder, RecordIOError
 
 __all__ = [
@@ -54,9 +58,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCHEDULER_PATH = "/api/v1/scheduler"
-#: Timeouts of calls (the SUBSCRIBE stream has no read timeout; the watchdog covers it).
-CALL_TIMEOUT = httpx.Timeout(10.0)
-STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+#: Timeout of a call, and of SUBSCRIBE's connection (the stream itself has no read
+#: timeout; the watchdog covers it).
+CALL_SECONDS = 10.0
+STREAM_TIMEOUT = httpx.Timeout(CALL_SECONDS, read=None)
 #: Redirects followed in a row before giving up on one attempt.
 MAX_REDIRECTS = 5
 
@@ -126,10 +131,12 @@ class MesosClient:
         self.heartbeat_failure_threshold = heartbeat_failure_threshold
         self._backoff = resubscribe_backoff
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=CALL_TIMEOUT,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._http = http or httpx.AsyncClient(timeout=STREAM_TIMEOUT)
+        #: Per master URL: the connection calls go on, and the endpoint's path there
+        #: (masters we were redirected to stay until ``run`` ends; there are few).
+        self._pipelines: dict[str, tuple[CallPipeline, str]] = {}
+        #: Where the pipelines' connections run (while :meth:`run` runs).
+        self._nursery: trio.Nursery | None = None
         self.framework_id: str | None = None
         self.stream_id: str | None = None
         self._subscribed = trio.Event()
@@ -154,23 +161,29 @@ class MesosClient:
                 task_status.started()
 
         try:
-            while True:
-                try:
-                    await self._subscription(on_subscribed)
-                except (
-                    httpx.HTTPError,
-                    CallError,
-                    RecordIOError,
-                    ValueError,
-                    MasterNotFoundError,
-                ) as exc:
-                    log.warning("Mesos subscription to %s failed: %s", self.master_url, exc)
-                await self._lost_stream()
-                await trio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                while True:
+                    try:
+                        await self._subscription(on_subscribed)
+                    except (
+                        httpx.HTTPError,
+                        CallError,
+                        RecordIOError,
+                        ValueError,
+                        MasterNotFoundError,
+                    ) as exc:
+                        log.warning("Mesos subscription to %s failed: %s", self.master_url, exc)
+                    await self._lost_stream()
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, self._backoff[1])
         finally:
-            if self._own_http:
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
+            self._nursery = None
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                for pipeline, _ in self._pipelines.values():
+                    await pipeline.aclose()
+                self._pipelines.clear()
+                if self._own_http:
                     await self._http.aclose()
 
     async def wait_subscribed(self) -> None:
@@ -199,7 +212,7 @@ class MesosClient:
                 "POST", url, content=body, headers=headers, timeout=STREAM_TIMEOUT
             ) as response:
                 if response.status_code == 307:
-                    self._follow(response)
+                    self._follow(response.headers.get("Location", ""))
                     continue
                 if response.status_code != 200:
                     await response.aread()
@@ -216,33 +229,45 @@ class MesosClient:
         decoder = RecordIODecoder()
         chunks = response.aiter_raw()
         watchdog = self.heartbeat_interval * self.heartbeat_failure_threshold
-        while True:
-            with trio.move_on_after(watchdog) as wait:
+        # One scope whose deadline moves, not a scope per chunk (a launch brings
+        # thousands of chunks a second), and only every tenth of the watchdog (at most
+        # a second): it may fire that much early. It watches the master only: while
+        # we wait for our own consumers, it has no deadline.
+        renew = min(1.0, watchdog / 10)
+        with trio.CancelScope() as wait:
+            moved = -math.inf
+            while True:
+                now = trio.current_time()
+                if now - moved > renew:
+                    wait.deadline, moved = now + watchdog, now
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     log.warning("Mesos master %s closed the subscription stream", self.master_url)
                     return
-            if wait.cancelled_caught:
-                log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
-                return
-            for record in decoder.feed(chunk):
-                raw = json.loads(record)
-                self._event_count += 1
-                event = decode_event(raw)
-                if event is None:
-                    continue
-                if isinstance(event, Heartbeat):
-                    self._heartbeats += 1
-                    continue
-                if isinstance(event, Error):
-                    raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
-                if isinstance(event, Subscribed):
-                    await self._on_subscribed(event, stream_id)
-                    await self._events.send(event)
-                    on_subscribed()
-                    continue
-                await self._events.send(event)
+                for record in decoder.feed(chunk):
+                    raw = json.loads(record)
+                    self._event_count += 1
+                    event = decode_event(raw)
+                    if event is None:
+                        continue
+                    if isinstance(event, Heartbeat):
+                        self._heartbeats += 1
+                        continue
+                    if isinstance(event, Error):
+                        raise SubscriptionError(f"Mesos ended the subscription: {event.message}")
+                    if isinstance(event, Subscribed):
+                        wait.deadline, moved = math.inf, -math.inf
+                        await self._on_subscribed(event, stream_id)
+                        await self._events.send(event)
+                        on_subscribed()
+                        continue
+                    try:
+                        self._events.send_nowait(event)  # the usual case: room in the buffer
+                    except trio.WouldBlock:
+                        wait.deadline, moved = math.inf, -math.inf
+                        await self._events.send(event)
+        log.warning("no Mesos heartbeat for %.1f s; subscribing again", watchdog)
 
     async def _on_subscribed(self, subscribed: Subscribed, stream_id: str | None) -> None:
         if stream_id is None:
@@ -257,8 +282,7 @@ class MesosClient:
         self._subscribed.set()
         log.info("subscribed to Mesos %s as framework %s", self.master_url, framework_id)
 
-    def _follow(self, response: httpx.Response) -> None:
-        location = response.headers.get("Location", "")
+    def _follow(self, location: str) -> None:
         if location.startswith("//"):
             location = (urlsplit(self.master_url).scheme or "http") + ":" + location
         parts = urlsplit(location)
@@ -272,7 +296,9 @@ class MesosClient:
     async def call(self, call: Json) -> None:
         """Send a call on the current subscription; CallError unless Mesos answers 2xx.
 
-        The framework id and ``Mesos-Stream-Id`` are filled in here.
+        The framework id and ``Mesos-Stream-Id`` are filled in here. Calls go through
+        a :class:`~marathon_core.mesos.pipeline.CallPipeline` per master: concurrent
+        calls share one connection and are written together.
         """
         if self.stream_id is None or self.framework_id is None:
             self._failed_calls += 1
@@ -280,26 +306,39 @@ class MesosClient:
         call["framework_id"] = {"value": self.framework_id}
         body = json.dumps(call).encode()
         for _ in range(MAX_REDIRECTS):
-            headers = {"Content-Type": "application/json", "Mesos-Stream-Id": self.stream_id}
+            headers = b"Content-Type: application/json\r\nMesos-Stream-Id: %s\r\n" % (
+                self.stream_id.encode("latin-1")
+            )
             self._calls += 1
             try:
-                response = await self._http.post(
-                    self.master_url + SCHEDULER_PATH, content=body, headers=headers
-                )
-            except httpx.HTTPError as exc:
+                pipeline, path = self._pipeline()
+                answer = await pipeline.post(path, headers, body)
+            except PipelineError as exc:
                 self._failed_calls += 1
                 raise CallError(f"{call.get('type')}: {exc}") from exc
-            if response.status_code == 307:
-                self._follow(response)
+            if answer.status == 307:
+                self._follow(answer.headers.get("location", ""))
                 continue
-            if response.status_code // 100 != 2:
+            if answer.status // 100 != 2:
                 self._failed_calls += 1
                 raise CallError(
-                    f"{call.get('type')} answered {response.status_code}: {response.text[:200]}",
-                    response.status_code,
+                    f"{call.get('type')} answered {answer.status}: {answer.text[:200]}",
+                    answer.status,
                 )
             return
         raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+
+    def _pipeline(self) -> tuple[CallPipeline, str]:
+        """The pipeline to the current master, and the scheduler endpoint's path there."""
+        found = self._pipelines.get(self.master_url)
+        if found is None:
+            if self._nursery is None:
+                raise PipelineError("the Mesos client is not running")
+            parts = urlsplit(self.master_url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            pipeline = CallPipeline(origin, self._nursery, timeout=CALL_SECONDS)
+            found = self._pipelines[self.master_url] = (pipeline, parts.path + SCHEDULER_PATH)
+        return found
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(

@@ -8,6 +8,7 @@ clients parse both strictly, so they live here once.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import time
 
@@ -150,6 +151,14 @@ _ROOT = PathId((), True)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _wire_form(millis: int) -> str:
+    """Memoised: an instance record repeats a few instants (its app version, when it
+    was staged, started, changed), and storing it formats them all each time."""
+    dt = _EPOCH + _dt.timedelta(milliseconds=millis)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+
+
 @attrs.frozen(order=True, repr=False)
 class Timestamp:
     """A UTC instant with millisecond precision; ``str()`` is Marathon's wire form.
@@ -187,8 +196,7 @@ class Timestamp:
         return self.millis / 1000.0
 
     def __str__(self) -> str:
-        dt = self.to_datetime()
-        return f"{dt:%Y-%m-%dT%H:%M:%S}.{self.millis % 1000:03d}Z"
+        return _wire_form(self.millis)
 
     def __repr__(self) -> str:
         return f"Timestamp({str(self)!r})"

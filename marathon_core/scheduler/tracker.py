@@ -4,8 +4,8 @@ Every change is stored before it becomes visible and before anyone acts on it in
 Mesos (design rule "write state, then act"): after a crash the next leader reads
 what was decided and reconciles, so nothing launched is forgotten and nothing is
 launched twice. Changes go through :meth:`InstanceTracker.apply`, which computes
-them under one lock from the current view, persists them in one batched write
-(one rewrite per app, see ``state/repositories.py``), then applies them to memory,
+them under one lock from the current view, persists them in one transaction (one
+rewrite per app, see ``state/repositories.py``), then applies them to memory,
 publishes ``instance_changed_event`` for condition changes, and wakes
 :meth:`InstanceTracker.wait_changed`.
 
@@ -205,10 +205,9 @@ class InstanceTracker:
             changes = compute()
             if not changes:
                 return changes
-            if changes.put:
-                await self.state.instances.put_many(changes.put)
-            if changes.expunge:
-                await self.state.instances.delete_many(changes.expunge)
+            # One transaction for all of it: a batch of status updates is stored whole
+            # (or not at all) before any of them is acknowledged.
+            await self.state.instances.change(put=changes.put, delete=changes.expunge)
             self._writes += 1
             scheduled = False
             for instance in changes.put:

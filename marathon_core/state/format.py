@@ -26,14 +26,22 @@ __all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "Migration", "ensure_fo
 #: The marker key (Marathon keeps a storage-version node beside its state).
 FORMAT_KEY = "storage-version"
 
-#: The format this code writes.
-FORMAT_VERSION = 1
+#: The format this code writes.  2: a large app's instances are kept in several
+#: values (buckets, see ``state/repositories.py``), which format 1 readers would take
+#: for apps of their own.
+FORMAT_VERSION = 2
 
 #: Reads the store at format ``n`` and returns the ops that turn it into ``n + 1``.
 Migration = Callable[[Storage], Awaitable[Sequence[Op]]]
 
-#: ``MIGRATIONS[n]`` upgrades format ``n`` to ``n + 1``.  Empty while only 1 exists.
-MIGRATIONS: Mapping[int, Migration] = {}
+
+async def _nothing_to_change(storage: Storage) -> Sequence[Op]:
+    """1 -> 2: a format 1 store is a format 2 store whose apps each have one bucket."""
+    return []
+
+
+#: ``MIGRATIONS[n]`` upgrades format ``n`` to ``n + 1``.
+MIGRATIONS: Mapping[int, Migration] = {1: _nothing_to_change}
 
 
 async def ensure_format(

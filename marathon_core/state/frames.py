@@ -13,7 +13,15 @@ from collections.abc import Iterable
 
 from marathon_core.errors import StorageError
 
-__all__ = ["pack", "pack_pairs", "unpack", "unpack_pairs"]
+__all__ = [
+    "frame_pair",
+    "pack",
+    "pack_framed",
+    "pack_pairs",
+    "unpack",
+    "unpack_framed_pairs",
+    "unpack_pairs",
+]
 
 _LEN = struct.Struct(">I")
 _TAG = b"\x01"
@@ -63,3 +71,41 @@ def unpack_pairs(data: bytes) -> dict[str, bytes]:
     if len(items) % 2:
         raise StorageError("odd number of frames in a pair container")
     return {items[i].decode(): items[i + 1] for i in range(0, len(items), 2)}
+
+
+def frame_pair(name: str, value: bytes) -> bytes:
+    """One (name, value) pair as it sits inside a :func:`pack_pairs` value."""
+    raw = name.encode()
+    return b"".join((_LEN.pack(len(raw)), raw, _LEN.pack(len(value)), value))
+
+
+def pack_framed(framed: Iterable[bytes]) -> bytes:
+    """A :func:`pack_pairs` value from pairs made by :func:`frame_pair` (one join)."""
+    return b"".join((_TAG, *framed))
+
+
+def unpack_framed_pairs(data: bytes) -> dict[str, bytes]:
+    """Name -> the pair as :func:`frame_pair` makes it, in stored order.
+
+    Why: a writer that keeps these can change one member of a large value and write
+    the value again with one join, without unpacking or framing the others.
+    """
+    if data[:1] != _TAG:
+        raise StorageError(f"unknown frame tag {data[:1]!r}")
+    out: dict[str, bytes] = {}
+    pos, end = 1, len(data)
+    while pos < end:
+        start = pos
+        if pos + 4 > end:
+            raise StorageError("truncated frame header")
+        (n,) = _LEN.unpack_from(data, pos)
+        name = data[pos + 4 : pos + 4 + n]
+        pos += 4 + n
+        if pos + 4 > end:
+            raise StorageError("odd number of frames in a pair container")
+        (m,) = _LEN.unpack_from(data, pos)
+        pos += 4 + m
+        if pos > end:
+            raise StorageError("truncated frame")
+        out[name.decode()] = data[start:pos]
+    return out
