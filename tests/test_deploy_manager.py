@@ -18,7 +18,7 @@ from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import parse_app
 from marathon_core.model.deployment import ActionKind
 from marathon_core.model.group import Group
-from marathon_core.model.ids import PathId
+from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.validation import ValidationContext
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
@@ -75,6 +75,20 @@ async def test_scaling_keeps_the_config_version(manager: GroupManager) -> None:
     assert after.version_info.last_scaling_at > before.version_info.last_scaling_at
     assert after.service_ports == before.service_ports
     assert actions(scaled) == [(ActionKind.SCALE, "/prod/web")]
+
+
+async def test_changes_within_one_millisecond_get_distinct_versions(
+    manager: GroupManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen = Timestamp.now()
+    monkeypatch.setattr(Timestamp, "now", classmethod(lambda cls: frozen))
+    first = await manager.update_root(put(web(instances=1)))
+    manager._registry.remove(first.deployment.id)
+    second = await manager.update_root(put(web(instances=2, cmd="sleep 200")))
+    assert first.version == frozen and second.version > first.version
+    stored = await manager._state.root_group(first.version)
+    assert stored is not None and stored.find_app(WEB) == first.root.find_app(WEB)
+    assert second.root.find_app(WEB).version == second.version  # type: ignore[union-attr]
 
 
 async def test_locked_apps_answer_409_unless_forced(manager: GroupManager) -> None:

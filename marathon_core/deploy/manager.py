@@ -228,7 +228,11 @@ class GroupManager:
         """
         async with self._lock:
             current = await self.root()
+            # Versions name stored roots and app versions: two changes within one
+            # millisecond must not share one (the second would overwrite the first).
             now = Timestamp.now()
+            if current.version is not None and now <= current.version:
+                now = Timestamp(current.version.millis + 1)
             restarted = frozenset(restart)
             target, facts = self._prepare(current, change(current), now, restarted)
             changes = app_changes(current, target)
