@@ -32,7 +32,7 @@ at c4316d4; 10 apps of 10,000, 100,000 instances RUNNING after 230 s, the apps t
     RSS / decoded objects                           3.5x     (less idle RSS: 3.2x)
 
 Within 1 GB, and within 8x of the records as objects, not of their encoded bytes.
-Besides the tracker's ``Instance`` objects (at most the 210 MB above), marathon keeps
+Besides the tracker's ``Instance`` objects (about the 210 MB above), marathon keeps
 the encoded buckets it last wrote per large app (``InstanceRepository.change``: about
 the stored size again); the rest (~400 MB) is not broken down here (candidates: the
 allocator's high-water mark after a launch's churn, caches derived per instance).
