@@ -48,18 +48,26 @@ the ratio)::
       idle    N=10,000:   60/s vs 1,457/s  19.5 s   0.04
       loaded  N=2,000:    30/s vs   731/s  17.2 s   0.04
       loaded  N=10,000:  4,496 of 10,000 RUNNING after 600 s (~7.5/s), not finished
-    after
+    after the fast call path and storage (tracker followers still rescanned the app)
       idle    N=2,000:   640-770/s vs 1,430-1,490/s   1.1-1.3 s   0.43-0.54
       idle    N=10,000:  460-540/s vs 1,640-1,800/s   1.8-2.1 s   0.28-0.30
       loaded  N=2,000:   400-550/s vs   680-1,300/s   0.9-1.4 s   0.34-0.59
       loaded  N=10,000:  240-370/s vs   690-1,250/s   1.3-2.4 s   0.27-0.40
+    after followers pay for what changed (health monitor, scale step; c4316d4)
+      loaded  N=2,000:   420-620/s vs   880-1,020/s   1.0-1.1 s   0.48-0.60
+      loaded  N=10,000:  375-445/s vs   850-980/s     1.2-1.5 s   0.38-0.53
+    and the launcher deciding once per run of one app version (4090618)
+      near idle N=2,000:  740-750/s vs 1,200-1,260/s   1.1 s       0.59-0.63
+      near idle N=10,000: 680-690/s vs 1,230/s         1.3 s       0.55-0.56
 
-At N = 10,000 marathon is CPU-bound on work that scans every instance of the app
-on each tracker change: the health monitor's ``_sync_app`` (~20 % of the process)
-and the deployment executor's scale step (~16 %). Skipping ``_sync_app`` for apps
-without health checks (an experiment, not kept; loaded) gave 417/s vs 828/s (0.50)
-and 1.2 s per 1,000 tasks. The master was not the limit: it spent 0.6-1.1 CPU s per
-1,000 tasks and kept up with the null framework at up to 1,800 tasks/s.
+("loaded": 0.7-1.1 other cores busy; "near idle": 0.1-0.3.) The health monitor and
+the deployment's scale step used to rescan every instance of the app after each
+tracker change (~20 % and ~16 % of marathon at N = 10,000); they now read what
+changed (the tracker's ``InstanceFeed`` and per-app ``InstanceCounts``), and left
+the profile. What remains at N = 10,000: handling status updates and offers (~35 %),
+SQLite commits on worker threads (~12 %), the call pipeline and the subscription
+stream (~15 %). The master was not the limit: it spent 0.8-1.1 CPU s per 1,000
+tasks and kept up with the null framework at up to 1,800 tasks/s.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import GroupChange
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Instance, InstanceId
+from marathon_core.model.instance import Instance, InstanceCounts, InstanceId
 from marathon_core.state.repositories import transact
 from marathon_core.state.storage import Op, Storage
 from marathon_core.state.store import StateStore
@@ -75,6 +75,9 @@ class NoInstances:
 
     def instances_of(self, app_id: PathId) -> list[Instance]:
         return []
+
+    def counts_of(self, app_id: PathId) -> InstanceCounts:
+        return InstanceCounts()
 
     async def wait_changed(self) -> None:
         await trio.sleep_forever()

@@ -19,7 +19,7 @@ from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
 from marathon_core.events import EventBus
 from marathon_core.model.app import AppDefinition, HealthCheck, UpgradeStrategy
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Goal, Instance, InstanceId
+from marathon_core.model.instance import Condition, Goal, Instance, InstanceCounts, InstanceId
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
 
@@ -51,6 +51,9 @@ class SimulatedCluster:
 
     def instances_of(self, app_id: PathId) -> list[Instance]:
         return [i for i in self.instances.values() if i.app_id == app_id]
+
+    def counts_of(self, app_id: PathId) -> InstanceCounts:
+        return InstanceCounts.of(self.instances_of(app_id))
 
     async def wait_changed(self) -> None:
         await self._changed.wait()

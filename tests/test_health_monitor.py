@@ -7,7 +7,8 @@ are tested in ``marathon-healthchecks`` (its protocols, and end to end).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -21,6 +22,7 @@ from marathon_core.leader.health import HealthMonitor
 from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
+from marathon_core.scheduler.tracker import InstanceFeed
 
 APP_ID = PathId(("web",))
 HEALTHY_PORT = 1000
@@ -58,12 +60,19 @@ class Tracker:
         self.instances = {i.instance_id: i for i in instances}
         self.gen = 1
         self._changed = trio.Event()
+        self.feeds: list[InstanceFeed] = []
+
+    @contextmanager
+    def follow(self) -> Iterator[InstanceFeed]:
+        feed = InstanceFeed()
+        self.feeds.append(feed)
+        yield feed
 
     def app_ids(self) -> list[PathId]:
         return [APP_ID] if self.instances else []
 
     def generation(self, app_id: PathId) -> int:
-        return self.gen
+        return self.gen if self.instances else 0
 
     def instances_of(self, app_id: PathId) -> list[Instance]:
         return list(self.instances.values())
@@ -80,6 +89,8 @@ class Tracker:
     def replace(self, instance: Instance) -> None:
         self.instances[instance.instance_id] = instance
         self.gen += 1
+        for feed in self.feeds:
+            feed.add_instance(APP_ID, instance.instance_id)
         self._changed.set()
         self._changed = trio.Event()
 

@@ -35,7 +35,14 @@ from marathon_core.model.events import (
 )
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Goal, Instance, InstanceId, kill_order
+from marathon_core.model.instance import (
+    Condition,
+    Goal,
+    Instance,
+    InstanceCounts,
+    InstanceId,
+    kill_order,
+)
 from marathon_core.state.store import StateStore
 
 __all__ = [
@@ -77,6 +84,10 @@ class InstanceControl(Protocol):
     async def decommission(self, instance_ids: Iterable[InstanceId]) -> None: ...
 
     def instances_of(self, app_id: PathId) -> list[Instance]: ...
+
+    def counts_of(self, app_id: PathId) -> InstanceCounts:
+        """``InstanceCounts.of(instances_of(app_id))``, kept up to date without a scan."""
+        ...
 
     async def wait_changed(self) -> None: ...
 
@@ -222,25 +233,32 @@ class DeploymentExecutor:
 
     async def scale(self, app: AppDefinition) -> None:
         """Schedule or decommission until exactly ``instances`` instances run and the
-        surplus is gone."""
+        surplus is gone.
+
+        It looks after every instance change, so it reads the tracker's counts and
+        lists the instances only to pick a surplus, or for their health once all run.
+        """
+        gated = self._gated(app)
         ready = self._readiness(app)
 
         async def step() -> Progress:
-            instances = self._instances.instances_of(app.id)
-            active = _active(instances)
-            missing = app.instances - len(active)
+            counts = self._instances.counts_of(app.id)
+            missing = app.instances - counts.active
             if missing > 0:
                 await self._instances.schedule(app, missing)
                 return Progress.ACTED
             if missing < 0:
+                active = _active(self._instances.instances_of(app.id))
                 surplus = kill_order(active, app.kill_selection)[:-missing]
                 await self._instances.decommission(i.instance_id for i in surplus)
                 return Progress.ACTED
-            leaving = len(_present(instances)) > len(active)  # killed, not yet gone
-            done = not leaving and all(ready(i) for i in active)
+            leaving = counts.present > counts.active  # killed, not yet gone
+            done = not leaving and counts.active_running == counts.active
+            if done and gated:
+                done = all(ready(i) for i in _active(self._instances.instances_of(app.id)))
             return Progress.DONE if done else Progress.WAIT
 
-        await self._until(step, poll=self._gated(app))
+        await self._until(step, poll=gated)
 
     async def stop(self, app_id: PathId) -> None:
         """Decommission every instance and wait until none is left."""

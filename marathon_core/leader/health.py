@@ -23,9 +23,10 @@ with any health change of the app.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -42,7 +43,7 @@ from marathon_core.model.events import (
 )
 from marathon_core.model.health import Health
 from marathon_core.model.ids import PathId, Timestamp
-from marathon_core.model.instance import Condition, Instance, TaskId
+from marathon_core.model.instance import Condition, Instance, InstanceId, Task, TaskId
 
 __all__ = [
     "HealthMonitor",
@@ -145,6 +146,9 @@ class _Target:
     busy: bool = False
 
 
+#: A check the scheduler runs, with its index in the app's ``healthChecks``.
+_Check = tuple[int, HealthCheck]
+
 #: Kills the current tasks of instances (the scheduler's ``kill_instances``).
 KillInstances = Callable[[Sequence[Instance]], Awaitable[None]]
 
@@ -162,8 +166,8 @@ class HealthMonitor:
         max_concurrent: int = MAX_CONCURRENT_PROBES,
         clock: Callable[[], Timestamp] = Timestamp.now,
     ) -> None:
-        #: The instance tracker (``app_ids``, ``instances_of``, ``app_of``, ``generation``,
-        #: ``get``, ``wait_changed``).
+        #: The instance tracker (``follow``, ``app_ids``, ``instances_of``, ``app_of``,
+        #: ``generation``, ``get``, ``wait_changed``).
         self.tracker = tracker
         self.events = events
         self.kill = kill
@@ -176,11 +180,12 @@ class HealthMonitor:
         self._limit = trio.Semaphore(max_concurrent)
         #: Per task: one Health per Marathon-side check of its app version.
         self._health: dict[TaskId, tuple[Health, ...]] = {}
-        self._tasks_of_app: dict[PathId, set[TaskId]] = {}
+        #: Per app: the task of each instance whose health is kept.
+        self._tasks_of_app: dict[PathId, dict[InstanceId, TaskId]] = {}
         #: Per app: (task, slot) -> what to probe.
         self._targets: dict[PathId, dict[tuple[TaskId, int], _Target]] = {}
-        #: Per app: tracker generation the targets were computed from.
-        self._seen: dict[PathId, int] = {}
+        #: Targets by due time (stale entries are skipped when they come up).
+        self._due: list[tuple[float, int, _Target]] = []
         self._generations: dict[PathId, int] = {}
         self._counter = itertools.count(1)
         self._killed: set[TaskId] = set()
@@ -242,95 +247,122 @@ class HealthMonitor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Probe until cancelled (the end of the leadership term)."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._follow_tracker)
-            task_status.started()
-            while True:
-                self._wake = trio.Event()
-                self.refresh()
-                now = trio.current_time()
-                next_due = now + MAX_IDLE
-                for targets in self._targets.values():
-                    for target in targets.values():
-                        if target.busy:
-                            continue
-                        if target.due <= now:
+        with self.tracker.follow() as feed:
+            # A new term starts afresh: every app once, then only what changes.
+            everything: dict[PathId, None] = dict.fromkeys(self.tracker.app_ids())
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._follow_tracker)
+                task_status.started()
+                while True:
+                    self._wake = trio.Event()
+                    changed = feed.take()
+                    changed.update(everything)
+                    everything = {}
+                    self.refresh(changed)
+                    now = trio.current_time()
+                    while self._due and self._due[0][0] <= now:
+                        due, _, target = heapq.heappop(self._due)
+                        if due == target.due and not target.busy and self._is_live(target):
                             target.busy = True
                             nursery.start_soon(self._probe, target)
-                        else:
-                            next_due = min(next_due, target.due)
-                with trio.move_on_at(next_due):
-                    await self._wake.wait()
+                    next_due = now + MAX_IDLE
+                    if self._due:
+                        next_due = min(next_due, self._due[0][0])
+                    with trio.move_on_at(next_due):
+                        await self._wake.wait()
 
     async def _follow_tracker(self) -> None:
         while True:
             await self.tracker.wait_changed()
             self._wake.set()
 
-    def refresh(self) -> None:
-        """Follow the tracker: probe new Running tasks, forget tasks that stopped running."""
-        app_ids = set(self.tracker.app_ids())
-        for app_id in list(self._seen):
-            if app_id not in app_ids:
-                self._forget_app(app_id)
-        for app_id in app_ids:
-            gen = self.tracker.generation(app_id)
-            if self._seen.get(app_id) == gen:
-                continue
-            self._seen[app_id] = gen
-            self._sync_app(app_id)
+    def refresh(self, changed: Mapping[PathId, set[InstanceId] | None]) -> None:
+        """Follow the tracker: probe new Running tasks, forget tasks that stopped running.
 
-    def _sync_app(self, app_id: PathId) -> None:
+        ``changed``: per app, the instances that changed, or None for all of them (as
+        an :class:`~marathon_core.scheduler.tracker.InstanceFeed` gives them). Each
+        tracker change costs what changed: at 10,000 instances an app sees thousands of
+        changes while it launches, and most apps have no checks the scheduler runs.
+        """
+        for app_id, instance_ids in changed.items():
+            if self.tracker.generation(app_id) == 0:  # no instances left
+                self._forget_app(app_id)
+                continue
+            if instance_ids is None:
+                known = self._tasks_of_app.get(app_id, {})
+                instance_ids = {i.instance_id for i in self.tracker.instances_of(app_id)}
+                instance_ids.update(known)
+            self._sync(app_id, instance_ids)
+
+    def _sync(self, app_id: PathId, instance_ids: Iterable[InstanceId]) -> None:
         now = trio.current_time()
         targets = self._targets.setdefault(app_id, {})
-        tasks = self._tasks_of_app.setdefault(app_id, set())
-        current: set[TaskId] = set()
+        tasks = self._tasks_of_app.setdefault(app_id, {})
         changed = False
-        for instance in self.tracker.instances_of(app_id):
-            task = instance.task
-            if task is None or instance.condition is not Condition.RUNNING:
+        for instance_id in instance_ids:
+            instance = self.tracker.get(instance_id)
+            task, checks = self._to_probe(instance)
+            previous = tasks.get(instance_id)
+            if previous is not None and (task is None or task.task_id != previous):
+                self._drop_task(app_id, instance_id)
+                changed = True
+            if instance is None or task is None:
                 continue
+            tasks[instance_id] = task.task_id
             if task.task_id in self._killed:
                 # Killed for failing its checks, but still Running until Mesos reports:
                 # keep its health (and the kill) without probing it, so that a later
                 # change of the app neither resets its results nor kills it again.
-                current.add(task.task_id)
                 continue
-            app = self.tracker.app_of(instance)
-            checks = self.checks_of(app) if app is not None else []
-            if app is None or not checks:
-                continue
-            current.add(task.task_id)
             if task.task_id not in self._health:
-                self._health[task.task_id] = tuple(Health(instance.instance_id) for _ in checks)
-                tasks.add(task.task_id)
+                self._health[task.task_id] = tuple(Health(instance_id) for _ in checks)
                 changed = True
             for slot, (_, hc) in enumerate(checks):
                 target = targets.get((task.task_id, slot))
                 if target is None:
                     checker = self._checkers[hc.protocol]
-                    targets[(task.task_id, slot)] = _Target(app, instance, slot, checker, due=now)
+                    app = self.tracker.app_of(instance)
+                    target = _Target(app, instance, slot, checker, due=now)
+                    targets[(task.task_id, slot)] = target
+                    heapq.heappush(self._due, (now, next(self._counter), target))
                 else:
                     target.instance = instance
-        for key in [k for k in targets if k[0] not in current]:
-            del targets[key]
-        for task_id in tasks - current:
-            self._drop_task(app_id, task_id)
-            changed = True
+        if not tasks:
+            del self._tasks_of_app[app_id]
+        if not targets:
+            del self._targets[app_id]
         if changed:
             self._bump(app_id)
 
+    def _to_probe(self, instance: Instance | None) -> tuple[Task | None, list[_Check]]:
+        """The Running task of ``instance`` whose health is kept, with its app's checks."""
+        task = instance.task if instance is not None else None
+        if instance is None or task is None or instance.condition is not Condition.RUNNING:
+            return None, []
+        if task.task_id in self._killed:
+            return task, []
+        app = self.tracker.app_of(instance)
+        checks = self.checks_of(app) if app is not None else []
+        return (task, checks) if checks else (None, [])
+
+    def _is_live(self, target: _Target) -> bool:
+        """Still to be probed: its task runs and has not been killed."""
+        task = target.instance.task
+        targets = self._targets.get(target.app.id, {})
+        return task is not None and targets.get((task.task_id, target.index)) is target
+
     def _forget_app(self, app_id: PathId) -> None:
-        self._seen.pop(app_id, None)
+        for instance_id in list(self._tasks_of_app.get(app_id, ())):
+            self._drop_task(app_id, instance_id)
         self._targets.pop(app_id, None)
-        for task_id in list(self._tasks_of_app.get(app_id, ())):
-            self._drop_task(app_id, task_id)
         self._tasks_of_app.pop(app_id, None)
         self._generations.pop(app_id, None)
 
-    def _drop_task(self, app_id: PathId, task_id: TaskId) -> None:
-        self._health.pop(task_id, None)
-        self._tasks_of_app.get(app_id, set()).discard(task_id)
+    def _drop_task(self, app_id: PathId, instance_id: InstanceId) -> None:
+        task_id = self._tasks_of_app[app_id].pop(instance_id)
+        targets = self._targets.get(app_id, {})
+        for slot in range(len(self._health.pop(task_id, ()))):
+            targets.pop((task_id, slot), None)
         self._killed.discard(task_id)
 
     def _bump(self, app_id: PathId) -> None:
@@ -367,6 +399,7 @@ class HealthMonitor:
         finally:
             target.busy = False
             target.due = started + check.interval_seconds
+            heapq.heappush(self._due, (target.due, next(self._counter), target))
             self._wake.set()
 
     async def _apply(self, target: _Target, check: HealthCheck, result: ProbeResult) -> None:
@@ -409,8 +442,8 @@ class HealthMonitor:
             )
         if verdict.kill and running and current is not None:
             self._killed.add(task.task_id)
-            for key in [k for k in targets if k[0] == task.task_id]:
-                del targets[key]
+            for slot in range(len(healths)):
+                targets.pop((task.task_id, slot), None)
             log.info(
                 "killing task %s of %s: %d consecutive failed health checks (%s)",
                 task.task_id,

@@ -23,6 +23,7 @@ __all__ = [
     "Condition",
     "Goal",
     "Instance",
+    "InstanceCounts",
     "InstanceId",
     "Task",
     "TaskId",
@@ -373,6 +374,29 @@ _KILL_FIRST = (
     Condition.STAGING,
     Condition.STARTING,
 )
+
+
+@attrs.frozen
+class InstanceCounts:
+    """How many of an app's instances a deployment counts on (goal Running, not
+    terminal: ``active``), still hold resources (not terminal: ``present``), and are
+    active and Running (``active_running``)."""
+
+    active: int = 0
+    present: int = 0
+    active_running: int = 0
+
+    @classmethod
+    def of(cls, instances: Iterable[Instance]) -> InstanceCounts:
+        active = present = active_running = 0
+        for instance in instances:
+            if instance.condition.is_terminal:
+                continue
+            present += 1
+            if instance.goal is Goal.RUNNING:
+                active += 1
+                active_running += instance.condition is Condition.RUNNING
+        return cls(active, present, active_running)
 
 
 def kill_order(instances: Iterable[Instance], selection: KillSelection) -> list[Instance]:

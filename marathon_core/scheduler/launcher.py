@@ -227,17 +227,24 @@ class Launcher:
     def _waiting(self, now: float) -> dict[PathId, list[tuple[Instance, AppDefinition]]]:
         """Scheduled instances that may launch now, per app, oldest first."""
         out: dict[PathId, list[tuple[Instance, AppDefinition]]] = {}
+        # Thousands may wait, mostly in runs of one app version (scheduled together):
+        # decide once per run, not once per instance (keys are compared by identity).
+        last: tuple[object, object] | None = None
+        queue: list[tuple[Instance, AppDefinition]] | None = None
+        app: AppDefinition | None = None
         for instance in self._tracker.scheduled():
-            app = self._tracker.app_of(instance)
-            if app is None:
-                continue
-            if self._delays.launch_allowed_at(app, now) > now:
-                continue
-            reason = self.launchable(app)
-            if reason is not None:
-                self._stats_of(app.id).not_launchable = reason
-                continue
-            out.setdefault(app.id, []).append((instance, app))
+            key = (instance.app_id, instance.run_spec_version)
+            if last is None or key[0] is not last[0] or key[1] is not last[1]:
+                last, queue, app = key, None, self._tracker.app_of(instance)
+                if app is None or self._delays.launch_allowed_at(app, now) > now:
+                    continue
+                reason = self.launchable(app)
+                if reason is not None:
+                    self._stats_of(app.id).not_launchable = reason
+                    continue
+                queue = out.setdefault(app.id, [])
+            if queue is not None and app is not None:
+                queue.append((instance, app))
         return out
 
     def _stats_of(self, app_id: PathId) -> OfferStats:

@@ -1,0 +1,212 @@
+"""Memory of marathon with many running instances: its RSS beside the bare records.
+
+Separate processes, as ``bench_launch.py`` runs them: ``marathon-mesos-local --agents 0
+--simulated-agents 200`` (agents big enough for 100,000 tasks of 0.01 cpu / 1 MB) and
+``marathon --master URL`` with its defaults (SQLite state). The apps (10 of 10,000
+instances by default, no ports) are posted one after another, each once the last
+runs. Reported:
+
+* marathon's RSS (``VmRSS``) once subscribed and idle, and once every instance runs
+  (after a few seconds' rest), and its peak (``VmHWM``);
+* the bare records, two ways: the bytes of the stored instance records (the values
+  under ``instances/`` in the SQLite file: JSON members in length-prefixed frames),
+  and the deep ``sys.getsizeof`` of the ``Instance`` objects decoded from them in
+  this process (every object reached counted once; shared enum members included);
+* RSS per instance and RSS over each size (whole RSS, and RSS minus the idle RSS);
+* how long each app took to run, and the machine's load by others.
+
+Run: ``.venv/bin/python benchmarks/bench_memory.py [--apps 10 --instances 10000]``.
+Not a test.
+
+Figures (2 cores shared with other sessions, 0.5 other cores busy on average; marathon
+at c4316d4; 10 apps of 10,000, 100,000 instances RUNNING after 230 s, the apps taking
+14-44 s each, slower as more ran)::
+
+    marathon RSS idle (subscribed, no apps)          59 MB
+    RSS after each 10,000 more                       156, 229, 296, 361, 432, 493,
+                                                     548, 610, 679, 743 MB
+    RSS with 100,000 running (5 s later)            726 MB   peak 740 MB   7.6 kB/instance
+    stored instance records (400 bucket values)      66 MB   0.7 kB/instance
+    decoded Instance objects, deep getsizeof        210 MB   2.2 kB/instance
+    RSS / stored records                           11.0x     (less idle RSS: 10.1x)
+    RSS / decoded objects                           3.5x     (less idle RSS: 3.2x)
+
+Within 1 GB, and within 8x of the records as objects, not of their encoded bytes.
+Besides the tracker's ``Instance`` objects (about the 210 MB above), marathon keeps
+the encoded buckets it last wrote per large app (``InstanceRepository.change``: about
+the stored size again); the rest (~400 MB) is not broken down here (candidates: the
+allocator's high-water mark after a launch's churn, caches derived per instance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import platform
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import trio
+from bench_launch import cpu_seconds, machine_busy, master, process
+
+CPUS, MEM = 0.01, 1.0
+AGENT_RESOURCES = "cpus:10;mem:10240;disk:10000;ports:[31000-32000]"
+
+
+def status_kb(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` of ``pid`` in kB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out
+
+
+def deep_size(root: Any) -> int:
+    """``sys.getsizeof`` of everything reachable from ``root``, each object once."""
+    seen: set[int] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, (str, bytes, int, float, type(None), enum.Enum)):
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif attrs.has(type(obj)):
+            stack.extend(getattr(obj, f.name) for f in attrs.fields(type(obj)))
+        elif hasattr(obj, "__dict__"):
+            stack.append(vars(obj))
+    return total
+
+
+def stored_records(db: Path) -> tuple[int, int]:
+    """(bytes of the stored instance values, number of values)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        size, count = conn.execute(
+            "SELECT sum(length(value)), count(*) FROM kv WHERE key LIKE 'instances/%'"
+        ).fetchone()
+    return int(size or 0), int(count)
+
+
+async def decoded_instances(db: Path) -> list[Any]:
+    from marathon_core.state.sqlite import SqliteStorage
+    from marathon_core.state.store import StateStore
+
+    storage = await SqliteStorage.open(db)
+    try:
+        state = await StateStore.open(storage)
+        return list(await state.instances.all())
+    finally:
+        await storage.aclose()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_name:
+        tmp = Path(tmp_name)
+        state = tmp / "state"
+        with master(args, tmp, "master.log") as (master_pid, url):
+            argv = [sys.executable, "-m", "marathon_core.cli", "--master", url, "--http_port",
+                    "0", "--http_address", "127.0.0.1", "--hostname", "localhost",
+                    "--state_dir", str(state)]  # fmt: skip
+            listening = re.compile(r"REST API listening on (http://\S+)")
+            with (
+                process(argv, listening, tmp / "marathon.log") as (pid, api),
+                httpx.Client(timeout=60) as http,
+            ):
+                deadline = time.monotonic() + 60
+                while not http.get(f"{api}/v2/info").json().get("frameworkId"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("marathon did not subscribe")
+                    time.sleep(0.1)
+                time.sleep(2)
+                idle = status_kb(pid)
+                b0, w0 = machine_busy(), time.perf_counter()
+                ours0 = cpu_seconds(pid) + cpu_seconds(master_pid)
+                apps: list[dict[str, Any]] = []
+                for n in range(args.apps):
+                    app_id = f"/bench/memory/app-{n:02d}"
+                    body = {"id": app_id, "cmd": "sleep 100000", "cpus": CPUS, "mem": MEM,
+                            "instances": args.instances, "portDefinitions": []}  # fmt: skip
+                    t0 = time.perf_counter()
+                    http.post(f"{api}/v2/apps", json=body).raise_for_status()
+                    while True:
+                        got = http.get(f"{api}/v2/apps{app_id}").json()["app"]["tasksRunning"]
+                        if got >= args.instances or time.perf_counter() - t0 > args.timeout:
+                            break
+                        time.sleep(1)
+                    took = round(time.perf_counter() - t0, 1)
+                    apps.append({"app": app_id, "running": got, "seconds": took,
+                                 "rss_kb": status_kb(pid)["VmRSS"]})  # fmt: skip
+                    print(json.dumps(apps[-1]), file=sys.stderr)
+                    if got < args.instances:
+                        break
+                launched = time.perf_counter() - w0
+                ours = cpu_seconds(pid) + cpu_seconds(master_pid) - ours0
+                other = (machine_busy() - b0 - ours) / launched
+                time.sleep(args.rest)
+                full = status_kb(pid)
+                running = sum(a["running"] for a in apps)
+        db = next(state.glob("*.sqlite3"))
+        stored, values = stored_records(db)
+        instances = trio.run(decoded_instances, db)
+        decoded = deep_size(instances)
+    rss = full["VmRSS"] * 1024
+    grown = rss - idle["VmRSS"] * 1024
+    return {
+        "benchmark": "memory",
+        "running": running,
+        "decoded_instances": len(instances),
+        "launch_seconds": round(launched, 1),
+        "apps": apps,
+        "rss_idle_mb": round(idle["VmRSS"] / 1024, 1),
+        "rss_mb": round(rss / 2**20, 1),
+        "peak_rss_mb": round(full["VmHWM"] / 1024, 1),
+        "rss_per_instance_bytes": round(rss / max(running, 1)),
+        "stored_records_mb": round(stored / 2**20, 1),
+        "stored_values": values,
+        "decoded_objects_mb": round(decoded / 2**20, 1),
+        "rss_over_stored": round(rss / stored, 2),
+        "rss_over_decoded": round(rss / decoded, 2),
+        "grown_over_stored": round(grown / stored, 2),
+        "grown_over_decoded": round(grown / decoded, 2),
+        # Cores kept busy by everything but marathon and the master (harness included).
+        "other_load_cores": round(other, 2),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        },
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=10)
+    parser.add_argument("--instances", type=int, default=10_000, help="Per app")
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--agent-resources", default=AGENT_RESOURCES)
+    parser.add_argument("--timeout", type=float, default=900.0, help="Per app")
+    parser.add_argument("--rest", type=float, default=5.0, help="Seconds before the last look")
+    print(json.dumps(run(parser.parse_args()), indent=2))
