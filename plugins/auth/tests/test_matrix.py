@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from .conftest import ADMIN, PROD, READER, start_api
+from .conftest import ADMIN, PROD, READER, start_api  # type: ignore[import-not-found]
 
 NONE, WRONG, READ, PRODUSER, ADMIN_ = "none", "wrong password", "read-only", "/prod only", "admin"
 CALLERS = (NONE, WRONG, READ, PRODUSER, ADMIN_)

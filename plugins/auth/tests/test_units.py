@@ -9,13 +9,13 @@ import attrs
 import pytest
 
 from marathon_auth.authenticator import Authenticator, TooManyFailuresError
-from marathon_auth.directory import build_directory
+from marathon_auth.directory import Directory, build_directory
 from marathon_auth.limiter import FailureLimiter
 from marathon_auth.passwords import hash_password, hash_token, token_matches, verify_password
 from marathon_core.contracts.auth import Action, SystemResource
 from marathon_core.errors import ConfigError, NotAuthenticatedError
 
-from .conftest import ADMIN, PROD, READER, READER_TOKEN, users_file_text
+from .conftest import ADMIN, PROD, READER, READER_TOKEN, users_file_text  # type: ignore[import-not-found]
 
 
 def test_password_hash_is_salted_and_verifies() -> None:
@@ -31,7 +31,9 @@ def test_tokens_are_stored_hashed() -> None:
     assert token_matches("t0k3n", stored) and not token_matches("t0k3m", stored)
 
 
-def directory(tmp_path: Path, text: str | None = None, credentials: str | None = ":".join(ADMIN)):
+def directory(
+    tmp_path: Path, text: str | None = None, credentials: str | None = ":".join(ADMIN)
+) -> Directory:
     path = tmp_path / "users.toml"
     path.write_text(users_file_text() if text is None else text)
     found = build_directory(path, credentials)
