@@ -18,7 +18,7 @@ import attrs
 
 from marathon_auth.directory import Directory, User
 from marathon_auth.limiter import FailureLimiter
-from marathon_auth.passwords import token_matches, verify_password
+from marathon_auth.passwords import hash_password, token_matches, verify_password
 from marathon_core.contracts.auth import HttpRequest, Identity
 from marathon_core.errors import NotAuthenticatedError, UserError
 
@@ -41,6 +41,7 @@ class Authenticator:
     limiter: FailureLimiter
     _verified_key: bytes = attrs.field(factory=lambda: secrets.token_bytes(32))
     _verified: dict[str, bytes] = attrs.field(factory=dict)
+    _decoy_hash: str = attrs.field(factory=lambda: hash_password(secrets.token_hex(16)))
 
     @property
     def challenge(self) -> dict[str, str]:
@@ -74,7 +75,10 @@ class Authenticator:
                 return None
             name, sep, password = decoded.partition(":")
             user = self.directory.users.get(name)
-            if not sep or user is None:
+            if not sep:
+                return None
+            if user is None:  # as slow as a wrong password: timing tells no user names
+                verify_password(password, self._decoy_hash)
                 return None
             return user if self._password_ok(user, password) else None
         if scheme == "bearer" and credentials:

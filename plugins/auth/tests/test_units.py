@@ -133,3 +133,9 @@ def test_authenticator_accepts_basic_and_bearer_and_locks_out_guessers(tmp_path:
     assert locked.value.status == 429 and 59 <= int(locked.value.headers["Retry-After"]) <= 60
     with pytest.raises(NotAuthenticatedError, match="Not Authenticated"):
         auth.authenticate(Request({}))  # no credentials: a challenge, never a lockout
+
+
+def test_unknown_users_get_the_answer_of_a_wrong_password(tmp_path: Path) -> None:
+    auth = Authenticator(directory(tmp_path), "R", FailureLimiter(5, 60))
+    with pytest.raises(NotAuthenticatedError, match=r"Invalid username or password\."):
+        auth.authenticate(basic("ghost", "whatever"))
