@@ -27,7 +27,7 @@ so every frontend maps them by type, never by message::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -79,10 +79,14 @@ class UserError(MarathonError):
 
     status: int = 400
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(
+        self, message: str, details: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        #: Response headers the answer needs (``WWW-Authenticate`` on a 401, ``Retry-After``).
+        self.headers: Mapping[str, str] = dict(headers or {})
 
     def to_json(self) -> dict[str, Any]:
         """Marathon's error body: ``{"message": ..., "details": ...}`` (details when set)."""

@@ -234,7 +234,9 @@ def marathon_authenticate(request: HttpRequest) -> Identity | None:
     :param request: A framework-neutral view of the HTTP request.
     :returns: The caller's :class:`~marathon_core.contracts.auth.Identity`, an identity with
         ``authenticated=False`` to reject the request (401), or None to let the next
-        plugin decide.
+        plugin decide. To answer with a challenge or a lockout, raise a
+        :class:`~marathon_core.errors.UserError` with ``headers`` (a 401 with
+        ``WWW-Authenticate``, a 429 with ``Retry-After``); frontends send them.
 
     .. versionadded:: 0.1
     """

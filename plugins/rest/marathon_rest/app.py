@@ -43,7 +43,7 @@ _SLASHES = re.compile(r"/{2,}")
 
 async def _user_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UserError)
-    return json_response(exc.to_json(), status=exc.status)
+    return json_response(exc.to_json(), status=exc.status, headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -109,7 +109,9 @@ class Authenticate:
             try:
                 authenticate(self.api, Request(scope, receive))
             except UserError as exc:
-                await json_response(exc.to_json(), status=exc.status)(scope, receive, send)
+                await json_response(exc.to_json(), status=exc.status, headers=exc.headers)(
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)
 

@@ -3,19 +3,22 @@
 Every request is authenticated once (``marathon_authenticate``); an identity with
 ``authenticated=False`` is answered 401. Handlers then ask :func:`authorize` for
 Marathon's action on the resource at hand (``marathon_authorize``), which raises a
-403; list endpoints use :func:`allowed` to leave out what the caller may not view.
+403; list endpoints use :func:`allowed` to leave out what the caller may not view
+(:func:`visible_part` for the group tree, :func:`event_filter` for the event stream).
 With no auth plugin installed, everyone is anonymous and everything is allowed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 from starlette.requests import Request
 
 from marathon_core.contracts.auth import Action, Identity, Resource
 from marathon_core.errors import ForbiddenError, NotAuthenticatedError
+from marathon_core.model.group import Group
 from marathon_rest.api import Api
 
 _IDENTITY = "marathon_rest.identity"
@@ -75,3 +78,51 @@ def authorize(request: Request, action: Action, resource: Resource) -> None:
     """Raise 403 unless the caller may perform ``action`` on ``resource``."""
     if not allowed(request, action, resource):
         raise ForbiddenError("Not Authorized to perform this action!")
+
+
+def visible_part(request: Request, group: Group) -> Group:
+    """``group`` with only the apps the caller may view, and the subgroups it may view or
+    that hold something it may view: listings never show what the caller may not see."""
+    if allows_everything(Api.of(request)):
+        return group
+    subgroups = tuple(
+        sub
+        for sub in (visible_part(request, g) for g in group.groups)
+        if sub.apps or sub.groups or allowed(request, Action.VIEW_GROUP, str(sub.id))
+    )
+    apps = tuple(a for a in group.apps if allowed(request, Action.VIEW_RUN_SPEC, str(a.id)))
+    return attrs.evolve(group, apps=apps, groups=subgroups)
+
+
+def _event_subjects(payload: Mapping[str, Any]) -> Iterator[tuple[Action, str]]:
+    """The apps and groups an event (in Marathon's wire form) tells about."""
+    if isinstance(app_id := payload.get("appId"), str):
+        yield Action.VIEW_RUN_SPEC, app_id
+    if isinstance(group_id := payload.get("groupId"), str):
+        yield Action.VIEW_GROUP, group_id
+    definition = payload.get("appDefinition")
+    if isinstance(definition, Mapping) and isinstance(definition.get("id"), str):
+        yield Action.VIEW_RUN_SPEC, definition["id"]
+    plan = payload.get("plan")
+    if isinstance(plan, Mapping):
+        for step in plan.get("steps", ()):
+            for action in step.get("actions", ()):
+                yield Action.VIEW_RUN_SPEC, action["app"]
+
+
+def event_filter(request: Request) -> Callable[[Mapping[str, Any]], bool] | None:
+    """A test of whether the caller may see an event: only if it may view every app and
+    group the event names (a deployment: all its apps). None when everything is visible."""
+    if allows_everything(Api.of(request)):
+        return None
+    decided: dict[tuple[Action, str], bool] = {}
+
+    def visible(payload: Mapping[str, Any]) -> bool:
+        for subject in _event_subjects(payload):
+            if subject not in decided:
+                decided[subject] = allowed(request, *subject)
+            if not decided[subject]:
+                return False
+        return True
+
+    return visible

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import trio
 from starlette.requests import Request
@@ -24,7 +26,7 @@ from marathon_core.errors import UserError
 from marathon_core.model.events import event_stream_attached, event_stream_detached
 from marathon_rest.api import Api
 from marathon_rest.app_types import Receive, Scope, Send
-from marathon_rest.auth import authorize
+from marathon_rest.auth import authorize, event_filter
 from marathon_rest.http import Connection, connection_of
 from marathon_rest.responses import json_response
 
@@ -50,21 +52,33 @@ async def _body(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
-async def _pump(subscription: Subscription, send: Send, heartbeat: float) -> None:
+async def _pump(
+    subscription: Subscription,
+    send: Send,
+    heartbeat: float,
+    visible: Callable[[Mapping[str, Any]], bool] | None,
+) -> None:
     """Forward events until the client is dropped; a comment line every quiet ``heartbeat``.
 
     Whatever piled up since the last write goes out in one write: a client reading at
-    full speed then keeps up however many events a publisher emits per turn.
+    full speed then keeps up however many events a publisher emits per turn. Events
+    about apps the caller may not view (``visible`` is False) are left out.
     """
+    last_write = trio.current_time()
     while True:
         batch: list[PublishedEvent] | None = None
-        with trio.move_on_after(heartbeat):
+        with trio.move_on_at(last_write + heartbeat):  # hidden events are no write
             try:
                 batch = await subscription.receive_batch(MAX_EVENTS_PER_WRITE)
             except SubscriberTooSlow as exc:
                 await _body(send, f": disconnected: {exc}\n\n".encode())
                 return
+        if batch is not None and visible is not None:
+            batch = [event for event in batch if visible(event.payload)]
+            if not batch:
+                continue
         await _body(send, b": ping\n\n" if batch is None else b"".join(map(format_event, batch)))
+        last_write = trio.current_time()
 
 
 async def _cancel_when_disconnected(receive: Receive, scope: trio.CancelScope) -> None:
@@ -90,7 +104,9 @@ class EventStream:
         try:
             authorize(request, Action.VIEW_RESOURCE, SystemResource.EVENTS)
         except UserError as exc:
-            await json_response(exc.to_json(), status=exc.status)(scope, receive, send)
+            await json_response(exc.to_json(), status=exc.status, headers=exc.headers)(
+                scope, receive, send
+            )
             return
         bus = api.ctx.events
         event_types = request.query_params.getlist("event_type") or None
@@ -117,7 +133,9 @@ class EventStream:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_cancel_when_disconnected, receive, nursery.cancel_scope)
                     nursery.start_soon(_cut_when_dropped, subscription, connection_of(scope))
-                    await _pump(subscription, send, api.event_heartbeat_seconds)
+                    await _pump(
+                        subscription, send, api.event_heartbeat_seconds, event_filter(request)
+                    )
                     nursery.cancel_scope.cancel()
             finally:
                 bus.publish(event_stream_detached(client))

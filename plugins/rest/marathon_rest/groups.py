@@ -18,7 +18,7 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
 from marathon_rest.apps import embeds, infos
-from marathon_rest.auth import authorize
+from marathon_rest.auth import authorize, visible_part
 from marathon_rest.ids import id_from_url
 from marathon_rest.responses import deployment_result, json_response, query_flag
 
@@ -66,11 +66,12 @@ async def _get(request: Request, path: str) -> Response:
         authorize(request, Action.VIEW_GROUP, str(group_id))
         return await _version(request, api, group_id, segments[-1])
     group_id = _group_id(path)
-    authorize(request, Action.VIEW_GROUP, str(group_id))
+    if not group_id.is_root:  # the root is everyone's listing, filtered to what they may view
+        authorize(request, Action.VIEW_GROUP, str(group_id))
     group = (await api.ctx.root()).find_group(group_id)
     if group is None:
         raise _missing(group_id)
-    return json_response(await _group_json(api, group, embeds(request)))
+    return json_response(await _group_json(api, visible_part(request, group), embeds(request)))
 
 
 async def _versions(api: Api, group_id: PathId) -> Response:
@@ -85,7 +86,7 @@ async def _versions(api: Api, group_id: PathId) -> Response:
 
 
 async def _version(request: Request, api: Api, group_id: PathId, raw: str) -> Response:
-    group = await _group_at(api, group_id, raw)
+    group = visible_part(request, await _group_at(api, group_id, raw))
     return json_response(await _group_json(api, group, embeds(request)))
 
 

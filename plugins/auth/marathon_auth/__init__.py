@@ -1,0 +1,1 @@
+"""HTTP Basic and bearer-token authentication, and path-based authorization, for marathon."""

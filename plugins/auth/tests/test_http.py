@@ -1,0 +1,134 @@
+"""marathon-auth behind marathon-rest over real HTTP on loopback: what each user sees,
+the event stream, bearer tokens and the lockout of guessers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from marathon_core.model.events import app_terminated_event, group_change_success
+from marathon_core.model.ids import PathId, Timestamp
+
+from .conftest import ADMIN, PROD, READER, READER_TOKEN, start_api  # type: ignore[import-not-found]
+
+APP = {"cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1}
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def seed(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, headers=basic(*ADMIN)) as admin:
+        for app_id in ("/prod/web", "/dev/api"):
+            assert (await admin.post("/v2/apps", json={"id": app_id, **APP})).status_code == 201
+
+
+async def test_listings_show_only_what_the_caller_may_view(api_url: str) -> None:
+    await seed(api_url)
+    async with httpx.AsyncClient(base_url=api_url, headers=basic(*PROD)) as prod:
+        apps = (await prod.get("/v2/apps")).json()["apps"]
+        assert [a["id"] for a in apps] == ["/prod/web"]
+        root = (await prod.get("/v2/groups", params={"embed": "group.apps"})).json()
+        assert [g["id"] for g in root["groups"]] == ["/prod"]
+        assert [a["id"] for a in root["groups"][0]["apps"]] == ["/prod/web"]
+        deployments = (await prod.get("/v2/deployments")).json()
+        assert [d["affectedApps"] for d in deployments] == [["/prod/web"]]
+        assert (await prod.get("/v2/apps/dev/api")).status_code == 403
+    async with httpx.AsyncClient(base_url=api_url, headers=basic(*READER)) as reader:
+        apps = (await reader.get("/v2/apps")).json()["apps"]
+        assert [a["id"] for a in apps] == ["/dev/api", "/prod/web"]
+
+
+async def read_events(url: str, headers: dict[str, str], until: str, into: list[Any]) -> None:
+    """Collect the stream's events (type and payload) up to one whose JSON holds ``until``."""
+    async with (
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client,
+        client.stream("GET", "/v2/events") as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                into.append(json.loads(line[len("data: ") :]))
+                if until in line:
+                    return
+
+
+async def test_the_event_stream_shows_only_events_about_viewable_apps(
+    nursery: trio.Nursery, auth_args: list[str]
+) -> None:
+    ctx, url = await start_api(nursery, auth_args)
+    seen: dict[str, list[Any]] = {"reader": [], "produser": []}
+    async with trio.open_nursery() as readers:
+        for (user, password), events in ((READER, seen["reader"]), (PROD, seen["produser"])):
+            readers.start_soon(read_events, url, basic(user, password), "/prod/last", events)
+        await trio.sleep(0.5)  # both subscribed
+        version = Timestamp.parse("2026-01-01T00:00:00.000Z")
+        for event in (
+            app_terminated_event(PathId.parse("/dev/api")),
+            app_terminated_event(PathId.parse("/prod/web")),
+            group_change_success(PathId.parse("/dev"), version),
+            group_change_success(PathId.parse("/prod"), version),
+            app_terminated_event(PathId.parse("/prod/last")),
+        ):
+            ctx.events.publish(event)
+    about = {
+        user: [
+            e.get("appId") or e.get("groupId")
+            for e in events
+            if e["eventType"] != "event_stream_attached"
+        ]
+        for user, events in seen.items()
+    }
+    assert about["reader"] == ["/dev/api", "/prod/web", "/dev", "/prod", "/prod/last"]
+    assert about["produser"] == ["/prod/web", "/prod", "/prod/last"]
+
+
+async def test_bearer_tokens_authenticate(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/v2/apps", headers={"Authorization": f"Bearer {READER_TOKEN}"})
+    assert ok.status_code == 200
+    bad = await client.get("/v2/apps", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401
+    assert bad.json() == {"message": "Invalid username or password."}
+
+
+async def test_failed_logins_are_limited_per_client_address(
+    nursery: trio.Nursery, auth_args: list[str]
+) -> None:
+    _, url = await start_api(nursery, [*auth_args, "--auth_max_failures", "3"])
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(3):
+            wrong = await client.get("/v2/info", headers=basic(READER[0], "guess"))
+            assert wrong.status_code == 401
+        locked = await client.get("/v2/info", headers=basic(*READER))  # right, but too late
+        assert locked.status_code == 429
+        retry_after = int(locked.headers["retry-after"])
+        assert 55 <= retry_after <= 60
+        assert locked.json() == {
+            "message": f"Too many failed logins from 127.0.0.1; retry in {retry_after} seconds."
+        }
+        # Without credentials a caller is only challenged: that is no login attempt.
+        assert (await client.get("/v2/info")).status_code == 401
+    other_address = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=url, transport=other_address) as elsewhere:
+        assert (await elsewhere.get("/v2/info", headers=basic(*READER))).status_code == 200
+
+
+async def test_without_credential_flags_the_plugin_stays_out(nursery: trio.Nursery) -> None:
+    _, url = await start_api(nursery, [])
+    async with httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/v2/apps")).status_code == 200
+
+
+async def test_hashes_in_the_users_file_log_in(
+    nursery: trio.Nursery, tmp_path: Path, users_file: Path
+) -> None:
+    _, url = await start_api(nursery, ["--auth_users", str(users_file)])
+    async with httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/v2/info", headers=basic(*READER))).status_code == 200
+        assert (await client.get("/v2/info", headers=basic(*ADMIN))).status_code == 401
