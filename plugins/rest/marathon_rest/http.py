@@ -10,7 +10,7 @@ client (:func:`connection_of` gives an endpoint its connection).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any, cast
 
 import trio
@@ -21,6 +21,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
 from marathon_rest.app_types import ASGIApp
+from marathon_rest.listen import Endpoint
 
 #: Key of the :class:`Connection` in every request's ASGI ``scope["state"]``.
 CONNECTION_KEY = "marathon_rest.connection"
@@ -29,12 +30,14 @@ CONNECTION_KEY = "marathon_rest.connection"
 class Connection:
     """One accepted HTTP connection that the server can abort."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self._stream = stream
+    def __init__(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+        self._socket = (
+            stream.transport_stream.socket if isinstance(stream, trio.SSLStream) else stream.socket
+        )
 
     def abort(self) -> None:
         """Close the socket now; tasks blocked reading or writing it wake up with an error."""
-        self._stream.socket.close()
+        self._socket.close()
 
 
 def connection_of(scope: MutableMapping[str, Any]) -> Connection | None:
@@ -47,20 +50,33 @@ def connection_of(scope: MutableMapping[str, Any]) -> Connection | None:
 async def serve_http(
     app: ASGIApp,
     config: HypercornConfig,
+    endpoints: Sequence[Endpoint],
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept connections on ``config.bind`` until cancelled; then abort every connection."""
+    """Accept connections on ``endpoints`` until cancelled; then abort every connection.
+
+    ``task_status`` gets one URL per endpoint, in order (``http://127.0.0.1:8080``).
+    """
     wrapped = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
-    sockets = config.create_sockets()
-    listeners = []
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    listeners: list[trio.abc.Listener[Any]] = []
+    binds = []
+    for endpoint in endpoints:
+        for listener in await trio.open_tcp_listeners(
+            endpoint.port, host=endpoint.host, backlog=config.backlog
+        ):
+            host, port = listener.socket.getsockname()[:2]
+            binds.append(f"{endpoint.scheme}://{_url_host(host)}:{port}")
+            if endpoint.ssl_context is None:
+                listeners.append(listener)
+            else:
+                listeners.append(
+                    trio.SSLListener(listener, endpoint.ssl_context, https_compatible=True)
+                )
     connections: set[Connection] = set()
 
-    async def handle(stream: trio.SocketStream) -> None:
+    async def handle(stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
         connection = Connection(stream)
         connections.add(connection)
         try:
@@ -79,11 +95,9 @@ async def serve_http(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(abort_connections_on_exit)
-        bound: list[trio.SocketListener] = await nursery.start(
-            trio.serve_listeners, handle, listeners
-        )
-        binds = []
-        for listener in bound:
-            host, port = listener.socket.getsockname()[:2]
-            binds.append(f"http://{host}:{port}")
+        await nursery.start(trio.serve_listeners, handle, listeners)
         task_status.started(binds)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

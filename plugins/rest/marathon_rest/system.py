@@ -64,7 +64,7 @@ async def _info(api: Api) -> dict[str, Any]:
             "zk_session_timeout": config.zk_session_timeout,
             "zk_max_versions": config.zk_max_versions,
         },
-        "http_config": {"http_port": api.http_port, "https_port": None},
+        "http_config": {"http_port": api.http_port, "https_port": config.https_port},
     }
 
 
