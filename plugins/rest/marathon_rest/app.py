@@ -32,7 +32,9 @@ from marathon_rest import (
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 from marathon_rest.auth import authenticate
+from marathon_rest.cors import Cors, parse_origins
 from marathon_rest.events import EventStream
+from marathon_rest.limits import RequestLimits
 from marathon_rest.listen import hsts, leader_scheme
 from marathon_rest.proxy import LeaderProxy
 from marathon_rest.responses import json_response
@@ -149,5 +151,14 @@ def create_app(api: Api) -> ASGIApp:
         },
     )
     app.state.api = api
+    config = api.ctx.config
     # A standby forwards before authenticating: the leader decides, as in Marathon.
-    return MarathonHeaders(LeaderProxy(Authenticate(app, api), api), api)
+    # CORS preflights carry no credentials: they are answered before either.
+    forwarding = LeaderProxy(Authenticate(app, api), api)
+    cors = Cors(forwarding, parse_origins(config.option("access_control_allow_origin")))
+    limited = RequestLimits(
+        cors,
+        max_body_bytes=config.option("http_max_request_body"),
+        max_header_bytes=config.option("http_max_header_size"),
+    )
+    return MarathonHeaders(limited, api)

@@ -35,7 +35,8 @@ HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
-#: Headers every answer gets from this process anyway (see ``app.MarathonHeaders``).
+#: Headers every answer gets from this process anyway (see ``app.MarathonHeaders``;
+#: ``access-control-*`` ones come from this process's ``cors.Cors`` too).
 OWN_HEADERS = frozenset(
     {
         b"x-marathon-leader",
@@ -117,7 +118,9 @@ class LeaderProxy:
                     "headers": [
                         (k, v)
                         for k, v in response.headers.raw
-                        if k.lower() not in HOP_BY_HOP and k.lower() not in OWN_HEADERS
+                        if k.lower() not in HOP_BY_HOP
+                        and k.lower() not in OWN_HEADERS
+                        and not k.lower().startswith(b"access-control-")
                     ],
                 }
             )

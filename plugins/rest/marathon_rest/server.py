@@ -12,7 +12,7 @@ from marathon_core.contracts.services import ServiceContext
 from marathon_rest.api import Api
 from marathon_rest.app import create_app
 from marathon_rest.callbacks import CallbackDispatcher
-from marathon_rest.http import serve_http
+from marathon_rest.http import ConnectionLimits, serve_http
 from marathon_rest.listen import Endpoint, endpoints, leader_ssl_context
 
 log = logging.getLogger(__name__)
@@ -21,12 +21,22 @@ log = logging.getLogger(__name__)
 def hypercorn_config(ctx: ServiceContext) -> HypercornConfig:
     config = HypercornConfig()
     config.accesslog = None
+    config.h11_max_incomplete_size = ctx.config.option("http_max_header_size")
+    config.ssl_handshake_timeout = ctx.config.option("http_header_timeout") / 1000
     # Clients (marathon-python, marathon-lb) keep connections open between calls: close
     # idle ones later than they reuse them, and queue bursts of new connections.
     config.keep_alive_timeout = 75
     config.backlog = 1024
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
+
+
+def connection_limits(ctx: ServiceContext) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_connections=ctx.config.option("http_max_connections"),
+        header_timeout=ctx.config.option("http_header_timeout") / 1000,
+        body_timeout=ctx.config.option("http_body_timeout") / 1000,
+    )
 
 
 def api_endpoints(ctx: ServiceContext) -> list[Endpoint]:
@@ -50,7 +60,7 @@ async def serve_api(
     async with api.leader_client, trio.open_nursery() as nursery:
         await nursery.start(api.callbacks.run)
         binds: list[str] = await nursery.start(
-            serve_http, create_app(api), hypercorn_config(ctx), listen_on
+            serve_http, create_app(api), hypercorn_config(ctx), listen_on, connection_limits(ctx)
         )
         url = binds[0]
         api.http_port = int(url.rsplit(":", 1)[1])
