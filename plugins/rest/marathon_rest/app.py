@@ -31,6 +31,7 @@ from marathon_rest import (
 )
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.audit import Audit
 from marathon_rest.auth import authenticate
 from marathon_rest.cors import Cors, parse_origins
 from marathon_rest.events import EventStream
@@ -154,7 +155,8 @@ def create_app(api: Api) -> ASGIApp:
     config = api.ctx.config
     # A standby forwards before authenticating: the leader decides, as in Marathon.
     # CORS preflights carry no credentials: they are answered before either.
-    forwarding = LeaderProxy(Authenticate(app, api), api)
+    # Writes are audited where they are answered: on the leader, not the standby.
+    forwarding = LeaderProxy(Audit(Authenticate(app, api), api), api)
     cors = Cors(forwarding, parse_origins(config.option("access_control_allow_origin")))
     limited = RequestLimits(
         cors,
