@@ -18,9 +18,8 @@ import trustme
 import marathon_rest.plugin
 from marathon_core import hookimpl
 from marathon_core.contracts.auth import HttpRequest, Identity
-from marathon_core.election import SoloElection
 from marathon_core.errors import ConfigError
-from marathon_core.testing.context import CoreContext, memory_context
+from marathon_core.testing.context import CoreContext, StandbyElection, memory_context
 from marathon_rest.server import serve_api
 
 
@@ -32,20 +31,12 @@ class AnyoneIsAdmin:
         return Identity("admin")
 
 
-class FollowerElection(SoloElection):
-    """An election this process lost to ``leader``: it is a standby."""
-
-    def __init__(self, leader: str) -> None:
-        super().__init__("standby")
-        self._set(leader_id=leader, is_leader=False)
-
-
 async def serve(
     nursery: trio.Nursery,
     args: Sequence[str],
     *,
     plugins: dict[str, object] | None = None,
-    election: SoloElection | None = None,
+    election: StandbyElection | None = None,
 ) -> tuple[CoreContext, str]:
     ctx = await memory_context(
         args, plugins={"rest": marathon_rest.plugin, **(plugins or {})}, election=election
@@ -206,9 +197,9 @@ async def test_a_standby_forwards_to_an_https_only_leader_and_verifies_it(
     leader = leader_url.removeprefix("https://")
     standby_args = ["--http_port", "0", "--disable_http", *tls_args]
     _, trusting_url = await serve(
-        nursery, [*standby_args, "--ssl_ca", str(ca_file)], election=FollowerElection(leader)
+        nursery, [*standby_args, "--ssl_ca", str(ca_file)], election=StandbyElection(leader)
     )
-    _, distrusting_url = await serve(nursery, standby_args, election=FollowerElection(leader))
+    _, distrusting_url = await serve(nursery, standby_args, election=StandbyElection(leader))
     async with httpx.AsyncClient(verify=trusting(ca_file)) as client:
         forwarded = await client.get(f"{trusting_url}/v2/info")
         assert forwarded.status_code == 200, forwarded.text
