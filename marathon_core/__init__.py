@@ -38,6 +38,7 @@ PLUGIN_API = (
     "marathon_core.contracts",  # what plugins implement, and the facade services get
     "marathon_core.plugins",  # the plugin host: load installed plugins, ask their registries
     "marathon_core.task_process",  # agent side: start a task's process in its sandbox
+    "marathon_core.redaction",  # keep passwords and tokens out of logs and the API
 )
 #: What plugins' tests may import besides: fixtures, a context over memory state.
 TESTING_API = ("marathon_core.testing",)

@@ -17,6 +17,7 @@ import trio
 from marathon_core.config import Config, parse_config
 from marathon_core.errors import ConfigError, PluginError, StorageError
 from marathon_core.plugins import DISABLE_ENV, PluginHost, get_plugin_host
+from marathon_core.redaction import install_log_redaction, redact, register_url_password
 from marathon_core.service import serve
 
 __all__ = ["main"]
@@ -41,7 +42,7 @@ def _blocked_plugins(argv: Sequence[str]) -> list[str]:
 
 
 def _error(message: str) -> None:
-    for line in message.splitlines():
+    for line in redact(message).splitlines():
         print(f"marathon: error: {line}", file=sys.stderr)
 
 
@@ -66,6 +67,7 @@ def _configure_logging(config: Config) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()
     # One line per HTTP call to Mesos and agents drowns everything else.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
@@ -94,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    for url in (config.zk, config.master):
+        register_url_password(url)
     _configure_logging(config)
     return _run(config, host)
 

@@ -70,7 +70,31 @@ class Config:
     state_dir: str = _flag(default_state_dir(), "Directory of the SQLite state (without --zk)")
     # HTTP
     http_port: int = _flag(8080, "Port of the HTTP API", kind=int)
-    http_address: str | None = _flag(None, "Address the HTTP API binds to (default: all)")
+    http_address: str | None = _flag(
+        None,
+        "Address the HTTP API binds to (default: 127.0.0.1 without an authentication "
+        "plugin, all addresses with one)",
+    )
+    https_port: int | None = _flag(
+        None, "Port of the HTTPS API (needs --ssl_cert and --ssl_key)", kind=int
+    )
+    https_address: str | None = _flag(
+        None, "Address the HTTPS API binds to (default: as --http_address)"
+    )
+    ssl_cert: str | None = _flag(None, "PEM file of the HTTPS certificate (chain)")
+    ssl_key: str | None = _flag(None, "PEM file of the HTTPS private key")
+    ssl_ca: str | None = _flag(
+        None,
+        "PEM file of the CAs a standby trusts when it forwards to the leader over HTTPS "
+        "(default: the system's)",
+    )
+    disable_http: bool = _flag(False, "Serve HTTPS only (needs --https_port)", kind=bool)
+    insecure_bind_any: bool = _flag(
+        False,
+        "Allow the API to bind a non-loopback address without an authentication plugin: "
+        "anyone who reaches it can run commands on the cluster",
+        kind=bool,
+    )
     hostname: str = _flag(socket.gethostname(), "Hostname advertised to Mesos and other schedulers")
     # Scheduling
     task_launch_timeout: int = _flag(300000, "Time for a task to reach RUNNING (ms)", kind=int)

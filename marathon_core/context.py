@@ -42,6 +42,10 @@ class PluginAccess:
     def enforced(self) -> bool:
         return self.plugins.has_authorizer
 
+    @property
+    def authenticates(self) -> bool:
+        return self.plugins.has_authenticator
+
     def authenticate(self, request: HttpRequest) -> Identity:
         return self.plugins.authenticate(request)
 

@@ -149,6 +149,11 @@ class PluginHost:
         return ANONYMOUS if identity is None else identity
 
     @property
+    def has_authenticator(self) -> bool:
+        """Whether any plugin implements ``marathon_authenticate`` (else everyone is anonymous)."""
+        return bool(self.manager.hook.marathon_authenticate.get_hookimpls())
+
+    @property
     def has_authorizer(self) -> bool:
         """Whether any plugin implements ``marathon_authorize`` (else everything is allowed)."""
         return bool(self.manager.hook.marathon_authorize.get_hookimpls())

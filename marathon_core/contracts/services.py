@@ -56,6 +56,11 @@ class AccessControl(Protocol):
         """Whether any plugin authorizes requests (else every request is allowed)."""
         ...
 
+    @property
+    def authenticates(self) -> bool:
+        """Whether any plugin authenticates callers (else everyone is anonymous)."""
+        ...
+
     def authenticate(self, request: HttpRequest) -> Identity:
         """The caller of ``request``; ``authenticated=False`` means reject it (401)."""
         ...

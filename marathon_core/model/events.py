@@ -20,6 +20,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance, InstanceId, TaskId
 
 __all__ = [
+    "api_audit_event",
     "api_post_event",
     "app_terminated_event",
     "deployment_failed",
@@ -121,6 +122,36 @@ def app_terminated_event(app_id: PathId) -> dict[str, Any]:
 def group_change_success(group_id: PathId, version: Timestamp) -> dict[str, Any]:
     """The group ``group_id`` was stored at ``version`` (and its deployment started)."""
     return make_event("group_change_success", groupId=str(group_id), version=str(version))
+
+
+def api_audit_event(
+    *,
+    user: str | None,
+    client_ip: str | None,
+    forwarded_for: str | None,
+    method: str,
+    uri: str,
+    status: int,
+    deployment_id: str | None,
+    version: str | None,
+) -> dict[str, Any]:
+    """One write through the API and its result (this project's event; Marathon has none).
+
+    ``user`` is None when the caller was not authenticated; ``forwardedFor`` is the
+    client a standby forwarded the request for. Bodies are left out: they may hold
+    secrets, and the deployment and version name what changed.
+    """
+    return make_event(
+        "api_audit_event",
+        user=user,
+        clientIp=client_ip,
+        forwardedFor=forwarded_for,
+        method=method,
+        uri=uri,
+        status=status,
+        deploymentId=deployment_id,
+        version=version,
+    )
 
 
 def api_post_event(client_ip: str | None, uri: str, app: AppDefinition) -> dict[str, Any]:

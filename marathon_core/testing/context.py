@@ -29,7 +29,16 @@ from marathon_core.service import validation_context
 from marathon_core.state.memory import MemoryStorage
 from marathon_core.state.store import StateStore
 
-__all__ = ["CoreContext", "ManualLeader", "memory_context"]
+__all__ = ["CoreContext", "ManualLeader", "StandbyElection", "memory_context"]
+
+
+class StandbyElection(SoloElection):
+    """An election this process lost to ``leader`` (``host:port``): it is a standby,
+    forwarding API requests there, without a ZooKeeper."""
+
+    def __init__(self, leader: str) -> None:
+        super().__init__("standby")
+        self._set(leader_id=leader, is_leader=False)
 
 
 async def memory_context(

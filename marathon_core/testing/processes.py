@@ -35,7 +35,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-_REST_API_LISTENING = re.compile(r"REST API listening on (http://\S+)")
+_REST_API_LISTENING = re.compile(r"REST API listening on (https?://\S+)")
 
 
 @attrs.define

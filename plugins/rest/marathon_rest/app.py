@@ -31,8 +31,12 @@ from marathon_rest import (
 )
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.audit import Audit
 from marathon_rest.auth import authenticate
+from marathon_rest.cors import Cors, parse_origins
 from marathon_rest.events import EventStream
+from marathon_rest.limits import RequestLimits
+from marathon_rest.listen import hsts, leader_scheme
 from marathon_rest.proxy import LeaderProxy
 from marathon_rest.responses import json_response
 
@@ -64,12 +68,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return json_response({"message": "An internal error occurred."}, status=500)
 
 
+#: Browsers that saw this use HTTPS only for a year (set when plain HTTP is disabled).
+HSTS_VALUE = b"max-age=31536000"
+
+
 class MarathonHeaders:
     """Collapses ``//`` in paths (clients build ``/v2/apps/`` + id) and adds Marathon's headers."""
 
     def __init__(self, app: ASGIApp, api: Api) -> None:
         self.app = app
         self.api = api
+        self.scheme = leader_scheme(api.ctx.config)
+        self.hsts = hsts(api.ctx.config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +93,11 @@ class MarathonHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 if self.api.leader is not None:
-                    headers.append((b"x-marathon-leader", f"http://{self.api.leader}".encode()))
+                    headers.append(
+                        (b"x-marathon-leader", f"{self.scheme}://{self.api.leader}".encode())
+                    )
+                if self.hsts:
+                    headers.append((b"strict-transport-security", HSTS_VALUE))
                 headers.append((b"x-frame-options", b"DENY"))
                 headers.append((b"x-xss-protection", b"1; mode=block"))
                 headers.append((b"cache-control", b"no-cache, no-store, must-revalidate"))
@@ -140,5 +154,15 @@ def create_app(api: Api) -> ASGIApp:
         },
     )
     app.state.api = api
+    config = api.ctx.config
     # A standby forwards before authenticating: the leader decides, as in Marathon.
-    return MarathonHeaders(LeaderProxy(Authenticate(app, api), api), api)
+    # CORS preflights carry no credentials: they are answered before either.
+    # Writes are audited where they are answered: on the leader, not the standby.
+    forwarding = LeaderProxy(Audit(Authenticate(app, api), api), api)
+    cors = Cors(forwarding, parse_origins(config.option("access_control_allow_origin")))
+    limited = RequestLimits(
+        cors,
+        max_body_bytes=config.option("http_max_request_body"),
+        max_header_bytes=config.option("http_max_header_size"),
+    )
+    return MarathonHeaders(limited, api)

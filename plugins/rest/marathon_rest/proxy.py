@@ -15,6 +15,7 @@ import httpx
 
 from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Receive, Scope, Send
+from marathon_rest.listen import leader_scheme
 from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,16 @@ HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
-#: Headers every answer gets from this process anyway (see ``app.MarathonHeaders``).
+#: Headers every answer gets from this process anyway (see ``app.MarathonHeaders``;
+#: ``access-control-*`` ones come from this process's ``cors.Cors`` too).
 OWN_HEADERS = frozenset(
-    {b"x-marathon-leader", b"x-frame-options", b"x-xss-protection", b"cache-control"}
+    {
+        b"x-marathon-leader",
+        b"x-frame-options",
+        b"x-xss-protection",
+        b"cache-control",
+        b"strict-transport-security",
+    }
 )
 #: Always answered by the process asked.
 LOCAL_PATHS = frozenset({"/ping"})
@@ -84,7 +92,8 @@ class LeaderProxy:
     ) -> None:
         client = self.api.leader_client
         query = scope.get("query_string", b"").decode("latin-1")
-        url = f"http://{leader}{scope['path']}" + (f"?{query}" if query else "")
+        scheme = leader_scheme(self.api.ctx.config)
+        url = f"{scheme}://{leader}{scope['path']}" + (f"?{query}" if query else "")
         streaming = scope["path"] == "/v2/events"
         request = client.build_request(
             scope["method"],
@@ -109,7 +118,9 @@ class LeaderProxy:
                     "headers": [
                         (k, v)
                         for k, v in response.headers.raw
-                        if k.lower() not in HOP_BY_HOP and k.lower() not in OWN_HEADERS
+                        if k.lower() not in HOP_BY_HOP
+                        and k.lower() not in OWN_HEADERS
+                        and not k.lower().startswith(b"access-control-")
                     ],
                 }
             )

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 import marathon_core
 from marathon_core.contracts.auth import Action, SystemResource
+from marathon_core.redaction import redact
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response
@@ -42,7 +43,7 @@ async def _info(api: Api) -> dict[str, Any]:
         "leader": api.leader,
         "frameworkId": await api.ctx.leadership.framework_id(),
         "marathon_config": {
-            "master": config.master,
+            "master": redact(config.master),
             "ha": config.ha and config.zk is not None,
             "hostname": config.hostname,
             "framework_name": config.framework_name,
@@ -59,12 +60,12 @@ async def _info(api: Api) -> dict[str, Any]:
             "task_launch_timeout": config.task_launch_timeout,
         },
         "zookeeper_config": {
-            "zk": config.zk,
+            "zk": redact(config.zk) if config.zk is not None else None,
             "zk_timeout": config.zk_timeout,
             "zk_session_timeout": config.zk_session_timeout,
             "zk_max_versions": config.zk_max_versions,
         },
-        "http_config": {"http_port": api.http_port, "https_port": None},
+        "http_config": {"http_port": api.http_port, "https_port": config.https_port},
     }
 
 

@@ -18,7 +18,7 @@ from marathon_core.model.events import make_event
 from marathon_core.testing.context import CoreContext
 from marathon_rest.callbacks import QUEUE_SIZE, CallbackConnection
 from marathon_rest.http import serve_http
-from marathon_rest.server import hypercorn_config
+from marathon_rest.server import api_endpoints, hypercorn_config
 
 
 class Receiver:
@@ -45,7 +45,7 @@ class Receiver:
 async def serve_receiver(receiver: Receiver, ctx: CoreContext, nursery: trio.Nursery) -> str:
     """The receiver on a free loopback port; its callback URL."""
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
-    (url,) = await nursery.start(serve_http, app, hypercorn_config(ctx))
+    (url,) = await nursery.start(serve_http, app, hypercorn_config(ctx), api_endpoints(ctx))
     return f"{url}/hook"
 
 
@@ -54,7 +54,9 @@ async def test_subscribers_get_events_despite_failures(
 ) -> None:
     receiver = Receiver(failures=2)
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
-    (url,) = await nursery.start(serve_http, app, hypercorn_config(api_context))
+    (url,) = await nursery.start(
+        serve_http, app, hypercorn_config(api_context), api_endpoints(api_context)
+    )
     callback = f"{url}/hook"
 
     subscribed = await client.post(f"/v2/eventSubscriptions?callbackUrl={callback}")
@@ -114,7 +116,9 @@ async def test_a_callback_that_falls_behind_resyncs_and_the_server_carries_on(
         return await receiver.endpoint(request)
 
     app = Starlette(routes=[Route("/hook", endpoint, methods=["POST"])])
-    (base,) = await nursery.start(serve_http, app, hypercorn_config(api_context))
+    (base,) = await nursery.start(
+        serve_http, app, hypercorn_config(api_context), api_endpoints(api_context)
+    )
     assert (await client.post(f"/v2/eventSubscriptions?callbackUrl={base}/hook")).is_success
     for n in range(QUEUE_SIZE * 2):
         api_context.events.publish(make_event("burst_event", n=n))
