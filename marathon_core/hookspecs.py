@@ -17,7 +17,7 @@ the ``marathon`` entry-point group (see ``docs/writing_plugins.md``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -58,14 +58,25 @@ def marathon_addoption(parser: OptionParser) -> None:
     """
 
 
+class HookEnabler(Protocol):
+    """What ``marathon_configure`` gets of the plugin host (``PluginHost``)."""
+
+    def enable(self, owner: str, hooks: object) -> None: ...
+
+
 @hookspec
-def marathon_configure(config: Config) -> None:
+def marathon_configure(config: Config, plugins: HookEnabler) -> None:
     """Check or react to the final configuration before any service starts.
 
     Raise :class:`marathon_core.errors.ConfigError` to refuse an unusable
     combination of options; its message is shown to the user as one line.
 
+    A plugin whose hooks must only act when its options are given (authentication:
+    an installed but unconfigured auth plugin must not count as one) keeps them on an
+    object it registers here with ``plugins.enable(owner, hooks)``.
+
     :param config: The parsed configuration (core flags and plugin options).
+    :param plugins: The plugin host; ``enable(owner, hooks)`` registers ``hooks``.
 
     .. versionadded:: 0.1
     """

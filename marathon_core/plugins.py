@@ -93,7 +93,21 @@ class PluginHost:
         self.manager.hook.marathon_addoption.call_historic(kwargs={"parser": parser})
 
     def configure(self, config: Config) -> None:
-        self.manager.hook.marathon_configure(config=config)
+        self.manager.hook.marathon_configure(config=config, plugins=self)
+
+    def enable(self, owner: str, hooks: object) -> None:
+        """Register ``hooks`` (an object with hook implementations) for plugin ``owner``.
+
+        For hooks that act only once the owner's options are given: until then the
+        host does not see them (``has_authenticator`` stays false). Enabling again
+        replaces the earlier object.
+        """
+        name = f"{owner}.enabled"
+        earlier = self.manager.get_plugin(name)
+        if earlier is not None:
+            self.manager.unregister(earlier, name=name)
+        self._sources[name] = self._sources.get(owner, ("?", "?"))
+        self.manager.register(hooks, name=name)
 
     def services(self, ctx: ServiceContext) -> dict[str, Service]:
         return self._merge("service", "marathon_services", ctx=ctx)

@@ -17,9 +17,33 @@ from marathon_core import hookimpl
 from marathon_core.config import Config, OptionParser
 from marathon_core.contracts.auth import Action, HttpRequest, Identity, Resource
 from marathon_core.errors import ConfigError
+from marathon_core.hookspecs import HookEnabler
 
-#: Set by ``marathon_configure``; None while the plugin is not enabled.
-_active: Authenticator | None = None
+#: The plugin's name (its entry point); its request hooks are enabled under it.
+PLUGIN_NAME = "auth"
+
+
+class RequestHooks:
+    """The authentication and authorization hooks, registered only once configured.
+
+    Installed but not configured, the plugin must not count as an authenticator:
+    the REST server binds beyond loopback only when one is present.
+    """
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    @hookimpl
+    def marathon_authenticate(self, request: HttpRequest) -> Identity | None:
+        return self.authenticator.authenticate(request)
+
+    @hookimpl
+    def marathon_authorize(
+        self, identity: Identity, action: Action, resource: Resource
+    ) -> bool | None:
+        return identity.authenticated and self.authenticator.directory.may(
+            identity.name, action, resource
+        )
 
 
 @hookimpl
@@ -53,29 +77,15 @@ def marathon_addoption(parser: OptionParser) -> None:
 
 
 @hookimpl
-def marathon_configure(config: Config) -> None:
-    global _active
+def marathon_configure(config: Config, plugins: HookEnabler) -> None:
     directory: Directory | None = build_directory(
         config.option("auth_users"), config.option("http_credentials")
     )
     if directory is None:
-        _active = None
         return
     max_failures, window = config.option("auth_max_failures"), config.option("auth_failure_window")
     if max_failures < 1 or window <= 0:
         raise ConfigError("--auth_max_failures and --auth_failure_window must be positive")
-    _active = Authenticator(
-        directory, config.option("http_realm"), FailureLimiter(max_failures, window)
-    )
-
-
-@hookimpl
-def marathon_authenticate(request: HttpRequest) -> Identity | None:
-    return None if _active is None else _active.authenticate(request)
-
-
-@hookimpl
-def marathon_authorize(identity: Identity, action: Action, resource: Resource) -> bool | None:
-    if _active is None:
-        return None
-    return identity.authenticated and _active.directory.may(identity.name, action, resource)
+    limiter = FailureLimiter(max_failures, window)
+    authenticator = Authenticator(directory, config.option("http_realm"), limiter)
+    plugins.enable(PLUGIN_NAME, RequestHooks(authenticator))

@@ -120,9 +120,19 @@ async def test_failed_logins_are_limited_per_client_address(
 
 
 async def test_without_credential_flags_the_plugin_stays_out(nursery: trio.Nursery) -> None:
-    _, url = await start_api(nursery, [])
+    ctx, url = await start_api(nursery, [])
     async with httpx.AsyncClient(base_url=url) as client:
         assert (await client.get("/v2/apps")).status_code == 200
+    # Installed but not configured is no authenticator: the API keeps to loopback.
+    assert not ctx.plugins.has_authenticator and not ctx.plugins.has_authorizer
+
+
+async def test_configured_it_is_the_authenticator(
+    nursery: trio.Nursery, auth_args: list[str]
+) -> None:
+    ctx, _ = await start_api(nursery, auth_args)
+    assert ctx.plugins.has_authenticator and ctx.plugins.has_authorizer
+    assert "auth.enabled" in {p.name for p in ctx.plugins.plugins()}
 
 
 async def test_hashes_in_the_users_file_log_in(
