@@ -21,7 +21,7 @@ from marathon_rest.api import Api
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
 
 # Where marathon_rest.auth keeps the caller's identity for the request.
-from marathon_rest.auth import _IDENTITY as IDENTITY_KEY
+from marathon_rest.auth import IDENTITY_KEY
 
 audit_log = logging.getLogger("marathon.audit")
 

@@ -21,7 +21,8 @@ from marathon_core.errors import ForbiddenError, NotAuthenticatedError
 from marathon_core.model.group import Group
 from marathon_rest.api import Api
 
-_IDENTITY = "marathon_rest.identity"
+#: Where a request's identity is kept in its ASGI scope once authenticated (audit reads it).
+IDENTITY_KEY = "marathon_rest.identity"
 
 
 @attrs.frozen
@@ -51,7 +52,7 @@ class RequestView:
 def authenticate(api: Api, request: Request) -> Identity:
     """Ask the auth hooks who sent ``request`` and remember it; 401 if nobody acceptable."""
     known = api.ctx.access.authenticate(RequestView.of(request))
-    request.scope[_IDENTITY] = known
+    request.scope[IDENTITY_KEY] = known
     if not known.authenticated:
         raise NotAuthenticatedError("Not Authenticated")
     return known
@@ -59,7 +60,7 @@ def authenticate(api: Api, request: Request) -> Identity:
 
 def identity(request: Request) -> Identity:
     """Who sent ``request`` (authenticated once per request)."""
-    known: Identity | None = request.scope.get(_IDENTITY)
+    known: Identity | None = request.scope.get(IDENTITY_KEY)
     if known is None or not known.authenticated:
         return authenticate(Api.of(request), request)
     return known
