@@ -234,7 +234,13 @@ class GroupManager:
             if current.version is not None and now <= current.version:
                 now = Timestamp(current.version.millis + 1)
             restarted = frozenset(restart)
-            target, facts = self._prepare(current, change(current), now, restarted)
+            proposed = change(current)
+            if self._facts is not None and self._facts.root is current:
+                target, facts = self._prepare(current, proposed, now, restarted)
+            else:  # the first change after a load checks the whole tree: off the event loop
+                target, facts = await trio.to_thread.run_sync(
+                    self._prepare, current, proposed, now, restarted
+                )
             changes = app_changes(current, target)
             deployment = plan_deployment(
                 current,
