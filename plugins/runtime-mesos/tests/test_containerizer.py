@@ -152,7 +152,10 @@ async def test_a_task_runs_as_its_user_inside_its_cgroups(
             await trio.sleep(0.02)
     assert read(spec.sandbox / "who") == "65534"
     assert os.stat(f"/proc/{task.pid}").st_uid == 65534
-    assert read(task.cgroups.paths["memory"] / "cgroup.procs").split() == [str(task.pid)]
+    procs = task.cgroups.paths["memory"] / "cgroup.procs"
+    with trio.fail_after(5):  # `id` may still be exiting when its output is there
+        while read(procs).split() != [str(task.pid)]:
+            await trio.sleep(0.02)
     assert (spec.sandbox / "stdout").stat().st_uid == 65534
 
 
