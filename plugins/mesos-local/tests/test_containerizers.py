@@ -27,13 +27,14 @@ from marathon_mesos_local.containerizer import CommandContainerizer
 
 
 class Named:
-    """A containerizer that is only told apart by its name."""
+    """A containerizer that is only told apart by its name: these tests pick one and
+    never start a task through it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     async def launch(self, launch: Launch) -> None:
-        raise NotImplementedError
+        raise AssertionError(f"containerizer {self.name} was asked to launch {launch.task_id}")
 
     async def recover(self, container_id: str, sandbox: Path) -> None:
         return None

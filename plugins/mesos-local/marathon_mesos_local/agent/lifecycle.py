@@ -39,6 +39,12 @@ __all__ = ["TaskLifecycle"]
 
 log = logging.getLogger(__name__)
 
+#: The agent's words for a task killed before it ran (alone, or one of a group).
+KILLED_DURING_LAUNCH = "Task killed before delivery to the executor"
+GROUP_KILLED_DURING_LAUNCH = (
+    "A task within the task group was killed before delivery to the executor"
+)
+
 
 class TaskLifecycle:
     """Runs, watches and kills the agent's tasks, and applies the default executor's rules."""
@@ -155,19 +161,13 @@ class TaskLifecycle:
     async def _run(self, task: TaskRun) -> None:
         """Run a command task as Mesos's command executor does."""
         if task.kill.is_set():
-            self.emit(
-                task,
-                "TASK_KILLED",
-                reason="REASON_TASK_KILLED_DURING_LAUNCH",
-                message="Task killed before delivery to the executor",
-                source="SOURCE_AGENT",
-            )
+            self._killed_during_launch(task)
             return
         self.emit(task, "TASK_STARTING")
         _link_latest(task.sandbox)
         running = await self._launch(task)
         if running is None:
-            self._killed_while_fetching(task)
+            self._killed_during_launch(task)
             return
         if isinstance(running, str):
             self._launch_failed(task, running)
@@ -181,14 +181,7 @@ class TaskLifecycle:
         TASK_FAILED for those that did not (which takes the group down)."""
         if any(task.kill.is_set() for task in tasks):
             for task in tasks:
-                self.emit(
-                    task,
-                    "TASK_KILLED",
-                    reason="REASON_TASK_KILLED_DURING_LAUNCH",
-                    message="A task within the task group was killed before delivery to the "
-                    "executor",
-                    source="SOURCE_AGENT",
-                )
+                self._killed_during_launch(task, GROUP_KILLED_DURING_LAUNCH)
             return
         if not executor.sandbox.exists():
             _link_latest(executor.sandbox)
@@ -202,7 +195,7 @@ class TaskLifecycle:
                     nursery.start_soon(self._watch, task, running)
             for task, running in started:
                 if running is None:
-                    self._killed_while_fetching(task)
+                    self._killed_during_launch(task)
                 elif isinstance(running, str):
                     self._launch_failed(task, running)
 
@@ -264,12 +257,13 @@ class TaskLifecycle:
             raise failed[0]
         return not task.kill.is_set()
 
-    def _killed_while_fetching(self, task: TaskRun) -> None:
+    def _killed_during_launch(self, task: TaskRun, message: str = KILLED_DURING_LAUNCH) -> None:
+        """A kill that came before the task ran (queued, or while its URIs were fetched)."""
         self.emit(
             task,
             "TASK_KILLED",
             reason="REASON_TASK_KILLED_DURING_LAUNCH",
-            message="Task killed before delivery to the executor",
+            message=message,
             source="SOURCE_AGENT",
         )
 
