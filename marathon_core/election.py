@@ -333,6 +333,9 @@ class ZkElection(LeaderElection):
                 nursery.start_soon(self._lead_until, lead, args, ended)
                 why = await self._watch_leadership(node, ended)
                 log.warning("%s stops leading: %s", self.participant_id, why)
+                # Not the leader before the work is cancelled: a write from its
+                # cleanup must already fail the fence.
+                self._set(leader_id=None, is_leader=False)
                 ended.set()
         finally:
             self._leading_node = None
