@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,11 @@ from marathon_ctl.common import (
     watch_options,
 )
 from marathon_ctl.errors import OK, ApiError, CtlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from marathon_ctl.watch import EventFeed, Renderer
 
 
 def load_definition(source: str) -> dict[str, Any]:
@@ -55,18 +60,37 @@ def follow_change(
 ) -> int:
     """Send a change (``send`` returns Marathon's ``{deploymentId, version}``) and, if
     watching, follow its deployment to the end; the exit code."""
-    from marathon_ctl.render import JsonRenderer, LineRenderer, LiveRenderer
-    from marathon_ctl.watch import EventFeed, follow, start_progress
+    from marathon_ctl.watch import EventFeed
 
     ses = session()
     if watch is None:
         watch = stdout_is_terminal()
     feed = EventFeed(ses.new_client()).start() if watch else None
+    try:
+        return _send_and_follow(send, feed, app_ids, removing, timeout=timeout, as_json=as_json)
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _send_and_follow(
+    send: Callable[[], dict[str, Any]],
+    feed: EventFeed | None,
+    app_ids: Iterable[str],
+    removing: Iterable[str],
+    *,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    from marathon_ctl.render import LineRenderer
+    from marathon_ctl.watch import follow, start_progress
+
+    ses = session()
     result = send()
     deployment_id = str(result.get("deploymentId") or "")
     version = str(result.get("version") or "")
     console = ses.console()
-    if not watch or feed is None or not deployment_id:
+    if feed is None or not deployment_id:
         if as_json:
             console.out(json.dumps(result), highlight=False)
         elif deployment_id:
@@ -81,17 +105,23 @@ def follow_change(
     for app_id in removing:
         if app_id in progress.apps:
             progress.apps[app_id].removed = True
-    if as_json:
-        renderer: Any = JsonRenderer(console)
-    elif stdout_is_terminal():
-        renderer = LiveRenderer(console)
-    else:
-        renderer = LineRenderer(console)
+    renderer = _renderer(console, as_json)
+    if isinstance(renderer, LineRenderer):
         console.print(f"deployment {deployment_id} started (version {version})", soft_wrap=True)
     try:
         return follow(client, feed, progress, renderer, timeout=timeout, expected_apps=affected)
     finally:
         renderer.stop()
+
+
+def _renderer(console: Console, as_json: bool) -> Renderer:
+    from marathon_ctl.render import JsonRenderer, LineRenderer, LiveRenderer
+
+    if as_json:
+        return JsonRenderer(console)
+    if stdout_is_terminal():
+        return LiveRenderer(console)
+    return LineRenderer(console)
 
 
 @click.command()
@@ -215,11 +245,23 @@ def deployment_list(as_json: bool, quiet: bool) -> int:
 @json_option
 def deployment_watch(deployment_id: str, timeout: float | None, as_json: bool) -> int:
     """Follow a running deployment to its end (exit 0, or 2 if it fails or is rolled back)."""
-    from marathon_ctl.render import JsonRenderer, LineRenderer, LiveRenderer
-    from marathon_ctl.watch import EventFeed, follow, start_progress
+    from marathon_ctl.watch import EventFeed
 
     ses = session()
     feed = EventFeed(ses.new_client()).start()
+    try:
+        return _watch_running(feed, deployment_id, timeout=timeout, as_json=as_json)
+    finally:
+        feed.close()
+
+
+def _watch_running(
+    feed: EventFeed, deployment_id: str, *, timeout: float | None, as_json: bool
+) -> int:
+    from marathon_ctl.render import LineRenderer
+    from marathon_ctl.watch import follow, start_progress
+
+    ses = session()
     found = [d for d in ses.client.get("/v2/deployments") if d.get("id") == deployment_id]
     if not found:
         raise CtlError(f"deployment {deployment_id} is not running")
@@ -235,14 +277,11 @@ def deployment_watch(deployment_id: str, timeout: float | None, as_json: bool) -
     for app_id in stops & set(progress.apps):
         progress.apps[app_id].removed = True
     console = ses.console()
-    renderer: Any
-    if as_json:
-        renderer = JsonRenderer(console)
-    elif stdout_is_terminal():
-        renderer = LiveRenderer(console)
-    else:
-        renderer = LineRenderer(console)
-        console.print(f"watching deployment {deployment_id} ({', '.join(affected)})", soft_wrap=True)
+    renderer = _renderer(console, as_json)
+    if isinstance(renderer, LineRenderer):
+        console.print(
+            f"watching deployment {deployment_id} ({', '.join(affected)})", soft_wrap=True
+        )
     try:
         return follow(ses.client, feed, progress, renderer, timeout=timeout, expected_apps=affected)
     finally:

@@ -76,7 +76,15 @@ class Sandbox:
             for slave in state.get("slaves", []):
                 if slave.get("id") == found_task.get("slaveId"):
                     agent = f"http://{slave['hostname']}:{slave['port']}"
-        directory = _directory(_get(http, f"{agent}/state"), found_task["id"])
+        try:
+            agent_state = _get(http, f"{agent}/state")
+        except CtlError as exc:
+            if master is not None:
+                raise
+            raise CtlError(
+                f"{exc}\n(the agent's port is unknown without the Mesos master: pass --mesos-url)"
+            ) from None
+        directory = _directory(agent_state, found_task["id"])
         if directory is None:
             raise CtlError(f"agent {agent} does not know task {found_task['id']}")
         return cls(http, agent, directory)

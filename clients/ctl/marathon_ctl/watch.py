@@ -59,6 +59,10 @@ class EventFeed:
             self.items.put(exc)
             self.attached.set()
 
+    def close(self) -> None:
+        """Stop reading: the stream's connection is closed under the reading thread."""
+        self._client.close()
+
     def get(self, timeout: float) -> tuple[str, dict[str, Any]] | None:
         try:
             item = self.items.get(timeout=timeout)
