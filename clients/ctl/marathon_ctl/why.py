@@ -106,6 +106,36 @@ def explain(client: Marathon, app: dict[str, Any]) -> list[str]:
     else:
         lines.append("not in the launch queue")
     lines.extend(line for line in (health_line(app), failure_line(app)) if line)
-    for deployment in app.get("deployments") or []:
-        lines.append(f"deployment {deployment.get('id')} in progress")
+    lines.extend(unhealthy_lines(app))
+    ids = {d.get("id") for d in app.get("deployments") or []}
+    for deployment in client.get("/v2/deployments") if ids else []:
+        if deployment.get("id") in ids:
+            lines.extend(deployment_lines(deployment, app_id))
+    return lines
+
+
+def unhealthy_lines(app: dict[str, Any]) -> list[str]:
+    """Each failing health check of the app's tasks, with its last failure's cause."""
+    lines = []
+    for task in app.get("tasks") or []:
+        for result in task.get("healthCheckResults") or []:
+            if result.get("alive") is False:
+                cause = result.get("lastFailureCause") or "no cause given"
+                failures = result.get("consecutiveFailures", 0)
+                lines.append(f"unhealthy: {task['id']}: {cause} ({failures} failures in a row)")
+    return lines
+
+
+def deployment_lines(deployment: dict[str, Any], app_id: str) -> list[str]:
+    """The deployment's step, and the readiness checks its actions on ``app_id`` wait for."""
+    step = f"step {deployment.get('currentStep', 0)}/{deployment.get('totalSteps', 0)}"
+    lines = [f"deployment {deployment.get('id')} in progress ({step})"]
+    for action in deployment.get("currentActions") or []:
+        if action.get("app") != app_id:
+            continue
+        for check in action.get("readinessCheckResults") or []:
+            if not check.get("ready"):
+                response = check.get("lastResponse") or {}
+                status = f" (last answer {response['status']})" if response.get("status") else ""
+                lines.append(f"not ready: {check.get('taskId')} {check.get('name', '')}{status}")
     return lines

@@ -5,7 +5,11 @@ events. Goldens for ``app list``, ``why``, ``deployment watch`` and ``diff``; ex
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +147,32 @@ def test_task_logs_from_the_agents_sandbox(
     assert logs.exit_code == 0 and logs.stdout == "hello from the sandbox\n"
     killed = ctl("task", "kill", task_id, "--scale", env=env)
     assert killed.exit_code == 0 and killed.stdout.startswith("deployment ")
+
+
+def test_ctrl_c_leaves_the_deployment_running_and_exits_130(
+    env: dict[str, str], server: RunningMarathon, tmp_path: Path
+) -> None:
+    path = app_file(tmp_path, id="/int/uniq", instances=3, constraints=[["hostname", "UNIQUE"]])
+    command = [sys.executable, "-m", "marathon_ctl", "deploy", path, "--watch"]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env, "MARATHON_CTL_CONFIG": "/nonexistent"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "waiting:" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert "interrupted: deployment " in stderr and "keeps running" in stderr
+    assert httpx.get(f"{server.url}/v2/deployments", timeout=5).json()  # still running
+    httpx.delete(f"{server.url}/v2/apps/int/uniq?force=true", timeout=5)

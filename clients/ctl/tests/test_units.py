@@ -11,7 +11,7 @@ from marathon_ctl.config import DEFAULT_URL, resolve, split_urls
 from marathon_ctl.diff import app_changes, group_apps, plan
 from marathon_ctl.errors import ApiError, CtlError
 from marathon_ctl.progress import DeploymentProgress
-from marathon_ctl.why import placement_lines
+from marathon_ctl.why import deployment_lines, placement_lines, unhealthy_lines
 
 
 def test_urls_split_on_commas_and_repeats_and_get_a_scheme() -> None:
@@ -168,3 +168,40 @@ def test_placement_lines_read_this_servers_and_marathons_queue_shapes() -> None:
     ]
     entry["delay"] = {"timeLeftSeconds": 12, "overdue": False}
     assert placement_lines(entry)[-1].startswith("backoff: next launch in 12s")
+
+
+def test_why_names_failing_health_checks_and_readiness() -> None:
+    app = {
+        "tasks": [
+            {"id": "t1", "healthCheckResults": [{"alive": True}]},
+            {
+                "id": "t2",
+                "healthCheckResults": [
+                    {"alive": False, "lastFailureCause": "503", "consecutiveFailures": 2}
+                ],
+            },
+        ]
+    }
+    assert unhealthy_lines(app) == ["unhealthy: t2: 503 (2 failures in a row)"]
+    deployment = {
+        "id": "d1",
+        "currentStep": 1,
+        "totalSteps": 2,
+        "currentActions": [
+            {
+                "app": "/web",
+                "readinessCheckResults": [
+                    {
+                        "taskId": "t3",
+                        "name": "ready",
+                        "ready": False,
+                        "lastResponse": {"status": 500},
+                    }
+                ],
+            }
+        ],
+    }
+    assert deployment_lines(deployment, "/web") == [
+        "deployment d1 in progress (step 1/2)",
+        "not ready: t3 ready (last answer 500)",
+    ]
