@@ -92,6 +92,8 @@ class DeploymentProgress:
     current_step: int = 0
     total_steps: int = 0
     step_actions: list[str] = field(default_factory=list)
+    #: Apps the deployment's plan names (from its events), tracked or not yet.
+    plan_apps: set[str] = field(default_factory=set)
     #: "succeeded", "failed" or "rolled back" once over.
     outcome: str | None = None
     reason: str = ""
@@ -147,6 +149,11 @@ class DeploymentProgress:
     ) -> Fact:
         steps = plan.get("steps") or []
         self.total_steps = len(steps) or self.total_steps
+        for planned in steps:
+            for action in planned.get("actions", []):
+                self.plan_apps.add(str(action.get("app")))
+                if action.get("action") == "StopApplication" and action.get("app") in self.apps:
+                    self.apps[str(action["app"])].removed = True
         step = payload.get("currentStep") or {}
         actions = [f"{a.get('action')} {a.get('app')}" for a in step.get("actions", [])]
         number = _step_number(steps, step) if step else self.current_step
@@ -186,7 +193,7 @@ class DeploymentProgress:
         at the version deployed (or gone, where the plan stopped it), else it was rolled
         back."""
         for app_id, app in apps.items():
-            expected_gone = self.apps[app_id].removed if app_id in self.apps else False
+            expected_gone = self.apps[app_id].removed if app_id in self.apps else True
             if app is None:
                 if not expected_gone:
                     self.outcome, self.reason = "rolled back", f"{app_id} is gone"

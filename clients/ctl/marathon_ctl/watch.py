@@ -140,6 +140,9 @@ def follow(
             item = feed.get(timeout=0.25)
             if item is not None:
                 fact = progress.handle(*item)
+                if progress.plan_apps - app_ids:
+                    _track(client, progress, progress.plan_apps - app_ids)
+                    app_ids |= progress.plan_apps
                 if fact is not None:
                     last_change = clock()
                     renderer.fact(fact, progress)
@@ -169,6 +172,13 @@ def follow(
     code = OK if progress.outcome == "succeeded" else DEPLOYMENT_FAILED
     renderer.finish(progress, code, _outcome_note(progress, clock() - started))
     return code
+
+
+def _track(client: Marathon, progress: DeploymentProgress, app_ids: set[str]) -> None:
+    """Follow apps the plan names that the watch did not know of (a group's scale)."""
+    for app_id, app in _apps_now(client, sorted(app_ids)).items():
+        if app is not None and app_id not in progress.apps:
+            progress.add_app(app)
 
 
 def _drain(feed: EventFeed, progress: DeploymentProgress, renderer: Renderer) -> None:

@@ -93,6 +93,9 @@ def test_a_rolling_upgrade_is_watched_to_the_end(
     assert result.exit_code == 0 and events[-1]["eventType"] == "ctl_result"
     assert events[-1]["outcome"] == "succeeded" and events[-1]["apps"]["/roll/web"]["running"] == 1
 
+    scaled = ctl("group", "scale", "/roll", "2", "--watch", env=env)  # apps learnt from the plan
+    assert scaled.exit_code == 0 and "/roll/web: 2/2 running" in scaled.stdout.splitlines()
+
 
 def test_an_unplaceable_app_says_why_and_times_out(
     ctl: Ctl, env: dict[str, str], tmp_path: Path

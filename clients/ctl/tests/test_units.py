@@ -205,3 +205,17 @@ def test_why_names_failing_health_checks_and_readiness() -> None:
         "deployment d1 in progress (step 1/2)",
         "not ready: t3 ready (last answer 500)",
     ]
+
+
+def test_the_plan_names_the_apps_to_follow_and_those_it_stops() -> None:
+    progress = DeploymentProgress("d1", "v2")
+    progress.add_app(_app("v1", []))
+    steps = [
+        {"actions": [{"action": "StopApplication", "app": "/web"}]},
+        {"actions": [{"action": "ScaleApplication", "app": "/api"}]},
+    ]
+    plan_ = {"id": "d1", "steps": steps}
+    progress.handle("deployment_info", {"plan": plan_, "currentStep": steps[0]})
+    assert progress.plan_apps == {"/web", "/api"} and progress.apps["/web"].removed
+    progress.settle({"/web": None, "/api": {"id": "/api", "version": "v2"}})
+    assert progress.outcome == "succeeded"
