@@ -1,5 +1,8 @@
 """Task status updates: instance transitions, acknowledgements, ``lastTaskFailure``.
 
+An app's last failure is stored (once per batch of updates in which it failed) and
+restored by a new leader (:meth:`StatusUpdates.restore`).
+
 A batch of updates becomes one tracker change (one state write), and only then are
 the updates acknowledged: Mesos resends an unacknowledged update, so a crash before
 the write loses nothing. A terminal task of an instance that should run makes the
@@ -90,12 +93,18 @@ class StatusUpdates:
         self.count = 0
 
     def last_task_failure(self, app_id: PathId) -> Json | None:
-        """Marathon's ``lastTaskFailure`` of ``app_id``, seen in this leadership term.
-
-        Kept in memory only: Marathon also stores it in ZooKeeper, so a new leader
-        shows the last failure from before the failover; this one does not.
-        """
+        """Marathon's ``lastTaskFailure`` of ``app_id`` (None: no failure is known)."""
         return self._last_failures.get(app_id)
+
+    async def restore(self) -> None:
+        """Load the stored last failures, so a new leader shows those of the last one.
+
+        Why stored at all: after a failover, "why did my app die" must still have
+        its answer (Marathon stores them too).
+        """
+        stored = await self._tracker.state.task_failures.all()
+        for failure in stored:
+            self._last_failures.setdefault(PathId.parse(failure["appId"]), failure)
 
     async def handle(self, statuses: Sequence[TaskStatus]) -> set[PathId]:
         """Store, publish and acknowledge a batch of updates, in order.
@@ -177,6 +186,9 @@ class StatusUpdates:
                 )
             )
         self._last_failures.update(failures)
+        # One write per app that failed in this batch: updates without failures cost none.
+        for failure in failures.values():
+            await self._tracker.state.task_failures.put(failure)
         for status in statuses:
             if status.uuid is not None and status.agent_id is not None:
                 self._outbox.post(calls.acknowledge(status.agent_id, status.task_id, status.uuid))

@@ -126,6 +126,12 @@ class ManualLeader:
     def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
         return None
 
+    def readiness_results(self, app_id: PathId) -> list[dict[str, Any]]:
+        return []
+
+    async def deployment_status(self, deployment_id: str) -> dict[str, dict[str, Any]] | None:
+        return None
+
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:
         if wipe:
             await self.tracker.decommission(i.instance_id for i in instances)
