@@ -229,6 +229,11 @@ class DeploymentExecutor:
                 self._events.publish(deployment_failed(deployment, str(exc)))
             finally:
                 self.progress.pop(deployment.id, None)
+                # Readiness results stay until the deployment is gone: a client that
+                # sees the deployment sees which new instances were ready.
+                if self._readiness_gate is not None:
+                    for app_id in deployment.affected_app_ids():
+                        self._readiness_gate.release(app_id)
         running.pop(deployment.id, None)
 
     async def execute(self, deployment: Deployment) -> None:
@@ -260,21 +265,20 @@ class DeploymentExecutor:
 
         if action.action is ActionKind.STOP:
             await self.stop(action.app_id, record=record)
-        elif app is None or action.action is ActionKind.START:
-            return
-        else:
-            try:
-                if action.action is ActionKind.SCALE:
-                    await self.scale(app, record=record)
-                else:
-                    await self.restart(app, record=record)
-            finally:
-                if self._readiness_gate is not None:
-                    self._readiness_gate.release(app.id)
+        elif app is not None and action.action is ActionKind.SCALE:
+            await self.scale(app, record=record)
+        elif app is not None and action.action is ActionKind.RESTART:
+            await self.restart(app, record=record)
         target_count = 0 if app is None or action.action is ActionKind.STOP else app.instances
+        counts = self._instances.counts_of(action.app_id)
         record(
             ActionProgress(
-                action.action, target_count, 0, target_count, target_count, finished=True
+                action.action,
+                target_count,
+                0,
+                counts.active,
+                counts.active_running,
+                finished=True,
             )
         )
 

@@ -59,7 +59,11 @@ def deployment_status(
     *,
     now: Timestamp,
 ) -> dict[str, Json]:
-    """App id -> ``{action, step, state, progress?, reason?}`` for every app of the plan."""
+    """App id -> ``{action, step, state, progress?, reason?}`` for every app of the plan.
+
+    An app in several steps (a start marker, then its scaling) shows its first step
+    that is not done.
+    """
     out: dict[str, Json] = {}
     current = deployment.current_step
     current_apps = [a.app_id for a in deployment.current_actions]
@@ -81,7 +85,9 @@ def deployment_status(
                     entry["progress"] = _progress(found)
                     if not found.finished and found.waiting is not None:
                         entry["reason"] = _reason(action.app_id, found, sources, now)
-            out[str(action.app_id)] = entry
+            shown = out.get(str(action.app_id))
+            if shown is None or shown["state"] == "done":
+                out[str(action.app_id)] = entry
     return out
 
 

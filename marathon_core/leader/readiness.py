@@ -7,7 +7,7 @@ under ``timeoutSeconds``) until a status in ``httpStatusCodesForReady`` comes ba
 then it is ready and its polling stops. The deployment executor asks
 :meth:`ReadinessMonitor.is_ready` for the instances it waits on, which starts
 polling the ones not known yet, and calls :meth:`ReadinessMonitor.release` when the
-action ends, which stops all polling of the app and forgets its results.
+deployment ends, which stops all polling of the app and forgets its results.
 
 Like health, readiness is kept in memory and is leader-scoped (started by
 :func:`marathon_core.leader.term.lead`): after a failover the new leader checks the
@@ -150,7 +150,7 @@ class ReadinessMonitor:
                 await trio.sleep_forever()
 
     def release(self, app_id: PathId) -> None:
-        """Stop polling ``app_id`` and forget its results (its deployment action ended)."""
+        """Stop polling ``app_id`` and forget its results (its deployment ended)."""
         scope = self._scopes.pop(app_id, None)
         if scope is not None:
             scope.cancel()
