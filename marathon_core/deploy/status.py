@@ -117,6 +117,8 @@ def _pending_reason(
     current_apps: Sequence[PathId],
     edges: Mapping[PathId, Collection[PathId]],
 ) -> Json:
+    if current == 0:
+        return {"kind": "previousStep", "message": "the deployment has not started yet"}
     blocking = sorted(_depends_on(app_id, edges) & set(current_apps))
     if blocking:
         names = ", ".join(str(a) for a in blocking)
