@@ -257,3 +257,42 @@ def test_apps_of_later_steps_wait_for_their_dependencies(depends: bool) -> None:
         assert status["/front"]["reason"]["waitingFor"] == ["/db"]
     else:
         assert status["/front"]["state"] == "starting"
+
+
+async def test_a_group_stops_in_reverse_dependency_order(
+    harness_with_order: tuple[Harness, list[PathId]], autojump_clock: trio.testing.MockClock
+) -> None:
+    h, gone_order = harness_with_order
+    db = AppDefinition(id=PathId.parse("/g/db"), cmd="db")
+    api = AppDefinition(id=PathId.parse("/g/api"), cmd="api", dependencies=(db.id,))
+    web_app = AppDefinition(id=PathId.parse("/g/web"), cmd="web", dependencies=(api.id,))
+    for app in (db, api, web_app):
+        await deploy(h, app)
+    with h.events.subscribe(event_types={"deployment_success"}) as done:
+        change = await h.groups.update_root(lambda root: root.remove_group(PathId.parse("/g")))
+        assert len(change.deployment.steps) == 1  # Marathon's plan: one step of stops
+        await done.receive()
+    assert gone_order == [web_app.id, api.id, db.id]
+
+
+@pytest.fixture
+async def harness_with_order(nursery: trio.Nursery) -> tuple[Harness, list[PathId]]:
+    """A harness whose cluster notes the order in which apps lose their last instance."""
+    state = await StateStore.open(MemoryStorage())
+    registry, events, cluster = DeploymentRegistry(), EventBus(), SimulatedCluster()
+    groups = GroupManager(state, registry, events)
+    executor = DeploymentExecutor(state, registry, events, cluster, root_at=groups.root_at)
+    order: list[PathId] = []
+
+    async def watch() -> None:
+        had: set[PathId] = set()
+        while True:
+            await cluster.wait_changed()
+            now = {i.app_id for i in cluster.instances.values()}
+            order.extend(sorted(had - now))
+            had = now
+
+    nursery.start_soon(cluster.run)
+    nursery.start_soon(watch)
+    await nursery.start(executor.run)
+    return Harness(cluster, groups, events, registry), order

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
 import attrs
@@ -95,6 +95,8 @@ class Waiting(enum.Enum):
     HEALTH = "health"
     READINESS = "readiness"
     KILL = "kill"
+    #: A stop waits until the apps that depend on it (stopped in the same step) are gone.
+    DEPENDENTS = "dependents"
 
 
 @attrs.frozen
@@ -115,6 +117,8 @@ class ActionProgress:
     waiting_on: tuple[InstanceId, ...] = ()
     #: The action reached its goal (the step may still wait for other apps).
     finished: bool = False
+    #: For :attr:`Waiting.DEPENDENTS`: the dependent apps still to be stopped first.
+    dependents: tuple[PathId, ...] = ()
 
 
 #: Seconds between two looks at the health of instances a deployment waits for.
@@ -177,6 +181,29 @@ def _is_current(instance: Instance, app: AppDefinition) -> bool:
     version = instance.run_spec_version
     config = app.version_info.last_config_change_at if app.version_info else app.version
     return version is not None and config is not None and version >= config
+
+
+def _stop_dependents_first(
+    original: Group, stopping: Collection[PathId]
+) -> dict[PathId, list[PathId]]:
+    """Per app stopped in a step, the apps of that step that depend on it (directly or
+    not): they are stopped first, so nothing loses a dependency while it runs --
+    reverse dependency order, where Marathon stops all at once."""
+    if len(stopping) < 2:
+        return {}
+    edges = original.dependency_edges()
+    out: dict[PathId, list[PathId]] = {}
+    for app_id in stopping:
+        seen: set[PathId] = set()
+        pending = list(edges.get(app_id, ()))
+        while pending:
+            dep = pending.pop()
+            if dep not in seen:
+                seen.add(dep)
+                pending.extend(edges.get(dep, ()))
+        for dep in seen & set(stopping):
+            out.setdefault(dep, []).append(app_id)
+    return out
 
 
 class DeploymentExecutor:
@@ -248,15 +275,35 @@ class DeploymentExecutor:
             self._registry.put(deployment)
             self._events.publish(deployment_info(plan, number))
             self.progress[deployment.id] = {}
+            actions = deployment.steps[number - 1].actions
+            gone = {a.app_id: trio.Event() for a in actions if a.action is ActionKind.STOP}
+            first_stopped = _stop_dependents_first(original, gone)
             async with trio.open_nursery() as nursery:
-                for action in deployment.steps[number - 1].actions:
-                    nursery.start_soon(self._perform, deployment.id, action, target)
+                for action in actions:
+                    before = [(d, gone[d]) for d in first_stopped.get(action.app_id, ())]
+                    nursery.start_soon(
+                        self._perform,
+                        deployment.id,
+                        action,
+                        target,
+                        before,
+                        gone.get(action.app_id),
+                    )
             self._events.publish(deployment_step_success(plan, number))
         await self._state.complete_deployment(deployment.id)
         self._registry.remove(deployment.id)
         self._events.publish(deployment_success(plan))
 
-    async def _perform(self, deployment_id: str, action: DeploymentAction, target: Group) -> None:
+    async def _perform(
+        self,
+        deployment_id: str,
+        action: DeploymentAction,
+        target: Group,
+        before: list[tuple[PathId, trio.Event]],
+        done: trio.Event | None,
+    ) -> None:
+        """Carry out one action; a stop first waits for the ``before`` stops (its
+        dependents), then sets ``done``."""
         app = target.find_app(action.app_id)
         progress = self.progress.setdefault(deployment_id, {})
 
@@ -264,7 +311,19 @@ class DeploymentExecutor:
             progress[action.app_id] = found
 
         if action.action is ActionKind.STOP:
+            for dependent, stopped in before:
+                if not stopped.is_set():
+                    present = self._instances.counts_of(action.app_id).present
+                    waiting = Waiting.DEPENDENTS
+                    record(
+                        ActionProgress(
+                            ActionKind.STOP, 0, present, 0, 0, waiting, dependents=(dependent,)
+                        )
+                    )
+                    await stopped.wait()
             await self.stop(action.app_id, record=record)
+            if done is not None:
+                done.set()
         elif app is not None and action.action is ActionKind.SCALE:
             await self.scale(app, record=record)
         elif app is not None and action.action is ActionKind.RESTART:

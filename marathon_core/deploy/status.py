@@ -136,6 +136,13 @@ def _pending_reason(
 
 def _reason(app_id: PathId, found: ActionProgress, sources: StatusSources, now: Timestamp) -> Json:
     waiting_on = [i for i in (sources.get(iid) for iid in found.waiting_on) if i is not None]
+    if found.waiting is Waiting.DEPENDENTS:
+        names = ", ".join(str(a) for a in found.dependents)
+        return {
+            "kind": "dependency",
+            "message": f"stops after the apps that depend on it: {names}",
+            "waitingFor": [str(a) for a in found.dependents],
+        }
     if found.waiting is Waiting.LAUNCH:
         return _launch_reason(app_id, waiting_on, sources, now)
     if found.waiting is Waiting.HEALTH:
