@@ -166,3 +166,20 @@ def test_apps_without_readiness_checks_are_always_ready() -> None:
     monitor = ReadinessMonitor(Tracker())
     app = AppDefinition(id=APP, cmd="x")
     assert monitor.is_ready(app, Instance(InstanceId.new(APP)))
+
+
+async def test_several_instances_of_an_app_are_checked_at_once(
+    responder: Responder, nursery: trio.Nursery
+) -> None:
+    responder.status = 200
+    check = ReadinessCheck(port_name="http", interval_seconds=2, timeout_seconds=1)
+    app = app_with(check)
+    instances = [running(responder.port) for _ in range(3)]
+    monitor = ReadinessMonitor(Tracker({i.instance_id: i for i in instances}))
+    await nursery.start(monitor.run)
+    with trio.fail_after(10):
+        while not all([monitor.is_ready(app, i) for i in instances]):
+            await trio.sleep(0.05)
+    assert len(monitor.results(APP)) == 3
+    monitor.release(APP)
+    assert monitor.results(APP) == []

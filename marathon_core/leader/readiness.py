@@ -99,8 +99,8 @@ class ReadinessMonitor:
         self._nursery: trio.Nursery | None = None
         #: Per app: task id -> one result per readiness check.
         self._results: dict[PathId, dict[TaskId, tuple[ReadinessResult, ...]]] = {}
-        #: Per app: the scope of all its polling (cancelled by :meth:`release`).
-        self._scopes: dict[PathId, trio.CancelScope] = {}
+        #: Per app: the scopes of its polling tasks (cancelled by :meth:`release`).
+        self._scopes: dict[PathId, set[trio.CancelScope]] = {}
 
     # -- reading ------------------------------------------------------------------
 
@@ -151,26 +151,33 @@ class ReadinessMonitor:
 
     def release(self, app_id: PathId) -> None:
         """Stop polling ``app_id`` and forget its results (its deployment ended)."""
-        scope = self._scopes.pop(app_id, None)
-        if scope is not None:
+        for scope in self._scopes.pop(app_id, ()):
             scope.cancel()
         self._results.pop(app_id, None)
 
     def _start(self, app: AppDefinition, instance: Instance) -> None:
         if self._nursery is None:
             return
-        scope = self._scopes.get(app.id)
-        if scope is None:
-            scope = self._scopes[app.id] = trio.CancelScope()
+        scope = trio.CancelScope()
+        self._scopes.setdefault(app.id, set()).add(scope)
         self._nursery.start_soon(self._poll, scope, app, instance)
 
     async def _poll(self, scope: trio.CancelScope, app: AppDefinition, instance: Instance) -> None:
         task = instance.task
         assert task is not None
-        with scope:
-            async with trio.open_nursery() as nursery:
-                for index, check in enumerate(app.readiness_checks):
-                    nursery.start_soon(self._poll_check, app, instance, task.task_id, index, check)
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for index, check in enumerate(app.readiness_checks):
+                        nursery.start_soon(
+                            self._poll_check, app, instance, task.task_id, index, check
+                        )
+        finally:
+            scopes = self._scopes.get(app.id)
+            if scopes is not None:
+                scopes.discard(scope)
+                if not scopes:
+                    del self._scopes[app.id]
 
     async def _poll_check(
         self,
