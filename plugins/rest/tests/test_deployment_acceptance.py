@@ -152,6 +152,10 @@ def test_a_rolling_upgrade_keeps_within_its_strategy(server: RunningMarathon) ->
     versions = {t["version"] for t in v2["tasks"]}
     assert versions == {v2["version"]} and v2["version"] != v1["version"]
     assert len(v2["tasks"]) == 10
+    print(  # the figures, for -s runs
+        f"observer: {observer.polls} polls, fewest healthy-and-ready {observer.fewest_ready}, "
+        f"most live {observer.most_live}"
+    )
     assert observer.polls > 20
     assert observer.saw_readiness_results
     assert observer.fewest_ready >= 5, observer.fewest_ready
