@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import collections
+import collections.abc
 import json
 import threading
 import time
@@ -21,7 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
-from marathon_core.testing.processes import (
+for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
+    setattr(collections, _name, getattr(collections.abc, _name))
+
+from marathon import MarathonClient  # noqa: E402
+
+from marathon_core.testing.processes import (  # noqa: E402
     RunningMarathon,
     local_cluster_args,
     running_marathon,
@@ -223,6 +230,17 @@ def test_a_stuck_deployment_says_why(
     wait_for(explained, timeout=30, what=f"reason {kind} with {detail}")
     took = time.monotonic() - started
     assert took < 15, took
+    # marathon-python still reads the deployments and the apps with what we add.
+    client = MarathonClient(server.url)
+    (listed,) = client.list_deployments()
+    assert listed.id == deployment_id
+    (shown,) = client.list_apps(
+        app_id=app["id"], embed_readiness=True, embed_last_task_failure=True
+    )
+    if kind == "backoff":
+        assert (
+            shown.last_task_failure is not None and shown.last_task_failure.state == "TASK_FAILED"
+        )
     cancel = httpx.delete(f"{server.url}/v2/apps{app['id']}?force=true", timeout=10)
     assert cancel.status_code == 200, cancel.text
     wait_for(lambda: get(server, "/v2/deployments") == [], timeout=60, what="no deployment")
