@@ -1,7 +1,8 @@
 """Task status updates: instance transitions, acknowledgements, ``lastTaskFailure``.
 
-An app's last failure is stored (once per batch of updates in which it failed) and
-restored by a new leader (:meth:`StatusUpdates.restore`).
+An app's last failure is stored in the batch's transaction (one more op per app that
+failed in it; updates without failures cost nothing) and restored by a new leader
+(:meth:`StatusUpdates.restore`).
 
 A batch of updates becomes one tracker change (one state write), and only then are
 the updates acknowledged: Mesos resends an unacknowledged update, so a crash before
@@ -43,6 +44,7 @@ from marathon_core.scheduler.kills import Kills
 from marathon_core.scheduler.outbox import Outbox
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 from marathon_core.scheduler.unreachable import UNREACHABLE, apply_unreachable_strategy
+from marathon_core.state.storage import Op
 
 __all__ = ["StatusUpdates", "condition_of"]
 
@@ -172,7 +174,13 @@ class StatusUpdates:
                 put=tuple(i for i in changed.values() if i is not None) + tuple(replacements),
                 expunge=tuple(k for k, v in changed.items() if v is None),
                 final=tuple(finals),
+                also=plan_failures if failures else None,
             )
+
+        async def plan_failures() -> list[Op]:
+            """The apps' last failures, stored in the batch's one transaction."""
+            repository = self._tracker.state.task_failures
+            return [op for f in failures.values() for op in await repository.plan_put(f)]
 
         await self._tracker.apply(compute)
         for status, instance in published:
@@ -186,9 +194,6 @@ class StatusUpdates:
                 )
             )
         self._last_failures.update(failures)
-        # One write per app that failed in this batch: updates without failures cost none.
-        for failure in failures.values():
-            await self._tracker.state.task_failures.put(failure)
         for status in statuses:
             if status.uuid is not None and status.agent_id is not None:
                 self._outbox.post(calls.acknowledge(status.agent_id, status.task_id, status.uuid))
