@@ -232,7 +232,9 @@ class ReadinessMonitor:
                 False,
                 last_failure=f"GET {url}: no answer within {check.timeout_seconds} s",
             )
-        except (httpx.HTTPError, OSError) as exc:
+        except Exception as exc:  # any failure is a failed check, never the end of the term
+            if not isinstance(exc, httpx.HTTPError | OSError):
+                log.exception("readiness check %s of %s failed", check.name, app.id)
             return ReadinessResult(
                 check.name,
                 task_id,
