@@ -28,6 +28,7 @@ from marathon_core.errors import FencedWriteError, StorageUnavailableError
 from marathon_core.heap import settle_heap
 from marathon_core.leader.control import LeaderControl
 from marathon_core.leader.health import HealthMonitor
+from marathon_core.leader.readiness import ReadinessMonitor
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
@@ -57,6 +58,8 @@ class LeaderState:
     mesos: MesosClient
     #: Health of tasks under Marathon-side checks.
     health: HealthMonitor
+    #: Readiness of new tasks of deploying apps.
+    readiness: ReadinessMonitor
 
 
 async def lead(
@@ -110,13 +113,22 @@ async def lead(
     health = HealthMonitor(
         tracker, ctx.events, ctx.validation.health_check_protocols, kill=scheduler.kill_instances
     )
+    await scheduler.restore_task_failures()
+    readiness = ReadinessMonitor(tracker)
     async with trio.open_nursery() as nursery:
         await nursery.start(scheduler.run, receive)
         nursery.start_soon(client.run)
         await nursery.start(health.run)
+        await nursery.start(readiness.run)
         log.info("leading: %d instance(s) loaded", len(tracker.all_instances()))
         task_status.started(
-            LeaderState(tracker=tracker, scheduler=scheduler, mesos=client, health=health)
+            LeaderState(
+                tracker=tracker,
+                scheduler=scheduler,
+                mesos=client,
+                health=health,
+                readiness=readiness,
+            )
         )
 
 
@@ -154,6 +166,7 @@ async def _lead_term(ctx: CoreContext) -> None:
                 leader.tracker,
                 root_at=ctx.groups.root_at,
                 health=leader.health,
+                readiness=leader.readiness,
             )
             await nursery.start(executor.run)
             ctx.leader = LeaderControl(
@@ -162,6 +175,8 @@ async def _lead_term(ctx: CoreContext) -> None:
                 health=leader.health,
                 groups=ctx.groups,
                 registry=ctx.registry,
+                readiness=leader.readiness,
+                executor=executor,
             )
     finally:
         ctx.leader = None

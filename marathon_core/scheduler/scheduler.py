@@ -282,8 +282,12 @@ class Scheduler:
     # -- what the leader's other components call ---------------------------------------
 
     def last_task_failure(self, app_id: PathId) -> Json | None:
-        """Marathon's ``lastTaskFailure`` of ``app_id``, seen in this leadership term."""
+        """Marathon's ``lastTaskFailure`` of ``app_id``, stored across leaders."""
         return self._status.last_task_failure(app_id)
+
+    async def restore_task_failures(self) -> None:
+        """Load the last task failures the previous leaders stored."""
+        await self._status.restore()
 
     def placed(self, app: AppDefinition) -> dict[str, Placed]:
         """Per constraint field, where the app's current-config instances are."""
