@@ -52,6 +52,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
     ("GET", "/v2/groups/versions", None, (401, 401, 200, 403, 200)),
     ("GET", "/v2/groups/prod/versions", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/deployments", None, (401, 401, 200, 200, 200)),
+    ("GET", "/v2/deployments/{d}", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/queue", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/tasks", None, (401, 401, 200, 200, 200)),
     # writes to apps
