@@ -9,6 +9,7 @@ builder's output parses into the real ``mesos.v1.scheduler.Call`` proto (checked
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "acknowledge",
     "decline",
     "framework_info",
+    "framework_user",
     "kill",
     "reconcile",
     "revive",
@@ -39,6 +41,25 @@ def _filters(refuse_seconds: float | None) -> Json:
     return {} if refuse_seconds is None else {"filters": {"refuse_seconds": refuse_seconds}}
 
 
+#: The framework's user on the embedded cluster (``--master local``) when Marathon runs
+#: as root and ``--mesos_user`` names no one.
+EMBEDDED_TASK_USER = "nobody"
+
+
+def framework_user(config: Config) -> str:
+    """FrameworkInfo.user: who runs the tasks whose app and ``--mesos_user`` name none.
+
+    On the embedded cluster a root ``marathon`` defaults to ``nobody``, so no task
+    runs as root unless an app's ``user`` or ``--mesos_user`` asks for it; a
+    non-root ``marathon`` (whose agents cannot switch users) keeps its own user.
+    """
+    if config.mesos_user:
+        return config.mesos_user
+    if config.master == "local" and os.geteuid() == 0:
+        return EMBEDDED_TASK_USER
+    return getpass.getuser()
+
+
 def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     """FrameworkInfo as Marathon registers: MULTI_ROLE with ``--mesos_role``, PARTITION_AWARE.
 
@@ -51,7 +72,7 @@ def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     if "gpu_resources" in config.features:
         capabilities.append("GPU_RESOURCES")
     info: Json = {
-        "user": config.mesos_user or getpass.getuser(),
+        "user": framework_user(config),
         "name": config.framework_name,
         "roles": [config.mesos_role],
         "failover_timeout": float(config.failover_timeout),
