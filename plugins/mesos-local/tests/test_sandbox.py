@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,21 +19,20 @@ import pytest
 import trio
 
 from marathon_core.task_process import task_user
-from marathon_core.testing.processes import local_cluster_args, running_marathon, wait_for
+from marathon_core.testing.processes import (
+    local_cluster_args,
+    running_marathon,
+    searchable_state_dir,
+    wait_for,
+)
 from marathon_mesos_local.agent.lifecycle import unreachable_ancestor
 from marathon_mesos_local.testing import master_state, task_info
 
 
 @pytest.fixture
 def searchable_dir() -> Iterator[Path]:
-    """A state dir whose ancestors every user may search, as ``/var/lib`` is (pytest's
-    ``tmp_path`` lies below a 0700 directory, which ``nobody`` cannot pass)."""
-    path = Path(tempfile.mkdtemp(prefix="marathon-state-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
+    with searchable_state_dir() as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_tarball(path: Path, files: dict[str, str]) -> None:
