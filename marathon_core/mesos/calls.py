@@ -82,6 +82,8 @@ def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     }
     if config.webui_url:
         info["webui_url"] = config.webui_url
+    if config.mesos_authentication_principal:
+        info["principal"] = config.mesos_authentication_principal
     if framework_id is not None:
         info["id"] = _id(framework_id)
     return info
