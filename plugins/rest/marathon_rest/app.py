@@ -107,19 +107,19 @@ class MarathonHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-#: Paths anyone may call: liveness probes and the API document.
-OPEN_PATHS = frozenset({"/ping", "/openapi.json"})
-
-
 class Authenticate:
-    """Answers 401 before routing when no auth plugin accepts the caller."""
+    """Answers 401 before routing when no auth plugin accepts the caller.
+
+    Every path, ``/ping`` and ``/openapi.json`` included: once authentication is
+    configured nothing answers 2xx without credentials (a liveness probe sends them).
+    """
 
     def __init__(self, app: ASGIApp, api: Api) -> None:
         self.app = app
         self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        if scope["type"] == "http":
             try:
                 authenticate(self.api, Request(scope, receive))
             except UserError as exc:
