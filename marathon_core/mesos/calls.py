@@ -20,6 +20,7 @@ __all__ = [
     "accept",
     "acknowledge",
     "decline",
+    "default_task_user",
     "framework_info",
     "framework_user",
     "kill",
@@ -46,18 +47,25 @@ def _filters(refuse_seconds: float | None) -> Json:
 EMBEDDED_TASK_USER = "nobody"
 
 
-def framework_user(config: Config) -> str:
-    """FrameworkInfo.user: who runs the tasks whose app and ``--mesos_user`` name none.
+def default_task_user(config: Config) -> str | None:
+    """Who runs the tasks whose app names no ``user``; None: the framework's user.
 
-    On the embedded cluster a root ``marathon`` defaults to ``nobody``, so no task
-    runs as root unless an app's ``user`` or ``--mesos_user`` asks for it; a
-    non-root ``marathon`` (whose agents cannot switch users) keeps its own user.
+    ``--mesos_user``; else, on the embedded cluster, ``nobody`` when ``marathon`` runs
+    as root, so no task runs as root unless an app's ``user`` or ``--mesos_user`` asks
+    for it. Put in ``CommandInfo.user`` too, so it holds for a framework registered
+    before (Mesos keeps a framework's user across re-subscriptions). A non-root
+    ``marathon``, whose agents cannot switch users, keeps its own user.
     """
     if config.mesos_user:
         return config.mesos_user
     if config.master == "local" and os.geteuid() == 0:
         return EMBEDDED_TASK_USER
-    return getpass.getuser()
+    return None
+
+
+def framework_user(config: Config) -> str:
+    """FrameworkInfo.user: :func:`default_task_user`, else ``marathon``'s own user."""
+    return default_task_user(config) or getpass.getuser()
 
 
 def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
