@@ -30,6 +30,7 @@ from marathon_core.leader.control import LeaderControl
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.leader.readiness import ReadinessMonitor
 from marathon_core.mesos import calls
+from marathon_core.mesos.authentication import mesos_credentials
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
 from marathon_core.mesos.events import MesosEvent
@@ -97,6 +98,7 @@ async def lead(
         events=send,
         heartbeat_interval=config.mesos_heartbeat_interval / 1000,
         heartbeat_failure_threshold=config.mesos_heartbeat_failure_threshold,
+        credentials=mesos_credentials(config),
     )
     scheduler = Scheduler(
         tracker=tracker,
