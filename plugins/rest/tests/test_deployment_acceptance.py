@@ -32,6 +32,7 @@ from marathon_core.testing.processes import (  # noqa: E402
     RunningMarathon,
     local_cluster_args,
     running_marathon,
+    searchable_state_dir,
     wait_for,
 )
 
@@ -41,12 +42,15 @@ SERVE = "exec python3 -m http.server --bind $HOST $PORT0"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
+def server() -> Iterator[RunningMarathon]:
+    # Tasks run as nobody: http.server serves its cwd, which nobody must reach by path.
     agents = "cpus:4;mem:2048;disk:1000;ports:[31000-31200]"
-    with running_marathon(
-        *local_cluster_args(2, agent_resources=agents),
-        state_dir=tmp_path_factory.mktemp("state"),
-    ) as running:
+    with (
+        searchable_state_dir() as state_dir,
+        running_marathon(
+            *local_cluster_args(2, agent_resources=agents), state_dir=state_dir
+        ) as running,
+    ):
         yield running
         assert running.stop() == 0
 
