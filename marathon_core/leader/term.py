@@ -28,6 +28,7 @@ from marathon_core.errors import FencedWriteError, StorageUnavailableError
 from marathon_core.heap import settle_heap
 from marathon_core.leader.control import LeaderControl
 from marathon_core.leader.health import HealthMonitor
+from marathon_core.leader.health_kills import KillRate
 from marathon_core.mesos import calls
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
@@ -108,7 +109,15 @@ async def lead(
         is_locked=lambda app_id: bool(ctx.registry.for_app(app_id)),
     )
     health = HealthMonitor(
-        tracker, ctx.events, ctx.validation.health_check_protocols, kill=scheduler.kill_instances
+        tracker,
+        ctx.events,
+        ctx.validation.health_check_protocols,
+        kill=scheduler.kill_instances,
+        kill_rate=KillRate(
+            per_app=config.health_kill_tokens_per_app,
+            total=config.health_kill_tokens,
+            interval=config.health_kill_token_refresh_interval / 1000,
+        ),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(scheduler.run, receive)
