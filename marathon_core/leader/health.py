@@ -33,8 +33,10 @@ Health is kept in memory only, as in Marathon: a new leader starts afresh, and
 probes the tasks at once. A probe's timeout runs from when it is sent, never while
 it waits for one of the ``MAX_CONCURRENT_PROBES`` slots, so a new leader probing
 thousands of tasks at once does not count its own backlog as failures (which would
-kill tasks that were healthy). An agent-run check's health is read back from the
-stored task (``healthy``), so it survives a failover. Readers
+kill tasks that were healthy); and the next probe of a task is due an interval after
+this one was sent, so that first round's queue spreads the probes out for good. An
+agent-run check's health is read back from the stored task (``healthy``), so it
+survives a failover. Readers
 (the REST API) use :meth:`HealthMonitor.results` and :meth:`HealthMonitor.counts`,
 and may cache what they derive under :meth:`HealthMonitor.generation`, which changes
 with any health change of the app.
@@ -479,7 +481,7 @@ class HealthMonitor:
         self._generations[app_id] = next(self._counter)
 
     async def _probe(self, target: _Target) -> None:
-        started = trio.current_time()
+        sent = trio.current_time()
         app = target.app
         _, check = self.checks_of(app)[target.index]
         try:
@@ -499,6 +501,7 @@ class HealthMonitor:
                 # The timeout runs from the send: waiting for a slot is the leader's
                 # backlog (a new leader probing every task), not the task's failure.
                 async with self._limit:
+                    sent = trio.current_time()
                     with trio.move_on_after(timeout):
                         try:
                             result = await target.checker.probe(
@@ -510,7 +513,9 @@ class HealthMonitor:
             await self._apply(target, check, result)
         finally:
             target.busy = False
-            target.due = started + check.interval_seconds
+            # Due an interval after it was sent: probes that queued for a slot (a new
+            # leader's first round) spread out instead of all coming due together again.
+            target.due = sent + check.interval_seconds
             heapq.heappush(self._due, (target.due, next(self._counter), target))
             self._wake.set()
 

@@ -134,7 +134,7 @@ def test_no_kill_while_the_grace_period_lasts(server: RunningMarathon) -> None:
         ),
     )
     first = wait_for(
-        lambda: (running_tasks(server, "/agent/never") or [None])[0],
+        lambda: next(iter(running_tasks(server, "/agent/never")), None),
         timeout=30,
         what="the task running",
     )
