@@ -18,6 +18,8 @@ are only accepted and validated (the core keeps the rules common to all protocol
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import ssl
 from collections.abc import Iterable
 
@@ -49,6 +51,22 @@ def _insecure_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+async def _connect(host: str, port: int) -> trio.SocketStream:
+    """A TCP connection to ``host:port``: a plain connect for an address (the usual
+    agent host), trio's resolving ``open_tcp_stream`` for a name."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def _describe(exc: BaseException) -> str:
@@ -88,7 +106,7 @@ class HttpCheck:
 
     async def _status(self, host: str, port: int, target: str) -> tuple[int, str]:
         """Status code and reason of ``GET target`` on a new connection (closed after)."""
-        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+        stream: trio.abc.Stream = await _connect(host, port)
         try:
             if self.scheme == "https":
                 stream = trio.SSLStream(stream, self._ssl, server_hostname=host)
@@ -132,7 +150,7 @@ class TcpCheck:
     ) -> ProbeResult:
         with trio.move_on_after(timeout):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await _connect(host, port)
             except OSError as exc:
                 return ProbeResult.unhealthy(_describe(exc))
             await stream.aclose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import ssl
+import subprocess
+import threading
 import time
 from typing import Any
 
@@ -89,3 +92,38 @@ async def test_http_probes_do_not_build_an_ssl_context_each_time(
         )
         assert result.outcome is Outcome.UNHEALTHY  # the server speaks plain HTTP
     assert built == []
+
+
+@pytest.mark.processes  # openssl makes the certificate
+async def test_https_is_healthy_with_a_self_signed_certificate(tmp_path: Any) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=task", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204 if self.path == "/ok" else 500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        https = HttpCheck("https")
+        ok = await https.probe(HealthCheck(path="/ok"), host="127.0.0.1", port=port, timeout=5)
+        assert ok.outcome is Outcome.HEALTHY  # the certificate is not verified
+        bad = await https.probe(HealthCheck(path="/no"), host="127.0.0.1", port=port, timeout=5)
+        assert bad.outcome is Outcome.UNHEALTHY and bad.cause == "500 Internal Server Error"
+    finally:
+        server.shutdown()
+        server.server_close()
