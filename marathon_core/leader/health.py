@@ -241,6 +241,8 @@ class HealthMonitor:
         self._counter = itertools.count(1)
         self._killed: set[TaskId] = set()
         self._wake = trio.Event()
+        #: When the probing loop looks at the due probes next (unless woken).
+        self._next_look = 0.0
 
     # -- reading ------------------------------------------------------------------
 
@@ -337,6 +339,7 @@ class HealthMonitor:
                         next_due = min(next_due, self._due[0][0])
                     if self._deferred:
                         next_due = min(next_due, self._make_deferred_kills(nursery, now))
+                    self._next_look = next_due
                     with trio.move_on_at(next_due):
                         await self._wake.wait()
 
@@ -517,7 +520,8 @@ class HealthMonitor:
             # leader's first round) spread out instead of all coming due together again.
             target.due = sent + check.interval_seconds
             heapq.heappush(self._due, (target.due, next(self._counter), target))
-            self._wake.set()
+            if target.due < self._next_look:  # else the loop looks in time anyway
+                self._wake.set()
 
     async def _apply(self, target: _Target, check: HealthCheck, result: ProbeResult) -> None:
         instance = target.instance

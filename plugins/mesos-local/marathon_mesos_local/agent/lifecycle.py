@@ -310,16 +310,19 @@ class TaskLifecycle:
         probe = partial(
             probe_once, spec, running=running, launch=launch, host=self.options.ip, info=task.info
         )
-        async with trio.open_nursery() as nursery:
+        try:
+            async with trio.open_nursery() as nursery:
 
-            async def stop_when_killed() -> None:
-                await task.kill.wait()
-                nursery.cancel_scope.cancel()
+                async def stop_when_killed() -> None:
+                    await task.kill.wait()
+                    nursery.cancel_scope.cancel()
 
-            nursery.start_soon(stop_when_killed)
-            await run_health_checks(
-                spec, probe=probe, report=partial(self._health_changed, task, running)
-            )
+                nursery.start_soon(stop_when_killed)
+                await run_health_checks(
+                    spec, probe=probe, report=partial(self._health_changed, task, running)
+                )
+        except Exception:  # a checker's bug must not stop the task being watched
+            log.exception("health checking of task %s stopped", task.id)
 
     def _health_changed(self, task: TaskRun, running: Running, report: HealthReport) -> None:
         """The command executor's ``taskHealthUpdated``: a TASK_RUNNING update with the
