@@ -181,6 +181,9 @@ def test_a_mesos_http_check_of_a_task_serving_http_makes_it_healthy(
     (task,) = info["tasks"]
     (result,) = task["healthCheckResults"]
     assert result["alive"] is True and result["firstSuccess"] is not None
+    tasks = httpx.get(f"{server.url}/v2/tasks", timeout=5).json()["tasks"]
+    (listed,) = [t for t in tasks if t["appId"] == "/agent/web"]
+    assert listed["healthCheckResults"][0]["alive"] is True
     wait_for(lambda: app_of(server, "/agent/web")["deployments"] == [], what="deployment done")
 
 
