@@ -16,6 +16,7 @@ import trio
 
 from marathon_core.config import Config, parse_config
 from marathon_core.errors import ConfigError, PluginError, StorageError
+from marathon_core.mesos.authentication import mesos_credentials
 from marathon_core.plugins import DISABLE_ENV, PluginHost, get_plugin_host
 from marathon_core.redaction import install_log_redaction, redact, register_url_password
 from marathon_core.service import serve
@@ -93,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_config(args, addoption_hook=host.addoption)
         host.configure(config)
+        mesos_credentials(config)  # a bad secret file stops the start; the secret is masked
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE

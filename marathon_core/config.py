@@ -55,7 +55,19 @@ class Config:
         True, "Ask agents to checkpoint tasks (survive agent restarts)", kind=bool, negatable=True
     )
     mesos_role: str = _flag("*", "Mesos role the framework registers with and apps default to")
-    mesos_user: str | None = _flag(None, "User tasks run as (default: the framework's user)")
+    mesos_user: str | None = _flag(
+        None,
+        "User of tasks whose app names none (default: marathon's user; 'nobody' on the "
+        "embedded cluster when marathon runs as root)",
+    )
+    mesos_authentication_principal: str | None = _flag(
+        None, "Principal Marathon registers with (FrameworkInfo.principal) and authenticates as"
+    )
+    mesos_authentication_secret_file: str | None = _flag(
+        None,
+        "File holding the secret of --mesos_authentication_principal: every call to the "
+        "Mesos master then carries HTTP Basic credentials",
+    )
     webui_url: str | None = _flag(None, "Web UI URL announced to Mesos")
     mesos_heartbeat_interval: int = _flag(15000, "Expected Mesos heartbeat interval (ms)", kind=int)
     mesos_heartbeat_failure_threshold: int = _flag(

@@ -241,6 +241,9 @@ def marathon_authenticate(request: HttpRequest) -> Identity | None:
 
     Stops at first non-None result. With no authentication plugin installed every
     request gets the anonymous identity (allow-all, as Marathon without plugins).
+    marathon-rest calls it in a worker thread, several requests at once, so that a
+    slow check (a password hash) never stalls the event loop: implementations must be
+    thread-safe and must not call into trio.
 
     :param request: A framework-neutral view of the HTTP request.
     :returns: The caller's :class:`~marathon_core.contracts.auth.Identity`, an identity with

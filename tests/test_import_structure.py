@@ -13,6 +13,8 @@ import marathon_core
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+#: Programs that speak only HTTP to the API (marathon-ctl).
+CLIENTS = sorted(p for p in (ROOT / "clients").glob("*") if (p / "pyproject.toml").is_file())
 
 
 def python_files(directory: Path) -> Iterator[Path]:
@@ -67,10 +69,23 @@ def test_plugins_import_only_the_plugin_api(plugin: Path) -> None:
     assert offending == [], "private core modules imported by a plugin"
 
 
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda p: p.name)
+def test_clients_import_no_server_code(client: Path) -> None:
+    """A client works against a real Marathon 1.x too: HTTP only, no core module."""
+    offending = []
+    for path in python_files(client):
+        if "tests" in path.relative_to(client).parts:
+            continue
+        for name in imported(path, module_name(path, client)):
+            if name.split(".")[0] in ("marathon_core", "marathon_rest"):
+                offending.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offending == [], "server code imported by a client"
+
+
 def distributions() -> list[tuple[str, Path, Path]]:
     """(name, directory whose modules are named from, package directory) of each."""
     found = [("marathon-core", ROOT, ROOT / "marathon_core")]
-    for plugin in PLUGINS:
+    for plugin in [*PLUGINS, *CLIENTS]:
         for package in sorted(plugin.glob("marathon_*/__init__.py")):
             found.append((plugin.name, plugin, package.parent))
     return found

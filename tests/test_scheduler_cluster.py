@@ -155,6 +155,14 @@ async def test_failing_task_relaunches_same_instance_with_backoff(
         if entry is not None:
             assert entry.count == 1
         await leader.stop()
+        # The last failure is stored with the app and a new leader shows it.
+        stored = await state.task_failures.get(app.id)
+        assert stored is not None and stored["state"] == "TASK_FAILED"
+        successor = Leader(leader.ctx, nursery)
+        await successor.start()
+        restored = successor.state.scheduler.last_task_failure(app.id)  # type: ignore[union-attr]
+        assert restored is not None and restored["state"] == "TASK_FAILED"
+        await successor.stop()
 
 
 async def test_unique_constraint_and_the_queue_explains(

@@ -287,7 +287,8 @@ async def test_updates_that_arrive_together_are_one_commit_before_any_acknowledg
                 with trio.fail_after(5):
                     while len(log) < 4:
                         await trio.sleep(0.01)
-                assert log[0] == "commit of 1 op(s)"  # one app: one rewrite, puts and expunge
+                # One app: one rewrite (puts and expunge), and its last task failure.
+                assert log[0] == "commit of 2 op(s)"
                 launched = (running, failing, leaving)
                 assert sorted(log[1:]) == sorted(f"ack {i.task.task_id}" for i in launched)
                 stored = {i.instance_id: i.condition for i in await state.instances.by_app(app.id)}

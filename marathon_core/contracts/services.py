@@ -162,7 +162,16 @@ class LeaderView(Protocol):
         ...
 
     def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
-        """``lastTaskFailure`` of the app during this term (Marathon's JSON), or None."""
+        """``lastTaskFailure`` of the app (Marathon's JSON), or None."""
+        ...
+
+    def readiness_results(self, app_id: PathId) -> list[dict[str, Any]]:
+        """``readinessCheckResults`` of the app's running deployment action (Marathon's JSON)."""
+        ...
+
+    async def deployment_status(self, deployment_id: str) -> dict[str, dict[str, Any]] | None:
+        """Per app of a running deployment: its state, progress, and why it waits
+        (see :mod:`marathon_core.deploy.status`); None for an unknown deployment."""
         ...
 
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:

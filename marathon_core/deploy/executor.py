@@ -8,6 +8,10 @@ simply re-runs its current step: *scale* schedules or decommissions instances un
 stored with every step, and events follow Marathon: ``deployment_info`` when a step
 starts, ``deployment_step_success`` when it ends, ``deployment_success`` at the end
 (their JSON comes from :mod:`marathon_core.model.events`).
+
+Every evaluation also records what the action found (:class:`ActionProgress`: old and
+new instances, and what it waits for), so that a deployment that cannot advance can
+say why (:mod:`marathon_core.deploy.status`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
 import attrs
@@ -46,9 +50,11 @@ from marathon_core.model.instance import (
 from marathon_core.state.store import StateStore
 
 __all__ = [
+    "ActionProgress",
     "DeploymentExecutor",
     "HealthGate",
     "InstanceControl",
+    "ReadinessGate",
     "RollingTargets",
     "rolling_targets",
 ]
@@ -70,6 +76,49 @@ class HealthGate(Protocol):
     def has_checks(self, app: AppDefinition) -> bool: ...
 
     def is_healthy(self, instance: Instance) -> bool: ...
+
+
+class ReadinessGate(Protocol):
+    """What the executor needs from the readiness monitor (``marathon_core.leader.readiness``)."""
+
+    def has_checks(self, app: AppDefinition) -> bool: ...
+
+    def is_ready(self, app: AppDefinition, instance: Instance) -> bool: ...
+
+    def release(self, app_id: PathId) -> None: ...
+
+
+class Waiting(enum.Enum):
+    """What an action that cannot finish yet waits for."""
+
+    LAUNCH = "launch"
+    HEALTH = "health"
+    READINESS = "readiness"
+    KILL = "kill"
+    #: A stop waits until the apps that depend on it (stopped in the same step) are gone.
+    DEPENDENTS = "dependents"
+
+
+@attrs.frozen
+class ActionProgress:
+    """What the last evaluation of an action found (``waiting`` None: it just acted)."""
+
+    action: ActionKind
+    #: Instances the action ends with (``instances``; 0 when stopping).
+    target: int
+    #: Instances of the previous configuration still present.
+    old: int
+    #: Active instances of the current configuration (started or starting).
+    new: int
+    #: New instances that are Running, healthy and ready.
+    ready: int
+    waiting: Waiting | None = None
+    #: The instances it waits for (to launch, be healthy, be ready or be gone).
+    waiting_on: tuple[InstanceId, ...] = ()
+    #: The action reached its goal (the step may still wait for other apps).
+    finished: bool = False
+    #: For :attr:`Waiting.DEPENDENTS`: the dependent apps still to be stopped first.
+    dependents: tuple[PathId, ...] = ()
 
 
 #: Seconds between two looks at the health of instances a deployment waits for.
@@ -134,6 +183,29 @@ def _is_current(instance: Instance, app: AppDefinition) -> bool:
     return version is not None and config is not None and version >= config
 
 
+def _stop_dependents_first(
+    original: Group, stopping: Collection[PathId]
+) -> dict[PathId, list[PathId]]:
+    """Per app stopped in a step, the apps of that step that depend on it (directly or
+    not): they are stopped first, so nothing loses a dependency while it runs --
+    reverse dependency order, where Marathon stops all at once."""
+    if len(stopping) < 2:
+        return {}
+    edges = original.dependency_edges()
+    out: dict[PathId, list[PathId]] = {}
+    for app_id in stopping:
+        seen: set[PathId] = set()
+        pending = list(edges.get(app_id, ()))
+        while pending:
+            dep = pending.pop()
+            if dep not in seen:
+                seen.add(dep)
+                pending.extend(edges.get(dep, ()))
+        for dep in seen & set(stopping):
+            out.setdefault(dep, []).append(app_id)
+    return out
+
+
 class DeploymentExecutor:
     """Follows the registry: starts new deployments, cancels removed ones."""
 
@@ -146,11 +218,16 @@ class DeploymentExecutor:
         *,
         root_at: Callable[[Timestamp | None], Awaitable[Group]],
         health: HealthGate | None = None,
+        readiness: ReadinessGate | None = None,
     ) -> None:
         self._root_at = root_at
         #: With it, an instance of an app with scheduler-run health checks is ready only
         #: once Running and healthy (Marathon's health-gated deployments).
         self._health = health
+        #: With it, new instances of an app with readiness checks must also be ready.
+        self._readiness_gate = readiness
+        #: Per deployment id: the progress of each app of its current step.
+        self.progress: dict[str, dict[PathId, ActionProgress]] = {}
         self._state = state
         self._registry = registry
         self._events = events
@@ -177,6 +254,13 @@ class DeploymentExecutor:
             except Exception as exc:
                 log.exception("deployment %s failed", deployment.id)
                 self._events.publish(deployment_failed(deployment, str(exc)))
+            finally:
+                self.progress.pop(deployment.id, None)
+                # Readiness results stay until the deployment is gone: a client that
+                # sees the deployment sees which new instances were ready.
+                if self._readiness_gate is not None:
+                    for app_id in deployment.affected_app_ids():
+                        self._readiness_gate.release(app_id)
         running.pop(deployment.id, None)
 
     async def execute(self, deployment: Deployment) -> None:
@@ -190,34 +274,121 @@ class DeploymentExecutor:
             await self._state.deployments.put(deployment)
             self._registry.put(deployment)
             self._events.publish(deployment_info(plan, number))
+            self.progress[deployment.id] = {}
+            actions = deployment.steps[number - 1].actions
+            gone = {a.app_id: trio.Event() for a in actions if a.action is ActionKind.STOP}
+            first_stopped = _stop_dependents_first(original, gone)
             async with trio.open_nursery() as nursery:
-                for action in deployment.steps[number - 1].actions:
-                    nursery.start_soon(self._perform, action, target)
+                for action in actions:
+                    before = [(d, gone[d]) for d in first_stopped.get(action.app_id, ())]
+                    nursery.start_soon(
+                        self._perform,
+                        deployment.id,
+                        action,
+                        target,
+                        before,
+                        gone.get(action.app_id),
+                    )
             self._events.publish(deployment_step_success(plan, number))
         await self._state.complete_deployment(deployment.id)
         self._registry.remove(deployment.id)
         self._events.publish(deployment_success(plan))
 
-    async def _perform(self, action: DeploymentAction, target: Group) -> None:
+    async def _perform(
+        self,
+        deployment_id: str,
+        action: DeploymentAction,
+        target: Group,
+        before: list[tuple[PathId, trio.Event]],
+        done: trio.Event | None,
+    ) -> None:
+        """Carry out one action; a stop first waits for the ``before`` stops (its
+        dependents), then sets ``done``."""
         app = target.find_app(action.app_id)
+        progress = self.progress.setdefault(deployment_id, {})
+
+        def record(found: ActionProgress) -> None:
+            progress[action.app_id] = found
+
         if action.action is ActionKind.STOP:
-            await self.stop(action.app_id)
-        elif app is None or action.action is ActionKind.START:
-            return
-        elif action.action is ActionKind.SCALE:
-            await self.scale(app)
-        else:
-            await self.restart(app)
+            for dependent, stopped in before:
+                if not stopped.is_set():
+                    present = self._instances.counts_of(action.app_id).present
+                    waiting = Waiting.DEPENDENTS
+                    record(
+                        ActionProgress(
+                            ActionKind.STOP, 0, present, 0, 0, waiting, dependents=(dependent,)
+                        )
+                    )
+                    await stopped.wait()
+            await self.stop(action.app_id, record=record)
+            if done is not None:
+                done.set()
+        elif app is not None and action.action is ActionKind.SCALE:
+            await self.scale(app, record=record)
+        elif app is not None and action.action is ActionKind.RESTART:
+            await self.restart(app, record=record)
+        target_count = 0 if app is None or action.action is ActionKind.STOP else app.instances
+        counts = self._instances.counts_of(action.app_id)
+        record(
+            ActionProgress(
+                action.action,
+                target_count,
+                0,
+                counts.active,
+                counts.active_running,
+                finished=True,
+            )
+        )
 
     def _gated(self, app: AppDefinition) -> bool:
-        return self._health is not None and self._health.has_checks(app)
+        """Whether readiness of its instances changes without any instance change."""
+        health, readiness = self._health, self._readiness_gate
+        return (health is not None and health.has_checks(app)) or (
+            readiness is not None and readiness.has_checks(app)
+        )
 
-    def _readiness(self, app: AppDefinition) -> Callable[[Instance], bool]:
+    def _healthy(self, app: AppDefinition) -> Callable[[Instance], bool]:
         """Running, and healthy too when the app has health checks the scheduler runs."""
         health = self._health
         if health is None or not health.has_checks(app):
             return _ready
         return lambda i: _ready(i) and health.is_healthy(i)
+
+    def _checked_ready(self, app: AppDefinition) -> Callable[[Instance], bool]:
+        """Passed the app's readiness checks (always, for apps without any)."""
+        gate = self._readiness_gate
+        if gate is None or not gate.has_checks(app):
+            return _ready
+        return lambda i: gate.is_ready(app, i)
+
+    def _readiness(self, app: AppDefinition) -> Callable[[Instance], bool]:
+        """Running, healthy (with health checks) and ready (with readiness checks)."""
+        healthy, checked = self._healthy(app), self._checked_ready(app)
+        # Readiness first: asking it starts the checks, which run while health settles.
+        return lambda i: checked(i) and healthy(i)
+
+    def _waiting(
+        self, app: AppDefinition, new: Iterable[Instance], *, skip_readiness: frozenset[InstanceId]
+    ) -> tuple[Waiting | None, tuple[InstanceId, ...]]:
+        """What the first of ``new`` that is not ready yet waits for, with all such."""
+        healthy, checked = self._healthy(app), self._checked_ready(app)
+        launching, unhealthy, unready = [], [], []
+        for i in new:
+            if not _ready(i):
+                launching.append(i.instance_id)
+            elif not healthy(i):
+                unhealthy.append(i.instance_id)
+            elif i.instance_id not in skip_readiness and not checked(i):
+                unready.append(i.instance_id)
+        for waiting, ids in (
+            (Waiting.LAUNCH, launching),
+            (Waiting.HEALTH, unhealthy),
+            (Waiting.READINESS, unready),
+        ):
+            if ids:
+                return waiting, tuple(ids)
+        return None, ()
 
     async def _until(self, step: Callable[[], Awaitable[Progress]], *, poll: bool = False) -> None:
         """Repeat ``step`` until DONE: at once after it ACTED (its own change may be all
@@ -231,15 +402,25 @@ class DeploymentExecutor:
                 else:
                     await self._instances.wait_changed()
 
-    async def scale(self, app: AppDefinition) -> None:
+    async def scale(
+        self, app: AppDefinition, *, record: Callable[[ActionProgress], None] = lambda p: None
+    ) -> None:
         """Schedule or decommission until exactly ``instances`` instances run and the
         surplus is gone.
 
         It looks after every instance change, so it reads the tracker's counts and
         lists the instances only to pick a surplus, or for their health once all run.
+        Readiness checks gate only the instances this action starts, as in Marathon:
+        those Running when it began are not asked.
         """
         gated = self._gated(app)
         ready = self._readiness(app)
+        initial = frozenset(
+            i.instance_id for i in _active(self._instances.instances_of(app.id)) if _ready(i)
+        )
+
+        def is_ready(i: Instance) -> bool:
+            return self._healthy(app)(i) if i.instance_id in initial else ready(i)
 
         async def step() -> Progress:
             counts = self._instances.counts_of(app.id)
@@ -255,12 +436,30 @@ class DeploymentExecutor:
             leaving = counts.present > counts.active  # killed, not yet gone
             done = not leaving and counts.active_running == counts.active
             if done and gated:
-                done = all(ready(i) for i in _active(self._instances.instances_of(app.id)))
+                done = all(is_ready(i) for i in _active(self._instances.instances_of(app.id)))
+            if not done:
+                active = _active(self._instances.instances_of(app.id))
+                waiting, on = self._waiting(app, active, skip_readiness=initial)
+                if waiting is None and leaving:
+                    waiting = Waiting.KILL
+                    on = tuple(
+                        i.instance_id
+                        for i in _present(self._instances.instances_of(app.id))
+                        if i.goal is not Goal.RUNNING
+                    )
+                ready_count = sum(1 for i in active if is_ready(i))
+                record(
+                    ActionProgress(
+                        ActionKind.SCALE, app.instances, 0, len(active), ready_count, waiting, on
+                    )
+                )
             return Progress.DONE if done else Progress.WAIT
 
         await self._until(step, poll=gated)
 
-    async def stop(self, app_id: PathId) -> None:
+    async def stop(
+        self, app_id: PathId, *, record: Callable[[ActionProgress], None] = lambda p: None
+    ) -> None:
         """Decommission every instance and wait until none is left."""
 
         async def step() -> Progress:
@@ -269,12 +468,19 @@ class DeploymentExecutor:
             if alive:
                 await self._instances.decommission(i.instance_id for i in alive)
                 return Progress.ACTED
-            return Progress.WAIT if _present(instances) else Progress.DONE
+            present = _present(instances)
+            if present:
+                on = tuple(i.instance_id for i in present)
+                record(ActionProgress(ActionKind.STOP, 0, len(present), 0, 0, Waiting.KILL, on))
+                return Progress.WAIT
+            return Progress.DONE
 
         await self._until(step)
         self._events.publish(app_terminated_event(app_id))
 
-    async def restart(self, app: AppDefinition) -> None:
+    async def restart(
+        self, app: AppDefinition, *, record: Callable[[ActionProgress], None] = lambda p: None
+    ) -> None:
         """Replace old-configuration instances within the app's upgrade strategy."""
         ready = self._readiness(app)
         initial = _active(self._instances.instances_of(app.id))
@@ -306,6 +512,21 @@ class DeploymentExecutor:
                 await self._instances.decommission(i.instance_id for i in surplus)
                 return Progress.ACTED
             finished = new_ready >= app.instances and not old_present
+            if not finished:
+                waiting, on = self._waiting(app, new, skip_readiness=frozenset())
+                if waiting is None:
+                    waiting, on = Waiting.KILL, tuple(i.instance_id for i in old_present)
+                record(
+                    ActionProgress(
+                        ActionKind.RESTART,
+                        app.instances,
+                        len(old_present),
+                        len(new),
+                        new_ready,
+                        waiting,
+                        on,
+                    )
+                )
             return Progress.DONE if finished else Progress.WAIT
 
         await self._until(step, poll=self._gated(app))

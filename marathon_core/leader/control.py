@@ -14,13 +14,17 @@ from typing import Any
 import attrs
 
 from marathon_core.contracts.queue import QueueEntry
+from marathon_core.deploy.executor import DeploymentExecutor
 from marathon_core.deploy.manager import DeploymentRegistry, GroupManager
+from marathon_core.deploy.status import deployment_status
 from marathon_core.errors import AppLockedError, NotFoundError
 from marathon_core.leader.health import HealthMonitor
+from marathon_core.leader.readiness import ReadinessMonitor, ReadinessResult
 from marathon_core.model.deployment import GroupChange
 from marathon_core.model.group import Group
-from marathon_core.model.ids import PathId
-from marathon_core.model.instance import Instance
+from marathon_core.model.health import Health
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.model.instance import Instance, InstanceId
 from marathon_core.scheduler.scheduler import Scheduler
 from marathon_core.scheduler.tracker import InstanceTracker
 
@@ -36,6 +40,8 @@ class LeaderControl:
     health: HealthMonitor
     groups: GroupManager
     registry: DeploymentRegistry
+    readiness: ReadinessMonitor
+    executor: DeploymentExecutor
 
     def instances_of(self, app_id: PathId) -> Sequence[Instance]:
         return self.tracker.instances_of(app_id)
@@ -58,6 +64,17 @@ class LeaderControl:
     def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
         return self.scheduler.last_task_failure(app_id)
 
+    def readiness_results(self, app_id: PathId) -> list[dict[str, Any]]:
+        return self.readiness.results_json(app_id)
+
+    async def deployment_status(self, deployment_id: str) -> dict[str, dict[str, Any]] | None:
+        deployment = self.registry.get(deployment_id)
+        if deployment is None:
+            return None
+        target = await self.groups.root_at(deployment.target_version)
+        progress = self.executor.progress.get(deployment_id, {})
+        return deployment_status(deployment, progress, _Sources(self), target, now=Timestamp.now())
+
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:
         if wipe:
             await self.tracker.decommission(i.instance_id for i in instances)
@@ -70,6 +87,28 @@ class LeaderControl:
         return await kill_and_scale(
             self.tracker, self.groups, self.registry, instances, force=force
         )
+
+
+@attrs.frozen
+class _Sources:
+    """What the deployment status reads, from the leader's components."""
+
+    control: LeaderControl
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        return self.control.tracker.get(instance_id)
+
+    def queue_entry(self, app_id: PathId) -> QueueEntry | None:
+        return self.control.scheduler.queue_entry(app_id)
+
+    def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
+        return self.control.scheduler.last_task_failure(app_id)
+
+    def health_of(self, instance: Instance) -> tuple[Health, ...] | None:
+        return self.control.health.health_of(instance)
+
+    def readiness_results(self, app_id: PathId) -> list[ReadinessResult]:
+        return self.control.readiness.results(app_id)
 
 
 async def kill_and_scale(

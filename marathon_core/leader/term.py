@@ -29,7 +29,9 @@ from marathon_core.heap import settle_heap
 from marathon_core.leader.control import LeaderControl
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.leader.health_kills import KillRate
+from marathon_core.leader.readiness import ReadinessMonitor
 from marathon_core.mesos import calls
+from marathon_core.mesos.authentication import mesos_credentials
 from marathon_core.mesos.client import MesosClient
 from marathon_core.mesos.detector import detect_master
 from marathon_core.mesos.events import MesosEvent
@@ -58,6 +60,8 @@ class LeaderState:
     mesos: MesosClient
     #: Health of tasks under Marathon-side checks.
     health: HealthMonitor
+    #: Readiness of new tasks of deploying apps.
+    readiness: ReadinessMonitor
 
 
 async def lead(
@@ -95,6 +99,7 @@ async def lead(
         events=send,
         heartbeat_interval=config.mesos_heartbeat_interval / 1000,
         heartbeat_failure_threshold=config.mesos_heartbeat_failure_threshold,
+        credentials=mesos_credentials(config),
     )
     scheduler = Scheduler(
         tracker=tracker,
@@ -119,13 +124,22 @@ async def lead(
             interval=config.health_kill_token_refresh_interval / 1000,
         ),
     )
+    await scheduler.restore_task_failures()
+    readiness = ReadinessMonitor(tracker)
     async with trio.open_nursery() as nursery:
         await nursery.start(scheduler.run, receive)
         nursery.start_soon(client.run)
         await nursery.start(health.run)
+        await nursery.start(readiness.run)
         log.info("leading: %d instance(s) loaded", len(tracker.all_instances()))
         task_status.started(
-            LeaderState(tracker=tracker, scheduler=scheduler, mesos=client, health=health)
+            LeaderState(
+                tracker=tracker,
+                scheduler=scheduler,
+                mesos=client,
+                health=health,
+                readiness=readiness,
+            )
         )
 
 
@@ -163,6 +177,7 @@ async def _lead_term(ctx: CoreContext) -> None:
                 leader.tracker,
                 root_at=ctx.groups.root_at,
                 health=leader.health,
+                readiness=leader.readiness,
             )
             await nursery.start(executor.run)
             ctx.leader = LeaderControl(
@@ -171,6 +186,8 @@ async def _lead_term(ctx: CoreContext) -> None:
                 health=leader.health,
                 groups=ctx.groups,
                 registry=ctx.registry,
+                readiness=leader.readiness,
+                executor=executor,
             )
     finally:
         ctx.leader = None

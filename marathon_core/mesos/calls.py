@@ -9,6 +9,7 @@ builder's output parses into the real ``mesos.v1.scheduler.Call`` proto (checked
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,9 @@ __all__ = [
     "accept",
     "acknowledge",
     "decline",
+    "default_task_user",
     "framework_info",
+    "framework_user",
     "kill",
     "reconcile",
     "revive",
@@ -39,6 +42,32 @@ def _filters(refuse_seconds: float | None) -> Json:
     return {} if refuse_seconds is None else {"filters": {"refuse_seconds": refuse_seconds}}
 
 
+#: The framework's user on the embedded cluster (``--master local``) when Marathon runs
+#: as root and ``--mesos_user`` names no one.
+EMBEDDED_TASK_USER = "nobody"
+
+
+def default_task_user(config: Config) -> str | None:
+    """Who runs the tasks whose app names no ``user``; None: the framework's user.
+
+    ``--mesos_user``; else, on the embedded cluster, ``nobody`` when ``marathon`` runs
+    as root, so no task runs as root unless an app's ``user`` or ``--mesos_user`` asks
+    for it. Put in ``CommandInfo.user`` too, so it holds for a framework registered
+    before (Mesos keeps a framework's user across re-subscriptions). A non-root
+    ``marathon``, whose agents cannot switch users, keeps its own user.
+    """
+    if config.mesos_user:
+        return config.mesos_user
+    if config.master == "local" and os.geteuid() == 0:
+        return EMBEDDED_TASK_USER
+    return None
+
+
+def framework_user(config: Config) -> str:
+    """FrameworkInfo.user: :func:`default_task_user`, else ``marathon``'s own user."""
+    return default_task_user(config) or getpass.getuser()
+
+
 def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     """FrameworkInfo as Marathon registers: MULTI_ROLE with ``--mesos_role``, PARTITION_AWARE.
 
@@ -51,7 +80,7 @@ def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     if "gpu_resources" in config.features:
         capabilities.append("GPU_RESOURCES")
     info: Json = {
-        "user": config.mesos_user or getpass.getuser(),
+        "user": framework_user(config),
         "name": config.framework_name,
         "roles": [config.mesos_role],
         "failover_timeout": float(config.failover_timeout),
@@ -61,6 +90,8 @@ def framework_info(config: Config, *, framework_id: str | None = None) -> Json:
     }
     if config.webui_url:
         info["webui_url"] = config.webui_url
+    if config.mesos_authentication_principal:
+        info["principal"] = config.mesos_authentication_principal
     if framework_id is not None:
         info["id"] = _id(framework_id)
     return info

@@ -36,6 +36,7 @@ import trio
 
 from marathon_core.errors import MarathonError
 from marathon_core.mesos import calls
+from marathon_core.mesos.authentication import MesosCredentials
 from marathon_core.mesos.detector import MasterNotFoundError
 from marathon_core.mesos.events import (
     Disconnected,
@@ -104,6 +105,8 @@ class MesosClient:
     :param store_framework_id: stores a framework id Mesos assigned.
     :param events: where every event goes, decoded, in stream order (except
         heartbeats and the event types the scheduler has no use for).
+    :param credentials: sent with every call (HTTP Basic), for a master that
+        authenticates frameworks.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class MesosClient:
         heartbeat_failure_threshold: int = 5,
         resubscribe_backoff: tuple[float, float] = (0.2, 10.0),
         http: httpx.AsyncClient | None = None,
+        credentials: MesosCredentials | None = None,
     ) -> None:
         self.master_url = master_url.rstrip("/")
         self._origin = self.master_url
@@ -130,6 +134,13 @@ class MesosClient:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_failure_threshold = heartbeat_failure_threshold
         self._backoff = resubscribe_backoff
+        self._credentials = credentials
+        #: The ``Authorization`` header line of every call, empty without credentials.
+        self._authorization = (
+            b""
+            if credentials is None
+            else b"Authorization: %s\r\n" % credentials.authorization.encode()
+        )
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=STREAM_TIMEOUT)
         #: Per master URL: the connection calls go on, and the endpoint's path there
@@ -206,6 +217,8 @@ class MesosClient:
         framework_id = self.framework_id or await self._load_framework_id()
         body = json.dumps(calls.subscribe(self._framework_info(framework_id))).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._credentials is not None:
+            headers["Authorization"] = self._credentials.authorization
         for _ in range(MAX_REDIRECTS):
             url = self.master_url + SCHEDULER_PATH
             async with self._http.stream(
@@ -214,6 +227,8 @@ class MesosClient:
                 if response.status_code == 307:
                     self._follow(response.headers.get("Location", ""))
                     continue
+                if response.status_code == 401:
+                    raise CallError(self._unauthorized(), 401)
                 if response.status_code != 200:
                     await response.aread()
                     raise CallError(
@@ -223,6 +238,17 @@ class MesosClient:
                 await self._read(response, on_subscribed)
             return
         raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+
+    def _unauthorized(self) -> str:
+        if self._credentials is None:
+            return (
+                "SUBSCRIBE answered 401: the Mesos master requires framework authentication "
+                "(give --mesos_authentication_principal and --mesos_authentication_secret_file)"
+            )
+        return (
+            f"SUBSCRIBE answered 401: the Mesos master refused the credentials of principal "
+            f"'{self._credentials.principal}' (check --mesos_authentication_secret_file)"
+        )
 
     async def _read(self, response: httpx.Response, on_subscribed: Callable[[], None]) -> None:
         stream_id = response.headers.get("Mesos-Stream-Id")
@@ -309,6 +335,7 @@ class MesosClient:
             headers = b"Content-Type: application/json\r\nMesos-Stream-Id: %s\r\n" % (
                 self.stream_id.encode("latin-1")
             )
+            headers += self._authorization
             self._calls += 1
             try:
                 pipeline, path = self._pipeline()

@@ -40,6 +40,7 @@ from marathon_core.contracts.placement import ConstraintOperator, Placed
 from marathon_core.contracts.queue import QueueEntry
 from marathon_core.contracts.runtimes import ContainerRuntime
 from marathon_core.events import EventBus
+from marathon_core.mesos import calls
 from marathon_core.mesos.events import (
     Disconnected,
     Error,
@@ -99,7 +100,8 @@ class SchedulerOptions:
     #: How often timers (launch timeout, unreachable strategy, kill retries) are checked.
     timer_interval: float = 1.0
     env_vars_prefix: str | None = None
-    #: ``--mesos_user``: the user of tasks whose app names none.
+    #: The user of tasks whose app names none (``--mesos_user``, see
+    #: :func:`~marathon_core.mesos.calls.default_task_user`).
     mesos_user: str | None = None
     roles: tuple[str, ...] = ("*",)
 
@@ -114,7 +116,7 @@ class SchedulerOptions:
             "scale_apps_initial_delay": config.scale_apps_initial_delay / 1000,
             "scale_apps_interval": config.scale_apps_interval / 1000,
             "env_vars_prefix": config.env_vars_prefix,
-            "mesos_user": config.mesos_user,
+            "mesos_user": calls.default_task_user(config),
             "roles": (config.mesos_role,),
         }
         values.update(overrides)
@@ -282,8 +284,12 @@ class Scheduler:
     # -- what the leader's other components call ---------------------------------------
 
     def last_task_failure(self, app_id: PathId) -> Json | None:
-        """Marathon's ``lastTaskFailure`` of ``app_id``, seen in this leadership term."""
+        """Marathon's ``lastTaskFailure`` of ``app_id``, stored across leaders."""
         return self._status.last_task_failure(app_id)
+
+    async def restore_task_failures(self) -> None:
+        """Load the last task failures the previous leaders stored."""
+        await self._status.restore()
 
     def placed(self, app: AppDefinition) -> dict[str, Placed]:
         """Per constraint field, where the app's current-config instances are."""

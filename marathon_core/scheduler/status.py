@@ -1,5 +1,9 @@
 """Task status updates: instance transitions, acknowledgements, ``lastTaskFailure``.
 
+An app's last failure is stored in the batch's transaction (one more op per app that
+failed in it; updates without failures cost nothing) and restored by a new leader
+(:meth:`StatusUpdates.restore`).
+
 A batch of updates becomes one tracker change (one state write), and only then are
 the updates acknowledged: Mesos resends an unacknowledged update, so a crash before
 the write loses nothing. A terminal task of an instance that should run makes the
@@ -40,6 +44,7 @@ from marathon_core.scheduler.kills import Kills
 from marathon_core.scheduler.outbox import Outbox
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 from marathon_core.scheduler.unreachable import UNREACHABLE, apply_unreachable_strategy
+from marathon_core.state.storage import Op
 
 __all__ = ["StatusUpdates", "condition_of"]
 
@@ -90,12 +95,18 @@ class StatusUpdates:
         self.count = 0
 
     def last_task_failure(self, app_id: PathId) -> Json | None:
-        """Marathon's ``lastTaskFailure`` of ``app_id``, seen in this leadership term.
-
-        Kept in memory only: Marathon also stores it in ZooKeeper, so a new leader
-        shows the last failure from before the failover; this one does not.
-        """
+        """Marathon's ``lastTaskFailure`` of ``app_id`` (None: no failure is known)."""
         return self._last_failures.get(app_id)
+
+    async def restore(self) -> None:
+        """Load the stored last failures, so a new leader shows those of the last one.
+
+        Why stored at all: after a failover, "why did my app die" must still have
+        its answer (Marathon stores them too).
+        """
+        stored = await self._tracker.state.task_failures.all()
+        for failure in stored:
+            self._last_failures.setdefault(PathId.parse(failure["appId"]), failure)
 
     async def handle(self, statuses: Sequence[TaskStatus]) -> set[PathId]:
         """Store, publish and acknowledge a batch of updates, in order.
@@ -163,7 +174,13 @@ class StatusUpdates:
                 put=tuple(i for i in changed.values() if i is not None) + tuple(replacements),
                 expunge=tuple(k for k, v in changed.items() if v is None),
                 final=tuple(finals),
+                also=plan_failures if failures else None,
             )
+
+        async def plan_failures() -> list[Op]:
+            """The apps' last failures, stored in the batch's one transaction."""
+            repository = self._tracker.state.task_failures
+            return [op for f in failures.values() for op in await repository.plan_put(f)]
 
         await self._tracker.apply(compute)
         for status, instance in published:

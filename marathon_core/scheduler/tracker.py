@@ -40,6 +40,7 @@ from marathon_core.model.instance import (
     InstanceCounts,
     InstanceId,
 )
+from marathon_core.state.storage import Op
 from marathon_core.state.store import StateStore
 
 __all__ = ["Changes", "InstanceFeed", "InstanceTracker", "TrackerStatistics"]
@@ -55,6 +56,8 @@ class Changes:
     expunge: tuple[InstanceId, ...] = ()
     #: The last state of expunged instances, published as their final change.
     final: tuple[Instance, ...] = ()
+    #: Plans more writes for the same transaction (an app's last task failure).
+    also: Callable[[], Awaitable[Sequence[Op]]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.put or self.expunge)
@@ -287,7 +290,9 @@ class InstanceTracker:
                 return changes
             # One transaction for all of it: a batch of status updates is stored whole
             # (or not at all) before any of them is acknowledged.
-            await self.state.instances.change(put=changes.put, delete=changes.expunge)
+            await self.state.instances.change(
+                put=changes.put, delete=changes.expunge, also=changes.also
+            )
             self._writes += 1
             scheduled = False
             for instance in changes.put:

@@ -536,8 +536,17 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
     async def put_many(self, objs: Iterable[T]) -> None:
         await self.change(put=objs)
 
-    async def change(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> None:
+    async def change(
+        self,
+        put: Iterable[T] = (),
+        delete: Iterable[K] = (),
+        *,
+        also: Callable[[], Awaitable[Sequence[Op]]] | None = None,
+    ) -> None:
         """Store ``put`` and forget ``delete`` in one transaction (a group commit).
+
+        ``also`` plans more ops (of other repositories) for the same transaction; it
+        is asked again on every attempt, so it reads afresh too.
 
         A large app's buckets are kept, as written, with their versions: the next
         change to it reads nothing and rewrites only the buckets it touches. A kept
@@ -550,6 +559,8 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
                 if attempt:
                     await trio.sleep(random.uniform(0, 0.002 * 2**attempt))
                 ops, after = await self._plan(puts, drops, use_kept=attempt == 0)
+                if also is not None:
+                    ops.extend(await also())
                 if not ops:
                     return
                 try:

@@ -224,7 +224,8 @@ def _hydrate(
 
 
 class StateStore:
-    """Repositories for apps, the root group, instances, deployments and the framework id."""
+    """Repositories for apps, the root group, instances, deployments, task failures and the
+    framework id."""
 
     def __init__(
         self,
@@ -292,6 +293,17 @@ class StateStore:
             Codec(c.to_storage, lambda b: c.from_storage(Deployment, b)),
             id_of=lambda d: d.id,
             parse_id=str,
+            commit=self.commit,
+            lock=self._lock,
+        )
+        #: Per app, Marathon's ``lastTaskFailure`` JSON: written once per failure, read
+        #: by a new leader, deleted with the app.
+        self.task_failures: EntityRepository[dict[str, Any], PathId] = EntityRepository(
+            storage,
+            "task-failures",
+            Codec(_compact_json, json.loads),
+            id_of=lambda failure: PathId.parse(failure["appId"]),
+            parse_id=PathId.parse,
             commit=self.commit,
             lock=self._lock,
         )
@@ -430,6 +442,7 @@ class StateStore:
         referenced = await self._app_versions_in_kept_roots(deleted) if deleted else {}
         for app_id in deleted:
             ops.extend(await self.apps.plan_retire(app_id, keep=referenced.get(app_id, ())))
+            ops.extend(await self.task_failures.plan_delete(app_id))
         ops.extend(await self.groups.plan_store(record))
         return ops
 

@@ -17,11 +17,14 @@ import attrs
 from marathon_core.config import parse_config
 from marathon_core.context import CoreContext
 from marathon_core.contracts.queue import QueueEntry
+from marathon_core.deploy.status import deployment_status
 from marathon_core.election import LeaderElection, SoloElection
 from marathon_core.leader.control import kill_and_scale
 from marathon_core.leader.health import HealthMonitor
+from marathon_core.leader.readiness import ReadinessResult
 from marathon_core.model.deployment import GroupChange
-from marathon_core.model.ids import PathId
+from marathon_core.model.health import Health
+from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance, InstanceId
 from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
@@ -62,6 +65,25 @@ async def memory_context(
         validation=validation_context(config, host),
         election=election or SoloElection(f"{config.hostname}:{config.http_port}"),
     )
+
+
+class _NoSources:
+    """A leader that knows of no queue, failure, health or readiness."""
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        return None
+
+    def queue_entry(self, app_id: PathId) -> QueueEntry | None:
+        return None
+
+    def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
+        return None
+
+    def health_of(self, instance: Instance) -> tuple[Health, ...] | None:
+        return None
+
+    def readiness_results(self, app_id: PathId) -> list[ReadinessResult]:
+        return []
 
 
 @attrs.define
@@ -125,6 +147,17 @@ class ManualLeader:
 
     def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
         return None
+
+    def readiness_results(self, app_id: PathId) -> list[dict[str, Any]]:
+        return []
+
+    async def deployment_status(self, deployment_id: str) -> dict[str, dict[str, Any]] | None:
+        """Without an executor nothing has progressed: every app is starting or pending."""
+        deployment = self.ctx.registry.get(deployment_id)
+        if deployment is None:
+            return None
+        target = await self.ctx.groups.root_at(deployment.target_version)
+        return deployment_status(deployment, {}, _NoSources(), target, now=Timestamp.now())
 
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:
         if wipe:

@@ -10,9 +10,11 @@ mark them ``processes`` (see :mod:`marathon_core.testing.pytest_plugin`).
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +32,7 @@ __all__ = [
     "running_marathon",
     "running_server",
     "script_server",
+    "searchable_state_dir",
     "wait_for",
 ]
 
@@ -118,6 +121,22 @@ def running_marathon(*args: str, state_dir: Path) -> Iterator[RunningMarathon]:
     ]  # fmt: skip
     with running_server(command, _REST_API_LISTENING) as server:
         yield RunningMarathon(server.process, server.url, server.log)
+
+
+@contextmanager
+def searchable_state_dir() -> Iterator[Path]:
+    """A ``--state_dir`` below ``/tmp`` that every user may reach, removed afterwards.
+
+    Tasks of ``--master local`` run as ``nobody`` when the tests run as root, and
+    must reach their sandboxes below the state dir by path (``$MESOS_SANDBOX``,
+    ``getcwd``); pytest's ``tmp_path`` lies below a directory only its owner may enter.
+    """
+    path = Path(tempfile.mkdtemp(prefix="marathon-state-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def local_cluster_args(agents: int, *, agent_resources: str | None = None) -> tuple[str, ...]:

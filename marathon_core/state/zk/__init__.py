@@ -18,4 +18,5 @@ exception leaves the package.  Import from the modules, bottom up:
 * ``commit``: sending the planned ``multi`` and mapping its outcome
 * ``reads``: pipelined reads, watched and cached when asked to
 * ``storage``: :class:`~.storage.ZkStorage`, the ``Storage`` built from them
+* ``acl``: the command that locks a tree made with open ACLs to the digest identity
 """

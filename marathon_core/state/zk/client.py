@@ -25,10 +25,11 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
 
 from marathon_core.errors import StorageError, StorageUnavailableError
+from marathon_core.redaction import register_secret
 from marathon_core.state.zk.errors import KAZOO_ERRORS, map_kazoo_error
 from marathon_core.state.zk.url import ZkUrl, parse_zk_url
 
-__all__ = ["ZkClient", "ZkState", "ZkStatistics", "open_zk"]
+__all__ = ["ZkClient", "ZkState", "ZkStatistics", "digest_acl", "open_zk"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,17 @@ T = TypeVar("T")
 
 #: Connection states as our code sees them (kazoo's KazooState values).
 ZkState = Literal["CONNECTED", "SUSPENDED", "LOST"]
+
+
+def digest_acl(url: ZkUrl) -> list[Any]:
+    """The ACL of every znode made for ``url``'s identity: all permissions, nobody else's.
+
+    Only the digest identity may read, write, list or re-ACL Marathon's nodes, so
+    neither other tenants of the ensemble nor anonymous clients see apps or secrets
+    in app definitions, nor forge leadership.
+    """
+    assert url.username is not None and url.password is not None
+    return [make_digest_acl(url.username, url.password, all=True)]
 
 
 @attrs.frozen
@@ -104,8 +116,11 @@ class ZkClient:
         kwargs: dict[str, Any] = {}
         if zk_url.username is not None:
             assert zk_url.password is not None
+            register_secret(zk_url.password)  # decoded: the URL's form is masked already
+            # kazoo applies default_acl to every create, ensure_path (the parents of the
+            # path included) and transaction create; the session authenticates first.
             kwargs["auth_data"] = [("digest", f"{zk_url.username}:{zk_url.password}")]
-            kwargs["default_acl"] = [make_digest_acl(zk_url.username, zk_url.password, all=True)]
+            kwargs["default_acl"] = digest_acl(zk_url)
         client = KazooClient(
             hosts=zk_url.hosts,
             timeout=session_timeout,

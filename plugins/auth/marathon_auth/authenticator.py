@@ -4,6 +4,10 @@ scrypt costs about 60 ms of CPU, and clients send Basic credentials with every
 request; a password that verified once is remembered as an HMAC under a key that
 lives only in this process, so later requests cost a hash, not an scrypt. A changed
 users file means a restart, which forgets them.
+
+marathon-rest calls the hook in worker threads (the scrypt must not stall the event
+loop), several at once: the failure counts are kept under a lock, and the scrypt runs
+outside it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import threading
 
 import attrs
 
@@ -42,6 +47,8 @@ class Authenticator:
     _verified_key: bytes = attrs.field(factory=lambda: secrets.token_bytes(32))
     _verified: dict[str, bytes] = attrs.field(factory=dict)
     _decoy_hash: str = attrs.field(factory=lambda: hash_password(secrets.token_hex(16)))
+    #: Guards ``limiter`` (``_verified`` takes single dict operations, atomic as such).
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
     def challenge(self) -> dict[str, str]:
@@ -55,7 +62,8 @@ class Authenticator:
         if not header:
             raise NotAuthenticatedError("Not Authenticated", headers=self.challenge)
         client = request.client_address or "unknown"
-        wait = self.limiter.retry_after(client)
+        with self._lock:
+            wait = self.limiter.retry_after(client)
         if wait is not None:
             raise TooManyFailuresError(
                 f"Too many failed logins from {client}; retry in {wait} seconds.",
@@ -63,7 +71,8 @@ class Authenticator:
             )
         user = self._check(scheme.lower(), credentials.strip())
         if user is None:
-            self.limiter.failed(client)
+            with self._lock:
+                self.limiter.failed(client)
             raise NotAuthenticatedError(INVALID_CREDENTIALS, headers=self.challenge)
         return Identity(user.name, attributes={"groups": ",".join(sorted(user.groups))})
 

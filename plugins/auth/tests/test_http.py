@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 
+from marathon_auth.passwords import verify_password
 from marathon_core.model.events import app_terminated_event, group_change_success
 from marathon_core.model.ids import PathId, Timestamp
 
@@ -142,3 +144,46 @@ async def test_hashes_in_the_users_file_log_in(
     async with httpx.AsyncClient(base_url=url) as client:
         assert (await client.get("/v2/info", headers=basic(*READER))).status_code == 200
         assert (await client.get("/v2/info", headers=basic(*ADMIN))).status_code == 401
+
+
+async def test_password_checks_run_off_the_event_loop(
+    nursery: trio.Nursery, auth_args: list[str], monkeypatch: Any
+) -> None:
+    """scrypt (a first login, or any unknown user's) runs in a worker thread; while
+    several run the event loop keeps serving."""
+    checked_in: list[bool] = []
+
+    def verify(password: str, stored: str) -> bool:
+        checked_in.append(threading.current_thread() is threading.main_thread())
+        return verify_password(password, stored)
+
+    monkeypatch.setattr("marathon_auth.authenticator.verify_password", verify)
+    _, url = await start_api(nursery, auth_args)
+    longest_pause = 0.0
+
+    async def watch_the_loop() -> None:
+        nonlocal longest_pause
+        while True:
+            before = trio.current_time()
+            await trio.sleep(0.001)
+            longest_pause = max(longest_pause, trio.current_time() - before - 0.001)
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        statuses: list[int] = []
+
+        async def login(user: str, password: str) -> None:
+            response = await client.get("/v2/apps", headers=basic(user, password))
+            statuses.append(response.status_code)
+
+        async with trio.open_nursery() as logins:
+            logins.start_soon(watch_the_loop)
+            async with trio.open_nursery() as batch:
+                batch.start_soon(login, *READER)
+                batch.start_soon(login, *PROD)
+                for n in range(4):
+                    batch.start_soon(login, f"nobody-{n}", "guess")
+            logins.cancel_scope.cancel()
+    assert sorted(statuses) == [200, 200, 401, 401, 401, 401]
+    assert len(checked_in) == 6 and not any(checked_in)
+    # on the loop, the six scrypts (about 60 ms each) held it 180-230 ms at a time here
+    assert longest_pause < 0.1, longest_pause

@@ -25,9 +25,9 @@ CALLBACK = "?callbackUrl=http://127.0.0.1:9/cb"
 #: (method, path, body) and the status per caller: none, wrong, read-only, /prod, admin.
 #: ``{v}`` is /prod/web's version and ``{d}`` the id of its running deployment.
 MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
-    # open paths: liveness and the API document
-    ("GET", "/ping", None, (200, 200, 200, 200, 200)),
-    ("GET", "/openapi.json", None, (200, 200, 200, 200, 200)),
+    # liveness and the API document: any authenticated caller
+    ("GET", "/ping", None, (401, 401, 200, 200, 200)),
+    ("GET", "/openapi.json", None, (401, 401, 200, 200, 200)),
     # system resources
     ("GET", "/v2/info", None, (401, 401, 200, 403, 200)),
     ("GET", "/v2/leader", None, (401, 401, 200, 403, 200)),
@@ -52,6 +52,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
     ("GET", "/v2/groups/versions", None, (401, 401, 200, 403, 200)),
     ("GET", "/v2/groups/prod/versions", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/deployments", None, (401, 401, 200, 200, 200)),
+    ("GET", "/v2/deployments/{d}", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/queue", None, (401, 401, 200, 200, 200)),
     ("GET", "/v2/tasks", None, (401, 401, 200, 200, 200)),
     # writes to apps

@@ -23,6 +23,7 @@ from marathon_core.testing.processes import (
     RunningMarathon,
     local_cluster_args,
     running_marathon,
+    searchable_state_dir,
     wait_for,
 )
 
@@ -32,13 +33,17 @@ KILL_INTERVAL = 4.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
-    with running_marathon(
-        *local_cluster_args(1, agent_resources="cpus:4;mem:2048;disk:1000;ports:[31400-31500]"),
-        "--health_kill_tokens_per_app", "1",
-        "--health_kill_token_refresh_interval", str(int(KILL_INTERVAL * 1000)),
-        state_dir=tmp_path_factory.mktemp("state"),
-    ) as running:  # fmt: skip
+def server() -> Iterator[RunningMarathon]:
+    # Tasks (and their COMMAND checks) run as nobody: they reach their sandboxes by path.
+    with (
+        searchable_state_dir() as state_dir,
+        running_marathon(
+            *local_cluster_args(1, agent_resources="cpus:4;mem:2048;disk:1000;ports:[31400-31500]"),
+            "--health_kill_tokens_per_app", "1",
+            "--health_kill_token_refresh_interval", str(int(KILL_INTERVAL * 1000)),
+            state_dir=state_dir,
+        ) as running,
+    ):  # fmt: skip
         yield running
         assert running.stop() == 0
 
@@ -193,11 +198,15 @@ def gauges(server: RunningMarathon) -> dict[str, float]:
 
 
 def test_the_kill_rate_holds_when_every_instance_turns_unhealthy_at_once(
-    server: RunningMarathon, tmp_path: Path
+    server: RunningMarathon,
 ) -> None:
-    served = tmp_path / "www"
-    served.mkdir()
+    with searchable_state_dir() as served:  # the tasks (nobody) serve it
+        kill_rate_holds(server, served)
+
+
+def kill_rate_holds(server: RunningMarathon, served: Path) -> None:
     (served / "ok").write_text("ok")
+    (served / "ok").chmod(0o644)
     instances = 4
     post(
         server,

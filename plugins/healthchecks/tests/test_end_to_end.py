@@ -16,6 +16,7 @@ from marathon_core.testing.processes import (
     RunningMarathon,
     local_cluster_args,
     running_marathon,
+    searchable_state_dir,
     wait_for,
 )
 
@@ -23,11 +24,15 @@ pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMarathon]:
-    with running_marathon(
-        *local_cluster_args(1, agent_resources="cpus:2;mem:1024;disk:1000;ports:[31200-31300]"),
-        state_dir=tmp_path_factory.mktemp("state"),
-    ) as running:
+def server() -> Iterator[RunningMarathon]:
+    # Tasks run as nobody: http.server serves its cwd, which nobody must reach by path.
+    with (
+        searchable_state_dir() as state_dir,
+        running_marathon(
+            *local_cluster_args(1, agent_resources="cpus:2;mem:1024;disk:1000;ports:[31200-31300]"),
+            state_dir=state_dir,
+        ) as running,
+    ):
         yield running
         assert running.stop() == 0
 

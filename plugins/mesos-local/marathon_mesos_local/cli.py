@@ -19,10 +19,11 @@ import trio
 
 from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
+from marathon_mesos_local.master.credentials import REALM, CredentialsError, read_credentials
 from marathon_mesos_local.master.registry import RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
 
-__all__ = ["main", "parse_duration"]
+__all__ = ["framework_credentials", "main", "parse_duration"]
 
 _UNITS = {
     "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
@@ -128,8 +129,38 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Mesos flag: the Docker Engine socket of the docker containerizer "
         f"({DEFAULT_DOCKER_SOCKET})",
     )
+    parser.add_argument(
+        "--authenticate_http_frameworks",
+        "--authenticate_frameworks",
+        dest="authenticate_frameworks",
+        action="store_true",
+        help="Mesos flag: scheduler calls must carry HTTP Basic credentials listed in "
+        "--credentials (realm mesos-master-scheduler)",
+    )
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="Mesos flag: the credentials file, JSON "
+        '({"credentials": [{"principal": "p", "secret": "s"}]}) or "principal secret" lines',
+    )
     parser.add_argument("--log_level", default="INFO")
     return parser
+
+
+def framework_credentials(authenticate: bool, path: str | None) -> dict[str, str] | None:
+    """The credentials frameworks authenticate with, None when they need not.
+
+    Raises CredentialsError as Mesos refuses to start: authentication without a
+    credentials file, or a file it cannot use.
+    """
+    if not authenticate:
+        return None
+    if path is None:
+        raise CredentialsError(
+            f"No credentials provided for the default 'basic' HTTP authenticator for "
+            f"realm '{REALM}'"
+        )
+    return read_credentials(path)
 
 
 async def _run(cluster: Cluster) -> None:
@@ -165,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        credentials = framework_credentials(args.authenticate_frameworks, args.credentials)
         options = ClusterOptions(
             host=args.ip,
             port=args.port,
@@ -184,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             simulated_task_step=args.simulated_task_step,
             containerizers=args.containerizers,
             docker_socket=args.docker_socket,
+            framework_credentials=credentials,
         )
         cluster = Cluster(options)
     except (ResourceError, ValueError) as exc:

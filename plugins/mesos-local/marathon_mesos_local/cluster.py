@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -43,6 +43,7 @@ import trio
 from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_core.task_process import CONTAINER_MARKER
 from marathon_mesos_local.agent.containerizers import parse_containerizers
+from marathon_mesos_local.master.credentials import REALM, FrameworkAuthenticator
 from marathon_mesos_local.master.model import MasterOptions
 from marathon_mesos_local.master.server import Master
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, Resources, parse_attributes
@@ -97,6 +98,9 @@ class ClusterOptions:
     #: ``--docker_socket``.
     containerizers: str = ",".join(sorted(DEFAULT_CONTAINERIZERS))
     docker_socket: str = DEFAULT_DOCKER_SOCKET
+    #: The master's ``--authenticate_http_frameworks`` with these ``--credentials``
+    #: (principal -> secret); None: frameworks need not authenticate.
+    framework_credentials: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
     def check(self) -> None:
         """Raise ValueError for options that cannot work, before anything starts."""
@@ -112,6 +116,11 @@ class ClusterOptions:
             raise ValueError("offer_timeout must be positive")
         if self.agent_reregister_timeout < 0:
             raise ValueError("agent_reregister_timeout cannot be negative")
+        if self.framework_credentials is not None and not self.framework_credentials:
+            raise ValueError(
+                "No credentials provided for the default 'basic' HTTP authenticator for "
+                f"realm '{REALM}'"
+            )
         parse_containerizers(self.containerizers)
         for text in self.agent_resources:
             Resources.parse(text)
@@ -148,6 +157,11 @@ class Cluster:
                     offer_timeout=options.offer_timeout,
                     agent_reregister_timeout=options.agent_reregister_timeout,
                     work_dir=options.master_dir,
+                    framework_authenticator=(
+                        None
+                        if options.framework_credentials is None
+                        else FrameworkAuthenticator(options.framework_credentials)
+                    ),
                 )
             )
             if options.master_url is None

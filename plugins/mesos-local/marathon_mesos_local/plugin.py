@@ -13,7 +13,7 @@ import trio
 from marathon_core import hookimpl
 from marathon_core.contracts.containerizers import DEFAULT_CONTAINERIZERS, DEFAULT_DOCKER_SOCKET
 from marathon_core.errors import ConfigError
-from marathon_mesos_local.cli import parse_duration
+from marathon_mesos_local.cli import framework_credentials, parse_duration
 from marathon_mesos_local.cluster import Cluster, ClusterOptions
 from marathon_mesos_local.master.registry import Registry, RegistryError
 from marathon_mesos_local.resources import DEFAULT_RESOURCES, ResourceError
@@ -83,6 +83,17 @@ def marathon_addoption(parser: OptionParser) -> None:
         help=f"Embedded agents' --docker_socket ({DEFAULT_DOCKER_SOCKET})",
     )
     parser.addoption(
+        "--local_authenticate_frameworks",
+        flag=True,
+        help="Embedded master's --authenticate_http_frameworks: marathon must authenticate "
+        "(--mesos_authentication_principal, --mesos_authentication_secret_file)",
+    )
+    parser.addoption(
+        "--local_credentials",
+        default=None,
+        help="Embedded master's --credentials file (JSON or 'principal secret' lines)",
+    )
+    parser.addoption(
         "--local_agent_reregister_timeout",
         default=None,
         type=parse_duration,
@@ -119,6 +130,9 @@ def cluster_options(config: Config) -> ClusterOptions:
         agent_reregister_timeout=reregister_timeout,
         containerizers=config.option("local_containerizers"),
         docker_socket=config.option("local_docker_socket"),
+        framework_credentials=framework_credentials(
+            config.option("local_authenticate_frameworks"), config.option("local_credentials")
+        ),
     )
 
 
@@ -130,7 +144,7 @@ def marathon_configure(config: Config) -> None:
         options = cluster_options(config)
         options.check()
         Registry.open(options.master_dir)
-    except (ResourceError, ValueError, RegistryError) as exc:
+    except (ResourceError, ValueError, RegistryError) as exc:  # CredentialsError too
         raise ConfigError(f"embedded Mesos: {exc}") from None
 
 

@@ -285,7 +285,10 @@ def launch_group_operation(
 class SchedulerClient:
     """One framework talking to a master over the v1 scheduler API."""
 
-    def __init__(self, master_url: str, *, auto_ack: bool = True) -> None:
+    def __init__(
+        self, master_url: str, *, auto_ack: bool = True, auth: tuple[str, str] | None = None
+    ) -> None:
+        """``auth``: the (principal, secret) every call carries (HTTP Basic)."""
         self.url = master_url.rstrip("/") + "/api/v1/scheduler"
         self.auto_ack = auto_ack
         self.framework_id: str | None = None
@@ -294,7 +297,7 @@ class SchedulerClient:
         self.events: list[Event] = []
         self.stream_closed = trio.Event()
         self._new_event = trio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None), auth=auth)
         self._nursery: trio.Nursery | None = None
         self._stream_scope: trio.CancelScope | None = None
 

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,21 @@ import httpx
 import pytest
 import trio
 
-from marathon_core.testing.processes import local_cluster_args, running_marathon, wait_for
+from marathon_core.task_process import task_user
+from marathon_core.testing.processes import (
+    local_cluster_args,
+    running_marathon,
+    searchable_state_dir,
+    wait_for,
+)
+from marathon_mesos_local.agent.lifecycle import unreachable_ancestor
 from marathon_mesos_local.testing import master_state, task_info
+
+
+@pytest.fixture
+def searchable_dir() -> Iterator[Path]:
+    with searchable_state_dir() as path:
+        yield path
 
 
 def make_tarball(path: Path, files: dict[str, str]) -> None:
@@ -240,3 +254,73 @@ def test_fetch_and_user_through_marathon(tmp_path: Path, file_server) -> None:
         if user:
             assert out.split()[-1] == "65534", out
         assert server.stop() == 0
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs a root agent")
+def test_tasks_run_as_nobody_unless_asked_otherwise(searchable_dir: Path) -> None:
+    """``marathon --master local`` as root: a task whose app names no user runs as
+    ``nobody`` and can write its sandbox (also by ``$MESOS_SANDBOX``); an app's
+    ``user`` (here ``root``, which must be asked for) overrides it."""
+    command = (
+        'id -un; touch here "$MESOS_SANDBOX/there" && stat -c "owner=%U" here; '
+        'echo err >&2; echo "done"; sleep 300'
+    )
+    apps = {
+        "/who/default": {},
+        "/who/root": {"user": "root"},
+    }
+    with running_marathon(*local_cluster_args(1), state_dir=searchable_dir) as server:
+        for app_id, extra in apps.items():
+            body = {"id": app_id, "cmd": command, "cpus": 0.1, "mem": 32, **extra}
+            response = httpx.post(f"{server.url}/v2/apps", json=body, timeout=10)
+            assert response.status_code == 201, response.text
+        master = wait_for(
+            lambda: next(
+                (
+                    m.group(1)
+                    for line in server.log
+                    if (m := re.search(r"marathon ready: master (http://\S+?),", line))
+                ),
+                None,
+            ),
+            what="the embedded master's URL",
+        )
+
+        def running(app_id: str) -> str | None:
+            tasks = httpx.get(f"{server.url}/v2/apps{app_id}/tasks", timeout=5).json()
+            found = [t["id"] for t in tasks["tasks"] if t["state"] == "TASK_RUNNING"]
+            return found[0] if found else None
+
+        task_ids = {a: wait_for(lambda a=a: running(a), what=f"{a} running") for a in apps}
+
+        async def outputs() -> dict[str, tuple[str, str]]:
+            agent = await agent_url(master)
+            found = {}
+            for app_id, task_id in task_ids.items():
+                sandbox = await sandbox_of(agent, task_id)
+                out = await read_until(agent, f"{sandbox}/stdout", "done")
+                err = await read_until(agent, f"{sandbox}/stderr", "err")
+                found[app_id] = (out, err)
+            return found
+
+        found = trio.run(outputs)
+        assert server.stop() == 0
+    default_out, default_err = found["/who/default"]
+    assert default_out.split()[:2] == ["nobody", "owner=nobody"], default_out
+    assert "err" in default_err
+    root_out, _ = found["/who/root"]
+    assert root_out.split()[:2] == ["root", "owner=root"], root_out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="looking up another user's permissions")
+def test_unreachable_ancestor_names_the_directory_nobody_cannot_pass(searchable_dir: Path) -> None:
+    nobody = task_user("nobody")
+    assert nobody is not None
+    closed = searchable_dir / "closed"
+    sandbox = closed / "work" / "sandbox"
+    sandbox.mkdir(parents=True)
+    closed.chmod(0o700)
+    assert unreachable_ancestor(sandbox, nobody) == closed
+    closed.chmod(0o711)  # search alone is enough
+    assert unreachable_ancestor(sandbox, nobody) is None

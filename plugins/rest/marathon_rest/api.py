@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -12,7 +12,6 @@ from starlette.requests import Request
 from marathon_core.contracts.services import LeaderView, ServiceContext
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.group import Group
-from marathon_core.model.ids import PathId
 from marathon_rest.appinfo import AppInfoCache, apps_by_id
 
 if TYPE_CHECKING:
@@ -58,11 +57,6 @@ class Api:
     def live(self) -> LeaderView | None:
         """The leader's live view (None when this process does not lead)."""
         return self.ctx.leader
-
-    def last_task_failure(self, app_id: PathId) -> dict[str, Any] | None:
-        """The app's ``lastTaskFailure`` as the leader saw it (None if none, or not leading)."""
-        leader = self.ctx.leader
-        return leader.last_task_failure(app_id) if leader is not None else None
 
     @property
     def address(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
+import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -107,21 +108,35 @@ class MarathonHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-#: Paths anyone may call: liveness probes and the API document.
-OPEN_PATHS = frozenset({"/ping", "/openapi.json"})
+#: Authentication hooks running at once in worker threads: checking a password hash
+#: (scrypt) costs tens of milliseconds of CPU and memory each.
+AUTHENTICATION_THREADS = 2
 
 
 class Authenticate:
-    """Answers 401 before routing when no auth plugin accepts the caller."""
+    """Answers 401 before routing when no auth plugin accepts the caller.
+
+    Every path, ``/ping`` and ``/openapi.json`` included: once authentication is
+    configured nothing answers 2xx without credentials (a liveness probe sends them).
+    The hooks run in a worker thread then, so a password check never stalls the
+    event loop (and with it every other request, the event stream and Mesos).
+    """
 
     def __init__(self, app: ASGIApp, api: Api) -> None:
         self.app = app
         self.api = api
+        self._threads = trio.CapacityLimiter(AUTHENTICATION_THREADS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
             try:
-                authenticate(self.api, Request(scope, receive))
+                if self.api.ctx.access.authenticates:
+                    await trio.to_thread.run_sync(
+                        authenticate, self.api, request, limiter=self._threads
+                    )
+                else:  # the anonymous identity: nothing to wait for
+                    authenticate(self.api, request)
             except UserError as exc:
                 await json_response(exc.to_json(), status=exc.status, headers=exc.headers)(
                     scope, receive, send

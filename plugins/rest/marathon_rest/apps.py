@@ -61,16 +61,22 @@ def _app_id(raw: str, *, creating: bool = False) -> PathId:
 
 
 async def infos(
-    api: Api, apps: Sequence[AppDefinition], *, with_tasks: bool
+    api: Api,
+    apps: Sequence[AppDefinition],
+    *,
+    with_tasks: bool,
+    embed: frozenset[str] = frozenset(),
 ) -> list[orjson.Fragment]:
     """The ``/v2/apps`` entries of ``apps``, in order, encoded.
 
     From the leader's live view they are cached (:mod:`marathon_rest.appinfo`);
     otherwise the instances are read from state and the entries encoded afresh.
+    ``embed`` may add ``lastTaskFailure`` and ``readiness`` (``readinessCheckResults``).
     """
     deployments = deployments_by_app(api.ctx.deployments())
     if api.live is not None:
-        return api.infos.entries(apps, api.live, deployments, with_tasks=with_tasks)
+        entries = api.infos.entries(apps, api.live, deployments, with_tasks=with_tasks)
+        return _embedded(api, apps, entries, embed)
     by_app: dict[PathId, list[Instance]]
     if len(apps) == 1:
         by_app = {apps[0].id: list(await api.ctx.instances_of(apps[0].id))}
@@ -83,6 +89,32 @@ async def infos(
         api.infos.encode(a, by_app[a.id], deployments.get(a.id, ()), with_tasks=with_tasks)
         for a in apps
     ]
+
+
+def _embedded(
+    api: Api,
+    apps: Sequence[AppDefinition],
+    entries: list[orjson.Fragment],
+    embed: frozenset[str],
+) -> list[orjson.Fragment]:
+    """``entries`` with the app's ``lastTaskFailure`` and ``readinessCheckResults``
+    spliced in where asked for and known (each cached entry ends with its ``}``)."""
+    leader = api.live
+    failures = "lastTaskFailure" in embed
+    readiness = "readiness" in embed
+    if leader is None or not (failures or readiness):
+        return entries
+    out = []
+    for app, entry in zip(apps, entries, strict=True):
+        extra: dict[str, object] = {}
+        if failures and (failure := leader.last_task_failure(app.id)) is not None:
+            extra["lastTaskFailure"] = failure
+        if readiness and app.readiness_checks:
+            extra["readinessCheckResults"] = leader.readiness_results(app.id)
+        if extra:
+            entry = orjson.Fragment(orjson.dumps(entry)[:-1] + b"," + orjson.dumps(extra)[1:])
+        out.append(entry)
+    return out
 
 
 def _filter(request: Request) -> Callable[[AppDefinition], bool] | None:
@@ -115,7 +147,8 @@ async def list_apps(request: Request) -> Response:
         apps = [a for a in apps if keep(a)]
     if not allows_everything(api):
         apps = [a for a in apps if allowed(request, Action.VIEW_RUN_SPEC, str(a.id))]
-    listed = await infos(api, apps, with_tasks="tasks" in embeds(request))
+    wanted = embeds(request)
+    listed = await infos(api, apps, with_tasks="tasks" in wanted, embed=wanted)
     return json_response({"apps": listed})
 
 
@@ -175,11 +208,8 @@ async def _get(request: Request, path: str) -> Response:
     app = (await api.ctx.root()).find_app(app_id)
     if app is None:
         raise _missing(app_id)
-    (info,) = await infos(api, [app], with_tasks=True)
-    failure = api.last_task_failure(app_id)
-    if failure is not None:  # spliced into the cached entry, which ends with its "}"
-        spliced = orjson.dumps(info)[:-1] + b',"lastTaskFailure":' + orjson.dumps(failure)
-        info = orjson.Fragment(spliced + b"}")
+    # One app always shows its last failure, as in Marathon.
+    (info,) = await infos(api, [app], with_tasks=True, embed=embeds(request) | {"lastTaskFailure"})
     return json_response({"app": info})
 
 
@@ -188,7 +218,8 @@ async def _group_apps(request: Request, api: Api, group_id: PathId) -> Response:
     if group is None:
         raise NotFoundError(f"Group '{group_id}' does not exist")
     apps = sorted(group.transitive_apps(), key=lambda a: a.id)
-    return json_response({"*": await infos(api, apps, with_tasks="tasks" in embeds(request))})
+    wanted = embeds(request)
+    return json_response({"*": await infos(api, apps, with_tasks="tasks" in wanted, embed=wanted)})
 
 
 async def _versions(api: Api, app_id: PathId) -> Response:

@@ -37,7 +37,7 @@ async def _group_json(api: Api, group: Group, wanted: frozenset[str]) -> dict[st
     entries: dict[PathId, orjson.Fragment] = {}
     if with_counts:
         apps = sorted(group.transitive_apps(), key=lambda a: a.id)
-        encoded = await infos(api, apps, with_tasks="tasks" in wanted)
+        encoded = await infos(api, apps, with_tasks="tasks" in wanted, embed=wanted)
         entries = {a.id: e for a, e in zip(apps, encoded, strict=True)}
 
     def render(g: Group) -> dict[str, Any]:

@@ -105,11 +105,15 @@ def document() -> dict[str, Any]:
             "/v2/groups/{groupId}/versions": {"get": _op("Versions of a group", group_id)},
             "/v2/deployments": {"get": _op("Running deployments")},
             "/v2/deployments/{deploymentId}": {
+                "get": _op(
+                    "One running deployment with a status per app: progress and why it waits",
+                    _param("deploymentId", "path"),
+                ),
                 "delete": _op(
                     "Cancel (roll back) a deployment",
                     _param("deploymentId", "path"),
                     _flag("force"),
-                )
+                ),
             },
         },
         "components": {

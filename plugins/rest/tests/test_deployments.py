@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from marathon_core.testing.context import CoreContext, ManualLeader
+
 
 async def create(client: httpx.AsyncClient, body: dict[str, object]) -> str:
     response = await client.post("/v2/apps", json=body)
@@ -70,3 +72,24 @@ async def test_cancelling_a_deletion_brings_the_app_back(client: httpx.AsyncClie
     assert rollback.status_code == 200
     restored = (await client.get("/v2/apps/d/gone")).json()["app"]
     assert restored["instances"] == 2
+
+
+async def test_one_deployment_shows_a_status_per_app(
+    client: httpx.AsyncClient, api_context: CoreContext
+) -> None:
+    ManualLeader.attach(api_context)
+    deployment_id = await create(client, {"id": "/d/web", "cmd": "sleep 9", "instances": 2})
+    response = await client.get(f"/v2/deployments/{deployment_id}")
+    assert response.status_code == 200
+    body = response.json()
+    listed = (await client.get("/v2/deployments")).json()
+    assert {k: v for k, v in body.items() if k != "status"} == listed[0]
+    # Nothing runs here: the start marker has not run, the scaling waits for it.
+    assert body["status"]["/d/web"]["action"] == "StartApplication"
+    assert body["status"]["/d/web"]["state"] in {"starting", "pending"}
+    assert (await client.get("/v2/deployments/nope")).status_code == 404
+
+
+async def test_one_deployment_needs_the_leader(client: httpx.AsyncClient) -> None:
+    deployment_id = await create(client, {"id": "/d/web", "cmd": "sleep 9"})
+    assert (await client.get(f"/v2/deployments/{deployment_id}")).status_code == 503

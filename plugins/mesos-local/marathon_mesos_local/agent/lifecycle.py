@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from marathon_core.contracts.containerizers import Running
-from marathon_core.task_process import task_user
+from marathon_core.task_process import TaskUser, task_user
 from marathon_mesos_local.agent.containerizers import Containerizers, launch_of
 from marathon_mesos_local.agent.fetcher import fetch
 from marathon_mesos_local.agent.health import (
@@ -46,7 +46,7 @@ from marathon_mesos_local.agent.updates import StatusUpdates
 from marathon_mesos_local.background import Background
 from marathon_mesos_local.messages import TERMINAL_STATES
 
-__all__ = ["TaskLifecycle"]
+__all__ = ["TaskLifecycle", "unreachable_ancestor"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class TaskLifecycle:
         self.containerizers = containerizers
         self.link = link
         self._background = Background()
+        #: Users already warned that they cannot reach their sandboxes by path.
+        self._warned_users: set[str] = set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run tasks until cancelled."""
@@ -240,6 +242,8 @@ class TaskLifecycle:
         abandoned: a stalled download must not hold a kill up)."""
         uris = task.info.get("command", {}).get("uris", [])
         as_user = task_user(user)
+        if as_user is not None:
+            self._warn_if_unreachable(task.sandbox, as_user)
         if not uris:
             return True
         failed: list[Exception] = []
@@ -267,6 +271,26 @@ class TaskLifecycle:
         if failed:
             raise failed[0]
         return not task.kill.is_set()
+
+    def _warn_if_unreachable(self, sandbox: Path, user: TaskUser) -> None:
+        """Warn once per user whose tasks cannot reach their sandbox by its path.
+
+        The task still starts in its sandbox and writes it by relative paths, but
+        ``$MESOS_SANDBOX/...`` fails when an ancestor of the work dir (a home
+        directory holding ``--state_dir``, say) denies the user search permission.
+        """
+        if user.name in self._warned_users:
+            return
+        blocked = unreachable_ancestor(sandbox, user)
+        if blocked is not None:
+            self._warned_users.add(user.name)
+            log.warning(
+                "tasks running as %r cannot reach their sandboxes by path: %s denies them "
+                "search permission; move the agent's work dir (marathon's --state_dir) or "
+                "allow search on it (chmod o+x)",
+                user.name,
+                blocked,
+            )
 
     def _killed_during_launch(self, task: TaskRun, message: str = KILLED_DURING_LAUNCH) -> None:
         """A kill that came before the task ran (queued, or while its URIs were fetched)."""
@@ -410,3 +434,11 @@ def _link_latest(run: Path) -> None:
         latest.symlink_to(run.name)
     except OSError as exc:
         log.warning("cannot make %s the latest run: %s", run, exc)
+
+
+def unreachable_ancestor(path: Path, user: TaskUser) -> Path | None:
+    """The first ancestor of ``path`` that ``user`` may not search, None if none."""
+    for directory in reversed(path.parents):
+        if not user.permits(directory, 1):
+            return directory
+    return None

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from marathon_mesos_local import MESOS_VERSION
+from marathon_mesos_local.master.credentials import FrameworkAuthenticator
 from marathon_mesos_local.master.registry import AgentInfo
 from marathon_mesos_local.messages import id_value, mesos_id
 from marathon_mesos_local.resources import Resources
@@ -74,6 +75,9 @@ class MasterOptions:
     agent_reregister_timeout: float = 600.0
     #: Where the registry is kept (``registry.json``); None keeps it in memory only.
     work_dir: Path | None = None
+    #: ``--authenticate_http_frameworks`` with ``--credentials``: who may call the
+    #: scheduler API (None: anyone, Mesos's default).
+    framework_authenticator: FrameworkAuthenticator | None = None
 
 
 @attrs.define(eq=False)

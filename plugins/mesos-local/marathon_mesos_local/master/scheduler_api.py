@@ -15,6 +15,7 @@ from typing import Any
 
 from marathon_mesos_local.http import JSON, PROTOBUF, Request, Response, accepts, check_post
 from marathon_mesos_local.master.books import Books
+from marathon_mesos_local.master.credentials import FrameworkAuthenticator
 from marathon_mesos_local.master.frameworks import Subscriptions
 from marathon_mesos_local.master.launch import Launcher
 from marathon_mesos_local.master.model import Framework
@@ -58,9 +59,11 @@ class SchedulerApi:
         allocator: Allocator,
         launcher: Launcher,
         tasks: Tasks,
+        authenticator: FrameworkAuthenticator | None = None,
     ) -> None:
         self.books = books
         self.subscriptions = subscriptions
+        self.authenticator = authenticator
         self._handlers: dict[str, CallHandler] = {
             "TEARDOWN": subscriptions.teardown,
             "UPDATE_FRAMEWORK": subscriptions.update,
@@ -76,6 +79,11 @@ class SchedulerApi:
         }
 
     def handle(self, request: Request) -> Response:
+        principal = None
+        if self.authenticator is not None:  # libprocess authenticates before the handler
+            principal = self.authenticator.principal(request.headers.get("authorization"))
+            if principal is None:
+                return Response(401, headers=[("WWW-Authenticate", self.authenticator.challenge)])
         if (refused := check_post(request)) is not None:
             return refused
         content_type = request.headers["content-type"]
@@ -94,7 +102,7 @@ class SchedulerApi:
             call = check_call(body)
         except SchemaError as exc:
             return Response.text(400, f"Failed to convert JSON into Call protobuf: {exc}")
-        error = validate_call(call)
+        error = validate_call(call, principal)
         if error:
             return Response.text(400, f"Failed to validate scheduler::Call: {error}")
         kind = call["type"]
@@ -133,8 +141,9 @@ class SchedulerApi:
         return result or Response(202)
 
 
-def validate_call(call: Mapping[str, Any]) -> str | None:
-    """What Mesos's ``validation::scheduler::call::validate`` finds wrong with a call."""
+def validate_call(call: Mapping[str, Any], principal: str | None = None) -> str | None:
+    """What Mesos's ``validation::scheduler::call::validate`` finds wrong with a call
+    made by the authenticated ``principal`` (None: not authenticated)."""
     kind = call.get("type")
     if kind is None:
         return "Expecting 'type' to be present"
@@ -144,6 +153,12 @@ def validate_call(call: Mapping[str, Any]) -> str | None:
         info_id = id_value(call["subscribe"]["framework_info"].get("id"))
         if info_id != id_value(call.get("framework_id")):
             return "'framework_id' differs from 'subscribe.framework_info.id'"
+        claimed = call["subscribe"]["framework_info"].get("principal")
+        if principal is not None and claimed is not None and claimed != principal:
+            return (
+                f"Authenticated principal '{principal}' does not match principal "
+                f"'{claimed}' set in `FrameworkInfo`"
+            )
         return None
     if "framework_id" not in call:
         return "Expecting 'framework_id' to be present"

@@ -57,6 +57,7 @@ class Master:
             self.allocator,
             Launcher(self.books, self.allocator, trigger),
             self.tasks,
+            self.options.framework_authenticator,
         )
         self.operator_api = OperatorApi(self.books, self.identity, self.options, self.subscriptions)
 

@@ -1,0 +1,236 @@
+"""``app ...`` and ``why``: apps, their versions, and why they are not running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from marathon_ctl.cmd_deploy import follow_change
+from marathon_ctl.common import (
+    force_option,
+    json_option,
+    print_json,
+    print_table,
+    quiet_option,
+    session,
+    watch_options,
+)
+from marathon_ctl.errors import OK, CtlError
+
+#: The longest command shown in ``app list``.
+CMD_WIDTH = 35
+
+
+def app_path(app_id: str) -> str:
+    return app_id if app_id.startswith("/") else "/" + app_id
+
+
+def _force(force: bool) -> dict[str, str]:
+    return {"force": "true" if force else "false"}
+
+
+@click.group()
+def app() -> None:
+    """Apps: list, show, versions, scale, restart, remove, roll back."""
+
+
+@app.command("list")
+@click.option("--group", metavar="ID", help="Only apps under this group.")
+@json_option
+@quiet_option
+def app_list(group: str | None, as_json: bool, quiet: bool) -> int:
+    """Every app with its tasks, health and deployments."""
+    client = session().client
+    embeds = ["apps.counts", "apps.deployments", "apps.lastTaskFailure"]
+    apps = client.get("/v2/apps", embed=embeds)["apps"]
+    if group:
+        prefix = app_path(group).rstrip("/") + "/"
+        apps = [a for a in apps if a["id"].startswith(prefix)]
+    apps.sort(key=lambda a: a["id"])
+    if as_json:
+        print_json({"apps": apps})
+        return OK
+    if quiet:
+        for a in apps:
+            click.echo(a["id"])
+        return OK
+    rows = []
+    for a in apps:
+        health = (
+            f"{a.get('tasksHealthy', 0)}/{a.get('tasksRunning', 0)}"
+            if a.get("healthChecks")
+            else None
+        )
+        deployments = len(a.get("deployments") or [])
+        rows.append(
+            (
+                a["id"],
+                f"{a.get('tasksRunning', 0)}/{a.get('instances', 0)}",
+                health,
+                a.get("cpus"),
+                a.get("mem"),
+                f"{deployments} running" if deployments else None,
+                _what_runs(a),
+            )
+        )
+    print_table(("ID", "TASKS", "HEALTH", "CPUS", "MEM", "DEPLOYMENT", "CMD/IMAGE"), rows)
+    return OK
+
+
+def _what_runs(a: dict[str, Any]) -> str:
+    docker = ((a.get("container") or {}).get("docker") or {}).get("image")
+    text = str(docker or a.get("cmd") or " ".join(a.get("args") or []) or "")
+    return text if len(text) <= CMD_WIDTH else text[: CMD_WIDTH - 1] + "…"
+
+
+@app.command("show")
+@click.argument("app_id")
+@click.option("--version", metavar="V", help="A stored version (an id from `app versions`).")
+def app_show(app_id: str, version: str | None) -> int:
+    """An app's definition and status as JSON."""
+    client = session().client
+    if version:
+        print_json(client.get(f"/v2/apps{app_path(app_id)}/versions/{version}"))
+    else:
+        print_json(client.get(f"/v2/apps{app_path(app_id)}")["app"])
+    return OK
+
+
+@app.command("versions")
+@click.argument("app_id")
+@json_option
+def app_versions(app_id: str, as_json: bool) -> int:
+    """The stored versions of an app, newest first."""
+    versions = session().client.get(f"/v2/apps{app_path(app_id)}/versions")["versions"]
+    if as_json:
+        print_json(versions)
+    else:
+        for v in versions:
+            click.echo(v)
+    return OK
+
+
+@app.command("scale")
+@click.argument("app_id")
+@click.argument("instances", type=click.IntRange(min=0))
+@force_option
+@watch_options
+@json_option
+def app_scale(
+    app_id: str,
+    instances: int,
+    force: bool,
+    watch: bool | None,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    """Run INSTANCES instances of an app."""
+    client = session().client
+    path = f"/v2/apps{app_path(app_id)}"
+
+    def send() -> dict[str, Any]:
+        return client.request("PUT", path, params=_force(force), body={"instances": instances})  # type: ignore[no-any-return]
+
+    return follow_change(
+        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+    )
+
+
+@app.command("restart")
+@click.argument("app_id")
+@force_option
+@watch_options
+@json_option
+def app_restart(
+    app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
+) -> int:
+    """Replace every instance of an app, within its upgrade strategy."""
+    client = session().client
+    path = f"/v2/apps{app_path(app_id)}/restart"
+
+    def send() -> dict[str, Any]:
+        return client.request("POST", path, params=_force(force))  # type: ignore[no-any-return]
+
+    return follow_change(
+        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+    )
+
+
+@app.command("remove")
+@click.argument("app_id")
+@force_option
+@watch_options
+@json_option
+def app_remove(
+    app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
+) -> int:
+    """Stop every instance of an app and forget it."""
+    client = session().client
+    path = f"/v2/apps{app_path(app_id)}"
+
+    def send() -> dict[str, Any]:
+        return client.request("DELETE", path, params=_force(force))  # type: ignore[no-any-return]
+
+    return follow_change(
+        send,
+        app_ids=[app_path(app_id)],
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
+        removing=[app_path(app_id)],
+    )
+
+
+@app.command("rollback")
+@click.argument("app_id")
+@click.option(
+    "--to", "version", metavar="V", help="The version to go back to (default: the previous one)."
+)
+@force_option
+@watch_options
+@json_option
+def app_rollback(
+    app_id: str,
+    version: str | None,
+    force: bool,
+    watch: bool | None,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    """Deploy a stored version of an app again."""
+    client = session().client
+    path = f"/v2/apps{app_path(app_id)}"
+    if version is None:
+        versions = client.get(f"{path}/versions")["versions"]
+        if len(versions) < 2:
+            raise CtlError(f"{app_path(app_id)} has no earlier version")
+        version = str(versions[1])
+
+    def send() -> dict[str, Any]:
+        return client.request("PUT", path, params=_force(force), body={"version": version})  # type: ignore[no-any-return]
+
+    return follow_change(
+        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+    )
+
+
+@click.command()
+@click.argument("app_id")
+@json_option
+def why(app_id: str, as_json: bool) -> int:
+    """Why an app's instances are not running: placement, backoff, last failure, health."""
+    from marathon_ctl.why import explain, queue_entries
+
+    client = session().client
+    data = client.get(f"/v2/apps{app_path(app_id)}")["app"]
+    if as_json:
+        entry = queue_entries(client, [data["id"]]).get(data["id"])
+        print_json({"app": data, "queue": entry})
+        return OK
+    for line in explain(client, data):
+        click.echo(line)
+    return OK
+
+
+COMMANDS = [app, why]

@@ -1,0 +1,323 @@
+"""``deploy``, ``diff`` and ``deployment ...``: changes and how they are followed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from marathon_ctl.common import (
+    force_option,
+    json_option,
+    print_json,
+    print_table,
+    quiet_option,
+    session,
+    stdout_is_terminal,
+    watch_options,
+)
+from marathon_ctl.errors import OK, ApiError, CtlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from marathon_ctl.watch import EventFeed, Renderer
+
+
+def load_definition(source: str) -> dict[str, Any]:
+    """The JSON of FILE, or of stdin for ``-``."""
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+        data = json.loads(text)
+    except OSError as exc:
+        raise CtlError(f"{source}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise CtlError(f"{source}: not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise CtlError(f"{source}: an app or group definition (a JSON object with an id)")
+    return data
+
+
+def is_group(definition: dict[str, Any]) -> bool:
+    return "apps" in definition or "groups" in definition
+
+
+def follow_change(
+    send: Callable[[], dict[str, Any]],
+    *,
+    app_ids: Iterable[str],
+    watch: bool | None,
+    timeout: float | None,
+    as_json: bool,
+    removing: Iterable[str] = (),
+) -> int:
+    """Send a change (``send`` returns Marathon's ``{deploymentId, version}``) and, if
+    watching, follow its deployment to the end; the exit code."""
+    from marathon_ctl.watch import EventFeed
+
+    ses = session()
+    if watch is None:
+        watch = stdout_is_terminal()
+    feed = EventFeed(ses.new_client()).start() if watch else None
+    try:
+        return _send_and_follow(send, feed, app_ids, removing, timeout=timeout, as_json=as_json)
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _send_and_follow(
+    send: Callable[[], dict[str, Any]],
+    feed: EventFeed | None,
+    app_ids: Iterable[str],
+    removing: Iterable[str],
+    *,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    from marathon_ctl.render import LineRenderer
+    from marathon_ctl.watch import follow, start_progress
+
+    ses = session()
+    result = send()
+    deployment_id = str(result.get("deploymentId") or "")
+    version = str(result.get("version") or "")
+    console = ses.console()
+    if feed is None or not deployment_id:
+        if as_json:
+            console.out(json.dumps(result), highlight=False)
+        elif deployment_id:
+            console.print(f"deployment {deployment_id} started (version {version})", soft_wrap=True)
+        return OK
+    client = ses.client
+    affected = set(app_ids)
+    for deployment in client.get("/v2/deployments"):
+        if deployment.get("id") == deployment_id:
+            affected |= set(deployment.get("affectedApps") or [])
+    progress = start_progress(client, deployment_id, version, sorted(affected))
+    for app_id in removing:
+        if app_id in progress.apps:
+            progress.apps[app_id].removed = True
+    renderer = _renderer(console, as_json)
+    if isinstance(renderer, LineRenderer):
+        console.print(f"deployment {deployment_id} started (version {version})", soft_wrap=True)
+    try:
+        return follow(client, feed, progress, renderer, timeout=timeout, expected_apps=affected)
+    finally:
+        renderer.stop()
+
+
+def _renderer(console: Console, as_json: bool) -> Renderer:
+    from marathon_ctl.render import JsonRenderer, LineRenderer, LiveRenderer
+
+    if as_json:
+        return JsonRenderer(console)
+    if stdout_is_terminal():
+        return LiveRenderer(console)
+    return LineRenderer(console)
+
+
+@click.command()
+@click.argument("source", metavar="FILE|-")
+@force_option
+@watch_options
+@json_option
+def deploy(
+    source: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
+) -> int:
+    """Create or update the app or group of FILE (- for stdin) and follow its deployment."""
+    from marathon_ctl.diff import group_apps
+
+    definition = load_definition(source)
+    client = session().client
+    if is_group(definition):
+        group_id = definition["id"] if definition["id"].startswith("/") else "/" + definition["id"]
+        app_ids = list(group_apps(definition))
+
+        def send() -> dict[str, Any]:
+            return client.request(  # type: ignore[no-any-return]
+                "PUT", f"/v2/groups{group_id}", params={"force": _flag(force)}, body=definition
+            )
+    else:
+        app_id = definition["id"] if definition["id"].startswith("/") else "/" + definition["id"]
+        app_ids = [app_id]
+
+        def send() -> dict[str, Any]:
+            return client.request(  # type: ignore[no-any-return]
+                "PUT", f"/v2/apps{app_id}", params={"force": _flag(force)}, body=definition
+            )
+
+    return follow_change(send, app_ids=app_ids, watch=watch, timeout=timeout, as_json=as_json)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@click.command()
+@click.argument("source", metavar="FILE|-")
+def diff(source: str) -> int:
+    """What deploying FILE would change, against the running version."""
+    from marathon_ctl.diff import absolute, group_apps, plan
+
+    definition = load_definition(source)
+    client = session().client
+    removed: list[str] = []
+    if is_group(definition):
+        group_id = absolute(definition["id"], "/")
+        local = group_apps(definition)
+        try:
+            group = client.get(f"/v2/groups{group_id}", embed="group.apps")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            group = {}
+        running_apps = {str(a["id"]): a for a in _all_apps(group) if str(a["id"]) != group_id}
+        if "apps" in definition:
+            removed = [a for a in running_apps if a not in local]
+    else:
+        local = {absolute(definition["id"], "/"): definition}
+        running_apps = {}
+    running: dict[str, dict[str, Any] | None] = {}
+    for app_id in local:
+        if app_id in running_apps:
+            running[app_id] = running_apps[app_id]
+            continue
+        try:
+            running[app_id] = client.get(f"/v2/apps{app_id}")["app"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            running[app_id] = None
+    for line in plan(local, running, removed):
+        click.echo(line)
+    return OK
+
+
+def _all_apps(group: dict[str, Any]) -> list[dict[str, Any]]:
+    apps = list(group.get("apps") or [])
+    for child in group.get("groups") or []:
+        apps.extend(_all_apps(child))
+    return apps
+
+
+@click.group()
+def deployment() -> None:
+    """Running deployments: list, watch, roll back, stop."""
+
+
+@deployment.command("list")
+@json_option
+@quiet_option
+def deployment_list(as_json: bool, quiet: bool) -> int:
+    """The running deployments and their progress."""
+    deployments = session().client.get("/v2/deployments")
+    if as_json:
+        print_json(deployments)
+    elif quiet:
+        for d in deployments:
+            click.echo(d["id"])
+    else:
+        rows = [
+            (
+                d["id"],
+                ", ".join(d.get("affectedApps") or []),
+                ", ".join(sorted({a["action"] for a in d.get("currentActions") or []})),
+                f"{d.get('currentStep', 0)}/{d.get('totalSteps', 0)}",
+                d.get("version"),
+            )
+            for d in deployments
+        ]
+        print_table(("ID", "APPS", "ACTIONS", "STEP", "VERSION"), rows)
+    return OK
+
+
+@deployment.command("watch")
+@click.argument("deployment_id")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Exit 3 after this long.")
+@json_option
+def deployment_watch(deployment_id: str, timeout: float | None, as_json: bool) -> int:
+    """Follow a running deployment to its end (exit 0, or 2 if it fails or is rolled back)."""
+    from marathon_ctl.watch import EventFeed
+
+    ses = session()
+    feed = EventFeed(ses.new_client()).start()
+    try:
+        return _watch_running(feed, deployment_id, timeout=timeout, as_json=as_json)
+    finally:
+        feed.close()
+
+
+def _watch_running(
+    feed: EventFeed, deployment_id: str, *, timeout: float | None, as_json: bool
+) -> int:
+    from marathon_ctl.render import LineRenderer
+    from marathon_ctl.watch import follow, start_progress
+
+    ses = session()
+    found = [d for d in ses.client.get("/v2/deployments") if d.get("id") == deployment_id]
+    if not found:
+        raise CtlError(f"deployment {deployment_id} is not running")
+    affected = list(found[0].get("affectedApps") or [])
+    progress = start_progress(ses.client, deployment_id, str(found[0].get("version")), affected)
+    progress.current_step = int(found[0].get("currentStep") or 0)
+    progress.total_steps = int(found[0].get("totalSteps") or 0)
+    stops = {
+        a["app"]
+        for a in found[0].get("currentActions") or []
+        if a.get("action") == "StopApplication"
+    }
+    for app_id in stops & set(progress.apps):
+        progress.apps[app_id].removed = True
+    console = ses.console()
+    renderer = _renderer(console, as_json)
+    if isinstance(renderer, LineRenderer):
+        console.print(
+            f"watching deployment {deployment_id} ({', '.join(affected)})", soft_wrap=True
+        )
+    try:
+        return follow(ses.client, feed, progress, renderer, timeout=timeout, expected_apps=affected)
+    finally:
+        renderer.stop()
+
+
+@deployment.command("rollback")
+@click.argument("deployment_id")
+@watch_options
+@json_option
+def deployment_rollback(
+    deployment_id: str, watch: bool | None, timeout: float | None, as_json: bool
+) -> int:
+    """Cancel a deployment and deploy the reverse change."""
+    client = session().client
+    affected = [
+        a
+        for d in client.get("/v2/deployments")
+        if d.get("id") == deployment_id
+        for a in d.get("affectedApps") or []
+    ]
+
+    def send() -> dict[str, Any]:
+        answer: dict[str, Any] = client.request("DELETE", f"/v2/deployments/{deployment_id}")
+        return answer or {}
+
+    return follow_change(send, app_ids=affected, watch=watch, timeout=timeout, as_json=as_json)
+
+
+@deployment.command("stop")
+@click.argument("deployment_id")
+def deployment_stop(deployment_id: str) -> int:
+    """Cancel a deployment and leave its apps as they are (Marathon's force=true)."""
+    session().client.request("DELETE", f"/v2/deployments/{deployment_id}", params={"force": "true"})
+    click.echo(f"deployment {deployment_id} stopped")
+    return OK
+
+
+COMMANDS = [deploy, diff, deployment]

@@ -1,0 +1,119 @@
+"""What the commands share: the session (settings, client, console) and output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from marathon_ctl.client import Marathon
+    from marathon_ctl.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Output width into a pipe or file (a terminal's own width is used on a terminal).
+PIPE_WIDTH = 200
+
+
+class Session:
+    """What every command needs: the settings, a client made on first use, consoles."""
+
+    def __init__(self, urls: Sequence[str], user: str | None, token: str | None) -> None:
+        self._urls, self._user, self._token = urls, user, token
+        self._client: Marathon | None = None
+
+    @property
+    def settings(self) -> Settings:
+        from marathon_ctl.config import resolve
+
+        return resolve(urls=self._urls, user=self._user, token=self._token)
+
+    @property
+    def client(self) -> Marathon:
+        if self._client is None:
+            from marathon_ctl.client import Marathon
+
+            self._client = Marathon(self.settings)
+        return self._client
+
+    def new_client(self) -> Marathon:
+        """A client of its own (for a thread reading the event stream)."""
+        from marathon_ctl.client import Marathon
+
+        return Marathon(self.settings)
+
+    @staticmethod
+    def console() -> Console:
+        """Stdout; off a terminal without ``COLUMNS``, wide enough that lines stay whole."""
+        from rich.console import Console
+
+        wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+        return Console(highlight=False, width=PIPE_WIDTH if wide else None)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def session(ctx: click.Context | None = None) -> Session:
+    found = (ctx or click.get_current_context()).find_object(Session)
+    assert found is not None
+    return found
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Marathon's JSON as is.")(f)
+
+
+def quiet_option(f: F) -> F:
+    return click.option("-q", "--quiet", is_flag=True, help="Ids only, one a line.")(f)
+
+
+def force_option(f: F) -> F:
+    return click.option(
+        "--force", is_flag=True, help="Cancel deployments in the way (Marathon's force=true)."
+    )(f)
+
+
+def watch_options(f: F) -> F:
+    f = click.option(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="Stop watching after this long and exit 3 (the deployment keeps running).",
+    )(f)
+    f = click.option(
+        "--watch/--no-watch",
+        default=None,
+        help="Follow the deployment to its end (default: on a terminal).",
+    )(f)
+    return f
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, console: Console | None = None
+) -> None:
+    """Plain aligned columns (no box), so output stays greppable."""
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    (console or Session.console()).print(table)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
