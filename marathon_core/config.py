@@ -134,6 +134,21 @@ class Config:
     local_port_min: int = _flag(10000, "Lowest service port assigned to apps", kind=int)
     local_port_max: int = _flag(20000, "Highest service port assigned to apps", kind=int)
     max_running_deployments: int = _flag(100, "Most deployments running at once", kind=int)
+    health_kill_tokens: int = _flag(
+        10,
+        "Tasks all apps together may have killed for failing health checks per "
+        "--health_kill_token_refresh_interval (more are deferred)",
+        kind=int,
+    )
+    health_kill_tokens_per_app: int = _flag(
+        1,
+        "Tasks one app may have killed for failing health checks per "
+        "--health_kill_token_refresh_interval (more are deferred)",
+        kind=int,
+    )
+    health_kill_token_refresh_interval: int = _flag(
+        10000, "Interval over which health-check kill tokens come back (ms)", kind=int
+    )
     executor: str = _flag("//cmd", "Default executor of apps")
     env_vars_prefix: str | None = _flag(None, "Prefix of the port and host variables of tasks")
     default_network_name: str | None = _flag(None, "Container network used when an app names none")

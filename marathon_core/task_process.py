@@ -13,8 +13,10 @@ become is an error, never a task silently running as the agent's own user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 import attrs
 import trio
 
-from marathon_core.contracts.containerizers import Launch
+from marathon_core.contracts.containerizers import Launch, Termination
 
 __all__ = [
     "CONTAINER_MARKER",
@@ -32,6 +34,7 @@ __all__ = [
     "hand_over",
     "process_alive",
     "read_task_record",
+    "run_in_task",
     "start_task_process",
     "task_user",
 ]
@@ -178,6 +181,54 @@ async def start_task_process(
         )
     _record_path(launch.sandbox).write_text(f"{process.pid}\n{container_id}\n")
     return process
+
+
+async def run_in_task(
+    command: Launch, container_id: str, *, preexec_fn: Callable[[], None] | None = None
+) -> Termination:
+    """Run ``command`` as a process of the task's container and wait for it
+    (:meth:`~marathon_core.contracts.containerizers.Running.exec`).
+
+    Started as the task's processes are (its user, sandbox, environment and the
+    container's marker, so killing the container takes it along) but in a session of
+    its own, and not recorded: cancelling the call SIGKILLs its whole process group.
+    Its stdout and stderr are appended to the sandbox's ``stderr``, as Mesos's checks
+    write to the executor's.
+    """
+    user = task_user(command.user)
+    if command.shell:
+        argv: list[str] = ["/bin/sh", "-c", command.command or ""]
+        executable = None
+    else:
+        argv = list(command.arguments) or [command.command or ""]
+        executable = command.command
+    switch: dict[str, Any] = {}
+    if user is not None and preexec_fn is not None:
+        preexec_fn = _become(user, preexec_fn)
+    elif user is not None:
+        switch = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
+    with open(command.sandbox / "stderr", "ab") as stderr:
+        process = await trio.lowlevel.open_process(
+            argv,
+            executable=executable,
+            cwd=str(command.sandbox),
+            env={**command.environment, CONTAINER_MARKER: container_id},
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            preexec_fn=preexec_fn,
+            start_new_session=True,
+            **switch,
+        )
+    try:
+        returncode = await process.wait()
+    finally:
+        if process.returncode is None:  # cancelled: the check outlasted its timeout
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with trio.CancelScope(shield=True):
+                await process.wait()
+    return Termination.from_wait_status(returncode)
 
 
 def read_task_record(sandbox: Path) -> tuple[int, str] | None:

@@ -3,7 +3,9 @@
 The embedded Mesos agents run every task through the containerizer registered for
 its container type (hook ``marathon_agent_containerizers``). A containerizer starts
 the task's process or container, reports how it ended and stops it with Mesos's kill
-policy (SIGTERM, then SIGKILL after the grace period). The scheduler-side half of a
+policy (SIGTERM, then SIGKILL after the grace period), and runs commands inside a
+running task (:meth:`Running.exec`: the agent's COMMAND health checks, run in the
+task's context as Mesos runs them). The scheduler-side half of a
 runtime (validation, TaskInfo building) is
 :class:`marathon_core.contracts.runtimes.ContainerRuntime`; the process handling both
 containerizers share is :mod:`marathon_core.task_process`.
@@ -96,6 +98,18 @@ class Running(Protocol):
 
     async def kill(self, *, grace_period: float) -> None:
         """Stop the task: SIGTERM, then SIGKILL after ``grace_period`` seconds."""
+        ...
+
+    async def exec(self, command: Launch) -> Termination:
+        """Run ``command`` inside this task's container and wait for it to end.
+
+        What Mesos does for a COMMAND health check: the command runs where the task runs
+        (a plain task's user, sandbox and environment, which ``command`` carries; the
+        cgroups of a MESOS container; ``docker exec`` in a Docker container), its output
+        appended to the sandbox's ``stderr``. Cancelling the call kills what it started
+        (as Mesos kills a check that outlasts its timeout); a command that cannot be
+        started at all raises.
+        """
         ...
 
 

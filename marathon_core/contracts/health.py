@@ -17,7 +17,7 @@ import attrs
 from marathon_core.errors import Violation
 from marathon_core.model.app import AppDefinition, HealthCheck
 
-__all__ = ["HealthCheckProtocol", "HealthChecker", "Outcome", "ProbeResult"]
+__all__ = ["HealthCheckProtocol", "HealthChecker", "KillStatistics", "Outcome", "ProbeResult"]
 
 
 class Outcome(enum.Enum):
@@ -45,6 +45,20 @@ class ProbeResult:
     @classmethod
     def ignored(cls) -> ProbeResult:
         return cls(Outcome.IGNORED)
+
+
+@attrs.frozen
+class KillStatistics:
+    """The leader's kills for failing health checks since its term began (metrics)."""
+
+    #: Tasks killed.
+    killed: int = 0
+    #: Kills put off because the kill rate was used up (each deferral counted once).
+    deferred: int = 0
+    #: Tasks waiting for a kill token now.
+    pending: int = 0
+    #: Deferred kills called off because the task passed a check meanwhile.
+    spared: int = 0
 
 
 class HealthChecker(Protocol):

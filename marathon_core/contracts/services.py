@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from marathon_core.config import Config
 from marathon_core.contracts.auth import Action, HttpRequest, Identity, Resource
 from marathon_core.contracts.events import EventStream
+from marathon_core.contracts.health import KillStatistics
 from marathon_core.contracts.queue import QueueEntry
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment, GroupChange
@@ -129,6 +130,10 @@ class TaskHealth(Protocol):
 
     def counts(self, instances: Sequence[Instance]) -> tuple[int, int]:
         """``tasksHealthy`` and ``tasksUnhealthy`` of these instances."""
+        ...
+
+    def kill_statistics(self) -> KillStatistics:
+        """Kills for failing health checks in this term (killed, deferred, pending)."""
         ...
 
 

@@ -1,11 +1,21 @@
-"""Marathon-side health checks: the leader probes tasks, keeps their health, kills the sick.
+"""Health of tasks: the leader probes tasks, keeps their health, kills the sick.
 
 The protocols come from plugins (``marathon_health_check_protocols``,
 :mod:`marathon_core.contracts.health`). A protocol that the scheduler runs itself
 (Marathon's HTTP, HTTPS, TCP) has a ``checker`` whose async ``probe`` the leader
-calls; protocols without one (COMMAND, MESOS_*) run on the agent, and the core only
-validates them. The core never imports a
-plugin: it drives whatever the hook returned.
+calls; protocols without one (COMMAND, MESOS_*) run on the agent: the app's first
+such check is the task's ``TaskInfo.health_check``
+(:func:`marathon_core.scheduler.taskinfo.mesos_health_check`), and its results come
+back as ``TaskStatus.healthy``. The core never imports a plugin: it drives whatever
+the hook returned.
+
+Both kinds end up the same here: one :class:`~marathon_core.model.health.Health` per
+check (``healthCheckResults``), ``failed_health_check_event`` and
+``health_status_changed_event``, and the instance health deployments wait for. An
+agent-run check's health follows the task's ``healthy`` as the leader sees it change
+(Mesos's TaskStatus carries no failure count: ``consecutiveFailures`` counts the
+unhealthy reports the leader saw after a healthy one). The agent's executor kills
+a task that fails its agent-run check (Mesos's rule); the leader never does.
 
 :class:`HealthMonitor` is leader-scoped (started by :func:`marathon_core.leader.term.lead`,
 cancelled with the term). For every Running task of an app version with Marathon-side
@@ -15,7 +25,18 @@ first success while the grace period lasts, and a task that already failed
 ``maxConsecutiveFailures`` times in a row (0: never) is killed at its next failure;
 its instance keeps goal Running, so the scheduler launches a replacement.
 
-Health is kept in memory only, as in Marathon: a new leader starts afresh. Readers
+Kills for failing leader-run checks are rate limited (:mod:`.health_kills`): a kill
+that finds no token is deferred, published as ``unhealthy_instance_kill_deferred_event``
+and made later if the task still fails, or called off if it passed a check meanwhile.
+
+Health is kept in memory only, as in Marathon: a new leader starts afresh, and
+probes the tasks at once. A probe's timeout runs from when it is sent, never while
+it waits for one of the ``MAX_CONCURRENT_PROBES`` slots, so a new leader probing
+thousands of tasks at once does not count its own backlog as failures (which would
+kill tasks that were healthy); and the next probe of a task is due an interval after
+this one was sent, so that first round's queue spreads the probes out for good. An
+agent-run check's health is read back from the stored task (``healthy``), so it
+survives a failover. Readers
 (the REST API) use :meth:`HealthMonitor.results` and :meth:`HealthMonitor.counts`,
 and may cache what they derive under :meth:`HealthMonitor.generation`, which changes
 with any health change of the app.
@@ -32,13 +53,21 @@ from typing import Any
 import attrs
 import trio
 
-from marathon_core.contracts.health import HealthChecker, HealthCheckProtocol, Outcome, ProbeResult
+from marathon_core.contracts.health import (
+    HealthChecker,
+    HealthCheckProtocol,
+    KillStatistics,
+    Outcome,
+    ProbeResult,
+)
 from marathon_core.events import EventBus
+from marathon_core.leader.health_kills import KillRate, KillRateLimiter
 from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.codec import health_to_json
 from marathon_core.model.events import (
     failed_health_check_event,
     health_status_changed_event,
+    make_event,
     unhealthy_instance_kill_event,
 )
 from marathon_core.model.health import Health
@@ -58,6 +87,8 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_PROBES = 256
 #: Longest pause between two looks at the instances (new tasks are found at once anyway).
 MAX_IDLE = 1.0
+#: ``lastFailureCause`` of an agent-run check that reported the task unhealthy.
+AGENT_UNHEALTHY = "Mesos health check failed (TaskStatus.healthy false)"
 
 
 @attrs.frozen
@@ -146,8 +177,20 @@ class _Target:
     busy: bool = False
 
 
-#: A check the scheduler runs, with its index in the app's ``healthChecks``.
+#: A check whose health is kept, with its index in the app's ``healthChecks``.
 _Check = tuple[int, HealthCheck]
+
+
+@attrs.define
+class _DeferredKill:
+    """A task whose kill waits for a token; made only if it still fails by then."""
+
+    app_id: PathId
+    instance_id: InstanceId
+    cause: str
+    #: ``trio.current_time()`` when a token may be there.
+    retry_at: float
+
 
 #: Kills the current tasks of instances (the scheduler's ``kill_instances``).
 KillInstances = Callable[[Sequence[Instance]], Awaitable[None]]
@@ -164,6 +207,7 @@ class HealthMonitor:
         kill: KillInstances,
         *,
         max_concurrent: int = MAX_CONCURRENT_PROBES,
+        kill_rate: KillRate | None = None,
         clock: Callable[[], Timestamp] = Timestamp.now,
     ) -> None:
         #: The instance tracker (``follow``, ``app_ids``, ``instances_of``, ``app_of``,
@@ -177,8 +221,15 @@ class HealthMonitor:
             for name, protocol in protocols.items()
             if (checker := protocol.checker) is not None
         }
+        #: Protocols the agent runs (no checker): their health comes from TaskStatus.
+        self._agent_run = {name for name, protocol in protocols.items() if protocol.checker is None}
         self._limit = trio.Semaphore(max_concurrent)
-        #: Per task: one Health per Marathon-side check of its app version.
+        self._kill_rate = KillRateLimiter(kill_rate or KillRate())
+        self._deferred: dict[TaskId, _DeferredKill] = {}
+        self._kill_counts = {"killed": 0, "deferred": 0, "spared": 0}
+        #: Per task: the last ``Task.healthy`` applied to its agent-run check.
+        self._agent_seen: dict[TaskId, bool] = {}
+        #: Per task: one Health per kept check of its app version.
         self._health: dict[TaskId, tuple[Health, ...]] = {}
         #: Per app: the task of each instance whose health is kept.
         self._tasks_of_app: dict[PathId, dict[InstanceId, TaskId]] = {}
@@ -190,15 +241,33 @@ class HealthMonitor:
         self._counter = itertools.count(1)
         self._killed: set[TaskId] = set()
         self._wake = trio.Event()
+        #: When the probing loop looks at the due probes next (unless woken).
+        self._next_look = 0.0
 
     # -- reading ------------------------------------------------------------------
 
     def checks_of(self, app: AppDefinition) -> list[tuple[int, HealthCheck]]:
-        """The app's checks the scheduler runs, with their index in ``healthChecks``."""
-        return [(i, hc) for i, hc in enumerate(app.health_checks) if hc.protocol in self._checkers]
+        """The app's checks whose health is kept, with their index in ``healthChecks``:
+        those the scheduler runs, and the first the agent runs (the one its tasks get)."""
+        kept: list[tuple[int, HealthCheck]] = []
+        agent_check = False
+        for i, hc in enumerate(app.health_checks):
+            if hc.protocol in self._checkers:
+                kept.append((i, hc))
+            elif hc.protocol in self._agent_run and not agent_check:
+                kept.append((i, hc))
+                agent_check = True
+        return kept
 
     def has_checks(self, app: AppDefinition) -> bool:
-        return any(hc.protocol in self._checkers for hc in app.health_checks)
+        return any(
+            hc.protocol in self._checkers or hc.protocol in self._agent_run
+            for hc in app.health_checks
+        )
+
+    def kill_statistics(self) -> KillStatistics:
+        """Kills for failing health checks in this term, for the metrics."""
+        return KillStatistics(pending=len(self._deferred), **self._kill_counts)
 
     def generation(self, app_id: PathId) -> int:
         """Changes whenever the health of any task of ``app_id`` changes (0: none known)."""
@@ -268,6 +337,9 @@ class HealthMonitor:
                     next_due = now + MAX_IDLE
                     if self._due:
                         next_due = min(next_due, self._due[0][0])
+                    if self._deferred:
+                        next_due = min(next_due, self._make_deferred_kills(nursery, now))
+                    self._next_look = next_due
                     with trio.move_on_at(next_due):
                         await self._wake.wait()
 
@@ -318,6 +390,9 @@ class HealthMonitor:
                 self._health[task.task_id] = tuple(Health(instance_id) for _ in checks)
                 changed = True
             for slot, (_, hc) in enumerate(checks):
+                if hc.protocol not in self._checkers:
+                    changed = self._observe_agent(instance, task, slot, hc) or changed
+                    continue
                 target = targets.get((task.task_id, slot))
                 if target is None:
                     checker = self._checkers[hc.protocol]
@@ -364,12 +439,52 @@ class HealthMonitor:
         for slot in range(len(self._health.pop(task_id, ()))):
             targets.pop((task_id, slot), None)
         self._killed.discard(task_id)
+        self._agent_seen.pop(task_id, None)
+        self._deferred.pop(task_id, None)
+
+    def _observe_agent(self, instance: Instance, task: Task, slot: int, check: HealthCheck) -> bool:
+        """Apply a change of the task's ``healthy`` (its agent-run check) to its health."""
+        healthy = task.healthy
+        if healthy is None or self._agent_seen.get(task.task_id) is healthy:
+            return False
+        self._agent_seen[task.task_id] = healthy
+        healths = self._health[task.task_id]
+        before = healths[slot]
+        now = self.clock()
+        if healthy:
+            after = attrs.evolve(
+                before,
+                first_success=before.first_success or now,
+                last_success=now,
+                consecutive_failures=0,
+            )
+        else:
+            after = attrs.evolve(
+                before,
+                last_failure=now,
+                last_failure_cause=AGENT_UNHEALTHY,
+                consecutive_failures=before.consecutive_failures + 1,
+            )
+        updated = list(healths)
+        updated[slot] = after
+        self._health[task.task_id] = tuple(updated)
+        app = self.tracker.app_of(instance)
+        if app is not None:
+            if not healthy:
+                self.events.publish(failed_health_check_event(app.id, instance.instance_id, check))
+            if after.alive != before.alive:
+                self.events.publish(
+                    health_status_changed_event(
+                        app, instance.instance_id, task.task_id, alive=after.alive
+                    )
+                )
+        return True
 
     def _bump(self, app_id: PathId) -> None:
         self._generations[app_id] = next(self._counter)
 
     async def _probe(self, target: _Target) -> None:
-        started = trio.current_time()
+        sent = trio.current_time()
         app = target.app
         _, check = self.checks_of(app)[target.index]
         try:
@@ -386,7 +501,10 @@ class HealthMonitor:
                 host, port = address
                 timeout = float(check.timeout_seconds)
                 result = ProbeResult.unhealthy(f"timed out after {check.timeout_seconds} s")
+                # The timeout runs from the send: waiting for a slot is the leader's
+                # backlog (a new leader probing every task), not the task's failure.
                 async with self._limit:
+                    sent = trio.current_time()
                     with trio.move_on_after(timeout):
                         try:
                             result = await target.checker.probe(
@@ -398,9 +516,12 @@ class HealthMonitor:
             await self._apply(target, check, result)
         finally:
             target.busy = False
-            target.due = started + check.interval_seconds
+            # Due an interval after it was sent: probes that queued for a slot (a new
+            # leader's first round) spread out instead of all coming due together again.
+            target.due = sent + check.interval_seconds
             heapq.heappush(self._due, (target.due, next(self._counter), target))
-            self._wake.set()
+            if target.due < self._next_look:  # else the loop looks in time anyway
+                self._wake.set()
 
     async def _apply(self, target: _Target, check: HealthCheck, result: ProbeResult) -> None:
         instance = target.instance
@@ -440,10 +561,23 @@ class HealthMonitor:
                     app, instance.instance_id, task.task_id, alive=verdict.health.alive
                 )
             )
-        if verdict.kill and running and current is not None:
-            self._killed.add(task.task_id)
-            for slot in range(len(healths)):
-                targets.pop((task.task_id, slot), None)
+        deferred = self._deferred.get(task.task_id)
+        if deferred is not None and result.outcome is Outcome.HEALTHY:
+            del self._deferred[task.task_id]
+            self._kill_counts["spared"] += 1
+            log.info(
+                "deferred kill of task %s of %s called off: it passed a health check",
+                task.task_id,
+                app.id,
+            )
+        elif deferred is not None and verdict.failed:
+            deferred.cause = result.cause or deferred.cause
+        elif verdict.kill and running and current is not None:
+            cause = result.cause or "health check failed"
+            wait = self._kill_rate.take(app.id)
+            if wait > 0:
+                self._defer_kill(app, current, task.task_id, cause, wait)
+                return
             log.info(
                 "killing task %s of %s: %d consecutive failed health checks (%s)",
                 task.task_id,
@@ -451,9 +585,78 @@ class HealthMonitor:
                 before.consecutive_failures + 1,
                 result.cause,
             )
-            self.events.publish(
-                unhealthy_instance_kill_event(
-                    app, current, task.task_id, reason=result.cause or "health check failed"
-                )
+            await self._kill_now(app, current, task.task_id, cause)
+
+    def _defer_kill(
+        self, app: AppDefinition, instance: Instance, task_id: TaskId, cause: str, wait: float
+    ) -> None:
+        """No kill token: keep checking the task, kill it later if it still fails."""
+        self._deferred[task_id] = _DeferredKill(
+            app.id, instance.instance_id, cause, trio.current_time() + wait
+        )
+        self._kill_counts["deferred"] += 1
+        log.warning(
+            "kill of task %s of %s deferred by %.1f s: health-check kill rate used up (%s)",
+            task_id,
+            app.id,
+            wait,
+            cause,
+        )
+        agent = instance.agent
+        self.events.publish(
+            make_event(
+                "unhealthy_instance_kill_deferred_event",
+                appId=str(app.id),
+                taskId=str(task_id),
+                instanceId=str(instance.instance_id),
+                version=str(app.version) if app.version is not None else None,
+                reason=cause,
+                retryInSeconds=round(wait, 3),
+                host=agent.host if agent is not None else None,
+                slaveId=agent.agent_id if agent is not None else None,
             )
-            await self.kill([current])
+        )
+        self._wake.set()
+
+    def _make_deferred_kills(self, nursery: trio.Nursery, now: float) -> float:
+        """Kill the deferred tasks whose time has come, oldest first, while tokens last;
+        when to look again."""
+        next_look = now + MAX_IDLE
+        for task_id, deferred in list(self._deferred.items()):
+            if deferred.retry_at > now:
+                next_look = min(next_look, deferred.retry_at)
+                continue
+            instance = self.tracker.get(deferred.instance_id)
+            app = self.tracker.app_of(instance) if instance is not None else None
+            task = instance.task if instance is not None else None
+            if (
+                app is None
+                or instance is None
+                or task is None
+                or task.task_id != task_id
+                or instance.condition is not Condition.RUNNING
+            ):
+                del self._deferred[task_id]  # ended on its own meanwhile
+                continue
+            wait = self._kill_rate.take(deferred.app_id)
+            if wait > 0:
+                deferred.retry_at = now + wait
+                next_look = min(next_look, deferred.retry_at)
+                continue
+            del self._deferred[task_id]
+            log.info(
+                "killing task %s of %s after its deferral (%s)", task_id, app.id, deferred.cause
+            )
+            nursery.start_soon(self._kill_now, app, instance, task_id, deferred.cause)
+        return next_look
+
+    async def _kill_now(
+        self, app: AppDefinition, instance: Instance, task_id: TaskId, cause: str
+    ) -> None:
+        self._killed.add(task_id)
+        targets = self._targets.get(app.id, {})
+        for slot in range(len(self._health.get(task_id, ()))):
+            targets.pop((task_id, slot), None)
+        self._kill_counts["killed"] += 1
+        self.events.publish(unhealthy_instance_kill_event(app, instance, task_id, reason=cause))
+        await self.kill([instance])

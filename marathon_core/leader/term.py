@@ -28,6 +28,7 @@ from marathon_core.errors import FencedWriteError, StorageUnavailableError
 from marathon_core.heap import settle_heap
 from marathon_core.leader.control import LeaderControl
 from marathon_core.leader.health import HealthMonitor
+from marathon_core.leader.health_kills import KillRate
 from marathon_core.leader.readiness import ReadinessMonitor
 from marathon_core.mesos import calls
 from marathon_core.mesos.authentication import mesos_credentials
@@ -113,7 +114,15 @@ async def lead(
         is_locked=lambda app_id: bool(ctx.registry.for_app(app_id)),
     )
     health = HealthMonitor(
-        tracker, ctx.events, ctx.validation.health_check_protocols, kill=scheduler.kill_instances
+        tracker,
+        ctx.events,
+        ctx.validation.health_check_protocols,
+        kill=scheduler.kill_instances,
+        kill_rate=KillRate(
+            per_app=config.health_kill_tokens_per_app,
+            total=config.health_kill_tokens,
+            interval=config.health_kill_token_refresh_interval / 1000,
+        ),
     )
     await scheduler.restore_task_failures()
     readiness = ReadinessMonitor(tracker)

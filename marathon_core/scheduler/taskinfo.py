@@ -4,6 +4,10 @@ Command apps (no ``container``) are built here completely. Container apps are bu
 by their runtime plugin: the core builds the command part and the resources, then
 hands the dict and the offer's host ports to the runtime's ``build_task_info``.
 After that the ``marathon_prepare_task`` hook may adjust the TaskInfo.
+
+The app's first Mesos-level health check (COMMAND, MESOS_HTTP, MESOS_HTTPS, MESOS_TCP)
+becomes ``TaskInfo.health_check`` (:func:`mesos_health_check`), as Marathon's
+``TaskBuilder`` does: the agent runs it and reports ``TaskStatus.healthy``.
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from marathon_core.model.app import AppDefinition
+from marathon_core.model.app import AppDefinition, HealthCheck
 from marathon_core.model.ids import PathId
 
-__all__ = ["build_task_info", "hostname_of", "task_env"]
+__all__ = [
+    "MESOS_HEALTH_PROTOCOLS",
+    "build_task_info",
+    "hostname_of",
+    "mesos_health_check",
+    "task_env",
+]
 
 Json = dict[str, Any]
 
@@ -24,6 +34,9 @@ Json = dict[str, Any]
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _MAX_LABEL_VALUE = 512
 _PORT_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+#: Health-check protocols the Mesos agent runs (``TaskInfo.health_check``).
+MESOS_HEALTH_PROTOCOLS = frozenset({"COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP"})
 
 
 def hostname_of(app_id: PathId) -> str:
@@ -105,6 +118,71 @@ def _command(app: AppDefinition, env: Mapping[str, str], user: str | None) -> Js
     return command
 
 
+def _mesos_check_port(
+    app: AppDefinition, check: HealthCheck, host_ports: Sequence[int]
+) -> int | None:
+    """Marathon's ``MesosHealthCheckWithPorts.effectivePort``: ``port``, else the
+    container port of the indexed port mapping, else its host port (the agent checks
+    from inside the task's network, as Mesos's checker does)."""
+    if check.port is not None:
+        return check.port
+    index = check.port_index if check.port_index is not None else 0
+    if app.is_host_networking:
+        return host_ports[index] if index < len(host_ports) else None
+    mappings = app.port_mappings
+    if index >= len(mappings):
+        return None
+    mapping = mappings[index]
+    if mapping.container_port:
+        return mapping.container_port
+    if mapping.host_port is None:
+        return None
+    bound = [m for m in mappings if m.host_port is not None]
+    position = bound.index(mapping)
+    return host_ports[position] if position < len(host_ports) else None
+
+
+def mesos_health_check(app: AppDefinition, host_ports: Sequence[int]) -> Json | None:
+    """``TaskInfo.health_check`` (v1 JSON) of the app's first Mesos-level check, or None.
+
+    None too when an HTTP or TCP check has no port to check on this launch (Marathon's
+    ``toMesos`` gives no check then).
+    """
+    check = next((hc for hc in app.health_checks if hc.protocol in MESOS_HEALTH_PROTOCOLS), None)
+    if check is None:
+        return None
+    info: Json = {
+        "delay_seconds": float(check.delay_seconds),
+        "interval_seconds": float(check.interval_seconds),
+        "timeout_seconds": float(check.timeout_seconds),
+        "consecutive_failures": check.max_consecutive_failures,
+        "grace_period_seconds": float(check.grace_period_seconds),
+    }
+    if check.protocol == "COMMAND":
+        if check.command is None:
+            return None
+        info["type"] = "COMMAND"
+        info["command"] = {"shell": True, "value": check.command.value}
+        return info
+    port = _mesos_check_port(app, check, host_ports)
+    if port is None:
+        return None
+    if check.protocol == "MESOS_TCP":
+        info["type"] = "TCP"
+        info["tcp"] = {"port": port, "protocol": check.ip_protocol}
+        return info
+    http: Json = {
+        "scheme": "https" if check.protocol == "MESOS_HTTPS" else "http",
+        "port": port,
+        "protocol": check.ip_protocol,
+    }
+    if check.path is not None:
+        http["path"] = check.path
+    info["type"] = "HTTP"
+    info["http"] = http
+    return info
+
+
 def build_task_info(
     app: AppDefinition,
     *,
@@ -134,6 +212,9 @@ def build_task_info(
     if app.task_kill_grace_period_seconds is not None:
         nanos = app.task_kill_grace_period_seconds * 1_000_000_000
         info["kill_policy"] = {"grace_period": {"nanoseconds": nanos}}
+    health_check = mesos_health_check(app, host_ports)
+    if health_check is not None:
+        info["health_check"] = health_check
     if host_ports:
         names = list(app.port_names) + [None] * len(host_ports)
         protocols = (

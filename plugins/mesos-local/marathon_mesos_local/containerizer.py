@@ -9,6 +9,9 @@ process ends, as Mesos does when it destroys a container. Processes that both le
 the process group (``setsid``) and clear their environment escape both nets; nothing
 short of a PID namespace or cgroup would catch those.
 
+A command run in a task (:meth:`~_Stoppable.exec`, a COMMAND health check) carries
+the same marker, as the task's user in its sandbox.
+
 At agent start, task processes under the agent's work dir whose container no
 recovered task owns (the agent died before it checkpointed them) are SIGKILLed.
 
@@ -35,6 +38,7 @@ from marathon_core.task_process import (
     CONTAINER_MARKER,
     process_alive,
     read_task_record,
+    run_in_task,
     start_task_process,
 )
 
@@ -107,6 +111,10 @@ class _Stoppable(abc.ABC):
             await self.wait()
             return
         self._signal(signal.SIGKILL)
+
+    async def exec(self, command: Launch) -> Termination:
+        """Run a command (a COMMAND health check) as a process of this container."""
+        return await run_in_task(command, self._container_id)
 
 
 class CommandProcess(_Stoppable):

@@ -3,7 +3,8 @@
 A simulated agent registers like a real one (resources, attributes, an address of
 ``127.1.x.y`` that nothing listens on) and takes the same messages, but a task goes
 TASK_STARTING and TASK_RUNNING on a short timer and runs until it is killed
-(TASK_KILLING if the framework wants it, then TASK_KILLED). The tasks of a task group
+(TASK_KILLING if the framework wants it, then TASK_KILLED); a task with a
+``health_check`` passes it, reported healthy a step after TASK_RUNNING. The tasks of a task group
 do so together, under a default executor: killing one kills the rest of its group, and
 the executor exits (its resources go back to the master) when its last task has ended.
 Status updates keep the real agent's discipline: one stream per task, a uuid on each
@@ -129,7 +130,7 @@ class SimulatedAgent:
         framework_id = str(body["framework_id"])
         task_ids = [str(info["task_id"]["value"]) for info in infos]
         group = tuple(task_ids) if executor else ()
-        for task_id in task_ids:
+        for task_id, info in zip(task_ids, infos, strict=True):
             task = _Task(
                 framework_id,
                 task_id,
@@ -143,6 +144,8 @@ class SimulatedAgent:
             step = self.group.step
             self.group.later(step, partial(self._advance, task, "TASK_STARTING"))
             self.group.later(2 * step, partial(self._advance, task, "TASK_RUNNING"))
+            if info.get("health_check"):
+                self.group.later(3 * step, partial(self._advance, task, "TASK_RUNNING", True))
 
     def _kill(self, task: _Task) -> None:
         if not task.killed and task.state not in TERMINAL_STATES:
@@ -169,15 +172,21 @@ class SimulatedAgent:
                 self.agent, executor.framework_id, executor.executor_id, 0
             )
 
-    def _advance(self, task: _Task, state: str) -> None:
+    def _advance(self, task: _Task, state: str, healthy: bool | None = None) -> None:
         if task.killed:
             if task.state == "TASK_STAGING" and state == "TASK_STARTING":
                 self._emit(task, "TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH")
             return
         if self.tasks.get((task.framework_id, task.task_id)) is task:
-            self._emit(task, state)
+            if healthy is None:
+                self._emit(task, state)
+            else:
+                reason = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+                self._emit(task, state, reason=reason, healthy=healthy)
 
-    def _emit(self, task: _Task, state: str, *, reason: str | None = None) -> None:
+    def _emit(
+        self, task: _Task, state: str, *, reason: str | None = None, healthy: bool | None = None
+    ) -> None:
         if task.state in TERMINAL_STATES:
             return
         task.state = state
@@ -191,6 +200,8 @@ class SimulatedAgent:
         }
         if reason:
             status["reason"] = reason
+        if healthy is not None:
+            status["healthy"] = healthy
         if state == "TASK_RUNNING":
             status["container_status"] = {
                 "network_infos": [{"ip_addresses": [{"ip_address": self.ip}]}]

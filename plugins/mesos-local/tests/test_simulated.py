@@ -109,3 +109,20 @@ async def test_simulated_groups_start_together_and_die_together(cluster, schedul
         )
         assert failure["failure"]["status"] == 0
     assert not cluster.master.frameworks[client.framework_id].executors
+
+
+@pytest.mark.cluster(agents=0, simulated_agents=1, simulated_task_step=0.02)
+async def test_a_simulated_task_passes_its_health_check(cluster, schedulers, nursery) -> None:
+    client = schedulers(cluster.url)
+    await client.subscribe(nursery)
+    offer = (await client.wait_offers())[0]
+    info = task_info(offer, "sim.hc", "serve")
+    info["health_check"] = {"type": "COMMAND", "command": {"value": "true"}}
+    await client.launch([offer], [info])
+    healthy = await client.wait_for(
+        lambda e: e["type"] == "UPDATE" and e["update"]["status"].get("healthy") is True
+    )
+    status = healthy["update"]["status"]
+    assert status["state"] == "TASK_RUNNING"
+    assert status["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    assert client.states("sim.hc") == ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING"]

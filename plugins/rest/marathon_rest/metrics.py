@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from marathon_core.contracts.auth import Action, SystemResource
+from marathon_core.contracts.health import KillStatistics
 from marathon_core.model.instance import Condition
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
@@ -27,6 +28,8 @@ async def gauges(api: Api) -> dict[str, float]:
     instances = await api.ctx.all_instances()
     conditions = [i.condition for i in instances]
     events = api.ctx.events.statistics()
+    live = api.live
+    kills = live.health.kill_statistics() if live is not None else KillStatistics()
     return {
         f"{PREFIX}.apps.active.gauge": sum(1 for _ in root.transitive_apps()),
         f"{PREFIX}.groups.active.gauge": sum(1 for _ in root.transitive_groups()),
@@ -48,6 +51,11 @@ async def gauges(api: Api) -> dict[str, float]:
             c.restarts for c in events.consumers.values()
         ),
         f"{PREFIX}.events.hook.failures.gauge": events.hook_failures,
+        # Kills for failing health checks in this leader's term (--health_kill_tokens*).
+        f"{PREFIX}.health.kills.gauge": kills.killed,
+        f"{PREFIX}.health.kills.deferred.gauge": kills.deferred,
+        f"{PREFIX}.health.kills.pending.gauge": kills.pending,
+        f"{PREFIX}.health.kills.spared.gauge": kills.spared,
     }
 
 

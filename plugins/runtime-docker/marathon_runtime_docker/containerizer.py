@@ -17,6 +17,9 @@ As Mesos's Docker containerizer runs one, through the Engine API on the agent's
   container is removed;
 - kill: ``stop`` with the grace period (the image's stop signal, SIGKILL after it);
   with no ``wait`` running (an agent that stops) it collects and removes it itself;
+- exec (a COMMAND health check): ``docker exec`` through the engine, in the
+  container's own environment and user; the output goes to the sandbox's ``stderr``
+  and a cancelled exec has its process SIGKILLed (the engine cannot stop an exec);
 - recover: the container carrying the id's label, still running or ended while
   the agent was down; its output is copied on from where the sandbox files end;
 - remove_orphans: the agent's containers (by its work-dir label) that no task it
@@ -25,8 +28,11 @@ As Mesos's Docker containerizer runs one, through the Engine API on the agent's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import signal
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -163,6 +169,31 @@ class DockerTask:
             return
         if not self._waiting:  # nobody else will collect and remove it (an agent stopping)
             await self.wait()
+
+    async def exec(self, command: Launch) -> Termination:
+        """``docker exec`` of ``command`` (``sh -c`` for a shell command) in the container."""
+        if command.shell:
+            argv = ["sh", "-c", command.command or ""]
+        else:
+            argv = list(command.arguments) or [command.command or ""]
+        try:
+            exec_id = await self.engine.exec_create(self.docker_id, argv)
+        except EngineError as exc:
+            raise RuntimeError(f"docker exec in {self.container_id} refused: {exc}") from None
+        try:
+            with open(self.sandbox / "stderr", "ab") as stderr:
+                async for _, data in self.engine.exec_run(exec_id):
+                    stderr.write(data)
+                    stderr.flush()
+            code = (await self.engine.exec_inspect(exec_id)).get("ExitCode")
+        except BaseException:
+            with trio.CancelScope(shield=True), contextlib.suppress(EngineError, OSError):
+                pid = int((await self.engine.exec_inspect(exec_id)).get("Pid") or 0)
+                if pid > 0:
+                    os.kill(pid, signal.SIGKILL)
+            raise
+        status = int(code) if code is not None else -1
+        return Termination(status, message=f"Command exited with status {status}")
 
 
 class DockerContainerizer:

@@ -198,6 +198,35 @@ class DockerEngine:
         found: list[dict[str, Any]] = response.json()
         return found
 
+    async def exec_create(self, container: str, command: list[str]) -> str:
+        """An exec instance of ``command`` in the running container (its output attached)."""
+        body = {"Cmd": command, "AttachStdout": True, "AttachStderr": True}
+        response = await self._call("POST", f"/containers/{container}/exec", body=body)
+        return str(response.json()["Id"])
+
+    async def exec_run(self, exec_id: str) -> AsyncIterator[tuple[int, bytes]]:
+        """Start an exec instance and follow its output until the command ends."""
+        buffer = bytearray()
+        try:
+            async with self.client.stream(
+                "POST", f"/exec/{exec_id}/start", json={"Detach": False}, timeout=None
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    _raise_for(response)
+                async for chunk in response.aiter_bytes():
+                    buffer += chunk
+                    for frame in demultiplex(buffer):
+                        yield frame
+        except httpx.TransportError as exc:
+            raise EngineError(0, f"exec {exec_id} broken: {exc}") from exc
+
+    async def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        """``Running``, ``ExitCode`` and ``Pid`` (in the host's PID namespace) of an exec."""
+        response = await self._call("GET", f"/exec/{exec_id}/json")
+        found: dict[str, Any] = response.json()
+        return found
+
     async def logs(self, container: str) -> AsyncIterator[tuple[int, bytes]]:
         """The container's output from its start, following it until it stops: (stream, data)."""
         params = {"stdout": 1, "stderr": 1, "follow": 1}

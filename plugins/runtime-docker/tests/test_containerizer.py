@@ -326,3 +326,33 @@ async def test_a_stopping_agent_kills_and_removes_its_containers_in_time(
     with trio.move_on_after(2.0):
         await task.kill(grace_period=1.0)
     assert ours(dockerd, task) == []
+
+
+async def test_exec_runs_a_command_in_the_container_and_a_cancel_kills_it(
+    containerizer: DockerContainerizer, tmp_path: Path
+) -> None:
+    """A COMMAND health check of a Docker task: ``docker exec`` in its container."""
+    sandbox = tmp_path / "sandbox"
+    task = await containerizer.launch(
+        launch_of(sandbox, "touch /tmp/ok; sleep 300", environment={"GREETING": "hi"})
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.wait)  # as the agent watches it
+        try:
+            check = launch_of(sandbox, 'test -e /tmp/ok && echo "in $GREETING" >&2; exit 4')
+            with trio.fail_after(30):
+                termination = await task.exec(check)
+                while "in hi" not in (sandbox / "stderr").read_text():  # /tmp/ok not yet there
+                    await trio.sleep(0.1)
+                    termination = await task.exec(check)
+            assert termination.exit_code == 4  # in the container, with its environment
+            started = time.monotonic()
+            with trio.move_on_after(1.0) as scope:
+                await task.exec(launch_of(sandbox, "sleep 60"))
+            assert scope.cancelled_caught and time.monotonic() - started < 10
+            with trio.fail_after(30):
+                listing = await task.exec(launch_of(sandbox, "ps | grep -c '[s]leep 60' >&2"))
+            assert listing.exit_code == 1  # no such process left: killed
+        finally:
+            with trio.fail_after(30):
+                await task.kill(grace_period=0)

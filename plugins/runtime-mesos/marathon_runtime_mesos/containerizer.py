@@ -15,6 +15,8 @@ memory+swap) at the task's ``mem``, swappiness 0, CFS quota and shares from its
   it, SIGKILL every pid in ``cgroup.procs`` and thaw it: no survivor can fork away.
   When the main process ends the rest of the container is destroyed the same way and
   the directories are removed.
+- Exec (a COMMAND health check): the command runs as the task does, inside its
+  cgroups (it counts against the task's limits, as Mesos's check does).
 - Recovery: a restarted agent reattaches to a container whose cgroup still exists
   (``runs/.<run>.container`` next to the sandbox keeps pid and container id).
 - Orphans: at agent start, task cgroups with a process whose sandbox is under the
@@ -41,7 +43,12 @@ from pathlib import Path
 import trio
 
 from marathon_core.contracts.containerizers import Launch, Termination
-from marathon_core.task_process import process_alive, read_task_record, start_task_process
+from marathon_core.task_process import (
+    process_alive,
+    read_task_record,
+    run_in_task,
+    start_task_process,
+)
 from marathon_runtime_mesos.cgroups import TaskCgroups, available, enter, kill_now
 
 __all__ = ["CgroupTask", "MesosContainerizer"]
@@ -182,6 +189,12 @@ class CgroupTask:
             await self._main_ended()
             return
         await self._destroy()
+
+    async def exec(self, command: Launch) -> Termination:
+        """Run a command (a COMMAND health check) inside the container's cgroups."""
+        return await run_in_task(
+            command, self.container_id, preexec_fn=partial(enter, self.cgroups.procs_files())
+        )
 
 
 class MesosContainerizer:

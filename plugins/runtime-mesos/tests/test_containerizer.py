@@ -181,3 +181,16 @@ async def test_orphans_of_this_agent_are_destroyed_and_no_others(
     assert not orphan.cgroups.exists()
     with trio.fail_after(10):
         assert (await orphan.wait()).signal == signal.SIGKILL
+
+
+async def test_a_command_run_in_the_task_runs_inside_its_cgroups(
+    cgroup_root: str, started: list[CgroupTask], tmp_path: Path
+) -> None:
+    """A COMMAND health check of a MESOS task counts against the task's cgroups."""
+    task = await launch(cgroup_root, started, tmp_path, "exec sleep 30")
+    procs = task.cgroups.paths["memory"] / "cgroup.procs"
+    check = launch_of(tmp_path, f"cat /proc/self/cgroup >&2; test $(wc -l < {procs}) -ge 2")
+    termination = await task.exec(check)
+    assert termination.exit_code == 0  # it was in there beside the task
+    assert task.container_id in (tmp_path / "sandbox" / "stderr").read_text()
+    assert read(procs).split() == [str(task.pid)]  # and is gone again

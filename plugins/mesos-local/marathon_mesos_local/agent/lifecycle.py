@@ -6,6 +6,10 @@ the default executor runs it (``src/launcher/default_executor.cpp``): TASK_START
 for every task, all launched, then TASK_RUNNING for those that started; when one ends
 TASK_FAILED or TASK_KILLED the rest of its group is killed (3 s grace period), and
 when the executor's last task ends, the executor exits and the master is told.
+
+A task with a ``health_check`` is checked while it runs, by the rules of Mesos's
+health checker (:mod:`.health`); a task its checks kill ends TASK_KILLED with
+``healthy`` false.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ from marathon_core.contracts.containerizers import Running
 from marathon_core.task_process import TaskUser, task_user
 from marathon_mesos_local.agent.containerizers import Containerizers, launch_of
 from marathon_mesos_local.agent.fetcher import fetch
+from marathon_mesos_local.agent.health import (
+    HEALTH_REASON,
+    HealthReport,
+    parse_check,
+    probe_once,
+    run_health_checks,
+)
 from marathon_mesos_local.agent.master_link import MasterLink
 from marathon_mesos_local.agent.model import (
     DEFAULT_GRACE_PERIOD,
@@ -302,17 +313,62 @@ class TaskLifecycle:
             source="SOURCE_AGENT",
         )
 
+    def _container_status(self, running: Running) -> dict[str, Any]:
+        return {
+            "container_id": {"value": running.container_id},
+            "network_infos": [{"ip_addresses": [{"ip_address": self.options.ip}]}],
+        }
+
     def _emit_running(self, task: TaskRun, running: Running) -> None:
+        self.emit(task, "TASK_RUNNING", extra={"container_status": self._container_status(running)})
+
+    async def _check_health(self, task: TaskRun, running: Running) -> None:
+        """Run the task's health check until it is killed or ends (Mesos pauses its
+        checker on a kill); nothing to do for a task without one."""
+        spec = parse_check(task.info)
+        if spec is None:
+            return
+        launch = launch_of(
+            task, agent_id=self.link.agent_id, ip=self.options.ip, port=self.link.port
+        )
+        probe = partial(
+            probe_once, spec, running=running, launch=launch, host=self.options.ip, info=task.info
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_when_killed() -> None:
+                    await task.kill.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop_when_killed)
+                await run_health_checks(
+                    spec, probe=probe, report=partial(self._health_changed, task, running)
+                )
+        except Exception:  # a checker's bug must not stop the task being watched
+            log.exception("health checking of task %s stopped", task.id)
+
+    def _health_changed(self, task: TaskRun, running: Running, report: HealthReport) -> None:
+        """The command executor's ``taskHealthUpdated``: a TASK_RUNNING update with the
+        health, and the kill the checker asked for."""
+        if task.kill.is_set() or task.state in TERMINAL_STATES:
+            return
         self.emit(
             task,
             "TASK_RUNNING",
-            extra={
-                "container_status": {
-                    "container_id": {"value": running.container_id},
-                    "network_infos": [{"ip_addresses": [{"ip_address": self.options.ip}]}],
-                }
-            },
+            reason=HEALTH_REASON,
+            extra={"healthy": report.healthy, "container_status": self._container_status(running)},
         )
+        if report.kill_task:
+            log.info(
+                "killing task %s: %d consecutive failed health checks",
+                task.id,
+                report.consecutive_failures,
+            )
+            task.killed_by_health_check = True
+            nanos = task.info.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
+            task.grace_period = DEFAULT_GRACE_PERIOD if nanos is None else nanos / 1e9
+            task.kill.set()
 
     async def _watch(self, task: TaskRun, running: Running) -> None:
         """Wait for a running task to end (killing it when asked); report how it ended."""
@@ -321,13 +377,16 @@ class TaskLifecycle:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._kill_when_asked, task, running)
+                nursery.start_soon(self._check_health, task, running)
                 termination = await running.wait()
                 nursery.cancel_scope.cancel()
         finally:
             if pid_file is not None:
                 pid_file.unlink(missing_ok=True)
         if task.killed:
-            self.emit(task, "TASK_KILLED", message=termination.message)
+            # The command executor marks a task its health checks killed unhealthy.
+            unhealthy = {"healthy": False} if task.killed_by_health_check else None
+            self.emit(task, "TASK_KILLED", message=termination.message, extra=unhealthy)
         elif termination.exit_code == 0:
             self.emit(task, "TASK_FINISHED", message=termination.message)
         elif termination.oom_killed:

@@ -86,6 +86,8 @@ class TaskRun:
     group: tuple[str, ...] = ()
     #: Its group is being killed because a task of it failed or was killed.
     killing_group: bool = False
+    #: Killed by the agent because its health check failed too often.
+    killed_by_health_check: bool = False
 
     @property
     def id(self) -> str:
