@@ -158,6 +158,7 @@ async def _lead_term(ctx: CoreContext) -> None:
     try:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
+            ctx.mesos = leader.mesos
             settle_heap()
             executor = DeploymentExecutor(
                 ctx.state,
@@ -180,3 +181,4 @@ async def _lead_term(ctx: CoreContext) -> None:
             )
     finally:
         ctx.leader = None
+        ctx.mesos = None
