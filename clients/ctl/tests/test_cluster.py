@@ -103,7 +103,7 @@ def test_an_unplaceable_app_says_why_and_times_out(
     path = app_file(tmp_path, id="/stuck/uniq", instances=3, constraints=[["hostname", "UNIQUE"]])
     result = ctl("deploy", path, "--watch", "--timeout", "8", env=env)
     assert result.exit_code == 3, result.output
-    assert "waiting: /stuck/uniq: 1 instance waiting for an offer" in result.stdout
+    assert "waiting: /stuck/uniq: 1 instance(s) wait: no offer matches: " in result.stdout
     assert "UNIQUE: hostname=" in result.stdout
     assert "keeps running (marathon-ctl deployment watch " in result.stdout
     check_golden("why", ctl("why", "/stuck/uniq", env=env).stdout)
