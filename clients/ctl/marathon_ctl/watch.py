@@ -168,7 +168,8 @@ def follow(
                     f"no event stream (GET /v2/events: {exc.status}):"
                     f" polling every {FALLBACK_POLL_SECONDS:g}s"
                 )
-                renderer.fact(Fact(_utc_clock(), text, {"eventType": "ctl_polling"}), progress)
+                polling_event = {"eventType": "ctl_polling", "message": text}
+                renderer.fact(Fact(_utc_clock(), text, polling_event), progress)
             if item is not None:
                 fact = progress.handle(*item)
                 if progress.plan_apps - app_ids:
