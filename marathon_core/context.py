@@ -9,6 +9,7 @@ standby's cache warmer) use the attributes here directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -20,6 +21,7 @@ from marathon_core.deploy.revert import revert
 from marathon_core.election import LeaderElection
 from marathon_core.errors import NotFoundError, StorageError
 from marathon_core.events import EventBus
+from marathon_core.mesos.detector import master_url_of
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.deployment import Deployment, GroupChange
 from marathon_core.model.group import Group
@@ -28,6 +30,9 @@ from marathon_core.model.instance import Instance
 from marathon_core.model.validation import ValidationContext
 from marathon_core.plugins import PluginHost
 from marathon_core.state.store import StateStore
+
+if TYPE_CHECKING:
+    from marathon_core.mesos.client import MesosClient
 
 __all__ = ["CoreContext"]
 
@@ -118,6 +123,9 @@ class CoreContext:
     groups: GroupManager = attrs.field(init=False)
     #: The leader's live view and control while this process leads (set by the term).
     leader: LeaderView | None = None
+    #: The term's Mesos client while this process leads (set by the term): the master
+    #: it is subscribed to, which redirects and ZooKeeper lookups keep current.
+    mesos: MesosClient | None = None
     access: PluginAccess = attrs.field(init=False)
     leadership: ElectionLeadership = attrs.field(init=False)
     history: StoredHistory = attrs.field(init=False)
@@ -133,6 +141,11 @@ class CoreContext:
         self.access = PluginAccess(self.plugins)
         self.leadership = ElectionLeadership(self.election, self.state)
         self.history = StoredHistory(self.state)
+
+    def mesos_leader_url(self) -> str | None:
+        if self.mesos is not None and master_url_of(self.mesos.master_url) is not None:
+            return self.mesos.master_url
+        return master_url_of(self.master_url)
 
     async def root(self) -> Group:
         return await self.groups.root()

@@ -221,6 +221,14 @@ class ServiceContext(Protocol):
         """The leader's live view and control; None while this process does not lead."""
         ...
 
+    def mesos_leader_url(self) -> str | None:
+        """The ``http(s)://`` URL of the Mesos master the leader's scheduler is subscribed
+        to (the embedded master's for ``--master local``): where Mesos's UI, its
+        ``/master/state`` and so the agents' sandboxes are found (Marathon's
+        ``mesos_leader_ui_url``). Off the leader, ``--master`` when it is an address;
+        None while only a ``zk://`` URL is known."""
+        ...
+
     async def root(self) -> Group:
         """The current root group (the leader's, or the stored one on a standby)."""
         ...

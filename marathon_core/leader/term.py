@@ -169,6 +169,7 @@ async def _lead_term(ctx: CoreContext) -> None:
     try:
         async with trio.open_nursery() as nursery:
             leader: LeaderState = await nursery.start(lead, ctx)
+            ctx.mesos = leader.mesos
             settle_heap()
             executor = DeploymentExecutor(
                 ctx.state,
@@ -191,3 +192,4 @@ async def _lead_term(ctx: CoreContext) -> None:
             )
     finally:
         ctx.leader = None
+        ctx.mesos = None

@@ -219,14 +219,17 @@ def app_rollback(
 @click.argument("app_id")
 @json_option
 def why(app_id: str, as_json: bool) -> int:
-    """Why an app's instances are not running: placement, backoff, last failure, health."""
-    from marathon_ctl.why import explain, queue_entries
+    """Why an app's instances are not running: its deployment's status (this server),
+    else placement, backoff, last failure, health."""
+    from marathon_ctl.why import deployment_status, explain, queue_entries
 
     client = session().client
     data = client.get(f"/v2/apps{app_path(app_id)}")["app"]
     if as_json:
         entry = queue_entries(client, [data["id"]]).get(data["id"])
-        print_json({"app": data, "queue": entry})
+        ids = [str(d.get("id")) for d in data.get("deployments") or []]
+        statuses = [s for s in (deployment_status(client, i) for i in ids) if s is not None]
+        print_json({"app": data, "queue": entry, "deployments": statuses})
         return OK
     for line in explain(client, data):
         click.echo(line)

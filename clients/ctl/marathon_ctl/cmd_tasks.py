@@ -93,7 +93,7 @@ def task_kill(task_ids: tuple[str, ...], scale: bool, wipe: bool, as_json: bool)
     "--mesos-url",
     metavar="URL",
     help="The Mesos master, to find the task's agent (env MESOS_MASTER_URL; "
-    "default: Marathon's --master when it is an address).",
+    "default: the master the leader is subscribed to, from /v2/info).",
 )
 def task_logs(task_id: str, stream: str, follow: bool, mesos_url: str | None) -> int:
     """A task's stdout (or stderr) from its agent's sandbox (/files/read)."""

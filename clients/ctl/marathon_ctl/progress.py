@@ -4,6 +4,8 @@
 each affected app's tasks at the start) and keeps per app how many instances of the
 new version run and are healthy, how many old ones are left, and which step runs.
 Each event it understands comes back as a :class:`Fact`, the line a user reads.
+Without an event stream, snapshots of the deployment and its apps polled from the API
+are fed instead, and what changed between two of them comes back as facts.
 """
 
 from __future__ import annotations
@@ -188,6 +190,51 @@ class DeploymentProgress:
         old = "" if app.is_new(Instance(condition, payload.get("runSpecVersion"))) else "old "
         return Fact(time, f"{old}{_short(key)} {condition}{where}", payload)
 
+    def observe_deployment(self, deployment: dict[str, Any], time: str) -> Fact | None:
+        """Without an event stream: the deployment as ``/v2/deployments`` lists it; the
+        step as a fact when it moved."""
+        actions = deployment.get("currentActions") or []
+        for action in actions:
+            self.plan_apps.add(str(action.get("app")))
+            if action.get("action") == "StopApplication" and action.get("app") in self.apps:
+                self.apps[str(action["app"])].removed = True
+        step = int(deployment.get("currentStep") or 0)
+        self.total_steps = int(deployment.get("totalSteps") or self.total_steps)
+        texts = [f"{a.get('action')} {a.get('app')}" for a in actions]
+        if (step, texts) == (self.current_step, self.step_actions):
+            return None
+        self.current_step, self.step_actions = step, texts
+        text = f"step {step}/{self.total_steps} {', '.join(texts)}".rstrip()
+        return Fact(time, text, {"eventType": "ctl_step_polled", **deployment})
+
+    def observe_app(self, app: dict[str, Any], time: str) -> list[Fact]:
+        """Without an event stream: the app's tasks now (``GET /v2/apps/{id}``); each
+        instance that came, changed or went since the last look is a fact."""
+        app_id = str(app["id"])
+        tracked = self.apps.get(app_id)
+        if tracked is None:
+            self.add_app(app)
+            return []
+        now = {
+            _instance_key(task): Instance(
+                _condition(task.get("state", "")),
+                task.get("version"),
+                task.get("host"),
+                _healthy(task),
+            )
+            for task in app.get("tasks") or []
+        }
+        facts = []
+        for key, instance in now.items():
+            before = tracked.instances.get(key)
+            if before is None or before.condition != instance.condition:
+                facts.append(_polled(tracked, key, instance, instance.condition, time))
+        for key, instance in tracked.instances.items():
+            if key not in now:
+                facts.append(_polled(tracked, key, instance, "Gone", time))
+        tracked.instances = now
+        return facts
+
     def settle(self, apps: dict[str, dict[str, Any] | None]) -> None:
         """The deployment is gone without an event we saw: it succeeded if every app is
         at the version deployed (or gone, where the plan stopped it), else it was rolled
@@ -203,6 +250,20 @@ class DeploymentProgress:
                 self.reason = f"{app_id} is at version {app.get('version')}, not {self.version}"
                 return
         self.outcome = "succeeded"
+
+
+def _polled(app: AppProgress, key: str, instance: Instance, condition: str, time: str) -> Fact:
+    where = f" on {instance.host}" if instance.host else ""
+    old = "" if app.is_new(instance) else "old "
+    event = {
+        "eventType": "ctl_instance_polled",
+        "runSpecId": app.app_id,
+        "instanceId": key,
+        "condition": condition,
+        "host": instance.host,
+        "runSpecVersion": instance.version,
+    }
+    return Fact(time, f"{old}{_short(key)} {condition}{where}", event)
 
 
 def _step_number(steps: list[Any], step: dict[str, Any]) -> int:

@@ -2,8 +2,10 @@
 
 Marathon names a task's agent (``slaveId``, ``host``) but not the agent's port: the
 Mesos master's ``/master/state`` does. The master is ``--mesos-url``, else
-``MESOS_MASTER_URL``, else ``mesos_url`` of the config file, else Marathon's
-``--master`` when it is an address; without one, the agent is taken at ``host:5051``.
+``MESOS_MASTER_URL``, else ``mesos_url`` of the config file, else what ``/v2/info``
+says: ``mesos_leader_ui_url`` (the master the leader is subscribed to, as Marathon
+and this server give it; the embedded one for ``--master local``), else ``--master``
+when it is an address; without one, the agent is taken at ``host:5051``.
 The agent's ``/state`` gives the executor's ``directory``, as the Mesos UI uses it.
 """
 
@@ -33,8 +35,11 @@ def master_url(client: Marathon, explicit: str | None) -> str | None:
         or read_config_file(config_path(os.environ)).get("mesos_url")
     )
     if not chosen:
-        master = str(client.get("/v2/info").get("marathon_config", {}).get("master", ""))
-        if master.startswith(("http://", "https://")) or (":" in master and "://" not in master):
+        config = client.get("/v2/info").get("marathon_config") or {}
+        master = str(config.get("master") or "")
+        if config.get("mesos_leader_ui_url"):
+            chosen = str(config["mesos_leader_ui_url"])
+        elif master.startswith(("http://", "https://")) or (":" in master and "://" not in master):
             chosen = master
     if not chosen:
         return None
@@ -68,7 +73,7 @@ class Sandbox:
             found = "no running task" if not matches else f"{len(matches)} tasks"
             raise CtlError(f"{found} matches {task_id}")
         found_task = matches[0]
-        http = httpx.Client(timeout=10)
+        http = httpx.Client(timeout=10, follow_redirects=True)  # to the leading master
         master = master_url(client, mesos_url)
         agent = f"http://{found_task['host']}:{DEFAULT_AGENT_PORT}"
         if master is not None:

@@ -2,8 +2,10 @@
 
 The stream is opened before the change is sent, so no event is missed. Between
 events only ``/v2/deployments`` is read (a deployment cancelled by a rollback ends
-without an event of its own); once nothing moved for a while, the launch queue and
-the apps' last failures say why.
+without an event of its own); once nothing moved for a while, the deployment's
+status (this server's ``GET /v2/deployments/{id}``), else the launch queue and the
+apps' last failures, say why. A server without an event stream (``/v2/events``
+answers 404 or 503) is polled instead: the deployments and the apps, once a second.
 """
 
 from __future__ import annotations
@@ -12,17 +14,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from marathon_ctl.client import Marathon
 from marathon_ctl.errors import DEPLOYMENT_FAILED, OK, TIMED_OUT, ApiError, CtlError
 from marathon_ctl.progress import WATCHED_EVENTS, DeploymentProgress, Fact
-from marathon_ctl.why import failure_line, placement_lines, queue_entries
+from marathon_ctl.why import (
+    deployment_status,
+    failure_line,
+    placement_lines,
+    queue_entries,
+    reason_lines,
+)
 
 #: How often the running deployments are read between events.
 POLL_SECONDS = 2.0
 #: Without progress for this long, say why (and refresh the reasons as often).
 STALL_SECONDS = 3.0
+#: Without an event stream, how often the deployments and the apps are read.
+FALLBACK_POLL_SECONDS = 1.0
 
 
 class Renderer(Protocol):
@@ -100,8 +111,19 @@ def _apps_now(client: Marathon, app_ids: Iterable[str]) -> dict[str, dict[str, A
 
 
 def waiting_reasons(client: Marathon, progress: DeploymentProgress) -> list[str]:
-    """Why the deployment's apps wait: placement from the queue, backoff, last failures."""
-    reasons: list[str] = []
+    """Why the deployment's apps wait: the leader's reason per app from the deployment's
+    status where the server has it, else placement from the queue, backoff, last failures."""
+    found = deployment_status(client, progress.deployment_id)
+    if found is not None:
+        reasons = [
+            f"{app_id}: {line}"
+            for app_id, entry in found["status"].items()
+            if entry.get("state") == "waiting"
+            for line in reason_lines(entry)
+        ]
+        if reasons:
+            return reasons
+    reasons = []
     entries = queue_entries(client, progress.apps)
     for app_id, entry in entries.items():
         reasons.extend(f"{app_id}: {line}" for line in placement_lines(entry))
@@ -127,6 +149,7 @@ def follow(
     last_change = last_poll = last_why = started
     reasons: list[str] = []
     app_ids = set(progress.apps) | set(expected_apps)
+    polling = False
     try:
         while progress.outcome is None:
             now = clock()
@@ -137,7 +160,16 @@ def follow(
                 )
                 renderer.finish(progress, TIMED_OUT, note)
                 return TIMED_OUT
-            item = feed.get(timeout=0.25)
+            try:
+                item = feed.get(timeout=0.25)
+            except ApiError as exc:  # the server has no event stream
+                polling, item = True, None
+                text = (
+                    f"no event stream (GET /v2/events: {exc.status}):"
+                    f" polling every {FALLBACK_POLL_SECONDS:g}s"
+                )
+                polling_event = {"eventType": "ctl_polling", "message": text}
+                renderer.fact(Fact(_utc_clock(), text, polling_event), progress)
             if item is not None:
                 fact = progress.handle(*item)
                 if progress.plan_apps - app_ids:
@@ -149,13 +181,20 @@ def follow(
                     if progress.outcome is not None:
                         break
             now = clock()
-            if now - last_poll >= POLL_SECONDS:
+            if now - last_poll >= (FALLBACK_POLL_SECONDS if polling else POLL_SECONDS):
                 last_poll = now
-                running = {d.get("id") for d in client.get("/v2/deployments")}
-                if progress.deployment_id not in running and progress.outcome is None:
+                running = client.get("/v2/deployments")
+                mine = next((d for d in running if d.get("id") == progress.deployment_id), None)
+                apps = None
+                if polling:
+                    apps = _apps_now(client, sorted(app_ids | progress.plan_apps))
+                    app_ids |= set(apps)
+                    if _observe(progress, renderer, mine, apps):
+                        last_change = clock()
+                if mine is None and progress.outcome is None:
                     _drain(feed, progress, renderer)
                     if progress.outcome is None:
-                        progress.settle(_apps_now(client, app_ids))
+                        progress.settle(apps if apps is not None else _apps_now(client, app_ids))
             if (
                 progress.outcome is None
                 and now - last_change >= STALL_SECONDS
@@ -172,6 +211,30 @@ def follow(
     code = OK if progress.outcome == "succeeded" else DEPLOYMENT_FAILED
     renderer.finish(progress, code, _outcome_note(progress, clock() - started))
     return code
+
+
+def _observe(
+    progress: DeploymentProgress,
+    renderer: Renderer,
+    deployment: dict[str, Any] | None,
+    apps: dict[str, dict[str, Any] | None],
+) -> bool:
+    """Apply one poll (no event stream): the deployment's step and the apps' tasks;
+    whether anything moved."""
+    when = _utc_clock()
+    facts = [progress.observe_deployment(deployment, when)] if deployment is not None else []
+    for app in apps.values():
+        if app is not None:
+            facts.extend(progress.observe_app(app, when))
+    for fact in facts:
+        if fact is not None:
+            renderer.fact(fact, progress)
+    return any(facts)
+
+
+def _utc_clock() -> str:
+    """Now as the events' timestamps show it (``12:00:09``, UTC)."""
+    return datetime.now(UTC).strftime("%H:%M:%S")
 
 
 def _track(client: Marathon, progress: DeploymentProgress, app_ids: set[str]) -> None:

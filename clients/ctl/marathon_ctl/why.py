@@ -1,9 +1,13 @@
-"""Why instances are not running: the launch queue, backoff, the last failure, health.
+"""Why instances are not running: the deployment's status, else the launch queue,
+backoff, the last failure, health.
 
-Reads ``/v2/queue`` and the app (which carries ``lastTaskFailure``); this server adds
-``lastRejectReasons`` and ``nearMisses`` to Marathon's ``processedOffersSummary``, and
-Marathon 1.x answers ``embed=lastUnusedOffers`` with each declined offer's host and
-reasons: whatever is there is shown, so it works against either.
+This server answers ``GET /v2/deployments/{id}`` with a ``status`` per app: progress
+and the reason it waits, computed by the leader. Marathon 1.x has no such route (it
+answers 404 or 405); then ``/v2/queue`` and the app (which carries
+``lastTaskFailure``) say what they can: this server adds ``lastRejectReasons`` and
+``nearMisses`` to Marathon's ``processedOffersSummary``, and Marathon 1.x answers
+``embed=lastUnusedOffers`` with each declined offer's host and reasons. Whatever is
+there is shown, so it works against either.
 """
 
 from __future__ import annotations
@@ -27,6 +31,67 @@ _REASON_TEXT = {
     "InsufficientPorts": "ports",
     "DeclinedScarceResources": "scarce resources",
 }
+
+
+def deployment_status(client: Marathon, deployment_id: str) -> dict[str, Any] | None:
+    """The deployment with its per-app ``status``; None where the server has no such
+    route (Marathon 1.x) or the deployment is over (404 here too)."""
+    try:
+        found = client.get(f"/v2/deployments/{deployment_id}")
+    except ApiError:
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("status"), dict):
+        return None
+    return found
+
+
+def status_head(deployment: dict[str, Any], entry: dict[str, Any]) -> str:
+    """``deployment D step 2/3 RestartApplication: waiting, 4/10 new ready, 6 old left``."""
+    step = f"step {entry.get('step', '?')}/{deployment.get('totalSteps', '?')}"
+    head = f"deployment {deployment.get('id')} {step} {entry.get('action')}: {entry.get('state')}"
+    progress = entry.get("progress")
+    if progress:
+        head += f", {progress.get('current', 0)}/{progress.get('target', 0)} new ready"
+        if progress.get("oldInstances"):
+            head += f", {progress['oldInstances']} old left"
+    return head
+
+
+def reason_lines(entry: dict[str, Any]) -> list[str]:
+    """Why one app of a deployment's ``status`` waits: the leader's message, then the
+    details its kind carries."""
+    reason = entry.get("reason") or {}
+    if not reason:
+        return []
+    message = str(reason.get("message", reason.get("kind", "")))
+    lines = [message]
+    kind = reason.get("kind")
+    if kind == "noMatchingOffer":
+        rejected = _rejected(reason.get("rejectSummaryLastOffers") or [])
+        if rejected:
+            lines.append(rejected)
+        details = [str(r) for r in reason.get("lastRejectReasons") or []]
+        details += [f"near miss: {m}" for m in reason.get("nearMisses") or []]
+        lines.extend(d for d in details if not message.endswith(d))
+    elif kind == "backoff":
+        lines.append("(marathon-ctl delay reset to retry now)")
+    elif kind == "readinessChecks":
+        for result in reason.get("readinessCheckResults") or []:
+            if not result.get("ready"):
+                failure = result.get("lastFailure") or "no answer yet"
+                lines.append(
+                    f"not ready: {result.get('taskId')} {result.get('name', '')}: {failure}"
+                )
+    return lines
+
+
+def _rejected(summary: list[dict[str, Any]]) -> str | None:
+    parts = [
+        f"{_REASON_TEXT.get(r['reason'], r['reason'])} {r['declined']}/{r['processed']}"
+        for r in summary
+        if r.get("declined")
+    ]
+    return "rejected for: " + ", ".join(parts) if parts else None
 
 
 def queue_entries(client: Marathon, app_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -53,13 +118,9 @@ def placement_lines(entry: dict[str, Any]) -> list[str]:
     if processed is not None:
         head += f": {processed} offers seen, {unused} not used"
     lines.append(head)
-    rejected = [
-        f"{_REASON_TEXT.get(r['reason'], r['reason'])} {r['declined']}/{r['processed']}"
-        for r in summary.get("rejectSummaryLastOffers") or []
-        if r.get("declined")
-    ]
+    rejected = _rejected(summary.get("rejectSummaryLastOffers") or [])
     if rejected:
-        lines.append("rejected for: " + ", ".join(rejected))
+        lines.append(rejected)
     lines.extend(str(reason) for reason in summary.get("lastRejectReasons") or [])
     lines.extend(f"near miss: {miss}" for miss in summary.get("nearMisses") or [])
     for offer in entry.get("lastUnusedOffers") or []:
@@ -98,20 +159,32 @@ def explain(client: Marathon, app: dict[str, Any]) -> list[str]:
     running, wanted = app.get("tasksRunning", 0), app.get("instances", 0)
     staged = app.get("tasksStaged", 0)
     lines = [f"{app_id}: {running}/{wanted} running, {staged} staging"]
-    entry = queue_entries(client, [app_id]).get(app_id)
-    if entry is not None:
-        lines.extend(placement_lines(entry))
-    elif running >= wanted:
-        lines.append("nothing waits to launch")
-    else:
-        lines.append("not in the launch queue")
-    lines.extend(line for line in (health_line(app), failure_line(app)) if line)
+    ids = [str(d.get("id")) for d in app.get("deployments") or []]
+    statuses = [s for s in (deployment_status(client, i) for i in ids) if s is not None]
+    statuses = [s for s in statuses if app_id in s["status"]]
+    kinds: set[str | None] = set()
+    for deployment in statuses:
+        entry = deployment["status"][app_id]
+        kinds.add((entry.get("reason") or {}).get("kind"))
+        lines.append(status_head(deployment, entry))
+        lines.extend(reason_lines(entry))
+    if not statuses:
+        lines.extend(_queue_lines(client, app_id, running, wanted))
+    # A backoff's message names the last failure already.
+    failure = failure_line(app) if "backoff" not in kinds else None
+    lines.extend(line for line in (health_line(app), failure) if line)
     lines.extend(unhealthy_lines(app))
-    ids = {d.get("id") for d in app.get("deployments") or []}
-    for deployment in client.get("/v2/deployments") if ids else []:
+    for deployment in client.get("/v2/deployments") if ids and not statuses else []:
         if deployment.get("id") in ids:
             lines.extend(deployment_lines(deployment, app_id))
     return lines
+
+
+def _queue_lines(client: Marathon, app_id: str, running: int, wanted: int) -> list[str]:
+    entry = queue_entries(client, [app_id]).get(app_id)
+    if entry is not None:
+        return placement_lines(entry)
+    return ["nothing waits to launch" if running >= wanted else "not in the launch queue"]
 
 
 def unhealthy_lines(app: dict[str, Any]) -> list[str]:

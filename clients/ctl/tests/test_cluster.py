@@ -103,7 +103,7 @@ def test_an_unplaceable_app_says_why_and_times_out(
     path = app_file(tmp_path, id="/stuck/uniq", instances=3, constraints=[["hostname", "UNIQUE"]])
     result = ctl("deploy", path, "--watch", "--timeout", "8", env=env)
     assert result.exit_code == 3, result.output
-    assert "waiting: /stuck/uniq: 1 instance waiting for an offer" in result.stdout
+    assert "waiting: /stuck/uniq: 1 instance(s) wait: no offer matches: " in result.stdout
     assert "UNIQUE: hostname=" in result.stdout
     assert "keeps running (marathon-ctl deployment watch " in result.stdout
     check_golden("why", ctl("why", "/stuck/uniq", env=env).stdout)
@@ -143,13 +143,51 @@ def test_a_rolled_back_deployment_exits_2(
 def test_task_logs_from_the_agents_sandbox(
     ctl: Ctl, env: dict[str, str], server: RunningMarathon, tmp_path: Path
 ) -> None:
+    """No --mesos-url: /v2/info's mesos_leader_ui_url names the embedded master."""
     path = app_file(tmp_path, id="/logs/echo", cmd="echo hello from the sandbox; sleep 1000")
     assert ctl("deploy", path, "--watch", env=env).exit_code == 0
+    info = httpx.get(f"{server.url}/v2/info", timeout=5).json()
+    assert info["marathon_config"]["mesos_leader_ui_url"] == master_url(server)
     (task_id,) = ctl("task", "list", "-q", "/logs/echo", env=env).stdout.split()
-    logs = ctl("task", "logs", task_id, "--mesos-url", master_url(server), env=env)
+    logs = ctl("task", "logs", task_id, env=env)
     assert logs.exit_code == 0 and logs.stdout == "hello from the sandbox\n"
     killed = ctl("task", "kill", task_id, "--scale", env=env)
     assert killed.exit_code == 0 and killed.stdout.startswith("deployment ")
+
+
+def test_task_logs_follow_prints_new_lines_until_interrupted(
+    ctl: Ctl, env: dict[str, str], tmp_path: Path
+) -> None:
+    counting = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.3; done"
+    path = app_file(tmp_path, id="/logs/count", cmd=counting)
+    assert ctl("deploy", path, "--watch", env=env).exit_code == 0
+    (task_id,) = ctl("task", "list", "-q", "/logs/count", env=env).stdout.split()
+    command = [sys.executable, "-m", "marathon_ctl", "task", "logs", "-f", task_id]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env, "MARATHON_CTL_CONFIG": "/nonexistent"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        seen.append(first)
+        # Lines written after the first read arrive through the follow loop.
+        while len(seen) < 2 or int(seen[-1].split()[1]) < int(first.split()[1]) + 5:
+            seen.append(process.stdout.readline())
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    numbers = [int(line.split()[1]) for line in seen]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # none lost or doubled
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert ctl("app", "remove", "/logs/count", "--watch", env=env).exit_code == 0
 
 
 def test_ctrl_c_leaves_the_deployment_running_and_exits_130(

@@ -11,7 +11,13 @@ from marathon_ctl.config import DEFAULT_URL, resolve, split_urls
 from marathon_ctl.diff import app_changes, group_apps, plan
 from marathon_ctl.errors import ApiError, CtlError
 from marathon_ctl.progress import DeploymentProgress
-from marathon_ctl.why import deployment_lines, placement_lines, unhealthy_lines
+from marathon_ctl.why import (
+    deployment_lines,
+    placement_lines,
+    reason_lines,
+    status_head,
+    unhealthy_lines,
+)
 
 
 def test_urls_split_on_commas_and_repeats_and_get_a_scheme() -> None:
@@ -219,3 +225,45 @@ def test_the_plan_names_the_apps_to_follow_and_those_it_stops() -> None:
     assert progress.plan_apps == {"/web", "/api"} and progress.apps["/web"].removed
     progress.settle({"/web": None, "/api": {"id": "/api", "version": "v2"}})
     assert progress.outcome == "succeeded"
+
+
+def test_the_deployment_status_reason_comes_with_the_details_its_kind_carries() -> None:
+    stuck = {
+        "action": "ScaleApplication",
+        "step": 2,
+        "state": "waiting",
+        "progress": {"current": 2, "target": 3, "oldInstances": 1, "newInstances": 3},
+        "reason": {
+            "kind": "noMatchingOffer",
+            "message": "1 instance(s) wait: no offer matches: h1: UNIQUE: taken",
+            "lastRejectReasons": ["h1: UNIQUE: taken", "h2: UNIQUE: taken"],
+            "nearMisses": ["h3: mem 64 < 128"],
+            "rejectSummaryLastOffers": [
+                {"reason": "UnfulfilledConstraint", "declined": 2, "processed": 3}
+            ],
+        },
+    }
+    assert status_head({"id": "d1", "totalSteps": 2}, stuck) == (
+        "deployment d1 step 2/2 ScaleApplication: waiting, 2/3 new ready, 1 old left"
+    )
+    assert reason_lines(stuck) == [
+        "1 instance(s) wait: no offer matches: h1: UNIQUE: taken",
+        "rejected for: constraints 2/3",
+        "h2: UNIQUE: taken",
+        "near miss: h3: mem 64 < 128",
+    ]
+    backoff = {"reason": {"kind": "backoff", "message": "backing off", "nextLaunchAt": "t"}}
+    assert reason_lines(backoff) == ["backing off", "(marathon-ctl delay reset to retry now)"]
+    results = [
+        {"taskId": "t1", "name": "ready", "ready": False, "lastFailure": "status 503"},
+        {"taskId": "t2", "name": "ready", "ready": True},
+    ]
+    readiness = {
+        "reason": {
+            "kind": "readinessChecks",
+            "message": "1 new instance(s) not ready yet: status 503",
+            "readinessCheckResults": results,
+        }
+    }
+    assert reason_lines(readiness)[1:] == ["not ready: t1 ready: status 503"]
+    assert reason_lines({"state": "done"}) == []

@@ -44,6 +44,8 @@ async def _info(api: Api) -> dict[str, Any]:
         "frameworkId": await api.ctx.leadership.framework_id(),
         "marathon_config": {
             "master": redact(config.master),
+            # Where Mesos's UI and the agents' sandboxes are found (marathon-ctl task logs).
+            "mesos_leader_ui_url": api.ctx.mesos_leader_url(),
             "ha": config.ha and config.zk is not None,
             "hostname": config.hostname,
             "framework_name": config.framework_name,

@@ -70,6 +70,8 @@ async def test_info_has_the_keys_clients_parse(client: httpx.AsyncClient, api_ur
     assert info["http_config"]["http_port"] == port
     assert info["leader"] == f"{socket.gethostname()}:{port}"
     assert info["marathon_config"]["master"] == "local"
+    # The master the context knows (the embedded one for --master local).
+    assert info["marathon_config"]["mesos_leader_ui_url"] == "http://127.0.0.1:5050"
 
 
 async def test_leader_and_its_header(client: httpx.AsyncClient) -> None:
