@@ -8,6 +8,13 @@ credentials (browsers reject that combination, and it would hand every site the
 user's session). Preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
 from allowed origins are answered here; allowed headers are a fixed list, not an
 echo of what was asked.
+
+Cross-site writes are refused (403) whatever the allowlist: a browser attaches
+credentials it has cached for this server (Basic, a client certificate) to a form
+POST from any site, and CORS only hides the answer, after the write is done. A
+write (``POST``, ``PUT``, ``PATCH``, ``DELETE``) whose ``Origin`` is neither this
+server's own nor an allowed one is therefore not passed on. Programs that are no
+browser send no ``Origin`` and are not affected.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from collections.abc import Iterable
 from starlette.responses import Response
 
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.responses import json_response
 
 ALLOW_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = "Accept, Authorization, Content-Type"
 MAX_AGE = "86400"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def parse_origins(option: str | None) -> frozenset[str]:
@@ -47,13 +56,29 @@ class Cors:
             return [(b"access-control-allow-origin", b"*")]
         return []
 
+    def _cross_site_write(self, scope: Scope, origin: str, host: str) -> bool:
+        """A browser's write from a site that is neither this server nor allowed."""
+        if scope["method"] not in WRITE_METHODS or origin in self.origins or self.any_origin:
+            return False
+        # The host alone: behind a proxy that ends TLS, the scheme seen here is not the
+        # browser's, and one host and port never serves two schemes.
+        return origin.partition("://")[2] != host
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.origins:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope["headers"]}
         origin = headers.get(b"origin", b"").decode("latin-1")
-        cors = self._allowed_headers(origin) if origin else []
+        host = headers.get(b"host", b"").decode("latin-1")
+        if origin and self._cross_site_write(scope, origin, host):
+            refusal = json_response(
+                {"message": f"Cross-site request refused: origin {origin} may not write here"},
+                status=403,
+            )
+            await refusal(scope, receive, send)
+            return
+        cors = self._allowed_headers(origin) if origin and self.origins else []
         if not cors:
             await self.app(scope, receive, send)
             return
