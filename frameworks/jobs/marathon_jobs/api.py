@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import httpx
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -31,6 +32,8 @@ __all__ = ["Node", "create_app"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a request to a new leader waits for it to have read its state.
+LOADING_WAIT = 10.0
 #: Request headers not forwarded to the leader.
 _HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
@@ -68,6 +71,9 @@ def leader_only(node: Node, handler: Handler) -> Callable[[Request], Awaitable[R
         if node.election is None:
             return JSONResponse({"message": "starting"}, status_code=503)
         if node.election.is_leader:
+            with trio.move_on_after(LOADING_WAIT):  # a new leader reads its state first
+                while node.book is None:
+                    await trio.sleep(0.05)
             if node.book is None:
                 return JSONResponse({"message": "loading state"}, status_code=503)
             try:
