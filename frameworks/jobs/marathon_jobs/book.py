@@ -113,6 +113,8 @@ class Book:
         self._fence = fence
         self.jobs: dict[str, JobRecord] = {}
         self.runs: dict[str, Run] = {}
+        #: Task id -> run id, for the runs that have a task.
+        self._by_task: dict[str, str] = {}
         self._lock = trio.Lock()
         #: Set whenever runs are added, so the launcher looks at offers again.
         self.runs_added = trio.Event()
@@ -124,10 +126,9 @@ class Book:
         for entry in jobs.values():
             record = JobRecord.from_bytes(entry.value)
             self.jobs[record.job.name] = record
-        self.runs = {}
+        self.runs, self._by_task = {}, {}
         for entry in runs.values():
-            run = Run.from_json(json.loads(entry.value))
-            self.runs[run.id] = run
+            self._keep(Run.from_json(json.loads(entry.value)))
         log.info("loaded %d jobs and %d runs under way", len(self.jobs), len(self.runs))
 
     async def _exists(self, prefix: str) -> bool:
@@ -147,10 +148,8 @@ class Book:
         await self.storage.commit([*self._fence(), op])
 
     def by_task(self, task_id: str) -> Run | None:
-        for run in self.runs.values():
-            if run.task_id == task_id:
-                return run
-        return None
+        run_id = self._by_task.get(task_id)
+        return self.runs.get(run_id) if run_id is not None else None
 
     def children_of(self, name: str) -> list[JobRecord]:
         return [r for r in self.jobs.values() if r.job.parents and name in r.job.parents]
@@ -193,10 +192,10 @@ class Book:
                     self.jobs[name] = record
             for item in runs:
                 if isinstance(item, str):
-                    self.runs.pop(item, None)
+                    self._forget(item)
                 else:
                     added |= item.state == "waiting"
-                    self.runs[item.id] = item
+                    self._keep(item)
             if added:
                 self.runs_added.set()
                 self.runs_added = trio.Event()
@@ -204,6 +203,17 @@ class Book:
     async def store_runs(self, runs: Sequence[Run | str]) -> None:
         """Put runs (or delete those given by id), nothing else."""
         await self.change(lambda book: ({}, runs))
+
+    def _keep(self, run: Run) -> None:
+        self._forget(run.id)
+        self.runs[run.id] = run
+        if run.task_id is not None:
+            self._by_task[run.task_id] = run.id
+
+    def _forget(self, run_id: str) -> None:
+        old = self.runs.pop(run_id, None)
+        if old is not None and old.task_id is not None:
+            self._by_task.pop(old.task_id, None)
 
     # -- decisions (pure: they read the book and return what to store) -----------------
 

@@ -7,6 +7,7 @@ A job is either scheduled (``schedule``: ``R[n]/start/period``) or dependent
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -70,12 +71,13 @@ class Job:
 
     @property
     def epsilon_seconds(self) -> float:
-        return parse_duration(self.epsilon).approximate_seconds
+        return _epsilon_seconds(self.epsilon)
 
     def parsed_schedule(self) -> Schedule | None:
+        """The schedule (its start is a moment: :func:`parse_job` fills in "now")."""
         if self.schedule is None:
             return None
-        return parse_schedule(self.schedule, self.schedule_time_zone, now=datetime.now(UTC))
+        return _stored_schedule(self.schedule, self.schedule_time_zone)
 
     def to_json(self) -> dict[str, Any]:
         """The definition in Chronos's field names (stored, and the base of ``GET /jobs``)."""
@@ -107,6 +109,17 @@ class Job:
             out["schedule"] = self.schedule
             out["scheduleTimeZone"] = self.schedule_time_zone
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _epsilon_seconds(text: str) -> float:
+    return parse_duration(text).approximate_seconds
+
+
+@functools.lru_cache(maxsize=65536)
+def _stored_schedule(text: str, zone: str) -> Schedule:
+    """Parsed once per text: every tick reads every job's schedule."""
+    return parse_schedule(text, zone, now=datetime.now(UTC))
 
 
 @attrs.frozen

@@ -48,6 +48,9 @@ TERMINAL = {
     "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
     "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN", "TASK_UNREACHABLE",
 }  # fmt: skip
+STARTED = {"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"}
+#: Events handled together at most (see :meth:`JobScheduler._handle_batch`).
+MAX_BATCH = 500
 #: Mesos does not know whether the task ran: never start the run again (at most once).
 OUTCOME_UNKNOWN = {"TASK_LOST", "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
 #: Answers for a task the master never launched (reconciliation, or a launch refused).
@@ -99,6 +102,7 @@ class JobScheduler:
         #: reconciliation before anything else happens to them.
         self._reconciled = False
         self.subscribed = trio.Event()
+        self._nursery: trio.Nursery
 
     def _framework_info(self, framework_id: str | None) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -119,10 +123,55 @@ class JobScheduler:
     async def run(self) -> None:
         """Until cancelled (leadership lost)."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self.client.run)
             nursery.start_soon(self._ticks)
-            async for event in self._events:
-                await self._handle(event)
+            while True:
+                batch = [await self._events.receive()]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._events.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await self._handle_batch(batch)
+
+    async def _handle_batch(self, batch: list[MesosEvent]) -> None:
+        """Events in order; tasks that started are stored together, in one commit.
+
+        Why: a thousand runs due at once bring thousands of STARTING/RUNNING updates, and
+        one commit each (synchronous on SQLite, a round trip on ZooKeeper) held them up.
+        """
+        started: dict[str, Run] = {}
+        acks: list[TaskStatus] = []
+        for event in batch:
+            if isinstance(event, Update) and event.status.state in STARTED:
+                status = event.status
+                run = self.book.by_task(status.task_id)
+                if run is not None:
+                    run = started.get(run.id, run)
+                    if run.state == "launching" or (run.agent_id is None and status.agent_id):
+                        started[run.id] = attrs.evolve(
+                            run, state="running", agent_id=status.agent_id or run.agent_id
+                        )
+                    acks.append(status)
+                    continue
+            await self._store_started(started, acks)
+            await self._handle(event)
+        await self._store_started(started, acks)
+
+    async def _store_started(self, started: dict[str, Run], acks: list[TaskStatus]) -> None:
+        if started:
+            await self.book.store_runs(list(started.values()))
+            started.clear()
+        for status in acks:
+            self._acknowledge(status)
+        acks.clear()
+
+    def _acknowledge(self, status: TaskStatus) -> None:
+        """After what the update says is stored: Mesos resends an update not acknowledged."""
+        if status.uuid is not None and status.agent_id is not None:
+            call = calls.acknowledge(status.agent_id, status.task_id, status.uuid)
+            self._nursery.start_soon(self._call, call)
 
     # -- time --------------------------------------------------------------------------
 
@@ -173,8 +222,11 @@ class JobScheduler:
         await self._call(calls.revive([self.settings.role]))
 
     async def _status(self, status: TaskStatus) -> None:
-        if status.uuid is not None and status.agent_id is not None:
-            await self._call(calls.acknowledge(status.agent_id, status.task_id, status.uuid))
+        """An update of a task that is not (or no longer) a run's, or a terminal one."""
+        await self._outcome(status)
+        self._acknowledge(status)
+
+    async def _outcome(self, status: TaskStatus) -> None:
         run = self.book.by_task(status.task_id)
         state = status.state
         if run is None:
@@ -184,11 +236,7 @@ class JobScheduler:
             return
         now = self.clock()
         why = f"{state}" + (f": {status.message}" if status.message else "")
-        if state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
-            if run.state == "launching" or (run.agent_id is None and status.agent_id):
-                adopted = attrs.evolve(run, state="running", agent_id=status.agent_id)
-                await self.book.store_runs([adopted])
-        elif state == "TASK_FINISHED":
+        if state == "TASK_FINISHED":
             await self.book.change(lambda book: book.succeeded(run, now))
         elif state in NEVER_LAUNCHED and run.state == "launching":
             # Never ran: start it again, within the run's deadline.
