@@ -6,7 +6,8 @@ leadership cancels it, and the next leader starts it again from storage:
 1. subscribe with the stored framework id (Mesos keeps our tasks for
    ``--failover_timeout``), then reconcile every run that has a task id: a task still
    running is adopted, a finished one counted, one Mesos never launched is started
-   again within ``epsilon`` or counted as missed;
+   again within ``epsilon`` or counted as missed (and every minute the runs' tasks are
+   asked about again, so an answer the master dropped does not leave a run hanging);
 2. every tick: runs for the slots that came due (stored first), missed counts for
    those too late, and waiting runs past their deadline counted as missed;
 3. offers: waiting runs, oldest first, each stored as ``launching`` with its task id
@@ -16,6 +17,7 @@ leadership cancels it, and the next leader starts it again from storage:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -49,6 +51,8 @@ TERMINAL = {
     "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN", "TASK_UNREACHABLE",
 }  # fmt: skip
 STARTED = {"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"}
+#: Seconds between two explicit reconciliations of the runs' tasks.
+RECONCILE_EVERY = 60.0
 #: Events handled together at most (see :meth:`JobScheduler._handle_batch`).
 MAX_BATCH = 500
 #: Mesos does not know whether the task ran: never start the run again (at most once).
@@ -101,6 +105,8 @@ class JobScheduler:
         #: Runs launched (ACCEPT sent) in this term; the rest of ``launching`` wait for
         #: reconciliation before anything else happens to them.
         self._reconciled = False
+        #: When the tasks of the runs under way were last asked about (trio clock).
+        self._asked_at = -math.inf
         self.subscribed = trio.Event()
         self._nursery: trio.Nursery
 
@@ -178,6 +184,8 @@ class JobScheduler:
     async def _ticks(self) -> None:
         while True:
             now = self.clock()
+            if self.client.connected and trio.current_time() - self._asked_at > RECONCILE_EVERY:
+                await self._ask_about_runs()
             await self.book.change(partial(Book.due, now=now))
             await self.book.change(partial(Book.expired, now=now))
             if self.client.connected and self._reconciled:
@@ -210,12 +218,19 @@ class JobScheduler:
             self._offers.clear()
             self._reconciled = False
 
-    async def _reconcile(self) -> None:
-        """Ask for every task we may have; runs still ``launching`` wait for the answer."""
+    async def _ask_about_runs(self) -> None:
+        """Explicit reconciliation of every run's task: an answer the master dropped (an
+        agent not yet back after a master failover) or a lost update is asked for again,
+        so no run stays ``launching`` or ``running`` for ever."""
+        self._asked_at = trio.current_time()
         known = [(r.task_id, r.agent_id) for r in self.book.runs.values() if r.task_id is not None]
         if known:
             log.info("reconciling %d job tasks", len(known))
             await self._call(calls.reconcile(known))
+
+    async def _reconcile(self) -> None:
+        """Ask for every task we may have; runs still ``launching`` wait for the answer."""
+        await self._ask_about_runs()
         await self._call(calls.reconcile())  # implicit: tasks of deleted jobs show up too
         self._reconciled = True
         self._suppressed = False
