@@ -82,8 +82,10 @@ def _marathon_container(container: Mapping[str, Any]) -> tuple[dict[str, Any], l
             for volume in container["volumes"]
         ]
     network = str(container.get("network", "HOST")).upper()
-    networks = [{"mode": "container/bridge"}] if network == "BRIDGE" else []
-    return out, networks
+    if network != "BRIDGE":
+        return out, []
+    out["portMappings"] = []  # a job serves no ports (Marathon would map one by default)
+    return out, [{"mode": "container/bridge"}]
 
 
 @attrs.define
