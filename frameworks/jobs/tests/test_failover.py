@@ -138,9 +138,13 @@ def frameworks(cluster: Any) -> list[dict[str, Any]]:
     return [f for f in cluster.master.state()["frameworks"] if f["name"] == "chronos"]
 
 
+@pytest.mark.parametrize("fault", ["kill", "pause"])
 async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
-    pair: tuple[Any, list[Instance]], tmp_path: Path
+    pair: tuple[Any, list[Instance]], tmp_path: Path, fault: str
 ) -> None:
+    """``kill``: SIGKILL of the leader. ``pause``: SIGSTOP until the standby leads, then
+    SIGCONT (a GC pause, a frozen VM): the old leader wakes up without its leadership and
+    must not start anything."""
     cluster, instances = pair
     async with httpx.AsyncClient(timeout=10) as client:
         with trio.fail_after(20):
@@ -164,7 +168,11 @@ async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
     await wait_job(standby.url, "long", lambda j: j["state"] == "running", timeout=30)
     await wait_job(standby.url, "tick", lambda j: j["successCount"] >= 3, timeout=30)
     (before,) = frameworks(cluster)
-    leader.kill()
+    assert leader.process is not None
+    if fault == "kill":
+        leader.kill()
+    else:
+        os.killpg(leader.process.pid, signal.SIGSTOP)
     killed = trio.current_time()
     async with httpx.AsyncClient(timeout=5) as client:
         with trio.fail_after(3 + 10):  # the ZooKeeper session timeout, and a few seconds
@@ -174,7 +182,9 @@ async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
                 .endswith(standby.url.rsplit(":", 1)[1])
             ):
                 await trio.sleep(0.1)
-    print(f"the standby leads {trio.current_time() - killed:.1f} s after the kill")
+    print(f"the standby leads {trio.current_time() - killed:.1f} s after the {fault}")
+    if fault == "pause":
+        os.killpg(leader.process.pid, signal.SIGCONT)
     tick_done = await wait_job(
         standby.url, "tick",
         lambda j: j["successCount"] + j["missedCount"] + j["errorCount"] == 12, timeout=90,
