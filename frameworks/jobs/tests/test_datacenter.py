@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +74,9 @@ class Guide:
 async def guide(tmp_path: Path, zookeeper: ZooKeeperEnsemble) -> AsyncIterator[Guide]:
     """Block 0 of the guide: marathon, left running (exec'd, so it can be stopped)."""
     master_port, http_port = free_ports(2)
+    # Tasks that run as nobody reach their sandboxes below marathon's --state_dir.
+    state_dir = Path(tempfile.mkdtemp(prefix="marathon-datacenter-"))
+    state_dir.chmod(0o755)
     start = int(datetime.now(UTC).timestamp()) + 40
     app = json.loads((EXAMPLES / "chronos-app.json").read_text())
     app["env"] = {"MESOS_MASTER": f"127.0.0.1:{master_port}", "ZK_HOSTS": zookeeper.hosts}
@@ -91,6 +96,7 @@ async def guide(tmp_path: Path, zookeeper: ZooKeeperEnsemble) -> AsyncIterator[G
             "> marathon.log 2>&1 &": f"> {tmp_path}/marathon.log 2>&1",
             "zk://127.0.0.1:2181/": f"zk://{zookeeper.hosts}/",
             "localhost:8080": f"127.0.0.1:{http_port}",
+            "/tmp/marathon-datacenter": str(state_dir),
             "frameworks/jobs/examples/chronos-app.json": str(tmp_path / "chronos-app.json"),
             "frameworks/jobs/examples/tick-job.json": str(tmp_path / "tick-job.json"),
         },
@@ -117,6 +123,7 @@ async def guide(tmp_path: Path, zookeeper: ZooKeeperEnsemble) -> AsyncIterator[G
             if process.returncode is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 async def running(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
