@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from marathon_core.testing.processes import RunningMarathon, running_marathon, wait_for
-
-from .test_failover_deployment import mesos_master  # type: ignore[import-not-found]
+from marathon_core.testing.processes import (
+    RunningMarathon,
+    agreed_leader,
+    running_marathon,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.processes, pytest.mark.zookeeper]
-
-__all__ = ["mesos_master"]  # the fixture this module uses
 
 SERVE = "exec python3 -m http.server --bind $HOST $PORT0"
 APP = {
@@ -67,17 +68,7 @@ def test_healthy_tasks_stay_and_are_healthy_again_under_the_next_leader(
             for i in range(2)
         ]
 
-        def live() -> list[RunningMarathon]:
-            return [s for s in servers if s.process.poll() is None]
-
-        def leader() -> RunningMarathon | None:
-            leaders = {s.leader() for s in live()}
-            if len(leaders) != 1 or None in leaders:
-                return None
-            (address,) = leaders
-            return next((s for s in live() if s.url == f"http://{address}"), None)
-
-        first = wait_for(leader, what="one leader")
+        first = wait_for(lambda: agreed_leader(servers), what="one leader")
         created = httpx.post(f"{first.url}/v2/apps", json=APP, timeout=10)
         assert created.status_code == 201, created.text
 
@@ -103,7 +94,7 @@ def test_healthy_tasks_stay_and_are_healthy_again_under_the_next_leader(
         first.process.wait()
 
         def next_leader() -> RunningMarathon | None:
-            current = leader()
+            current = agreed_leader(servers)
             return current if current is not first else None
 
         second = wait_for(next_leader, what="a new leader")
