@@ -18,8 +18,8 @@ import httpx
 from marathon_ctl.config import Settings
 from marathon_ctl.errors import ApiError, ConnectionFailed
 
-#: Query parameters as httpx takes them (a list repeats a key).
-Params = Mapping[str, str] | list[tuple[str, str | int | float | bool | None]]
+#: Query parameters as httpx takes them: a list repeats its key, a bool is true/false.
+Params = Mapping[str, str | int | float | bool | Sequence[str]]
 
 #: Failures after which the next master is tried.
 _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
@@ -103,7 +103,23 @@ class Marathon:
         return _body(last)
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=_params(params))
+        """``GET path`` with ``params`` (those that are None left out)."""
+        query = {key: value for key, value in params.items() if value is not None}
+        return self.request("GET", path, params=query)
+
+    def find(self, path: str, **params: Any) -> Any:
+        """Like :meth:`get`, but None where there is nothing (404)."""
+        try:
+            return self.get(path, **params)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return None
+
+    def app(self, app_id: str) -> dict[str, Any] | None:
+        """The app with its tasks, None if there is no such app."""
+        found = self.find(f"/v2/apps{app_id}")
+        return None if found is None else dict(found["app"])
 
     def events(
         self, event_types: Sequence[str] = (), *, last_event_id: str | None = None
@@ -112,7 +128,7 @@ class Marathon:
         stream breaks (a leader change), on whichever master answers."""
         from httpx_sse import connect_sse
 
-        params: Params = [("event_type", t) for t in event_types]
+        params: Params = {"event_type": list(event_types)}
         retries = 0
         while True:
             headers = {"Accept": "text/event-stream"}
@@ -148,16 +164,3 @@ class Marathon:
                 time.sleep(min(0.2 * retries, 2.0))
                 continue
             retries += 1  # the server ended the stream: reopen it
-
-
-def _params(params: dict[str, Any]) -> Params:
-    """Query parameters; a list value repeats its key, None is left out."""
-    out: list[tuple[str, str | int | float | bool | None]] = []
-    for key, value in params.items():
-        values = value if isinstance(value, list | tuple) else [value]
-        out.extend((key, _text(v)) for v in values if v is not None)
-    return out
-
-
-def _text(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)

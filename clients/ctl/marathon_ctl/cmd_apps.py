@@ -8,26 +8,19 @@ import click
 
 from marathon_ctl.cmd_deploy import follow_change
 from marathon_ctl.common import (
-    force_option,
+    Item,
+    app_path,
+    change_options,
     json_option,
     print_json,
-    print_table,
+    print_listing,
     quiet_option,
     session,
-    watch_options,
 )
 from marathon_ctl.errors import OK, CtlError
 
 #: The longest command shown in ``app list``.
 CMD_WIDTH = 35
-
-
-def app_path(app_id: str) -> str:
-    return app_id if app_id.startswith("/") else "/" + app_id
-
-
-def _force(force: bool) -> dict[str, str]:
-    return {"force": "true" if force else "false"}
 
 
 @click.group()
@@ -48,37 +41,34 @@ def app_list(group: str | None, as_json: bool, quiet: bool) -> int:
         prefix = app_path(group).rstrip("/") + "/"
         apps = [a for a in apps if a["id"].startswith(prefix)]
     apps.sort(key=lambda a: a["id"])
-    if as_json:
-        print_json({"apps": apps})
-        return OK
-    if quiet:
-        for a in apps:
-            click.echo(a["id"])
-        return OK
-    rows = []
-    for a in apps:
-        health = (
-            f"{a.get('tasksHealthy', 0)}/{a.get('tasksRunning', 0)}"
-            if a.get("healthChecks")
-            else None
-        )
-        deployments = len(a.get("deployments") or [])
-        rows.append(
-            (
-                a["id"],
-                f"{a.get('tasksRunning', 0)}/{a.get('instances', 0)}",
-                health,
-                a.get("cpus"),
-                a.get("mem"),
-                f"{deployments} running" if deployments else None,
-                _what_runs(a),
-            )
-        )
-    print_table(("ID", "TASKS", "HEALTH", "CPUS", "MEM", "DEPLOYMENT", "CMD/IMAGE"), rows)
-    return OK
+    return print_listing(
+        apps,
+        raw={"apps": apps},
+        as_json=as_json,
+        quiet=quiet,
+        item_id=lambda a: str(a["id"]),
+        headers=("ID", "TASKS", "HEALTH", "CPUS", "MEM", "DEPLOYMENT", "CMD/IMAGE"),
+        row=_app_row,
+    )
 
 
-def _what_runs(a: dict[str, Any]) -> str:
+def _app_row(a: Item) -> tuple[Any, ...]:
+    health = (
+        f"{a.get('tasksHealthy', 0)}/{a.get('tasksRunning', 0)}" if a.get("healthChecks") else None
+    )
+    deployments = len(a.get("deployments") or [])
+    return (
+        a["id"],
+        f"{a.get('tasksRunning', 0)}/{a.get('instances', 0)}",
+        health,
+        a.get("cpus"),
+        a.get("mem"),
+        f"{deployments} running" if deployments else None,
+        _what_runs(a),
+    )
+
+
+def _what_runs(a: Item) -> str:
     docker = ((a.get("container") or {}).get("docker") or {}).get("image")
     text = str(docker or a.get("cmd") or " ".join(a.get("args") or []) or "")
     return text if len(text) <= CMD_WIDTH else text[: CMD_WIDTH - 1] + "…"
@@ -114,9 +104,7 @@ def app_versions(app_id: str, as_json: bool) -> int:
 @app.command("scale")
 @click.argument("app_id")
 @click.argument("instances", type=click.IntRange(min=0))
-@force_option
-@watch_options
-@json_option
+@change_options
 def app_scale(
     app_id: str,
     instances: int,
@@ -126,54 +114,47 @@ def app_scale(
     as_json: bool,
 ) -> int:
     """Run INSTANCES instances of an app."""
-    client = session().client
-    path = f"/v2/apps{app_path(app_id)}"
-
-    def send() -> dict[str, Any]:
-        return client.request("PUT", path, params=_force(force), body={"instances": instances})  # type: ignore[no-any-return]
-
     return follow_change(
-        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+        "PUT",
+        f"/v2/apps{app_path(app_id)}",
+        body={"instances": instances},
+        force=force,
+        app_ids=[app_path(app_id)],
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
     )
 
 
 @app.command("restart")
 @click.argument("app_id")
-@force_option
-@watch_options
-@json_option
+@change_options
 def app_restart(
     app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
 ) -> int:
     """Replace every instance of an app, within its upgrade strategy."""
-    client = session().client
-    path = f"/v2/apps{app_path(app_id)}/restart"
-
-    def send() -> dict[str, Any]:
-        return client.request("POST", path, params=_force(force))  # type: ignore[no-any-return]
-
     return follow_change(
-        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+        "POST",
+        f"/v2/apps{app_path(app_id)}/restart",
+        force=force,
+        app_ids=[app_path(app_id)],
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
     )
 
 
 @app.command("remove")
 @click.argument("app_id")
-@force_option
-@watch_options
-@json_option
+@change_options
 def app_remove(
     app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
 ) -> int:
     """Stop every instance of an app and forget it."""
-    client = session().client
-    path = f"/v2/apps{app_path(app_id)}"
-
-    def send() -> dict[str, Any]:
-        return client.request("DELETE", path, params=_force(force))  # type: ignore[no-any-return]
-
     return follow_change(
-        send,
+        "DELETE",
+        f"/v2/apps{app_path(app_id)}",
+        force=force,
         app_ids=[app_path(app_id)],
         watch=watch,
         timeout=timeout,
@@ -187,9 +168,7 @@ def app_remove(
 @click.option(
     "--to", "version", metavar="V", help="The version to go back to (default: the previous one)."
 )
-@force_option
-@watch_options
-@json_option
+@change_options
 def app_rollback(
     app_id: str,
     version: str | None,
@@ -199,19 +178,21 @@ def app_rollback(
     as_json: bool,
 ) -> int:
     """Deploy a stored version of an app again."""
-    client = session().client
     path = f"/v2/apps{app_path(app_id)}"
     if version is None:
-        versions = client.get(f"{path}/versions")["versions"]
+        versions = session().client.get(f"{path}/versions")["versions"]
         if len(versions) < 2:
             raise CtlError(f"{app_path(app_id)} has no earlier version")
         version = str(versions[1])
-
-    def send() -> dict[str, Any]:
-        return client.request("PUT", path, params=_force(force), body={"version": version})  # type: ignore[no-any-return]
-
     return follow_change(
-        send, app_ids=[app_path(app_id)], watch=watch, timeout=timeout, as_json=as_json
+        "PUT",
+        path,
+        body={"version": version},
+        force=force,
+        app_ids=[app_path(app_id)],
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
     )
 
 

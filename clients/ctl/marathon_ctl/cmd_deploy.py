@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from marathon_ctl.common import (
-    force_option,
+    app_path,
+    change_options,
     json_option,
-    print_json,
-    print_table,
+    print_listing,
     quiet_option,
     session,
     stdout_is_terminal,
+    walk_groups,
     watch_options,
 )
-from marathon_ctl.errors import OK, ApiError, CtlError
+from marathon_ctl.errors import OK, CtlError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,31 +51,38 @@ def is_group(definition: dict[str, Any]) -> bool:
 
 
 def follow_change(
-    send: Callable[[], dict[str, Any]],
+    method: str,
+    path: str,
     *,
+    body: Any = None,
+    force: bool | None = None,
     app_ids: Iterable[str],
     watch: bool | None,
     timeout: float | None,
     as_json: bool,
     removing: Iterable[str] = (),
 ) -> int:
-    """Send a change (``send`` returns Marathon's ``{deploymentId, version}``) and, if
-    watching, follow its deployment to the end; the exit code."""
+    """Send a change (Marathon answers ``{deploymentId, version}``) and, if watching,
+    follow its deployment to the end; the exit code. ``force`` None sends no ``force``
+    (a deployment's DELETE, where it means stop instead of roll back)."""
     from marathon_ctl.watch import EventFeed
 
     ses = session()
     if watch is None:
         watch = stdout_is_terminal()
+    # Opened before the change is sent, so that none of its events is missed.
     feed = EventFeed(ses.new_client()).start() if watch else None
     try:
-        return _send_and_follow(send, feed, app_ids, removing, timeout=timeout, as_json=as_json)
+        params = {} if force is None else {"force": force}
+        result = ses.client.request(method, path, params=params, body=body) or {}
+        return _follow(result, feed, app_ids, removing, timeout=timeout, as_json=as_json)
     finally:
         if feed is not None:
             feed.close()
 
 
-def _send_and_follow(
-    send: Callable[[], dict[str, Any]],
+def _follow(
+    result: dict[str, Any],
     feed: EventFeed | None,
     app_ids: Iterable[str],
     removing: Iterable[str],
@@ -86,7 +94,6 @@ def _send_and_follow(
     from marathon_ctl.watch import follow, start_progress
 
     ses = session()
-    result = send()
     deployment_id = str(result.get("deploymentId") or "")
     version = str(result.get("version") or "")
     console = ses.console()
@@ -126,9 +133,7 @@ def _renderer(console: Console, as_json: bool) -> Renderer:
 
 @click.command()
 @click.argument("source", metavar="FILE|-")
-@force_option
-@watch_options
-@json_option
+@change_options
 def deploy(
     source: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
 ) -> int:
@@ -136,29 +141,21 @@ def deploy(
     from marathon_ctl.diff import group_apps
 
     definition = load_definition(source)
-    client = session().client
+    target = app_path(definition["id"])
     if is_group(definition):
-        group_id = definition["id"] if definition["id"].startswith("/") else "/" + definition["id"]
-        app_ids = list(group_apps(definition))
-
-        def send() -> dict[str, Any]:
-            return client.request(  # type: ignore[no-any-return]
-                "PUT", f"/v2/groups{group_id}", params={"force": _flag(force)}, body=definition
-            )
+        path, app_ids = f"/v2/groups{target}", list(group_apps(definition))
     else:
-        app_id = definition["id"] if definition["id"].startswith("/") else "/" + definition["id"]
-        app_ids = [app_id]
-
-        def send() -> dict[str, Any]:
-            return client.request(  # type: ignore[no-any-return]
-                "PUT", f"/v2/apps{app_id}", params={"force": _flag(force)}, body=definition
-            )
-
-    return follow_change(send, app_ids=app_ids, watch=watch, timeout=timeout, as_json=as_json)
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
+        path, app_ids = f"/v2/apps{target}", [target]
+    return follow_change(
+        "PUT",
+        path,
+        body=definition,
+        force=force,
+        app_ids=app_ids,
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
+    )
 
 
 @click.command()
@@ -173,39 +170,22 @@ def diff(source: str) -> int:
     if is_group(definition):
         group_id = absolute(definition["id"], "/")
         local = group_apps(definition)
-        try:
-            group = client.get(f"/v2/groups{group_id}", embed="group.apps")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            group = {}
-        running_apps = {str(a["id"]): a for a in _all_apps(group) if str(a["id"]) != group_id}
+        group = client.find(f"/v2/groups{group_id}", embed="group.apps") or {}
+        running_apps = {
+            str(a["id"]): a
+            for g in walk_groups(group)
+            for a in g.get("apps") or []
+            if str(a["id"]) != group_id
+        }
         if "apps" in definition:
             removed = [a for a in running_apps if a not in local]
     else:
         local = {absolute(definition["id"], "/"): definition}
         running_apps = {}
-    running: dict[str, dict[str, Any] | None] = {}
-    for app_id in local:
-        if app_id in running_apps:
-            running[app_id] = running_apps[app_id]
-            continue
-        try:
-            running[app_id] = client.get(f"/v2/apps{app_id}")["app"]
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            running[app_id] = None
+    running = {app_id: running_apps.get(app_id) or client.app(app_id) for app_id in local}
     for line in plan(local, running, removed):
         click.echo(line)
     return OK
-
-
-def _all_apps(group: dict[str, Any]) -> list[dict[str, Any]]:
-    apps = list(group.get("apps") or [])
-    for child in group.get("groups") or []:
-        apps.extend(_all_apps(child))
-    return apps
 
 
 @click.group()
@@ -219,24 +199,21 @@ def deployment() -> None:
 def deployment_list(as_json: bool, quiet: bool) -> int:
     """The running deployments and their progress."""
     deployments = session().client.get("/v2/deployments")
-    if as_json:
-        print_json(deployments)
-    elif quiet:
-        for d in deployments:
-            click.echo(d["id"])
-    else:
-        rows = [
-            (
-                d["id"],
-                ", ".join(d.get("affectedApps") or []),
-                ", ".join(sorted({a["action"] for a in d.get("currentActions") or []})),
-                f"{d.get('currentStep', 0)}/{d.get('totalSteps', 0)}",
-                d.get("version"),
-            )
-            for d in deployments
-        ]
-        print_table(("ID", "APPS", "ACTIONS", "STEP", "VERSION"), rows)
-    return OK
+    return print_listing(
+        deployments,
+        raw=deployments,
+        as_json=as_json,
+        quiet=quiet,
+        item_id=lambda d: str(d["id"]),
+        headers=("ID", "APPS", "ACTIONS", "STEP", "VERSION"),
+        row=lambda d: (
+            d["id"],
+            ", ".join(d.get("affectedApps") or []),
+            ", ".join(sorted({a["action"] for a in d.get("currentActions") or []})),
+            f"{d.get('currentStep', 0)}/{d.get('totalSteps', 0)}",
+            d.get("version"),
+        ),
+    )
 
 
 @deployment.command("watch")
@@ -296,19 +273,20 @@ def deployment_rollback(
     deployment_id: str, watch: bool | None, timeout: float | None, as_json: bool
 ) -> int:
     """Cancel a deployment and deploy the reverse change."""
-    client = session().client
     affected = [
         a
-        for d in client.get("/v2/deployments")
+        for d in session().client.get("/v2/deployments")
         if d.get("id") == deployment_id
         for a in d.get("affectedApps") or []
     ]
-
-    def send() -> dict[str, Any]:
-        answer: dict[str, Any] = client.request("DELETE", f"/v2/deployments/{deployment_id}")
-        return answer or {}
-
-    return follow_change(send, app_ids=affected, watch=watch, timeout=timeout, as_json=as_json)
+    return follow_change(
+        "DELETE",
+        f"/v2/deployments/{deployment_id}",
+        app_ids=affected,
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
+    )
 
 
 @deployment.command("stop")

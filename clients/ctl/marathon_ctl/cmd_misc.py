@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from marathon_ctl.cmd_deploy import follow_change
 from marathon_ctl.common import (
-    force_option,
+    Item,
+    app_path,
+    change_options,
     json_option,
     print_json,
+    print_listing,
     print_table,
     quiet_option,
     session,
-    watch_options,
+    walk_groups,
 )
 from marathon_ctl.errors import OK
 
@@ -24,12 +26,6 @@ from marathon_ctl.errors import OK
 def group_path(group_id: str) -> str:
     path = group_id if group_id.startswith("/") else "/" + group_id
     return "" if path == "/" else path.rstrip("/")
-
-
-def _walk(group: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield group
-    for child in group.get("groups") or []:
-        yield from _walk(child)
 
 
 @click.group()
@@ -43,20 +39,20 @@ def group() -> None:
 def group_list(as_json: bool, quiet: bool) -> int:
     """Every group with how many apps it holds."""
     root = session().client.get("/v2/groups", embed=["group.groups", "group.apps"])
-    if as_json:
-        print_json(root)
-        return OK
-    groups = sorted(_walk(root), key=lambda g: g["id"])
-    if quiet:
-        for g in groups:
-            click.echo(g["id"])
-        return OK
-    rows = [
-        (g["id"], len(g.get("apps") or []), len(g.get("groups") or []), g.get("version"))
-        for g in groups
-    ]
-    print_table(("ID", "APPS", "GROUPS", "VERSION"), rows)
-    return OK
+    return print_listing(
+        sorted(walk_groups(root), key=lambda g: g["id"]),
+        raw=root,
+        as_json=as_json,
+        quiet=quiet,
+        item_id=lambda g: str(g["id"]),
+        headers=("ID", "APPS", "GROUPS", "VERSION"),
+        row=lambda g: (
+            g["id"],
+            len(g.get("apps") or []),
+            len(g.get("groups") or []),
+            g.get("version"),
+        ),
+    )
 
 
 @group.command("show")
@@ -72,9 +68,7 @@ def group_show(group_id: str, version: str | None) -> int:
 @group.command("scale")
 @click.argument("group_id")
 @click.argument("factor", type=float)
-@force_option
-@watch_options
-@json_option
+@change_options
 def group_scale(
     group_id: str,
     factor: float,
@@ -84,35 +78,37 @@ def group_scale(
     as_json: bool,
 ) -> int:
     """Scale every app of a group by FACTOR."""
-    client = session().client
-    path = f"/v2/groups{group_path(group_id)}"
-
-    def send() -> dict[str, Any]:
-        params = {"force": "true" if force else "false"}
-        return client.request("PUT", path, params=params, body={"scaleBy": factor})  # type: ignore[no-any-return]
-
-    return follow_change(send, app_ids=(), watch=watch, timeout=timeout, as_json=as_json)
+    return follow_change(
+        "PUT",
+        f"/v2/groups{group_path(group_id)}",
+        body={"scaleBy": factor},
+        force=force,
+        app_ids=(),  # the deployment's plan names them
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
+    )
 
 
 @group.command("remove")
 @click.argument("group_id")
-@force_option
-@watch_options
-@json_option
+@change_options
 def group_remove(
     group_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
 ) -> int:
     """Remove a group and every app in it."""
-    client = session().client
     path = f"/v2/groups{group_path(group_id)}"
-    apps = [a["id"] for g in _walk(client.get(path)) for a in g.get("apps") or []]
-
-    def send() -> dict[str, Any]:
-        params = {"force": "true" if force else "false"}
-        return client.request("DELETE", path, params=params)  # type: ignore[no-any-return]
-
+    group = session().client.get(path)
+    apps = [a["id"] for g in walk_groups(group) for a in g.get("apps") or []]
     return follow_change(
-        send, app_ids=apps, watch=watch, timeout=timeout, as_json=as_json, removing=apps
+        "DELETE",
+        path,
+        force=force,
+        app_ids=apps,
+        watch=watch,
+        timeout=timeout,
+        as_json=as_json,
+        removing=apps,
     )
 
 
@@ -127,33 +123,32 @@ def queue() -> None:
 def queue_list(as_json: bool, quiet: bool) -> int:
     """Apps waiting to launch, their backoff and what their offers lacked."""
     entries = session().client.get("/v2/queue")["queue"]
-    if as_json:
-        print_json({"queue": entries})
-        return OK
-    if quiet:
-        for e in entries:
-            click.echo(e["app"]["id"])
-        return OK
-    rows = []
-    for e in entries:
-        summary = e.get("processedOffersSummary") or {}
-        declined = sorted(
-            summary.get("rejectSummaryLastOffers") or [], key=lambda r: -r.get("declined", 0)
-        )
-        top = declined[0] if declined and declined[0].get("declined") else None
-        delay = e.get("delay") or {}
-        rows.append(
-            (
-                e["app"]["id"],
-                e.get("count"),
-                e.get("since"),
-                f"{delay.get('timeLeftSeconds', 0)}s" if delay.get("timeLeftSeconds") else None,
-                f"{summary.get('processedOffersCount', 0)}/{summary.get('unusedOffersCount', 0)}",
-                f"{top['reason']} {top['declined']}/{top['processed']}" if top else None,
-            )
-        )
-    print_table(("APP", "WAITING", "SINCE", "BACKOFF", "OFFERS/UNUSED", "MOSTLY DECLINED"), rows)
-    return OK
+    return print_listing(
+        entries,
+        raw={"queue": entries},
+        as_json=as_json,
+        quiet=quiet,
+        item_id=lambda e: str(e["app"]["id"]),
+        headers=("APP", "WAITING", "SINCE", "BACKOFF", "OFFERS/UNUSED", "MOSTLY DECLINED"),
+        row=_queue_row,
+    )
+
+
+def _queue_row(entry: Item) -> tuple[Any, ...]:
+    summary = entry.get("processedOffersSummary") or {}
+    declined = sorted(
+        summary.get("rejectSummaryLastOffers") or [], key=lambda r: -r.get("declined", 0)
+    )
+    top = declined[0] if declined and declined[0].get("declined") else None
+    time_left = (entry.get("delay") or {}).get("timeLeftSeconds")
+    return (
+        entry["app"]["id"],
+        entry.get("count"),
+        entry.get("since"),
+        f"{time_left}s" if time_left else None,
+        f"{summary.get('processedOffersCount', 0)}/{summary.get('unusedOffersCount', 0)}",
+        f"{top['reason']} {top['declined']}/{top['processed']}" if top else None,
+    )
 
 
 @click.group()
@@ -165,7 +160,7 @@ def delay() -> None:
 @click.argument("app_id")
 def delay_reset(app_id: str) -> int:
     """Launch again now instead of after the backoff."""
-    path = app_id if app_id.startswith("/") else "/" + app_id
+    path = app_path(app_id)
     session().client.request("DELETE", f"/v2/queue{path}/delay")
     click.echo(f"delay of {path} reset")
     return OK
@@ -181,7 +176,7 @@ def events(types: tuple[str, ...], app_id: str | None, as_json: bool) -> int:
     """The event stream, one line per event (NDJSON with --json); Ctrl-C ends it."""
     for event_type, payload in session().client.events(types):
         about = payload.get("appId") or payload.get("runSpecId")
-        if app_id and about != (app_id if app_id.startswith("/") else "/" + app_id):
+        if app_id and about != app_path(app_id):
             continue
         if as_json:
             click.echo(json.dumps(payload, separators=(",", ":")))

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
 
-from marathon_ctl.common import json_option, print_json, print_table, quiet_option, session
+from marathon_ctl.common import (
+    Item,
+    app_path,
+    json_option,
+    print_json,
+    print_listing,
+    quiet_option,
+    session,
+)
 from marathon_ctl.errors import OK
 
 #: How often ``task logs -f`` asks the agent for more.
@@ -27,34 +34,30 @@ def task_list(app_id: str | None, as_json: bool, quiet: bool) -> int:
     """The running tasks, of every app or of APP_ID."""
     client = session().client
     if app_id:
-        path = app_id if app_id.startswith("/") else "/" + app_id
-        tasks = client.get(f"/v2/apps{path}/tasks")["tasks"]
+        tasks = client.get(f"/v2/apps{app_path(app_id)}/tasks")["tasks"]
     else:
         tasks = client.get("/v2/tasks")["tasks"]
     tasks.sort(key=lambda t: (t.get("appId", ""), t.get("startedAt") or "", t["id"]))
-    if as_json:
-        print_json({"tasks": tasks})
-    elif quiet:
-        for t in tasks:
-            click.echo(t["id"])
-    else:
-        rows = [
-            (
-                t["id"],
-                t.get("appId"),
-                t.get("host"),
-                t.get("state"),
-                _health(t),
-                ",".join(str(p) for p in t.get("ports") or []) or None,
-                t.get("startedAt"),
-            )
-            for t in tasks
-        ]
-        print_table(("ID", "APP", "HOST", "STATE", "HEALTH", "PORTS", "STARTED"), rows)
-    return OK
+    return print_listing(
+        tasks,
+        raw={"tasks": tasks},
+        as_json=as_json,
+        quiet=quiet,
+        item_id=lambda t: str(t["id"]),
+        headers=("ID", "APP", "HOST", "STATE", "HEALTH", "PORTS", "STARTED"),
+        row=lambda t: (
+            t["id"],
+            t.get("appId"),
+            t.get("host"),
+            t.get("state"),
+            _health(t),
+            ",".join(str(p) for p in t.get("ports") or []) or None,
+            t.get("startedAt"),
+        ),
+    )
 
 
-def _health(t: dict[str, Any]) -> str | None:
+def _health(t: Item) -> str | None:
     results = t.get("healthCheckResults")
     if not results:
         return None
@@ -70,9 +73,11 @@ def _health(t: dict[str, Any]) -> str | None:
 @json_option
 def task_kill(task_ids: tuple[str, ...], scale: bool, wipe: bool, as_json: bool) -> int:
     """Kill tasks (Marathon replaces them unless --scale)."""
-    params = {"scale": "true" if scale else "false", "wipe": "true" if wipe else "false"}
     result = session().client.request(
-        "POST", "/v2/tasks/delete", params=params, body={"ids": list(task_ids)}
+        "POST",
+        "/v2/tasks/delete",
+        params={"scale": scale, "wipe": wipe},
+        body={"ids": list(task_ids)},
     )
     if as_json:
         print_json(result)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from marathon_ctl.errors import OK
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from marathon_ctl.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: One app, group, task, queue entry or deployment as the API gives it.
+Item = dict[str, Any]
 
 #: Output width into a pipe or file (a terminal's own width is used on a terminal).
 PIPE_WIDTH = 200
@@ -68,6 +72,18 @@ def session(ctx: click.Context | None = None) -> Session:
     return found
 
 
+def app_path(app_id: str) -> str:
+    """``web`` -> ``/web``: the command line takes ids with or without the leading slash."""
+    return app_id if app_id.startswith("/") else "/" + app_id
+
+
+def walk_groups(group: Item) -> Iterator[Item]:
+    """``group`` and every group below it (``embed=group.groups``)."""
+    yield group
+    for child in group.get("groups") or []:
+        yield from walk_groups(child)
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Marathon's JSON as is.")(f)
 
@@ -97,6 +113,11 @@ def watch_options(f: F) -> F:
     return f
 
 
+def change_options(f: F) -> F:
+    """The options of every command that changes apps and follows the deployment."""
+    return force_option(watch_options(json_option(f)))
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -113,6 +134,27 @@ def print_table(
     for row in rows:
         table.add_row(*("-" if cell is None else str(cell) for cell in row))
     (console or Session.console()).print(table)
+
+
+def print_listing(
+    items: Sequence[Item],
+    *,
+    raw: Any,
+    as_json: bool,
+    quiet: bool,
+    item_id: Callable[[Item], str],
+    headers: Sequence[str],
+    row: Callable[[Item], Sequence[Any]],
+) -> int:
+    """A list command's three outputs: Marathon's JSON (``raw``), ids (``-q``), a table."""
+    if as_json:
+        print_json(raw)
+    elif quiet:
+        for item in items:
+            click.echo(item_id(item))
+    else:
+        print_table(headers, [row(item) for item in items])
+    return OK
 
 
 def stdout_is_terminal() -> bool:

@@ -8,6 +8,7 @@ file does not name would be removed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 #: Fields Marathon adds to an app that a definition never carries.
@@ -84,7 +85,7 @@ def app_changes(local: dict[str, Any], running: dict[str, Any]) -> list[str]:
 def plan(
     apps_in_file: dict[str, dict[str, Any]],
     running: dict[str, dict[str, Any] | None],
-    removed: list[str] = (),  # type: ignore[assignment]
+    removed: Iterable[str] = (),
 ) -> list[str]:
     """The whole diff: per app ``create``, ``update`` with its changes, or ``remove``."""
     lines = []

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from marathon_ctl.client import Marathon
-from marathon_ctl.errors import DEPLOYMENT_FAILED, OK, TIMED_OUT, ApiError, CtlError
+from marathon_ctl.errors import DEPLOYMENT_FAILED, INTERRUPTED, OK, TIMED_OUT, ApiError, CtlError
 from marathon_ctl.progress import WATCHED_EVENTS, DeploymentProgress, Fact
 from marathon_ctl.why import (
     deployment_status,
@@ -89,25 +89,15 @@ def start_progress(
 ) -> DeploymentProgress:
     """The progress of a deployment, with each affected app's tasks as they are now."""
     progress = DeploymentProgress(deployment_id, version)
-    for app_id in app_ids:
-        try:
-            progress.add_app(client.get(f"/v2/apps{app_id}")["app"])
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+    for app in _apps_now(client, app_ids).values():
+        if app is not None:
+            progress.add_app(app)
     return progress
 
 
 def _apps_now(client: Marathon, app_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
-    out: dict[str, dict[str, Any] | None] = {}
-    for app_id in app_ids:
-        try:
-            out[app_id] = client.get(f"/v2/apps{app_id}")["app"]
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            out[app_id] = None
-    return out
+    """Each app with its tasks, None for one that is gone."""
+    return {app_id: client.app(app_id) for app_id in app_ids}
 
 
 def waiting_reasons(client: Marathon, progress: DeploymentProgress) -> list[str]:
@@ -260,7 +250,7 @@ def _outcome_note(progress: DeploymentProgress, elapsed: float) -> str:
 class Interrupted(CtlError):
     """Ctrl-C while watching: the deployment keeps running."""
 
-    exit_code = 130
+    exit_code = INTERRUPTED
 
     def __init__(self, deployment_id: str) -> None:
         super().__init__(
