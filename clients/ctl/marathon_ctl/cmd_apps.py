@@ -8,6 +8,7 @@ import click
 
 from marathon_ctl.cmd_deploy import follow_change
 from marathon_ctl.common import (
+    Change,
     Item,
     app_path,
     change_options,
@@ -104,63 +105,30 @@ def app_versions(app_id: str, as_json: bool) -> int:
 @app.command("scale")
 @click.argument("app_id")
 @click.argument("instances", type=click.IntRange(min=0))
-@change_options
-def app_scale(
-    app_id: str,
-    instances: int,
-    force: bool,
-    watch: bool | None,
-    timeout: float | None,
-    as_json: bool,
-) -> int:
+@change_options()
+def app_scale(app_id: str, instances: int, change: Change) -> int:
     """Run INSTANCES instances of an app."""
-    return follow_change(
-        "PUT",
-        f"/v2/apps{app_path(app_id)}",
-        body={"instances": instances},
-        force=force,
-        app_ids=[app_path(app_id)],
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    path = app_path(app_id)
+    body = {"instances": instances}
+    return follow_change("PUT", f"/v2/apps{path}", change, body=body, app_ids=[path])
 
 
 @app.command("restart")
 @click.argument("app_id")
-@change_options
-def app_restart(
-    app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
-) -> int:
+@change_options()
+def app_restart(app_id: str, change: Change) -> int:
     """Replace every instance of an app, within its upgrade strategy."""
-    return follow_change(
-        "POST",
-        f"/v2/apps{app_path(app_id)}/restart",
-        force=force,
-        app_ids=[app_path(app_id)],
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    path = app_path(app_id)
+    return follow_change("POST", f"/v2/apps{path}/restart", change, app_ids=[path])
 
 
 @app.command("remove")
 @click.argument("app_id")
-@change_options
-def app_remove(
-    app_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
-) -> int:
+@change_options()
+def app_remove(app_id: str, change: Change) -> int:
     """Stop every instance of an app and forget it."""
-    return follow_change(
-        "DELETE",
-        f"/v2/apps{app_path(app_id)}",
-        force=force,
-        app_ids=[app_path(app_id)],
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-        removing=[app_path(app_id)],
-    )
+    path = app_path(app_id)
+    return follow_change("DELETE", f"/v2/apps{path}", change, app_ids=[path], removing=[path])
 
 
 @app.command("rollback")
@@ -168,32 +136,17 @@ def app_remove(
 @click.option(
     "--to", "version", metavar="V", help="The version to go back to (default: the previous one)."
 )
-@change_options
-def app_rollback(
-    app_id: str,
-    version: str | None,
-    force: bool,
-    watch: bool | None,
-    timeout: float | None,
-    as_json: bool,
-) -> int:
+@change_options()
+def app_rollback(app_id: str, version: str | None, change: Change) -> int:
     """Deploy a stored version of an app again."""
-    path = f"/v2/apps{app_path(app_id)}"
+    path = app_path(app_id)
     if version is None:
-        versions = session().client.get(f"{path}/versions")["versions"]
+        versions = session().client.get(f"/v2/apps{path}/versions")["versions"]
         if len(versions) < 2:
-            raise CtlError(f"{app_path(app_id)} has no earlier version")
+            raise CtlError(f"{path} has no earlier version")
         version = str(versions[1])
-    return follow_change(
-        "PUT",
-        path,
-        body={"version": version},
-        force=force,
-        app_ids=[app_path(app_id)],
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    body = {"version": version}
+    return follow_change("PUT", f"/v2/apps{path}", change, body=body, app_ids=[path])
 
 
 @click.command()

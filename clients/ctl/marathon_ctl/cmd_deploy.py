@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from marathon_ctl.common import (
+    Change,
     app_path,
     change_options,
     json_option,
@@ -18,7 +19,6 @@ from marathon_ctl.common import (
     session,
     stdout_is_terminal,
     walk_groups,
-    watch_options,
 )
 from marathon_ctl.errors import OK, CtlError
 
@@ -53,29 +53,27 @@ def is_group(definition: dict[str, Any]) -> bool:
 def follow_change(
     method: str,
     path: str,
+    change: Change,
     *,
     body: Any = None,
-    force: bool | None = None,
     app_ids: Iterable[str],
-    watch: bool | None,
-    timeout: float | None,
-    as_json: bool,
     removing: Iterable[str] = (),
 ) -> int:
     """Send a change (Marathon answers ``{deploymentId, version}``) and, if watching,
-    follow its deployment to the end; the exit code. ``force`` None sends no ``force``
-    (a deployment's DELETE, where it means stop instead of roll back)."""
+    follow its deployment to the end; the exit code. ``removing``: apps the change
+    removes, which end gone rather than at a version."""
     from marathon_ctl.watch import EventFeed
 
     ses = session()
-    if watch is None:
-        watch = stdout_is_terminal()
+    watch = stdout_is_terminal() if change.watch is None else change.watch
     # Opened before the change is sent, so that none of its events is missed.
     feed = EventFeed(ses.new_client()).start() if watch else None
     try:
-        params = {} if force is None else {"force": force}
+        params = {} if change.force is None else {"force": change.force}
         result = ses.client.request(method, path, params=params, body=body) or {}
-        return _follow(result, feed, app_ids, removing, timeout=timeout, as_json=as_json)
+        return _follow(
+            result, feed, app_ids, removing, timeout=change.timeout, as_json=change.as_json
+        )
     finally:
         if feed is not None:
             feed.close()
@@ -133,10 +131,8 @@ def _renderer(console: Console, as_json: bool) -> Renderer:
 
 @click.command()
 @click.argument("source", metavar="FILE|-")
-@change_options
-def deploy(
-    source: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
-) -> int:
+@change_options()
+def deploy(source: str, change: Change) -> int:
     """Create or update the app or group of FILE (- for stdin) and follow its deployment."""
     from marathon_ctl.diff import group_apps
 
@@ -146,16 +142,7 @@ def deploy(
         path, app_ids = f"/v2/groups{target}", list(group_apps(definition))
     else:
         path, app_ids = f"/v2/apps{target}", [target]
-    return follow_change(
-        "PUT",
-        path,
-        body=definition,
-        force=force,
-        app_ids=app_ids,
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    return follow_change("PUT", path, change, body=definition, app_ids=app_ids)
 
 
 @click.command()
@@ -267,11 +254,8 @@ def _watch_running(
 
 @deployment.command("rollback")
 @click.argument("deployment_id")
-@watch_options
-@json_option
-def deployment_rollback(
-    deployment_id: str, watch: bool | None, timeout: float | None, as_json: bool
-) -> int:
+@change_options(force=False)  # force=true would stop it instead (deployment stop)
+def deployment_rollback(deployment_id: str, change: Change) -> int:
     """Cancel a deployment and deploy the reverse change."""
     affected = [
         a
@@ -279,14 +263,7 @@ def deployment_rollback(
         if d.get("id") == deployment_id
         for a in d.get("affectedApps") or []
     ]
-    return follow_change(
-        "DELETE",
-        f"/v2/deployments/{deployment_id}",
-        app_ids=affected,
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    return follow_change("DELETE", f"/v2/deployments/{deployment_id}", change, app_ids=affected)
 
 
 @deployment.command("stop")

@@ -9,6 +9,7 @@ import click
 
 from marathon_ctl.cmd_deploy import follow_change
 from marathon_ctl.common import (
+    Change,
     Item,
     app_path,
     change_options,
@@ -68,48 +69,23 @@ def group_show(group_id: str, version: str | None) -> int:
 @group.command("scale")
 @click.argument("group_id")
 @click.argument("factor", type=float)
-@change_options
-def group_scale(
-    group_id: str,
-    factor: float,
-    force: bool,
-    watch: bool | None,
-    timeout: float | None,
-    as_json: bool,
-) -> int:
+@change_options()
+def group_scale(group_id: str, factor: float, change: Change) -> int:
     """Scale every app of a group by FACTOR."""
-    return follow_change(
-        "PUT",
-        f"/v2/groups{group_path(group_id)}",
-        body={"scaleBy": factor},
-        force=force,
-        app_ids=(),  # the deployment's plan names them
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-    )
+    path = f"/v2/groups{group_path(group_id)}"
+    # No app ids: the deployment's plan names the apps it scales.
+    return follow_change("PUT", path, change, body={"scaleBy": factor}, app_ids=())
 
 
 @group.command("remove")
 @click.argument("group_id")
-@change_options
-def group_remove(
-    group_id: str, force: bool, watch: bool | None, timeout: float | None, as_json: bool
-) -> int:
+@change_options()
+def group_remove(group_id: str, change: Change) -> int:
     """Remove a group and every app in it."""
     path = f"/v2/groups{group_path(group_id)}"
     group = session().client.get(path)
     apps = [a["id"] for g in walk_groups(group) for a in g.get("apps") or []]
-    return follow_change(
-        "DELETE",
-        path,
-        force=force,
-        app_ids=apps,
-        watch=watch,
-        timeout=timeout,
-        as_json=as_json,
-        removing=apps,
-    )
+    return follow_change("DELETE", path, change, app_ids=apps, removing=apps)
 
 
 @click.group()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -113,9 +115,37 @@ def watch_options(f: F) -> F:
     return f
 
 
-def change_options(f: F) -> F:
-    """The options of every command that changes apps and follows the deployment."""
-    return force_option(watch_options(json_option(f)))
+@dataclass(frozen=True)
+class Change:
+    """How a command sends its change and follows the deployment it starts."""
+
+    watch: bool | None
+    timeout: float | None
+    as_json: bool
+    #: None where the command has no ``--force`` (and sends none).
+    force: bool | None = None
+
+
+def change_options(*, force: bool = True) -> Callable[[F], F]:
+    """``--watch/--no-watch``, ``--timeout``, ``--json`` and (with ``force``) ``--force``,
+    handed to the command as one ``change`` argument: every change command takes them."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def with_change(
+            *args: Any,
+            watch: bool | None,
+            timeout: float | None,
+            as_json: bool,
+            force: bool | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            return command(*args, change=Change(watch, timeout, as_json, force), **kwargs)
+
+        options = watch_options(json_option(with_change))
+        return cast(F, force_option(options) if force else options)
+
+    return decorate
 
 
 def print_json(data: Any) -> None:
