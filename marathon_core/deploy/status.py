@@ -165,6 +165,7 @@ def _reason(app_id: PathId, found: ActionProgress, sources: StatusSources, now: 
         for r in results[:MAX_LISTED]:
             listed.append({**r.to_json(), "lastFailure": r.last_failure})
         return {"kind": "readinessChecks", "message": message, "readinessCheckResults": listed}
+    assert found.waiting is Waiting.KILL, found.waiting
     return {
         "kind": "killing",
         "message": f"{len(waiting_on)} instance(s) of the previous version still stopping",
@@ -186,10 +187,10 @@ def _launch_reason(
                 for i in waiting_on[:MAX_LISTED]
             ],
         }
-    failure = sources.last_task_failure(app_id)
     if entry.not_launchable is not None:
         return {"kind": "notLaunchable", "message": entry.not_launchable}
     if entry.delay_time_left > 0 and not entry.delay_overdue:
+        failure = sources.last_task_failure(app_id)
         next_launch = Timestamp(now.millis + round(entry.delay_time_left * 1000))
         message = f"backing off after task failures; next launch at {next_launch}"
         if failure is not None:
