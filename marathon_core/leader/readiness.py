@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -26,9 +26,9 @@ import trio
 
 from marathon_core.model.app import AppDefinition, ReadinessCheck
 from marathon_core.model.ids import PathId
-from marathon_core.model.instance import Condition, Instance, TaskId
+from marathon_core.model.instance import Condition, Instance, InstanceId, TaskId
 
-__all__ = ["HttpResponse", "ReadinessMonitor", "ReadinessResult", "readiness_target"]
+__all__ = ["HttpResponse", "Instances", "ReadinessMonitor", "ReadinessResult", "readiness_target"]
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,16 @@ def readiness_target(
 Fetch = Callable[[str, float], Awaitable[HttpResponse]]
 
 
+class Instances(Protocol):
+    """The instance tracker as readiness needs it: is a task still the one running?"""
+
+    def get(self, instance_id: InstanceId) -> Instance | None: ...
+
+
 class ReadinessMonitor:
     """Polls the tasks the deployment executor waits on; see the module docstring."""
 
-    def __init__(self, tracker: Any, *, fetch: Fetch | None = None) -> None:
-        #: The instance tracker (``get``), to see whether a task still runs.
+    def __init__(self, tracker: Instances, *, fetch: Fetch | None = None) -> None:
         self.tracker = tracker
         self._fetch = fetch
         self._nursery: trio.Nursery | None = None
@@ -112,12 +117,13 @@ class ReadinessMonitor:
         """Whether every readiness check of ``app`` passed on ``instance``'s current task.
 
         True for apps without readiness checks. For a Running task not polled yet,
-        polling starts now (while the monitor runs).
+        polling starts now; before :meth:`run` has started nothing is recorded, so the
+        next call starts it.
         """
         if not app.readiness_checks:
             return True
         task = instance.task
-        if task is None or instance.condition is not Condition.RUNNING:
+        if task is None or instance.condition is not Condition.RUNNING or self._nursery is None:
             return False
         results = self._results.setdefault(app.id, {})
         known = results.get(task.task_id)
@@ -156,8 +162,7 @@ class ReadinessMonitor:
         self._results.pop(app_id, None)
 
     def _start(self, app: AppDefinition, instance: Instance) -> None:
-        if self._nursery is None:
-            return
+        assert self._nursery is not None
         scope = trio.CancelScope()
         self._scopes.setdefault(app.id, set()).add(scope)
         self._nursery.start_soon(self._poll, scope, app, instance)
