@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -41,7 +41,14 @@ import trio
 
 from marathon_core.contracts.containerizers import Launch, Running
 
-__all__ = ["CheckSpec", "HealthReport", "check_port", "parse_check", "run_health_checks"]
+__all__ = [
+    "CheckSpec",
+    "HealthReport",
+    "check_port",
+    "parse_check",
+    "probe_once",
+    "run_health_checks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +214,7 @@ async def probe_once(
 async def run_health_checks(
     spec: CheckSpec,
     *,
-    probe: Callable[[], Any],
+    probe: Callable[[], Awaitable[str | None]],
     report: Callable[[HealthReport], None],
 ) -> None:
     """Check forever (until cancelled) by Mesos's rules, calling ``report`` as its
