@@ -149,26 +149,21 @@ def deploy(source: str, change: Change) -> int:
 @click.argument("source", metavar="FILE|-")
 def diff(source: str) -> int:
     """What deploying FILE would change, against the running version."""
-    from marathon_ctl.diff import absolute, group_apps, plan
+    from marathon_ctl.diff import absolute, group_apps, plan, removed_apps
 
     definition = load_definition(source)
     client = session().client
     removed: list[str] = []
+    running_apps: dict[str, dict[str, Any]] = {}
     if is_group(definition):
         group_id = absolute(definition["id"], "/")
         local = group_apps(definition)
-        group = client.find(f"/v2/groups{group_id}", embed="group.apps") or {}
-        running_apps = {
-            str(a["id"]): a
-            for g in walk_groups(group)
-            for a in g.get("apps") or []
-            if str(a["id"]) != group_id
-        }
-        if "apps" in definition:
-            removed = [a for a in running_apps if a not in local]
+        embed = ["group.groups", "group.apps"]
+        group = client.find(f"/v2/groups{group_id}", embed=embed) or {}
+        running_apps = {str(a["id"]): a for g in walk_groups(group) for a in g.get("apps") or []}
+        removed = removed_apps(definition, group) if group else []
     else:
         local = {absolute(definition["id"], "/"): definition}
-        running_apps = {}
     running = {app_id: running_apps.get(app_id) or client.app(app_id) for app_id in local}
     for line in plan(local, running, removed):
         click.echo(line)

@@ -1,8 +1,9 @@
 """What a deploy of a file would change, as plain JSON paths: no model, no server code.
 
 ``PUT /v2/apps/{id}`` keeps the fields a definition leaves out, so an app is compared
-on the fields the file gives. A group's file lists its apps completely: an app the
-file does not name would be removed.
+on the fields the file gives. ``PUT /v2/groups/{id}`` replaces a group's apps when the
+file gives ``apps`` and its subgroups when it gives ``groups`` (a subgroup the file
+names is updated by the same rule): what it leaves out is kept.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+
+from marathon_ctl.common import walk_groups
 
 #: Fields Marathon adds to an app that a definition never carries.
 STATUS_FIELDS = frozenset(
@@ -52,6 +55,24 @@ def group_apps(group: dict[str, Any], parent: str = "/") -> dict[str, dict[str, 
     for child in group.get("groups") or []:
         apps.update(group_apps(child, group_id))
     return apps
+
+
+def removed_apps(update: dict[str, Any], running: dict[str, Any], parent: str = "/") -> list[str]:
+    """The running apps that a group ``update`` would remove; ``running`` is the group as
+    ``GET /v2/groups/{id}`` gives it with its apps and groups."""
+    group_id = absolute(str(update["id"]), parent) if update.get("id") else parent
+    removed = []
+    if update.get("apps") is not None:
+        named = {absolute(str(app["id"]), group_id) for app in update["apps"]}
+        removed += [str(a["id"]) for a in running.get("apps") or [] if a["id"] not in named]
+    if update.get("groups") is not None:
+        named_groups = {absolute(str(g["id"]), group_id): g for g in update["groups"]}
+        for child in running.get("groups") or []:
+            if child["id"] in named_groups:
+                removed += removed_apps(named_groups[child["id"]], child, group_id)
+            else:
+                removed += [str(a["id"]) for g in walk_groups(child) for a in g.get("apps") or []]
+    return removed
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from marathon_ctl.config import DEFAULT_URL, resolve, split_urls
-from marathon_ctl.diff import app_changes, group_apps, plan
+from marathon_ctl.diff import app_changes, group_apps, plan, removed_apps
 from marathon_ctl.errors import ApiError, CtlError
 from marathon_ctl.progress import DeploymentProgress
 from marathon_ctl.why import (
@@ -148,6 +148,24 @@ def test_a_group_diff_creates_updates_and_removes_apps() -> None:
         local, {"/prod/web": {"id": "/prod/web", "cmd": "a"}, "/prod/api": None}, ["/prod/old"]
     )
     assert lines == ["create /prod/api", '  + cmd: "b"', "unchanged /prod/web", "remove /prod/old"]
+
+
+def test_a_group_update_removes_only_what_it_replaces() -> None:
+    running = {
+        "id": "/prod",
+        "apps": [{"id": "/prod/web"}, {"id": "/prod/old"}],
+        "groups": [
+            {"id": "/prod/db", "apps": [{"id": "/prod/db/pg"}], "groups": []},
+            {"id": "/prod/gone", "apps": [{"id": "/prod/gone/x"}], "groups": []},
+        ],
+    }
+    # Apps given, groups not: the subgroups are kept.
+    assert removed_apps({"id": "/prod", "apps": [{"id": "web"}]}, running) == ["/prod/old"]
+    # Groups given, apps not: the apps are kept; a named subgroup without apps keeps its own.
+    only_db = {"id": "/prod", "groups": [{"id": "db"}]}
+    assert removed_apps(only_db, running) == ["/prod/gone/x"]
+    db_emptied = {"id": "/prod", "groups": [{"id": "db", "apps": []}, {"id": "gone"}]}
+    assert removed_apps(db_emptied, running) == ["/prod/db/pg"]
 
 
 def test_placement_lines_read_this_servers_and_marathons_queue_shapes() -> None:
