@@ -57,7 +57,7 @@ DEFAULT_DELAY = 15.0
 DEFAULT_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_CONSECUTIVE_FAILURES = 3
-DEFAULT_GRACE_PERIOD = 10.0
+DEFAULT_CHECK_GRACE_PERIOD = 10.0
 
 HEALTHY_STATUSES = range(200, 400)
 #: The reason on every health update (``TaskStatus.Reason``).
@@ -74,7 +74,7 @@ class CheckSpec:
     #: None: no limit (the proto's 0).
     timeout: float | None = DEFAULT_TIMEOUT
     consecutive_failures: int = DEFAULT_CONSECUTIVE_FAILURES
-    grace_period: float = DEFAULT_GRACE_PERIOD
+    grace_period: float = DEFAULT_CHECK_GRACE_PERIOD
     command: Mapping[str, Any] = attrs.field(factory=dict)
     scheme: str = "http"
     path: str = ""
@@ -95,7 +95,7 @@ def parse_check(info: Mapping[str, Any]) -> CheckSpec | None:
         "consecutive_failures": int(
             check.get("consecutive_failures", DEFAULT_CONSECUTIVE_FAILURES)
         ),
-        "grace_period": float(check.get("grace_period_seconds", DEFAULT_GRACE_PERIOD)),
+        "grace_period": float(check.get("grace_period_seconds", DEFAULT_CHECK_GRACE_PERIOD)),
     }
     if kind == "COMMAND" and check.get("command"):
         return CheckSpec(kind, command=check["command"], **common)
