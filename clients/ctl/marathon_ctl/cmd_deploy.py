@@ -42,7 +42,7 @@ def load_definition(source: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CtlError(f"{source}: not JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-        raise CtlError(f"{source}: an app or group definition (a JSON object with an id)")
+        raise CtlError(f"{source}: not an app or group definition (a JSON object with an id)")
     return data
 
 
