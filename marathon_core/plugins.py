@@ -179,6 +179,17 @@ class PluginHost:
         )
         return True if allowed is None else allowed
 
+    def call_extension(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """The results of a hook a plugin added through ``marathon_addhooks``.
+
+        :raises PluginError: if no loaded plugin specified ``hook_name``.
+        """
+        caller = getattr(self.manager.hook, hook_name, None)
+        if caller is None or caller.spec is None:
+            raise PluginError(f"no plugin specifies the hook {hook_name!r}")
+        results: list[Any] = caller(**kwargs)
+        return results
+
     # -- internals ---------------------------------------------------------
 
     def _merge(
@@ -220,6 +231,7 @@ class PluginHost:
 def _new_manager() -> pluggy.PluginManager:
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
+    manager.hook.marathon_addhooks.call_historic(kwargs={"pluginmanager": manager})
     return manager
 
 
