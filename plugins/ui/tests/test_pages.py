@@ -83,3 +83,20 @@ async def test_static_files_and_nothing_from_elsewhere(client: httpx.AsyncClient
     ):
         text = (await client.get(path)).text
         assert not re.search(r"(https?:)?//[a-z0-9]", text.replace("http://www.w3.org", "")), path
+
+
+async def test_a_cross_site_form_cannot_write(client: httpx.AsyncClient) -> None:
+    """A form on another site posts with the browser's credentials and no preflight:
+    its Origin gives it away. The UI's own calls (same origin) and clients that send
+    no Origin pass."""
+    await create(client, "/csrf")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    evil = await client.post(
+        "/v2/apps/csrf/restart", headers={**form, "origin": "https://evil.example"}
+    )
+    assert evil.status_code == 403
+    assert "Cross-site" in evil.json()["message"]
+    own = f"http://{client.base_url.netloc.decode()}"
+    assert (await client.post("/v2/apps/csrf/restart", headers={"origin": own})).status_code != 403
+    assert (await client.post("/v2/apps/csrf/restart")).status_code != 403
+    assert (await client.get("/ui/apps", headers={"origin": "https://evil.example"})).is_success

@@ -61,7 +61,8 @@
     apps: {
       keys: (event) => appsOf(event).filter((id) => rowOf(id)),
       async refresh(ids) {
-        const busy = ids.filter((id) => rowOf(id)?.contains(document.activeElement));
+        const typing = document.activeElement?.tagName === "INPUT" ? document.activeElement : null;
+        const busy = ids.filter((id) => typing && rowOf(id)?.contains(typing));
         busy.forEach((id) => state.touched.add(id));  // never swap a row being typed in
         const due = ids.filter((id) => !busy.includes(id));
         if (!due.length) return;
