@@ -8,6 +8,7 @@ placement explanation, the backoff with the last failure, or a deployment step.
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -90,14 +91,18 @@ def app_row(
     instances: Sequence[Instance],
     deployments: Sequence[str],
     leader: LeaderView | None,
+    entry: QueueEntry | None,
 ) -> AppRow:
+    """``app``'s row; ``entry`` is its launch queue entry (None: nothing waits)."""
     running = sum(1 for i in instances if i.condition is Condition.RUNNING)
     staged = sum(1 for i in instances if i.condition in _STAGED)
-    healthy, unhealthy = leader.health.counts(instances) if leader is not None else (0, 0)
-    entry = leader.queue_entry(app.id) if leader is not None else None
+    healthy, unhealthy = (0, 0)
+    if leader is not None and app.health_checks:
+        healthy, unhealthy = leader.health.counts(instances)
     reason = None
     if entry is not None and entry.count > 0:
-        status, reason = queue_reason(entry, leader.last_task_failure(app.id) if leader else None)
+        failure = leader.last_task_failure(app.id) if leader is not None else None
+        status, reason = queue_reason(entry, failure)
     elif app.instances == 0 and running == 0:
         status = Status.SUSPENDED
     elif running > 0:
@@ -119,6 +124,60 @@ def app_row(
         mem=app.mem,
         deployments=tuple(deployments),
     )
+
+
+#: What a row is made of: app, instances generation, health generation, deployments,
+#: queue entry.
+_RowKey = tuple[AppDefinition, int, int, tuple[str, ...], QueueEntry | None]
+
+
+class RowCache:
+    """Rows kept until what they are made of changes, so a page over 10,000 apps
+    (filtered, counted and sorted on all of them) rebuilds only the rows of apps
+    that changed since the last page: the app object (a new version is a new
+    object), the leader's instance and health generations of the app, its
+    deployments and its queue entry."""
+
+    def __init__(self) -> None:
+        self._rows: dict[PathId, tuple[_RowKey, AppRow]] = {}
+        self._live: weakref.ref[LeaderView] | None = None
+
+    def rows(
+        self,
+        apps: Sequence[AppDefinition],
+        live: LeaderView,
+        deployments: Mapping[PathId, tuple[str, ...]],
+    ) -> list[AppRow]:
+        if self._live is None or self._live() is not live:
+            self._rows.clear()
+            self._live = weakref.ref(live)
+        queue = {e.app_id: e for e in live.queue()}
+        generation = live.instances_generation
+        health_generation = live.health.generation
+        out = []
+        for app in apps:
+            app_id = app.id
+            key = (
+                app,
+                generation(app_id),
+                health_generation(app_id),
+                deployments.get(app_id, ()),
+                queue.get(app_id),
+            )
+            cached = self._rows.get(app_id)
+            if cached is None or not _same(cached[0], key):
+                row = app_row(app, live.instances_of(app_id), key[3], live, key[4])
+                cached = (key, row)
+                self._rows[app_id] = cached
+            out.append(cached[1])
+        if len(self._rows) > 2 * len(apps) + 1000:  # apps removed or hidden meanwhile
+            kept = {a.id for a in apps}
+            self._rows = {k: v for k, v in self._rows.items() if k in kept}
+        return out
+
+
+def _same(old: _RowKey, new: _RowKey) -> bool:
+    return old[0] is new[0] and old[1:] == new[1:]
 
 
 SORT_KEYS = {
@@ -176,10 +235,8 @@ class Listing:
         }
         return urlencode({k: v for k, v in pairs.items() if v and (k, v) != ("sort", "id")})
 
-    def matches_id(self, app_id: PathId) -> bool:
-        text = str(app_id)
-        in_group = self.group == "/" or text.startswith(self.group + "/")
-        return in_group and (not self.q or self.q.lower() in text.lower())
+    def matches(self, app_id: str) -> bool:
+        return not self.q or self.q.lower() in app_id.lower()
 
 
 @attrs.frozen

@@ -29,7 +29,16 @@ from marathon_rest.app_types import Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
-from marathon_ui.data import SORT_KEYS, AppRow, Listing, Page, Status, app_row, subgroups
+from marathon_ui.data import (
+    SORT_KEYS,
+    AppRow,
+    Listing,
+    Page,
+    RowCache,
+    Status,
+    app_row,
+    subgroups,
+)
 
 #: Nothing but our own files: no inline script or style, no other origin, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -68,10 +77,18 @@ async def _visible_root(request: Request) -> Group:
     return visible_part(request, await Api.of(request).ctx.root())
 
 
+#: Rows of the apps pages, kept between requests (see :class:`RowCache`).
+_ROWS = RowCache()
+
+
 async def _rows(api: Api, apps: Sequence[AppDefinition]) -> list[AppRow]:
     deployments = deployments_by_app(api.ctx.deployments())
+    live = api.ctx.leader
+    if live is not None:
+        return _ROWS.rows(apps, live, deployments)
+    # A standby: stored instances, no queue, nothing to keep.
     return [
-        app_row(a, await _instances(api, a.id), deployments.get(a.id, ()), api.ctx.leader)
+        app_row(a, await api.ctx.instances_of(a.id), deployments.get(a.id, ()), None, None)
         for a in apps
     ]
 
@@ -79,12 +96,17 @@ async def _rows(api: Api, apps: Sequence[AppDefinition]) -> list[AppRow]:
 async def list_apps(request: Request, listing: Listing) -> Page:
     """The page of apps ``listing`` asks for, filtered, sorted and cut on the server."""
     api = Api.of(request)
-    root = await _visible_root(request)
-    apps = [a for a in root.transitive_apps() if listing.matches_id(a.id)]
-    rows = await _rows(api, apps)
+    group = (await _visible_root(request)).find_group(PathId.parse(listing.group))
+    if group is None:
+        return Page(rows=[], total=0, pages=1, groups=[], counts={})
+    rows = [r for r in await _rows(api, list(group.transitive_apps())) if listing.matches(r.id)]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
+    if listing.q:
+        groups = subgroups(listing.group, (r.id for r in rows))
+    else:  # every app of each subgroup matches: count them without looking at ids
+        groups = [(str(g.id), sum(1 for _ in g.transitive_apps())) for g in group.groups]
     if listing.status is not None:
         rows = [r for r in rows if r.status is listing.status]
     rows.sort(key=SORT_KEYS[listing.sort], reverse=listing.descending)
@@ -94,7 +116,7 @@ async def list_apps(request: Request, listing: Listing) -> Page:
         rows=rows[start : start + listing.per],
         total=len(rows),
         pages=pages,
-        groups=subgroups(listing.group, (str(a.id) for a in apps)),
+        groups=sorted(g for g in groups if g[1]),
         counts=counts,
     )
 
