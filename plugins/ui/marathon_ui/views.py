@@ -49,8 +49,9 @@ _HTML_HEADERS = {"content-security-policy": CONTENT_SECURITY_POLICY}
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("marathon_ui", "templates"),
+    # Deployment status entries leave out keys that do not apply (no progress while
+    # pending): a missing key renders as nothing.
     autoescape=True,
-    undefined=jinja2.StrictUndefined,
 )
 
 _STATIC_DIR = Path(__file__).with_name("static")
