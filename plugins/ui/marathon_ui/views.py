@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from marathon_core.contracts.auth import Action
@@ -29,6 +28,7 @@ from marathon_rest.app_types import Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
+from marathon_ui import editor
 from marathon_ui.data import (
     SORT_KEYS,
     AppRow,
@@ -39,20 +39,7 @@ from marathon_ui.data import (
     app_row,
     subgroups,
 )
-
-#: Nothing but our own files: no inline script or style, no other origin, no framing.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-_HTML_HEADERS = {"content-security-policy": CONTENT_SECURITY_POLICY}
-
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("marathon_ui", "templates"),
-    # Deployment status entries leave out keys that do not apply (no progress while
-    # pending): a missing key renders as nothing.
-    autoescape=True,
-)
+from marathon_ui.render import html
 
 _STATIC_DIR = Path(__file__).with_name("static")
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -62,11 +49,6 @@ _STATIC = {
     for path in _STATIC_DIR.iterdir()
     if path.suffix in _STATIC_TYPES
 }
-
-
-def _html(template: str, **values: Any) -> HTMLResponse:
-    body = _templates.get_template(template).render(**values)
-    return HTMLResponse(body, headers=_HTML_HEADERS)
 
 
 async def _instances(api: Api, app_id: PathId) -> Sequence[Instance]:
@@ -125,7 +107,7 @@ async def list_apps(request: Request, listing: Listing) -> Page:
 async def apps_page(request: Request) -> Response:
     listing = Listing.parse(request.query_params)
     page = await list_apps(request, listing)
-    return _html(
+    return html(
         "apps.html",
         nav="apps",
         listing=listing,
@@ -142,7 +124,7 @@ async def app_rows_fragment(request: Request) -> Response:
     ids = request.query_params.getlist("id")[: Listing().per * 10]
     found = {str(a.id): a for a in (root.find_app(PathId.parse(i)) for i in ids) if a is not None}
     rows = {r.id: r for r in await _rows(api, list(found.values()))}
-    return _html("app_rows.html", ids=ids, rows=rows)
+    return html("app_rows.html", ids=ids, rows=rows)
 
 
 def _app_id(request: Request) -> PathId:
@@ -180,11 +162,11 @@ async def _app_view(request: Request) -> dict[str, Any]:
 async def app_page(request: Request) -> Response:
     view = await _app_view(request)
     versions = await Api.of(request).ctx.history.app_versions(view["app"].id)
-    return _html("app.html", nav="apps", versions=[str(v) for v in reversed(versions)], **view)
+    return html("app.html", nav="apps", versions=[str(v) for v in reversed(versions)], **view)
 
 
 async def app_fragment(request: Request) -> Response:
-    return _html("app_live.html", **await _app_view(request))
+    return html("app_live.html", **await _app_view(request))
 
 
 async def _deployments(request: Request) -> list[dict[str, Any]]:
@@ -201,11 +183,11 @@ async def _deployments(request: Request) -> list[dict[str, Any]]:
 
 
 async def deployments_page(request: Request) -> Response:
-    return _html("deployments.html", nav="deployments", deployments=await _deployments(request))
+    return html("deployments.html", nav="deployments", deployments=await _deployments(request))
 
 
 async def deployments_fragment(request: Request) -> Response:
-    return _html("deployment_list.html", deployments=await _deployments(request))
+    return html("deployment_list.html", deployments=await _deployments(request))
 
 
 async def index(request: Request) -> Response:
@@ -249,4 +231,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(deployments_fragment, "/f/deployments"),
     _route_of(ResumableStream(), "/stream"),
     _route_of(static_file, "/static/{name}", "static"),
+    _route_of(editor.editor_page, "/new", "new"),
+    _route_of(editor.editor_page, "/edit/{app_id:path}", "edit"),
+    Route("/api/preview", editor.preview, methods=["POST"]),
 ]

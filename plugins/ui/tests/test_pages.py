@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from marathon_ui.views import CONTENT_SECURITY_POLICY
+from marathon_ui.render import CONTENT_SECURITY_POLICY
 
 
 async def create(client: httpx.AsyncClient, app_id: str, **fields: object) -> None:
@@ -100,3 +100,31 @@ async def test_a_cross_site_form_cannot_write(client: httpx.AsyncClient) -> None
     assert (await client.post("/v2/apps/csrf/restart", headers={"origin": own})).status_code != 403
     assert (await client.post("/v2/apps/csrf/restart")).status_code != 403
     assert (await client.get("/ui/apps", headers={"origin": "https://evil.example"})).is_success
+
+
+async def test_the_editor_previews_changes_and_shows_errors_at_their_paths(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, "/edit/me", instances=2)
+    page = await client.get("/ui/edit/edit/me")
+    assert page.status_code == 200
+    assert "&#34;instances&#34;: 2" in page.text
+    assert (await client.get("/ui/new")).status_code == 200
+
+    current = (await client.get("/v2/apps/edit/me")).json()["app"]
+    changed = {k: v for k, v in current.items() if not k.startswith("tasks")} | {"mem": 64}
+    del changed["deployments"]
+    preview = await client.post("/ui/api/preview", json=changed)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["changes"] == [{"path": "/mem", "old": 16.0, "new": 64.0}]
+    assert preview.json()["steps"]
+    # Nothing was stored.
+    assert (await client.get("/v2/apps/edit/me")).json()["app"]["mem"] == 16
+
+    wrong = await client.post("/ui/api/preview", json={**changed, "cpus": -1})
+    assert wrong.status_code == 422
+    assert [d["path"] for d in wrong.json()["details"]] == ["/cpus"]
+    as_form = await client.post(
+        "/ui/api/preview", content=b"{}", headers={"content-type": "text/plain"}
+    )
+    assert as_form.status_code == 400

@@ -1,4 +1,6 @@
-"""A page left open under a steady stream of events keeps a flat JS heap.
+"""The UI under load, in Debian's Chromium against a server in this process: a page
+left open under a steady stream of events keeps a flat JS heap, and a 200 KB
+definition in the editor keeps typing responsive.
 
 Marathon's UI climbed to hundreds of MB overnight (marathon#2755). Here the server
 runs in this process (memory state, the leader's live view) and publishes events
@@ -118,3 +120,60 @@ async def test_an_open_page_keeps_a_flat_heap_under_events(
     # It followed the events (coalesced: a few fetches a second, not one per event).
     assert seconds * 1 <= result["fetches"] <= seconds * 5
     assert growth < max(0.2 * result["before"], 512 * 1024), result
+
+
+def keystroke_latencies(url: str, app_id: str, keys: int) -> dict[str, Any]:
+    """Fill the editor with the app's large definition, then type ``keys`` characters;
+    per key, milliseconds from keydown to the next frame (what a user waits to see)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        page = browser.new_page()
+        page.goto(f"{url}/ui/edit{app_id}")
+        size = page.evaluate("document.getElementById('definition').value.length")
+        page.evaluate(
+            """() => {
+                window.keyLatencies = [];
+                document.getElementById('definition').addEventListener('keydown', () => {
+                    const start = performance.now();
+                    const seen = () => window.keyLatencies.push(performance.now() - start);
+                    requestAnimationFrame(seen);
+                });
+            }"""
+        )
+        editor = page.locator("#definition")
+        editor.click()
+        page.keyboard.press("Control+End")
+        for _ in range(keys):
+            page.keyboard.type(" ")
+        page.wait_for_timeout(500)  # the debounced parse runs once typing stops
+        latencies: list[float] = page.evaluate("window.keyLatencies")
+        parse_state = page.locator("#parse-state").inner_text()
+        page.locator("#preview").click()
+        page.locator("#result .preview").wait_for(timeout=30_000)
+        browser.close()
+    return {"size": size, "latencies": sorted(latencies), "parse": parse_state}
+
+
+async def test_a_200_kb_definition_keeps_typing_responsive(
+    ctx: CoreContext, chromium: Path, nursery: trio.Nursery
+) -> None:
+    url: str = await nursery.start(serve_api, ctx)
+    env = {f"VARIABLE_{n:05}": "x" * 30 for n in range(4000)}
+    body = {"id": "/big/env", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "env": env}
+    async with httpx.AsyncClient(base_url=url) as client:
+        assert (await client.post("/v2/apps", json=body)).status_code == 201
+    result = await trio.to_thread.run_sync(keystroke_latencies, url, "/big/env", 40)
+    latencies = result["latencies"]
+    print(
+        f"{result['size']} chars; keydown to frame ms: median {latencies[len(latencies) // 2]:.1f},"
+        f" p90 {latencies[int(len(latencies) * 0.9)]:.1f}, max {latencies[-1]:.1f}"
+    )
+    assert result["size"] > 200_000
+    assert len(latencies) >= 40  # and the Control+End that got there
+    assert result["parse"] == "valid JSON"
+    assert latencies[int(len(latencies) * 0.9)] < 50, latencies
