@@ -24,7 +24,7 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId
 from marathon_core.model.instance import Instance
 from marathon_rest.api import Api
-from marathon_rest.app_types import Receive, Scope, Send
+from marathon_rest.app_types import Message, Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
@@ -190,6 +190,10 @@ async def deployments_fragment(request: Request) -> Response:
     return html("deployment_list.html", deployments=await _deployments(request))
 
 
+async def events_page(request: Request) -> Response:
+    return html("events.html", nav="events")
+
+
 async def index(request: Request) -> Response:
     return RedirectResponse(request.url_for("apps"), status_code=303)
 
@@ -204,17 +208,41 @@ async def static_file(request: Request) -> Response:
 
 class ResumableStream:
     """``/v2/events`` for the page's script, resuming after ``?after=``: a new
-    ``EventSource`` cannot send ``Last-Event-ID`` itself, so it goes in the query."""
+    ``EventSource`` cannot send ``Last-Event-ID`` itself, so it goes in the query.
+
+    ``?unnamed=1`` leaves out the ``event:`` lines (the type is in each event's JSON
+    too), so a page that shows every event gets them all through ``onmessage``
+    without knowing every type in advance.
+    """
 
     def __init__(self) -> None:
         self.events = EventStream()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        after = Request(scope).query_params.get("after", "")
+        query = Request(scope).query_params
+        after = query.get("after", "")
         headers = [(k, v) for k, v in scope["headers"] if k != b"last-event-id"]
         if after.isdigit():
             headers.append((b"last-event-id", after.encode()))
+        if query.get("unnamed") == "1":
+            send = _without_event_names(send)
         await self.events(dict(scope, headers=headers), receive, send)
+
+
+def _without_event_names(send: Send) -> Send:
+    """``send`` for an event stream, minus its ``event:`` lines (each chunk the stream
+    writes holds whole events)."""
+
+    async def unnamed(message: Message) -> None:
+        body = message.get("body")
+        if message["type"] == "http.response.body" and body:
+            lines = body.split(b"\n")
+            message = dict(
+                message, body=b"\n".join(x for x in lines if not x.startswith(b"event: "))
+            )
+        await send(message)
+
+    return unnamed
 
 
 def _route_of(endpoint: Any, path: str, name: str | None = None) -> BaseRoute:
@@ -226,6 +254,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(apps_page, "/apps", "apps"),
     _route_of(app_page, "/apps/{app_id:path}", "app"),
     _route_of(deployments_page, "/deployments", "deployments"),
+    _route_of(events_page, "/events", "events"),
     _route_of(app_rows_fragment, "/f/app-rows"),
     _route_of(app_fragment, "/f/app/{app_id:path}"),
     _route_of(deployments_fragment, "/f/deployments"),

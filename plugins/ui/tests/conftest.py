@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -41,3 +43,14 @@ async def client(
     url: str = await nursery.start(serve_api, api_context)
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def screenshots(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """Where the browser tests write a screenshot of each page they visit."""
+    configured = os.environ.get("MARATHON_UI_SCREENSHOTS")
+    path = Path(configured) if configured else tmp_path_factory.mktemp("ui-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

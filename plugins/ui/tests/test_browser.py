@@ -8,7 +8,6 @@ Every test routes all of the page's requests through a check that they go to
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,14 +62,6 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    configured = os.environ.get("MARATHON_UI_SCREENSHOTS")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("ui-screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ async def test_an_open_page_keeps_a_flat_heap_under_events(
     assert growth < max(0.2 * result["before"], 512 * 1024), result
 
 
-def keystroke_latencies(url: str, app_id: str, keys: int) -> dict[str, Any]:
+def keystroke_latencies(url: str, app_id: str, keys: int, screenshots: Path) -> dict[str, Any]:
     """Fill the editor with the app's large definition, then type ``keys`` characters;
     per key, milliseconds from keydown to the next frame (what a user waits to see)."""
     from playwright.sync_api import sync_playwright
@@ -155,19 +155,20 @@ def keystroke_latencies(url: str, app_id: str, keys: int) -> dict[str, Any]:
         parse_state = page.locator("#parse-state").inner_text()
         page.locator("#preview").click()
         page.locator("#result .preview").wait_for(timeout=30_000)
+        page.screenshot(path=str(screenshots / "editor.png"))
         browser.close()
     return {"size": size, "latencies": sorted(latencies), "parse": parse_state}
 
 
 async def test_a_200_kb_definition_keeps_typing_responsive(
-    ctx: CoreContext, chromium: Path, nursery: trio.Nursery
+    ctx: CoreContext, chromium: Path, nursery: trio.Nursery, screenshots: Path
 ) -> None:
     url: str = await nursery.start(serve_api, ctx)
     env = {f"VARIABLE_{n:05}": "x" * 30 for n in range(4000)}
     body = {"id": "/big/env", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "env": env}
     async with httpx.AsyncClient(base_url=url) as client:
         assert (await client.post("/v2/apps", json=body)).status_code == 201
-    result = await trio.to_thread.run_sync(keystroke_latencies, url, "/big/env", 40)
+    result = await trio.to_thread.run_sync(keystroke_latencies, url, "/big/env", 40, screenshots)
     latencies = result["latencies"]
     print(
         f"{result['size']} chars; keydown to frame ms: median {latencies[len(latencies) // 2]:.1f},"
@@ -177,3 +178,40 @@ async def test_a_200_kb_definition_keeps_typing_responsive(
     assert len(latencies) >= 40  # and the Control+End that got there
     assert result["parse"] == "valid JSON"
     assert latencies[int(len(latencies) * 0.9)] < 50, latencies
+
+
+def event_tail(url: str, ctx: CoreContext, trio_token: trio.lowlevel.TrioToken, shots: Path) -> Any:
+    """Open the events page, have 300 events published, and read what it lists."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        page = browser.new_page()
+        page.goto(f"{url}/ui/events")
+        while page.evaluate("document.getElementById('stream-state').dataset.state") != "live":
+            page.wait_for_timeout(50)
+
+        def publish() -> None:
+            for n in range(300):
+                ctx.events.publish(make_event("tail_test_event", appId=f"/tail/app-{n:03}"))
+
+        trio.from_thread.run_sync(publish, trio_token=trio_token)
+        page.locator("#event-rows tr", has_text="/tail/app-299").wait_for(timeout=10_000)
+        rows = page.locator("#event-rows tr").count()
+        newest = page.locator("#event-rows tr").first.inner_text()
+        page.screenshot(path=str(shots / "events.png"))
+        browser.close()
+    return rows, newest
+
+
+async def test_the_event_tail_shows_the_latest_events_capped(
+    ctx: CoreContext, chromium: Path, nursery: trio.Nursery, screenshots: Path
+) -> None:
+    url: str = await nursery.start(serve_api, ctx)
+    token = trio.lowlevel.current_trio_token()
+    rows, newest = await trio.to_thread.run_sync(event_tail, url, ctx, token, screenshots)
+    assert rows == 200
+    assert "tail_test_event" in newest and "/tail/app-299" in newest

@@ -95,6 +95,27 @@
       },
     },
   };
+  // The event tail: every event the caller may see, the last MAX_EVENT_ROWS kept.
+  const MAX_EVENT_ROWS = 200;
+  pages.events = {
+    types: null,  // all of them
+    keys(event) {
+      const rows = document.getElementById("event-rows");
+      const filter = document.getElementById("event-filter").elements;
+      const apps = appsOf(event).join(" ");
+      if (!event.eventType.includes(filter.type.value) || (filter.app.value && !apps.includes(filter.app.value))) return [];
+      const row = document.createElement("tr");
+      const cells = [state.lastId, event.timestamp || "", event.eventType, apps, JSON.stringify(event).slice(0, 300)];
+      for (const text of cells) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      rows.prepend(row);
+      while (rows.childElementCount > MAX_EVENT_ROWS) rows.lastElementChild.remove();
+      return [];
+    },
+  };
   const page = pages[kind];
 
   function flush() {
@@ -117,10 +138,11 @@
 
   function open() {
     if (state.source || !page) return;
-    const params = EVENT_TYPES.map((t) => "event_type=" + t);
+    const params = page.types === null ? ["unnamed=1"] : EVENT_TYPES.map((t) => "event_type=" + t);
     if (state.lastId) params.push("after=" + encodeURIComponent(state.lastId));
     const source = new EventSource("/ui/stream?" + params.join("&"));
-    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    if (page.types === null) source.onmessage = onEvent;
+    else for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
     source.onopen = () => streamState("live");
     source.onerror = () => streamState(source.readyState === EventSource.CLOSED ? "offline" : "reconnecting");
     state.source = source;
@@ -191,5 +213,7 @@
     form.elements.instances.blur();
   });
 
-  if (!document.hidden) open(); else streamState("paused");
+  if (!page) document.getElementById("stream-state").hidden = true;  // a page with nothing live
+  else if (!document.hidden) open();
+  else streamState("paused");
 })();
