@@ -28,7 +28,7 @@ from marathon_rest.app_types import Message, Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
-from marathon_ui import editor
+from marathon_ui import agents, editor
 from marathon_ui.data import (
     SORT_KEYS,
     AppRow,
@@ -255,6 +255,8 @@ ROUTES: list[BaseRoute] = [
     _route_of(app_page, "/apps/{app_id:path}", "app"),
     _route_of(deployments_page, "/deployments", "deployments"),
     _route_of(events_page, "/events", "events"),
+    _route_of(agents.agents_page, "/agents", "agents"),
+    _route_of(agents.sandbox_tail, "/api/sandbox"),
     _route_of(app_rows_fragment, "/f/app-rows"),
     _route_of(app_fragment, "/f/app/{app_id:path}"),
     _route_of(deployments_fragment, "/f/deployments"),

@@ -218,3 +218,20 @@ def test_a_hidden_tab_holds_no_stream_and_resumes_where_it_left(
     assert len(streams) == 2
     assert "after=" in streams[1]
     shoot(page, screenshots, "app")
+
+
+def test_agents_and_a_task_sandbox_tail(
+    server: RunningMarathon, page: Any, screenshots: Path
+) -> None:
+    create(server, {"id": "/logs/echo", "cmd": "echo hello-from-the-sandbox; exec sleep 3600"})
+    wait_for(lambda: running(server, "/logs/echo") == 1, timeout=60, what="1 task running")
+
+    page.goto(f"{server.url}/ui/agents")
+    assert page.locator("tr[data-agent]").count() == 2
+    assert page.locator("tr[data-agent]", has_text="/logs/echo").count() == 1
+    shoot(page, screenshots, "agents")
+
+    page.goto(f"{server.url}/ui/apps/logs/echo")
+    page.locator("button[data-sandbox=stdout]").first.click()
+    page.locator("#sandbox-text", has_text="hello-from-the-sandbox").wait_for(timeout=20_000)
+    shoot(page, screenshots, "app-sandbox")

@@ -213,6 +213,46 @@
     form.elements.instances.blur();
   });
 
+  // A task's stdout/stderr, followed while shown: the one poll of the UI (a file
+  // has no events), of one file, only while its panel is open and the tab visible.
+  const SANDBOX_POLL_MS = 2000;
+  const sandbox = { timer: null, offset: null, query: null };
+
+  async function followSandbox() {
+    sandbox.timer = null;
+    const panel = document.getElementById("sandbox");
+    if (!sandbox.query || panel.hidden) return;
+    if (!document.hidden) {
+      const offset = sandbox.offset === null ? "" : "&offset=" + sandbox.offset;
+      try {
+        const answer = await call("GET", "/ui/api/sandbox?" + sandbox.query + offset);
+        const text = document.getElementById("sandbox-text");
+        text.textContent = (text.textContent + answer.data).slice(-256 * 1024);
+        sandbox.offset = answer.offset;
+      } catch (error) {
+        show("sandbox: " + error.message, true);
+      }
+    }
+    sandbox.timer = setTimeout(followSandbox, SANDBOX_POLL_MS);
+  }
+
+  document.addEventListener("click", (click) => {
+    const button = click.target.closest("button[data-sandbox]");
+    if (button) {
+      const { app, task, sandbox: file } = button.dataset;
+      sandbox.query = new URLSearchParams({ app, task, file }).toString();
+      sandbox.offset = null;
+      document.getElementById("sandbox-title").textContent = `${file} of ${task}`;
+      document.getElementById("sandbox-text").textContent = "";
+      document.getElementById("sandbox").hidden = false;
+      if (sandbox.timer) clearTimeout(sandbox.timer);
+      followSandbox();
+    } else if (click.target.id === "sandbox-close") {
+      document.getElementById("sandbox").hidden = true;
+      sandbox.query = null;
+    }
+  });
+
   if (!page) document.getElementById("stream-state").hidden = true;  // a page with nothing live
   else if (!document.hidden) open();
   else streamState("paused");
