@@ -19,7 +19,7 @@ from starlette.responses import Response
 from marathon_core.contracts.auth import Action
 from marathon_core.errors import BadRequestError, NotFoundError
 from marathon_core.model.codec import app_to_json, deployment_to_json, parse_app
-from marathon_core.model.ids import PathId
+from marathon_core.model.ids import PathId, Timestamp
 from marathon_rest.api import Api
 from marathon_rest.auth import authorize
 from marathon_rest.responses import json_response
@@ -94,4 +94,26 @@ async def preview(request: Request) -> Response:
             "changes": list(changes(app_to_json(current) if current else {}, new)),
             "steps": deployment_to_json(change.deployment)["steps"],
         }
+    )
+
+
+async def version_diff(request: Request) -> Response:
+    """``/ui/versions/{app}?version=``: what deploying a stored version would change."""
+    app_id = PathId.parse("/" + request.path_params["app_id"].strip("/"))
+    authorize(request, Action.VIEW_RUN_SPEC, str(app_id))
+    api = Api.of(request)
+    current = (await api.ctx.root()).find_app(app_id)
+    version = request.query_params.get("version", "")
+    try:
+        stored = await api.ctx.history.app_version(app_id, Timestamp.parse(version))
+    except ValueError:
+        stored = None
+    if current is None or stored is None:
+        raise NotFoundError(f"App '{app_id}' does not exist in version {version}")
+    return html(
+        "version.html",
+        nav="apps",
+        app_id=str(app_id),
+        version=version,
+        changes=list(changes(app_to_json(current), app_to_json(stored))),
     )

@@ -263,6 +263,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(ResumableStream(), "/stream"),
     _route_of(static_file, "/static/{name}", "static"),
     _route_of(editor.editor_page, "/new", "new"),
+    _route_of(editor.version_diff, "/versions/{app_id:path}", "version"),
     _route_of(editor.editor_page, "/edit/{app_id:path}", "edit"),
     Route("/api/preview", editor.preview, methods=["POST"]),
 ]

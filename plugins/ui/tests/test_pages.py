@@ -128,3 +128,18 @@ async def test_the_editor_previews_changes_and_shows_errors_at_their_paths(
         "/ui/api/preview", content=b"{}", headers={"content-type": "text/plain"}
     )
     assert as_form.status_code == 400
+
+
+async def test_a_stored_version_shows_what_deploying_it_would_change(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, "/versioned", mem=16)
+    first = (await client.get("/v2/apps/versioned/versions")).json()["versions"][0]
+    put = await client.put("/v2/apps/versioned?force=true", json={"mem": 48})
+    assert put.status_code == 200, put.text
+    page = await client.get("/ui/apps/versioned")
+    assert f'href="/ui/versions/versioned?version={first.replace(":", "%3A")}"' in page.text
+    diff = await client.get("/ui/versions/versioned", params={"version": first})
+    assert diff.status_code == 200
+    assert re.findall(r"<code>(/[^<]*)</code>", diff.text) == ["/mem"]
+    assert (await client.get("/ui/versions/versioned?version=nope")).status_code == 404
