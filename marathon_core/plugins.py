@@ -300,10 +300,12 @@ def get_plugin_host(
 def _check_pending(
     manager: pluggy.PluginManager, sources: Mapping[str, tuple[str, str]], failures: list[str]
 ) -> None:
-    """Report ``marathon_*`` implementations that match no hook (typos), per plugin."""
+    """Report ``marathon_*`` implementations that match no hook (typos), per plugin;
+    ``optionalhook`` ones implement another plugin's hook, which may not be loaded."""
     for name, plugin in manager.list_name_plugin():
         for caller in manager.get_hookcallers(plugin) or []:
-            if caller.spec is None:
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            if caller.spec is None and not all(i.optionalhook for i in impls):
                 distribution, version = sources.get(name, ("?", "?"))
                 failures.append(
                     f"plugin {name!r} from {distribution} {version}: unknown hook {caller.name!r}"

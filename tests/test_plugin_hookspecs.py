@@ -54,3 +54,14 @@ def test_calling_a_hook_nobody_specifies_is_an_error() -> None:
     host = get_plugin_host(load_entrypoints=False)
     with pytest.raises(PluginError, match="no plugin specifies"):
         host.call_extension("marathon_example_widgets", size=1)
+
+
+def test_an_optional_implementation_waits_for_a_plugin_that_may_be_absent() -> None:
+    @hookimpl(optionalhook=True)
+    def marathon_example_widgets(size: int) -> list[str]:
+        return []
+
+    optional = types.SimpleNamespace(
+        __name__="opt", marathon_example_widgets=marathon_example_widgets
+    )
+    get_plugin_host(load_entrypoints=False, extra={"opt": optional})

@@ -10,6 +10,6 @@ from marathon_core import hookimpl
 from marathon_ui.views import ROUTES
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # marathon-rest's hook: nothing to serve without it
 def marathon_rest_routes() -> Sequence[BaseRoute]:
     return [Mount("/ui", routes=ROUTES)]
