@@ -177,6 +177,17 @@ def test_an_unsatisfiable_unique_app_says_why_on_every_page(
     assert "UNIQUE" in article.inner_text()
     shoot(page, screenshots, "deployments")
 
+    # Rolling back (confirmed) replaces the stuck deployment; the page follows by events.
+    stuck = article.get_attribute("id")
+    page.once("dialog", lambda dialog: dialog.accept())
+    article.get_by_role("button", name="Rollback").click()
+    page.locator(f'article[id="{stuck}"]').wait_for(state="detached", timeout=LIVE_TIMEOUT_MS)
+    wait_for(
+        lambda: httpx.get(f"{server.url}/v2/apps/why/unique", timeout=5).status_code == 404,
+        timeout=60,
+        what="the rollback to remove the new app",
+    )
+
 
 def test_a_hidden_tab_holds_no_stream_and_resumes_where_it_left(
     server: RunningMarathon, page: Any, screenshots: Path
