@@ -16,7 +16,7 @@ import trio
 
 from marathon_core.config import Config, parse_config
 from marathon_core.errors import ConfigError, PluginError, StorageError
-from marathon_core.mesos.authentication import mesos_credentials
+from marathon_core.mesos.authentication import ignored_secret_file, mesos_credentials
 from marathon_core.plugins import DISABLE_ENV, PluginHost, get_plugin_host
 from marathon_core.redaction import install_log_redaction, redact, register_url_password
 from marathon_core.service import serve
@@ -101,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for url in (config.zk, config.master):
         register_url_password(url)
     _configure_logging(config)
+    if (warning := ignored_secret_file(config)) is not None:
+        logging.getLogger(__name__).warning("%s", warning)
     return _run(config, host)
 
 

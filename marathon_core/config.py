@@ -60,13 +60,23 @@ class Config:
         "User of tasks whose app names none (default: marathon's user; 'nobody' on the "
         "embedded cluster when marathon runs as root)",
     )
+    mesos_authentication: bool = _flag(
+        False,
+        "Authenticate to the Mesos master (HTTP Basic on every scheduler call) as "
+        "--mesos_authentication_principal with the secret of "
+        "--mesos_authentication_secret_file (Marathon's flag; needs the principal)",
+        kind=bool,
+        negatable=True,
+    )
     mesos_authentication_principal: str | None = _flag(
-        None, "Principal Marathon registers with (FrameworkInfo.principal) and authenticates as"
+        None,
+        "Principal Marathon registers with (FrameworkInfo.principal, with or without "
+        "--mesos_authentication) and authenticates as",
     )
     mesos_authentication_secret_file: str | None = _flag(
         None,
-        "File holding the secret of --mesos_authentication_principal: every call to the "
-        "Mesos master then carries HTTP Basic credentials",
+        "File holding the secret of --mesos_authentication_principal; used only with "
+        "--mesos_authentication",
     )
     webui_url: str | None = _flag(None, "Web UI URL announced to Mesos")
     mesos_heartbeat_interval: int = _flag(15000, "Expected Mesos heartbeat interval (ms)", kind=int)

@@ -8,6 +8,7 @@ standby's cache warmer) use the attributes here directly.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -147,8 +148,10 @@ class CoreContext:
 
     def mesos_leader_url(self) -> str | None:
         if self.mesos is not None and master_url_of(self.mesos.master_url) is not None:
-            return self.mesos.master_url
-        return master_url_of(self.master_url)
+            url: str | None = self.mesos.master_url
+        else:
+            url = master_url_of(self.master_url)
+        return None if url is None else _without_userinfo(url)
 
     async def root(self) -> Group:
         return await self.groups.root()
@@ -197,3 +200,12 @@ class CoreContext:
         if self.leader is not None:
             return self.leader.all_instances()
         return await self.state.instances.all()
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``: a URL meant for people and tools to browse
+    never carries the scheduler's credentials."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -118,6 +118,84 @@ async def test_old_instances_stay_until_replacements_are_ready(
     assert executor.progress == {}
 
 
+class ChosenReadiness:
+    """Instances are ready once the test says so; every question is noted."""
+
+    def __init__(self) -> None:
+        self.asked: set[InstanceId] = set()
+        self.ready: set[InstanceId] = set()
+
+    def has_checks(self, app: AppDefinition) -> bool:
+        return bool(app.readiness_checks)
+
+    def is_ready(self, app: AppDefinition, instance: Instance) -> bool:
+        self.asked.add(instance.instance_id)
+        return instance.condition is Condition.RUNNING and instance.instance_id in self.ready
+
+    def release(self, app_id: PathId) -> None:
+        pass
+
+
+async def test_a_scale_resumed_by_a_new_leader_regates_the_instances_it_started(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The old leader dies while the instances its scale started run but are not ready:
+    the new leader's executor waits for their readiness again, and never asks the
+    instances that were Running before the deployment."""
+    state = await StateStore.open(MemoryStorage())
+    registry, events, cluster = DeploymentRegistry(), EventBus(), SimulatedCluster()
+    groups = GroupManager(state, registry, events)
+    nursery.start_soon(cluster.run)
+    first_gate = ChosenReadiness()
+    first = DeploymentExecutor(
+        state, registry, events, cluster, root_at=groups.root_at, readiness=first_gate
+    )
+    first_term = trio.CancelScope()
+
+    async def lead_first(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with first_term:
+            await first.run(task_status=task_status)
+
+    await nursery.start(lead_first)
+    app = ready_web(2, "v1", minimum=1.0, over=0.0)
+    await groups.update_root(lambda root: root.update_app(app))
+    while len([i for i in cluster.instances.values() if _running(i)]) < 2:
+        await cluster.wait_changed()
+    first_gate.ready.update(cluster.instances)
+    while registry.all():
+        await registry.wait_changed()
+    before = set(cluster.instances)
+
+    scaled = await groups.update_root(lambda root: root.update_app(attrs.evolve(app, instances=4)))
+    while len([i for i in cluster.instances.values() if _running(i)]) < 4:
+        await cluster.wait_changed()
+    started = set(cluster.instances) - before
+    assert len(started) == 2 and registry.get(scaled.deployment.id) is not None
+    first_term.cancel()  # the old leader dies: its scale never saw them ready
+
+    second_gate = ChosenReadiness()
+    second = DeploymentExecutor(
+        state, registry, events, cluster, root_at=groups.root_at, readiness=second_gate
+    )
+    with events.subscribe(event_types={"deployment_success"}) as done:
+        await nursery.start(second.run)
+        await trio.sleep(10)
+        assert registry.get(scaled.deployment.id) is not None  # waits on readiness
+        progress = second.progress[scaled.deployment.id][APP]
+        assert progress.waiting is Waiting.READINESS
+        assert set(progress.waiting_on) == started
+        assert second_gate.asked & before == set()  # ready before the deployment: not asked
+        second_gate.ready.update(started)
+        with trio.fail_after(100):
+            event = await done.receive()
+    assert event.payload["id"] == scaled.deployment.id
+    assert set(cluster.instances) == before | started  # nothing replaced
+
+
+def _running(instance: Instance) -> bool:
+    return instance.condition is Condition.RUNNING
+
+
 class Sources:
     """The leader's knowledge, as fixed values."""
 

@@ -1,5 +1,6 @@
-"""The shape of the code's imports: plugins use only the documented plugin API, and no
-distribution has an import cycle (type-only and function-level imports included)."""
+"""The shape of the code's imports: plugins use only the documented plugin API, frameworks
+also the framework API, and no distribution has an import cycle (type-only and
+function-level imports included)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
 #: Programs that speak only HTTP to the API (marathon-ctl).
 CLIENTS = sorted(p for p in (ROOT / "clients").glob("*") if (p / "pyproject.toml").is_file())
+FRAMEWORKS = sorted(p for p in (ROOT / "frameworks").glob("*") if (p / "pyproject.toml").is_file())
+#: What frameworks (other Mesos frameworks built on the core) may import besides.
+FRAMEWORK_API = ("marathon_core.framework",)
 
 
 def python_files(directory: Path) -> Iterator[Path]:
@@ -56,17 +60,19 @@ def core_modules() -> set[str]:
     return {module_name(p, ROOT) for p in python_files(ROOT / "marathon_core")}
 
 
-@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
+@pytest.mark.parametrize("plugin", PLUGINS + FRAMEWORKS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_plugins_import_only_the_plugin_api(plugin: Path) -> None:
     modules = core_modules()
     offending = []
+    framework = plugin in FRAMEWORKS
     for path in python_files(plugin):
         in_tests = "tests" in path.relative_to(plugin).parts
         allowed = marathon_core.PLUGIN_API + (marathon_core.TESTING_API if in_tests else ())
+        allowed += FRAMEWORK_API if framework else ()
         for name in imported(path, module_name(path, plugin)):
             if name in modules and not within(name, allowed):
                 offending.append(f"{path.relative_to(ROOT)}: {name}")
-    assert offending == [], "private core modules imported by a plugin"
+    assert offending == [], "private core modules imported by a plugin or framework"
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda p: p.name)
@@ -85,7 +91,7 @@ def test_clients_import_no_server_code(client: Path) -> None:
 def distributions() -> list[tuple[str, Path, Path]]:
     """(name, directory whose modules are named from, package directory) of each."""
     found = [("marathon-core", ROOT, ROOT / "marathon_core")]
-    for plugin in [*PLUGINS, *CLIENTS]:
+    for plugin in [*PLUGINS, *CLIENTS, *FRAMEWORKS]:
         for package in sorted(plugin.glob("marathon_*/__init__.py")):
             found.append((plugin.name, plugin, package.parent))
     return found

@@ -43,3 +43,11 @@ async def test_a_zookeeper_master_is_known_only_once_looked_up() -> None:
     assert ctx.mesos_leader_url() is None
     ctx.mesos.master_url = "http://10.0.0.3:5050"
     assert ctx.mesos_leader_url() == "http://10.0.0.3:5050"
+
+
+async def test_the_url_never_carries_the_masters_credentials() -> None:
+    ctx = await memory_context([], plugins={})
+    ctx.master_url = "http://ops:s3cret@127.0.0.1:5050"
+    assert ctx.mesos_leader_url() == "http://127.0.0.1:5050"
+    ctx.mesos = _client("https://ops:s3cret@10.0.0.2:5050/")
+    assert ctx.mesos_leader_url() == "https://10.0.0.2:5050"

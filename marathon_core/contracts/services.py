@@ -225,8 +225,8 @@ class ServiceContext(Protocol):
         """The ``http(s)://`` URL of the Mesos master the leader's scheduler is subscribed
         to (the embedded master's for ``--master local``): where Mesos's UI, its
         ``/master/state`` and so the agents' sandboxes are found (Marathon's
-        ``mesos_leader_ui_url``). Off the leader, ``--master`` when it is an address;
-        None while only a ``zk://`` URL is known."""
+        ``mesos_leader_ui_url``), without any ``user:password@``. Off the leader,
+        ``--master`` when it is an address; None while only a ``zk://`` URL is known."""
         ...
 
     def call_extension(self, hook_name: str, **kwargs: Any) -> list[Any]:

@@ -410,13 +410,17 @@ class DeploymentExecutor:
 
         It looks after every instance change, so it reads the tracker's counts and
         lists the instances only to pick a surplus, or for their health once all run.
-        Readiness checks gate only the instances this action starts, as in Marathon:
-        those Running when it began are not asked.
+        Readiness checks gate only the instances this deployment starts, as in Marathon:
+        those Running when it began are not asked. Instances of the deployment's version
+        (``app.version``) are its own even when already Running: a previous leader
+        started them before it died, and they were never found ready under this one.
         """
         gated = self._gated(app)
         ready = self._readiness(app)
         initial = frozenset(
-            i.instance_id for i in _active(self._instances.instances_of(app.id)) if _ready(i)
+            i.instance_id
+            for i in _active(self._instances.instances_of(app.id))
+            if _ready(i) and i.run_spec_version != app.version
         )
 
         def is_ready(i: Instance) -> bool:

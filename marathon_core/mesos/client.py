@@ -243,7 +243,8 @@ class MesosClient:
         if self._credentials is None:
             return (
                 "SUBSCRIBE answered 401: the Mesos master requires framework authentication "
-                "(give --mesos_authentication_principal and --mesos_authentication_secret_file)"
+                "(give --mesos_authentication, --mesos_authentication_principal and "
+                "--mesos_authentication_secret_file)"
             )
         return (
             f"SUBSCRIBE answered 401: the Mesos master refused the credentials of principal "

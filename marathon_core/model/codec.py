@@ -333,10 +333,16 @@ def task_failure_to_json(
     message: str | None,
     at: Timestamp,
 ) -> dict[str, Any]:
-    """Marathon's ``lastTaskFailure``: the failure update ``state`` of ``instance``'s task."""
+    """Marathon's ``lastTaskFailure``: the failure update ``state`` of ``instance``'s task.
+
+    ``instanceId`` names the instance the failed task belonged to (marathon-python's
+    ``MarathonTaskFailure.instance_id``), so a client can find its replacement. Stored
+    failures written before it existed lack it and are served as stored.
+    """
     agent = instance.agent
     return {
         "appId": str(instance.app_id),
+        "instanceId": str(instance.instance_id),
         "host": agent.host if agent is not None else "",
         "message": message if message is not None else "",
         "state": state,

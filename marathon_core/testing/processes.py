@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,8 @@ import httpx
 __all__ = [
     "RunningMarathon",
     "RunningServer",
+    "agreed_leader",
+    "live",
     "local_cluster_args",
     "running_marathon",
     "running_server",
@@ -64,6 +66,22 @@ class RunningMarathon(RunningServer):
         except httpx.HTTPError:
             return None
         return response.json().get("leader") if response.status_code == 200 else None
+
+
+def live(servers: Iterable[RunningMarathon]) -> list[RunningMarathon]:
+    """The servers whose process still runs (a test SIGKILLs leaders)."""
+    return [s for s in servers if s.process.poll() is None]
+
+
+def agreed_leader(servers: Iterable[RunningMarathon]) -> RunningMarathon | None:
+    """The live server that every live server names as leader; None while they disagree,
+    have none, or name one that is gone (as during a failover)."""
+    running = live(servers)
+    leaders = {s.leader() for s in running}
+    if len(leaders) != 1 or None in leaders:
+        return None
+    (address,) = leaders
+    return next((s for s in running if s.url == f"http://{address}"), None)
 
 
 def wait_for(condition: Callable[[], T | None], *, timeout: float = 30, what: str = "") -> T:

@@ -69,7 +69,9 @@ async def test_the_event_stream_shows_only_events_about_viewable_apps(
     async with trio.open_nursery() as readers:
         for (user, password), events in ((READER, seen["reader"]), (PROD, seen["produser"])):
             readers.start_soon(read_events, url, basic(user, password), "/prod/last", events)
-        await trio.sleep(0.5)  # both subscribed
+        with trio.fail_after(30):  # both subscribed: each stream starts with its attach event
+            while not (seen["reader"] and seen["produser"]):
+                await trio.sleep(0.05)
         version = Timestamp.parse("2026-01-01T00:00:00.000Z")
         for event in (
             app_terminated_event(PathId.parse("/dev/api")),

@@ -86,7 +86,8 @@ def marathon_addoption(parser: OptionParser) -> None:
         "--local_authenticate_frameworks",
         flag=True,
         help="Embedded master's --authenticate_http_frameworks: marathon must authenticate "
-        "(--mesos_authentication_principal, --mesos_authentication_secret_file)",
+        "(--mesos_authentication, --mesos_authentication_principal, "
+        "--mesos_authentication_secret_file)",
     )
     parser.addoption(
         "--local_credentials",

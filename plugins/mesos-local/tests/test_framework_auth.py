@@ -1,6 +1,7 @@
 """Framework authentication on the embedded master, as Mesos does it for HTTP frameworks
 (``--authenticate_http_frameworks``, ``--credentials``), and marathon authenticating
-with ``--mesos_authentication_principal`` and ``--mesos_authentication_secret_file``."""
+with ``--mesos_authentication``, ``--mesos_authentication_principal`` and
+``--mesos_authentication_secret_file``."""
 
 from __future__ import annotations
 
@@ -188,6 +189,7 @@ def _marathon_args(tmp_path: Path, secret: str) -> tuple[str, ...]:
         "--local_authenticate_frameworks",
         "--local_credentials",
         str(credentials),
+        "--mesos_authentication",
         "--mesos_authentication_principal",
         "marathon",
         "--mesos_authentication_secret_file",

@@ -178,14 +178,18 @@ def create_app(api: Api) -> ASGIApp:
     )
     app.state.api = api
     config = api.ctx.config
-    # A standby forwards before authenticating: the leader decides, as in Marathon.
-    # CORS preflights carry no credentials: they are answered before either.
-    # Writes are audited where they are answered: on the leader, not the standby.
-    forwarding = LeaderProxy(Audit(Authenticate(app, api), api), api)
-    cors = Cors(forwarding, parse_origins(config.option("access_control_allow_origin")))
+    # Every process authenticates its own callers (a standby too, so failed logins count
+    # against the caller's address, not the standby's); the leader authenticates a
+    # forwarded request again and decides. CORS preflights carry no credentials: they
+    # are answered before either. Writes and rejections are audited where they are
+    # answered (a forwarded write on the leader), 413 and 431 included.
+    forwarding = LeaderProxy(app, api)
+    cors = Cors(
+        Authenticate(forwarding, api), parse_origins(config.option("access_control_allow_origin"))
+    )
     limited = RequestLimits(
         cors,
         max_body_bytes=config.option("http_max_request_body"),
         max_header_bytes=config.option("http_max_header_size"),
     )
-    return MarathonHeaders(limited, api)
+    return MarathonHeaders(Audit(limited, api), api)

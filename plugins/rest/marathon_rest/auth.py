@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from starlette.requests import Request
 
-from marathon_core.contracts.auth import Action, Identity, Resource
+from marathon_core.contracts.auth import Action, Identity, Resource, SystemResource
 from marathon_core.errors import ForbiddenError, NotAuthenticatedError
 from marathon_core.model.group import Group
 from marathon_rest.api import Api
@@ -96,7 +96,13 @@ def visible_part(request: Request, group: Group) -> Group:
 
 
 def _event_subjects(payload: Mapping[str, Any]) -> Iterator[tuple[Action, str]]:
-    """The apps and groups an event (in Marathon's wire form) tells about."""
+    """The apps and groups an event (in Marathon's wire form) tells about.
+
+    An audit record tells who did what from where, to any app: it is shown only to
+    callers who may view the system's configuration (``/v2/info``).
+    """
+    if payload.get("eventType") == "api_audit_event":
+        yield Action.VIEW_RESOURCE, SystemResource.SYSTEM_CONFIG
     if isinstance(app_id := payload.get("appId"), str):
         yield Action.VIEW_RUN_SPEC, app_id
     if isinstance(group_id := payload.get("groupId"), str):

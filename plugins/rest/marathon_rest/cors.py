@@ -9,25 +9,27 @@ user's session). Preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
 from allowed origins are answered here; allowed headers are a fixed list, not an
 echo of what was asked.
 
-A write (POST, PUT, PATCH, DELETE) whose ``Origin`` is neither this server nor an
-allowed origin is refused with 403 before anything else sees it: a browser sends a
-cross-site HTML form without asking (no preflight), with the user's Basic
-credentials, so ``Origin`` is what tells it apart from the web UI's own calls.
+Cross-site writes are refused (403) whatever the allowlist: a browser attaches
+credentials it has cached for this server (Basic, a client certificate) to a form
+POST from any site, and CORS only hides the answer, after the write is done. A
+write (``POST``, ``PUT``, ``PATCH``, ``DELETE``) whose ``Origin`` is neither this
+server's own nor an allowed one is therefore not passed on. Programs that are no
+browser send no ``Origin`` and are not affected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from marathon_rest.app_types import ASGIApp, Message, Receive, Scope, Send
+from marathon_rest.responses import json_response
 
 ALLOW_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = "Accept, Authorization, Content-Type"
 MAX_AGE = "86400"
-#: Methods that change nothing, which any page may send.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def parse_origins(option: str | None) -> frozenset[str]:
@@ -54,35 +56,35 @@ class Cors:
             return [(b"access-control-allow-origin", b"*")]
         return []
 
-    def _cross_site_write(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
-        """A write a browser sends for another site's page (its ``Origin`` is neither
-        ours nor allowed): a form there could otherwise use the user's credentials
-        here. Clients that are not browsers send no ``Origin`` and are not affected."""
-        origin = headers.get(b"origin")
-        # A standby checked it before forwarding (with its own Host); a browser form
-        # cannot add this header.
-        forwarded = b"x-marathon-via" in headers
-        if scope["method"] in SAFE_METHODS or origin is None or forwarded:
+    def _cross_site_write(self, scope: Scope, origin: str, host: str, forwarded: bool) -> bool:
+        """A browser's write from a site that is neither this server nor allowed.
+
+        A standby checked it before forwarding (the Host it saw was its own, and the
+        leader sees its own); a browser's form cannot add ``X-Marathon-Via``."""
+        if scope["method"] not in WRITE_METHODS or forwarded:
             return False
-        text = origin.decode("latin-1")
-        if text in self.origins or self.any_origin:
+        if origin in self.origins or self.any_origin:
             return False
-        return text.partition("://")[2] != headers.get(b"host", b"").decode("latin-1")
+        # The host alone: behind a proxy that ends TLS, the scheme seen here is not the
+        # browser's, and one host and port never serves two schemes.
+        return origin.partition("://")[2] != host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope["headers"]}
-        if self._cross_site_write(scope, headers):
-            refused = {"message": "Cross-site request refused: its Origin is not allowed"}
-            await JSONResponse(refused, status_code=403)(scope, receive, send)
-            return
-        if not self.origins:
-            await self.app(scope, receive, send)
-            return
         origin = headers.get(b"origin", b"").decode("latin-1")
-        cors = self._allowed_headers(origin) if origin else []
+        host = headers.get(b"host", b"").decode("latin-1")
+        forwarded = b"x-marathon-via" in headers
+        if origin and self._cross_site_write(scope, origin, host, forwarded):
+            refusal = json_response(
+                {"message": f"Cross-site request refused: origin {origin} may not write here"},
+                status=403,
+            )
+            await refusal(scope, receive, send)
+            return
+        cors = self._allowed_headers(origin) if origin and self.origins else []
         if not cors:
             await self.app(scope, receive, send)
             return

@@ -2,7 +2,16 @@
 
 A process that does not lead passes each request (method, path, query, headers,
 body) to the elected leader and streams the answer back, ``/v2/events`` included.
-It adds Marathon's ``X-Marathon-Via`` (to detect loops) and ``X-Forwarded-For``.
+It adds Marathon's ``X-Marathon-Via`` (to detect loops) and sets ``X-Forwarded-For``
+to the address it was called from (replacing what the client sent: it says only what
+this process saw).
+
+The forwarding headers give a caller nothing: the standby has authenticated the
+caller before it forwards (``app.Authenticate`` runs first, so failed logins are
+counted against the caller's own address here), and the leader authenticates the
+forwarded request again from its ``Authorization`` header, as from any client. No
+header says "already authenticated", and the leader counts failed logins by the
+address it is called from, never by ``X-Forwarded-For``.
 With no leader known the answer is a 503; ``/ping`` is always answered locally, so
 load balancers can tell a live standby from a dead one.
 """
@@ -48,6 +57,8 @@ OWN_HEADERS = frozenset(
 )
 #: Always answered by the process asked.
 LOCAL_PATHS = frozenset({"/ping"})
+#: Set in the ASGI scope once the leader's answer is relayed: the leader audits it.
+FORWARDED_KEY = "marathon_rest.forwarded"
 #: Marathon's --leader_proxy_connection_timeout and --leader_proxy_read_timeout.
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -72,7 +83,11 @@ class LeaderProxy:
             )(scope, receive, send)
             return
         via = f"1.1 {self.api.address}"
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        headers = [
+            (k, v)
+            for k, v in scope["headers"]
+            if k.lower() not in HOP_BY_HOP and k.lower() != b"x-forwarded-for"
+        ]
         if any(k.lower() == b"x-marathon-via" and via.encode() in v for k, v in headers):
             await json_response({"message": "Detected proxying loop."}, status=502)(
                 scope, receive, send
@@ -110,6 +125,7 @@ class LeaderProxy:
                 {"message": f"Connection to leader {leader} failed: {exc}"}, status=502
             )(scope, receive, send)
             return
+        scope[FORWARDED_KEY] = True
         try:
             await send(
                 {

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -9,7 +13,7 @@ import trio
 
 import marathon_rest.plugin
 from marathon_core.testing.context import CoreContext, memory_context
-from marathon_core.testing.processes import script_server
+from marathon_core.testing.processes import running_server, script_server
 from marathon_rest.server import serve_api
 
 #: Options of the API under test; tests may extend them through ``api_args``.
@@ -59,3 +63,18 @@ def api_process_url() -> Iterator[str]:
     with script_server(Path(__file__).with_name("serve_memory_state.py")) as url:
         assert url.startswith("http://"), url
         yield url
+
+
+@pytest.fixture
+def mesos_master(tmp_path: Path) -> Iterator[str]:
+    """A standalone embedded Mesos master with two agent processes that offer ports,
+    shared by the ``marathon`` processes of a failover test."""
+    command = [
+        sys.executable, "-m", "marathon_mesos_local.cli",
+        "--port", "0", "--agents", "2", "--agent-port", "0", "--work_dir", str(tmp_path / "mesos"),
+        "--agent-resources", "cpus:4;mem:2048;disk:1000;ports:[31000-31200]",
+    ]  # fmt: skip
+    with running_server(command, re.compile(r"listening on (http://\S+)")) as master:
+        yield master.url
+        with suppress(subprocess.TimeoutExpired):
+            master.stop(timeout=10)

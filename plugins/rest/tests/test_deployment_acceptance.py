@@ -4,8 +4,9 @@
   0.2, an HTTP health check and an HTTP readiness check), watched by an observer that
   polls the API without pause: never fewer than 5 healthy-and-ready instances, never
   more than 12, and 10 of the new version at the end;
-- an app no offer fits, one that crash-loops and one whose readiness never passes each
-  show their reason in ``GET /v2/deployments/{id}`` within one offer cycle;
+- an app no offer fits, one that crash-loops (with a health check, or with tasks that
+  fail before they run) and one whose readiness never passes each show their reason
+  in ``GET /v2/deployments/{id}`` within one offer cycle;
 - a group with dependencies starts in dependency order and stops in reverse order, as
   the event stream shows.
 """
@@ -198,6 +199,19 @@ def deployment_reason(server: RunningMarathon, deployment_id: str, app_id: str) 
             },
             "backoff",
             "7",
+        ),
+        (
+            # No health check: its tasks fail before they ever run (nothing to fetch
+            # at that address), so no Running ends the deployment.
+            {
+                "id": "/acc/unfetchable",
+                "cmd": "sleep 100",
+                "cpus": 0.05,
+                "mem": 16,
+                "fetch": [{"uri": "http://127.0.0.1:9/missing.tar.gz"}],
+            },
+            "backoff",
+            "Failed to fetch",
         ),
         (
             {

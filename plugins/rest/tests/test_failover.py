@@ -6,41 +6,23 @@ processes agree on one leader."""
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from marathon_core.testing.processes import (
-    RunningMarathon,
+    agreed_leader,
+    live,
     running_marathon,
-    running_server,
     wait_for,
 )
 
 #: Leader kills in the kill loop; each killed process is restarted as a standby.
 KILLS = 4
-
-
-@pytest.fixture
-def mesos_master(tmp_path: Path) -> Iterator[str]:
-    """A standalone embedded Mesos master with two agent processes, shared by all."""
-    command = [
-        sys.executable, "-m", "marathon_mesos_local.cli",
-        "--port", "0", "--agents", "2", "--agent-port", "0", "--work_dir", str(tmp_path / "mesos"),
-    ]  # fmt: skip
-    with running_server(command, re.compile(r"listening on (http://\S+)")) as master:
-        yield master.url
-        with suppress(subprocess.TimeoutExpired):
-            master.stop(timeout=10)
 
 
 def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
@@ -64,23 +46,13 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
             for i in range(3)
         ]
 
-        def live() -> list[RunningMarathon]:
-            return [s for s in servers if s.process.poll() is None]
-
-        def agreed_leader() -> RunningMarathon | None:
-            leaders = {s.leader() for s in live()}
-            if len(leaders) != 1 or None in leaders:
-                return None
-            (address,) = leaders
-            return next((s for s in live() if s.url == f"http://{address}"), None)
-
         def through_any(method: str, path: str, body: dict[str, Any], ok: set[int]) -> None:
             """Send through any live process, retrying until one answers with a code in ``ok``."""
 
             def attempt() -> bool:
                 return any(
                     httpx.request(method, f"{s.url}{path}", json=body, timeout=10).status_code in ok
-                    for s in live()
+                    for s in live(servers)
                 )
 
             wait_for(attempt, what=f"{method} {path} accepted")
@@ -92,7 +64,7 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
             through_any("POST", "/v2/apps", {"id": f"/fo/{name}", "cmd": "sleep 1"}, {201, 409})
             writes.append(name)
 
-        leader = wait_for(agreed_leader, what="one leader")
+        leader = wait_for(lambda: agreed_leader(servers), what="one leader")
         created = httpx.post(
             f"{leader.url}/v2/apps",
             timeout=10,
@@ -101,7 +73,7 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
         assert created.status_code == 201
 
         def steady_tasks() -> set[str] | None:
-            current = agreed_leader()
+            current = agreed_leader(servers)
             if current is None:
                 return None
             app = httpx.get(f"{current.url}/v2/apps/fo/steady", timeout=5).json()["app"]
@@ -118,12 +90,12 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
             scales.append(instances)
 
         for round_ in range(KILLS):
-            old = wait_for(agreed_leader, what="one leader")
+            old = wait_for(lambda: agreed_leader(servers), what="one leader")
             old.process.send_signal(signal.SIGKILL)
             old.process.wait()
             write(f"during{round_}")
             scale(round_ % 3)
-            new = wait_for(agreed_leader, what="a new leader")
+            new = wait_for(lambda: agreed_leader(servers), what="a new leader")
             assert new is not old
             write(f"after{round_}")
             # The killed process comes back as a new standby, as a supervisor would restart it.
@@ -131,7 +103,7 @@ def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
                 stack.enter_context(running_marathon(*args, state_dir=tmp_path / f"r{round_}"))
             )
 
-        survivor = wait_for(agreed_leader, what="the last leader")
+        survivor = wait_for(lambda: agreed_leader(servers), what="the last leader")
         apps = {a["id"] for a in httpx.get(f"{survivor.url}/v2/apps", timeout=10).json()["apps"]}
         assert {f"/fo/{name}" for name in writes} <= apps
         scaled = httpx.get(f"{survivor.url}/v2/apps/fo/scaled", timeout=10).json()["app"]

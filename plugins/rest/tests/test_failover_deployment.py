@@ -10,12 +10,8 @@ killed and relaunched), and every final task is of the new version.
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
@@ -24,29 +20,15 @@ import httpx
 import pytest
 
 from marathon_core.testing.processes import (
-    RunningMarathon,
+    agreed_leader,
+    live,
     running_marathon,
-    running_server,
     wait_for,
 )
 
 pytestmark = [pytest.mark.processes, pytest.mark.zookeeper]
 
 SERVE = "exec python3 -m http.server --bind $HOST $PORT0"
-
-
-@pytest.fixture
-def mesos_master(tmp_path: Path) -> Iterator[str]:
-    """A standalone embedded Mesos master with two agents that offer ports."""
-    command = [
-        sys.executable, "-m", "marathon_mesos_local.cli",
-        "--port", "0", "--agents", "2", "--agent-port", "0", "--work_dir", str(tmp_path / "mesos"),
-        "--agent-resources", "cpus:4;mem:2048;disk:1000;ports:[31000-31200]",
-    ]  # fmt: skip
-    with running_server(command, re.compile(r"listening on (http://\S+)")) as master:
-        yield master.url
-        with suppress(subprocess.TimeoutExpired):
-            master.stop(timeout=10)
 
 
 def app(cmd: str) -> dict[str, Any]:
@@ -79,20 +61,10 @@ def test_a_deployment_in_progress_completes_under_the_next_leader(
             for i in range(3)
         ]
 
-        def live() -> list[RunningMarathon]:
-            return [s for s in servers if s.process.poll() is None]
-
-        def leader() -> RunningMarathon | None:
-            leaders = {s.leader() for s in live()}
-            if len(leaders) != 1 or None in leaders:
-                return None
-            (address,) = leaders
-            return next((s for s in live() if s.url == f"http://{address}"), None)
-
-        first = wait_for(leader, what="one leader")
+        first = wait_for(lambda: agreed_leader(servers), what="one leader")
 
         def get(path: str) -> Any:
-            current = leader()
+            current = agreed_leader(servers)
             if current is None:
                 return None
             response = httpx.get(f"{current.url}{path}", timeout=5)
@@ -119,7 +91,7 @@ def test_a_deployment_in_progress_completes_under_the_next_leader(
 
         def watch() -> None:
             while not stop.is_set():
-                for server in live():
+                for server in live(servers):
                     with suppress(httpx.HTTPError):
                         r = httpx.get(f"{server.url}/v2/deployments", timeout=5)
                         if r.status_code == 200:
@@ -145,7 +117,9 @@ def test_a_deployment_in_progress_completes_under_the_next_leader(
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
 
-        second = wait_for(lambda: (s := leader()) is not first and s, what="a new leader")
+        second = wait_for(
+            lambda: (s := agreed_leader(servers)) is not first and s, what="a new leader"
+        )
         assert second is not first
         v2 = wait_for(settled, timeout=120, what="the deployment done under the new leader")
         stop.set()

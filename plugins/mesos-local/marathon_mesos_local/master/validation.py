@@ -3,7 +3,8 @@
 The checks of ``src/master/validation.cpp`` (``validation::task::validate``,
 ``task::group::validate``, ``executor::internal::validate``, ``validateID``) in their
 order, with their messages; each returns the first problem, or None and the
-resources the launch takes.
+resources the launch takes. A task's ``health_check`` is checked as
+``src/common/validation.cpp``'s ``validateHealthCheck`` does it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from marathon_mesos_local.master.model import MIN_CPUS, MIN_MEM, Agent, Framewor
 from marathon_mesos_local.messages import id_value
 from marathon_mesos_local.resources import ResourceError, Resources
 
-__all__ = ["executor_problem", "group_problem", "launch_problem", "task_problem"]
+__all__ = [
+    "executor_problem",
+    "group_problem",
+    "health_check_problem",
+    "launch_problem",
+    "task_problem",
+]
 
 #: Characters Mesos's ``validateID`` refuses in task and executor ids.
 _BAD_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -35,6 +42,77 @@ def _id_problem(value: str) -> str | None:
         return f"'{value}' is disallowed"
     if _BAD_ID.search(value):
         return f"'{value}' contains invalid characters"
+    return None
+
+
+#: ``HealthCheck.Type`` by number (JSON may carry an enum either way).
+_HEALTH_CHECK_TYPES = {0: "UNKNOWN", 1: "COMMAND", 2: "HTTP", 3: "TCP"}
+#: The durations a health check may not have negative, in Mesos's order.
+_HEALTH_CHECK_DURATIONS = (
+    "delay_seconds",
+    "grace_period_seconds",
+    "interval_seconds",
+    "timeout_seconds",
+)
+
+
+def _environment_problem(environment: Mapping[str, Any]) -> str | None:
+    """Mesos's ``validateEnvironment``, without the checks of a secret's own fields."""
+    for variable in environment.get("variables", []):
+        name = variable.get("name", "")
+        kind = variable.get("type", "VALUE")
+        if kind in ("SECRET", 2):
+            if "secret" not in variable:
+                return f"Environment variable '{name}' of type 'SECRET' must have a secret set"
+            if "value" in variable:
+                return f"Environment variable '{name}' of type 'SECRET' must not have a value set"
+        elif kind in ("UNKNOWN", 0):
+            return "Environment variable of type 'UNKNOWN' is not allowed"
+        else:
+            if "value" not in variable:
+                return f"Environment variable '{name}' of type 'VALUE' must have a value set"
+            if "secret" in variable:
+                return f"Environment variable '{name}' of type 'VALUE' must not have a secret set"
+    return None
+
+
+def health_check_problem(check: Mapping[str, Any]) -> str | None:
+    """What Mesos's ``validateHealthCheck`` finds wrong with a ``HealthCheck``.
+
+    Why the master checks it at all: an agent given a check it cannot run would
+    run the task unchecked, and the framework would believe it healthy.
+    """
+    if "type" not in check:
+        return "HealthCheck must specify 'type'"
+    kind = _HEALTH_CHECK_TYPES.get(check["type"], check["type"])
+    if kind == "COMMAND":
+        if "command" not in check:
+            return "Expecting 'command' to be set for COMMAND health check"
+        command = check["command"]
+        if "value" not in command:
+            what = "'shell command'" if command.get("shell", True) else "'executable path'"
+            return f"Command health check must contain {what}"
+        problem = _environment_problem(command.get("environment", {}))
+        if problem is not None:
+            return f"Health check's `CommandInfo` is invalid: {problem}"
+    elif kind == "HTTP":
+        if "http" not in check:
+            return "Expecting 'http' to be set for HTTP health check"
+        http = check["http"]
+        scheme = http.get("scheme")
+        if scheme is not None and scheme not in ("http", "https"):
+            return f"Unsupported HTTP health check scheme: '{scheme}'"
+        path = http.get("path")
+        if path is not None and not path.startswith("/"):
+            return f"The path '{path}' of HTTP health check must start with '/'"
+    elif kind == "TCP":
+        if "tcp" not in check:
+            return "Expecting 'tcp' to be set for TCP health check"
+    else:
+        return f"'{kind}' is not a valid health check type"
+    for field in _HEALTH_CHECK_DURATIONS:
+        if field in check and check[field] < 0:
+            return f"Expecting '{field}' to be non-negative"
     return None
 
 
@@ -99,6 +177,10 @@ def task_problem(
         )
     if grace < 0:
         return "Task's 'kill_policy.grace_period' must be non-negative", Resources()
+    if "health_check" in task_info:
+        problem = health_check_problem(task_info["health_check"])
+        if problem is not None:
+            return f"Task uses invalid health check: {problem}", Resources()
     if not task_info.get("resources"):
         return "Task uses no resources", Resources()
     try:
