@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -142,6 +142,9 @@ class CoreContext:
         self.access = PluginAccess(self.plugins)
         self.leadership = ElectionLeadership(self.election, self.state)
         self.history = StoredHistory(self.state)
+
+    def call_extension(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        return self.plugins.call_extension(hook_name, **kwargs)
 
     def mesos_leader_url(self) -> str | None:
         if self.mesos is not None and master_url_of(self.mesos.master_url) is not None:

@@ -42,6 +42,27 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 # -------------------------------------------------------------------------
 
 
+class HookspecAdder(Protocol):
+    """What ``marathon_addhooks`` gets of the plugin manager."""
+
+    def add_hookspecs(self, module_or_class: object) -> None: ...
+
+
+@hookspec(historic=True)
+def marathon_addhooks(pluginmanager: HookspecAdder) -> None:
+    """Add hook specifications of a plugin's own, for other plugins to implement.
+
+    For a plugin that others extend (the REST frontend takes routes from other
+    plugins): ``pluginmanager.add_hookspecs(module)`` with a module of ``marathon_*``
+    specs marked by ``pluggy.HookspecMarker("marathon")``. Called as each plugin
+    registers, before the check for unknown hooks, so implementations of the added
+    hooks load like any other. The plugin that added a hook calls it with
+    ``ServiceContext.call_extension``.
+
+    .. versionadded:: 0.1
+    """
+
+
 @hookspec(historic=True)
 def marathon_addoption(parser: OptionParser) -> None:
     """Register command line options for ``marathon``.

@@ -179,6 +179,17 @@ class PluginHost:
         )
         return True if allowed is None else allowed
 
+    def call_extension(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """The results of a hook a plugin added through ``marathon_addhooks``.
+
+        :raises PluginError: if no loaded plugin specified ``hook_name``.
+        """
+        caller = getattr(self.manager.hook, hook_name, None)
+        if caller is None or caller.spec is None:
+            raise PluginError(f"no plugin specifies the hook {hook_name!r}")
+        results: list[Any] = caller(**kwargs)
+        return results
+
     # -- internals ---------------------------------------------------------
 
     def _merge(
@@ -220,6 +231,7 @@ class PluginHost:
 def _new_manager() -> pluggy.PluginManager:
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
+    manager.hook.marathon_addhooks.call_historic(kwargs={"pluginmanager": manager})
     return manager
 
 
@@ -288,10 +300,12 @@ def get_plugin_host(
 def _check_pending(
     manager: pluggy.PluginManager, sources: Mapping[str, tuple[str, str]], failures: list[str]
 ) -> None:
-    """Report ``marathon_*`` implementations that match no hook (typos), per plugin."""
+    """Report ``marathon_*`` implementations that match no hook (typos), per plugin;
+    ``optionalhook`` ones implement another plugin's hook, which may not be loaded."""
     for name, plugin in manager.list_name_plugin():
         for caller in manager.get_hookcallers(plugin) or []:
-            if caller.spec is None:
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            if caller.spec is None and not all(i.optionalhook for i in impls):
                 distribution, version = sources.get(name, ("?", "?"))
                 failures.append(
                     f"plugin {name!r} from {distribution} {version}: unknown hook {caller.name!r}"

@@ -229,6 +229,11 @@ class ServiceContext(Protocol):
         ``--master`` when it is an address; None while only a ``zk://`` URL is known."""
         ...
 
+    def call_extension(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """The results of a hook a plugin added (``marathon_addhooks``), e.g. the REST
+        frontend asking other plugins for routes."""
+        ...
+
     async def root(self) -> Group:
         """The current root group (the leader's, or the stored one on a standby)."""
         ...

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from marathon_core.errors import FencedWriteError, StorageUnavailableError, UserError
 from marathon_rest import (
@@ -145,6 +145,13 @@ class Authenticate:
         await self.app(scope, receive, send)
 
 
+def extension_routes(api: Api) -> list[BaseRoute]:
+    """The routes other plugins add (hook ``marathon_rest_routes``, see :mod:`.hookspecs`)."""
+    return [
+        route for routes in api.ctx.call_extension("marathon_rest_routes") for route in routes or ()
+    ]
+
+
 def create_app(api: Api) -> ASGIApp:
     """The whole API as one ASGI app."""
     app = Starlette(
@@ -159,6 +166,7 @@ def create_app(api: Api) -> ASGIApp:
             *queue.ROUTES,
             *tasks.ROUTES,
             Route("/v2/events", EventStream(), methods=["GET"]),
+            *extension_routes(api),
         ],
         exception_handlers={
             UserError: _user_error,

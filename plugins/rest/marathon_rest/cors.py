@@ -56,9 +56,14 @@ class Cors:
             return [(b"access-control-allow-origin", b"*")]
         return []
 
-    def _cross_site_write(self, scope: Scope, origin: str, host: str) -> bool:
-        """A browser's write from a site that is neither this server nor allowed."""
-        if scope["method"] not in WRITE_METHODS or origin in self.origins or self.any_origin:
+    def _cross_site_write(self, scope: Scope, origin: str, host: str, forwarded: bool) -> bool:
+        """A browser's write from a site that is neither this server nor allowed.
+
+        A standby checked it before forwarding (the Host it saw was its own, and the
+        leader sees its own); a browser's form cannot add ``X-Marathon-Via``."""
+        if scope["method"] not in WRITE_METHODS or forwarded:
+            return False
+        if origin in self.origins or self.any_origin:
             return False
         # The host alone: behind a proxy that ends TLS, the scheme seen here is not the
         # browser's, and one host and port never serves two schemes.
@@ -71,7 +76,8 @@ class Cors:
         headers = {k.lower(): v for k, v in scope["headers"]}
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
-        if origin and self._cross_site_write(scope, origin, host):
+        forwarded = b"x-marathon-via" in headers
+        if origin and self._cross_site_write(scope, origin, host, forwarded):
             refusal = json_response(
                 {"message": f"Cross-site request refused: origin {origin} may not write here"},
                 status=403,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from marathon_core import hookimpl
 from marathon_core.config import OptionParser
 from marathon_core.contracts.services import Service, ServiceContext
+from marathon_core.hookspecs import HookspecAdder
+from marathon_rest import hookspecs
 from marathon_rest.server import serve_api
+
+
+@hookimpl
+def marathon_addhooks(pluginmanager: HookspecAdder) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl

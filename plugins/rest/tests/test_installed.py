@@ -14,7 +14,7 @@ from marathon_core.testing.processes import running_marathon
 def test_entry_point_is_discovered() -> None:
     infos = {info.name: info for info in get_plugin_host().plugins()}
     assert infos["rest"].distribution == "marathon-rest"
-    assert infos["rest"].hooks == ("marathon_addoption", "marathon_services")
+    assert infos["rest"].hooks == ("marathon_addhooks", "marathon_addoption", "marathon_services")
 
 
 @pytest.mark.processes

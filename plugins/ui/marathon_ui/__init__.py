@@ -1,0 +1,1 @@
+"""marathon-ui: Marathon's web UI under ``/ui``, served by marathon-rest."""
