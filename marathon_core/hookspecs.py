@@ -59,6 +59,9 @@ def marathon_addhooks(pluginmanager: HookspecAdder) -> None:
     hooks load like any other. The plugin that added a hook calls it with
     ``ServiceContext.call_extension``.
 
+    :param pluginmanager: Has ``add_hookspecs(module)``; nothing else of the plugin
+        manager is for plugins.
+
     .. versionadded:: 0.1
     """
 
