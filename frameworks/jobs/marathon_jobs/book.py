@@ -147,6 +147,14 @@ class Book:
         )
         await self.storage.commit([*self._fence(), op])
 
+    async def confirm_leading(self) -> None:
+        """Raise :class:`FencedWriteError` unless this process still leads, asked of the
+        store itself (a fenced commit of nothing else): a leader that slept through its
+        session must not subscribe, or it would take the framework from its successor."""
+        fence = self._fence()
+        if fence:
+            await self.storage.commit(fence)
+
     def by_task(self, task_id: str) -> Run | None:
         run_id = self._by_task.get(task_id)
         return self.runs.get(run_id) if run_id is not None else None

@@ -90,10 +90,16 @@ class JobScheduler:
         self.settings = settings
         self.placement = placement
         self.clock = clock
+
+        async def find_leading_master() -> str:
+            await book.confirm_leading()
+            master: str = await find_master()
+            return master
+
         send, self._events = trio.open_memory_channel[MesosEvent](1000)
         self.client = MesosClient(
             settings.master,
-            find_master=find_master,
+            find_master=find_leading_master,
             framework_info=self._framework_info,
             load_framework_id=book.framework_id,
             store_framework_id=book.store_framework_id,
