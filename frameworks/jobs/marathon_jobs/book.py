@@ -38,6 +38,10 @@ MISSED_ONE_BY_ONE = 1000
 FRAMEWORK_ID_KEY = "framework-id"
 
 
+def _pairs(value: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value)
+
+
 @attrs.frozen
 class Run:
     """One run of a job, from its slot until its outcome is counted."""
@@ -55,6 +59,10 @@ class Run:
     task_id: str | None = None
     agent_id: str | None = None
     cause: str = "schedule"
+    #: The agent's hostname, fault domain and attributes (``tasks.agent_fields``), stored
+    #: with the launch: constraints on any field count the run where it is, also for a
+    #: successor that has no offer from that agent yet.
+    agent_fields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -347,7 +355,7 @@ class Book:
             log.info("job %s: attempt %d failed (%s); retrying", run.job, run.attempt, why)
             again = attrs.evolve(
                 run, attempt=run.attempt + 1, state="waiting", task_id=None, agent_id=None,
-                deadline=None,
+                agent_fields=(), deadline=None,
             )  # fmt: skip
             return {}, [again]
         log.warning("job %s: run due %s failed (%s)", run.job, iso(_utc(run.due)), why)

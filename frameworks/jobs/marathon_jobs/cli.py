@@ -64,16 +64,24 @@ async def step_down_on_loss(term: Callable[[], Awaitable[None]]) -> None:
     try:
         await term()
     except* (FencedWriteError, StorageUnavailableError) as failed:
-        log.warning("leadership ends: the state store refused: %s", failed.exceptions[0])
+        log.warning("leadership ends: the state store refused: %s", _first(failed))
     except* SubscriptionError as refused:
-        if not all(_failed_over(exc) for exc in refused.exceptions):
-            raise
-        log.warning("leadership ends: %s (another instance leads)", refused.exceptions[0])
+        other, _ = refused.split(_not_failed_over)
+        if other is not None:
+            raise other from None
+        log.warning("leadership ends: %s (another instance leads)", _first(refused))
     await trio.sleep(STEP_DOWN_PAUSE)  # returning abdicates; do not contend in a tight loop
 
 
-def _failed_over(exc: BaseException) -> bool:
-    return "failed over" in str(exc).lower()
+def _not_failed_over(exc: BaseException) -> bool:
+    """For ``split``: a refusal other than a failover (groups are looked into)."""
+    return not isinstance(exc, BaseExceptionGroup) and "failed over" not in str(exc).lower()
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception inside (nurseries nest the groups)."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def bind_address(flag: str | None, credentials: BasicCredentials | None) -> str:

@@ -48,10 +48,15 @@ async def test_a_lost_leadership_steps_down_and_leads_again(
         SubscriptionError("Mesos ended the subscription: Framework failed over"),
     ]
 
+    async def fail() -> None:
+        raise failures.pop(0)
+
     async def term() -> None:
         terms.append("term")
-        if failures:
-            raise failures.pop(0)
+        if failures:  # from inside nurseries, as the scheduler's tasks raise them
+            async with trio.open_nursery() as outer, trio.open_nursery() as inner:
+                inner.start_soon(fail)
+                outer.start_soon(trio.sleep_forever)
         await trio.sleep_forever()
 
     with trio.fail_after(10):
@@ -66,6 +71,10 @@ async def test_a_lost_leadership_steps_down_and_leads_again(
 
 async def test_another_refusal_from_mesos_still_ends_the_process() -> None:
     async def term() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(removed)
+
+    async def removed() -> None:
         raise SubscriptionError("Mesos ended the subscription: Framework has been removed")
 
     with pytest.raises(ExceptionGroup) as raised:
