@@ -180,9 +180,7 @@ def create_app(node: Node, clock: Callable[[], float] = time.time) -> Starlette:
             return not_found(name)
         if node.scheduler is not None:
             await node.scheduler.kill_job_tasks(name)
-        await book.change(
-            lambda b: ({name: None}, [r.id for r in b.runs.values() if r.job == name])
-        )
+        await book.change(lambda b: b.deleted(name))
         log.info("job %s deleted", name)
         return Response(status_code=204)
 

@@ -305,6 +305,42 @@ class Book:
             )
         return jobs, gone
 
+    def deleted(self, name: str) -> tuple[dict[str, JobRecord | None], list[Run | str]]:
+        """Delete a job and its runs; its dependents keep running, rewired as Chronos does.
+
+        A deleted dependent job's parents take its place among its children's parents. A
+        deleted scheduled job's children that had no other parent take over its schedule
+        (and where it stands), as Chronos turns them into scheduled jobs; a child with
+        other parents only loses the edge (Chronos would drop those parents too).
+        """
+        record = self.jobs.get(name)
+        if record is None:
+            return {}, []
+        changes: dict[str, JobRecord | None] = {name: None}
+        for child in self.children_of(name):
+            assert child.job.parents is not None
+            rest = tuple(p for p in child.job.parents if p != name)
+            satisfied = child.satisfied - {name}
+            if record.job.parents is not None:
+                parents = tuple(dict.fromkeys((*rest, *record.job.parents)))
+                job = attrs.evolve(child.job, parents=parents)
+                changes[job.name] = attrs.evolve(child, job=job, satisfied=satisfied)
+                log.info("job %s: now runs after %s (%s deleted)", job.name, parents, name)
+            elif rest:
+                job = attrs.evolve(child.job, parents=rest)
+                changes[job.name] = attrs.evolve(child, job=job, satisfied=satisfied)
+                log.info("job %s: now runs after %s (%s deleted)", job.name, rest, name)
+            else:
+                job = attrs.evolve(
+                    child.job, parents=None, schedule=record.job.schedule,
+                    schedule_time_zone=record.job.schedule_time_zone,
+                )  # fmt: skip
+                changes[job.name] = attrs.evolve(
+                    child, job=job, cursor=record.cursor, satisfied=frozenset()
+                )
+                log.info("job %s: takes over the schedule of %s (deleted)", job.name, name)
+        return changes, [r.id for r in self.runs.values() if r.job == name]
+
     def succeeded(self, run: Run, now: float) -> tuple[dict[str, JobRecord], list[Run | str]]:
         """Count a success; start the dependents whose parents have all succeeded."""
         jobs: dict[str, JobRecord] = {}
