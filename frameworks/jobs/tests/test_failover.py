@@ -205,6 +205,18 @@ async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
         assert leader.process.returncode is None, leader.log.read_text()[-3000:]
         job = await get_job(leader.url, "tick")  # still served, by the new leader
         assert job["successCount"] == tick_done["successCount"]
+        # And it can lead again: the new leader dies, the old one takes over once more.
+        standby.kill()
+        own_id = leader.url.removeprefix("http://")
+        async with httpx.AsyncClient(timeout=5) as client:
+            with trio.fail_after(3 + 10):
+                while (await client.get(f"{leader.url}/v1/scheduler/leader")).json()[
+                    "leader"
+                ] != own_id:
+                    await trio.sleep(0.1)
+        again = await wait_job(leader.url, "tick", lambda j: True, timeout=15)
+        assert again["successCount"] == tick_done["successCount"]
+        assert (len(frameworks(cluster)), frameworks(cluster)[0]["id"]) == (1, before["id"])
 
 
 async def stepped_down(old: Instance, new: Instance) -> None:
