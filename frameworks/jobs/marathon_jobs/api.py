@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds a request to a new leader waits for it to have read its state.
 LOADING_WAIT = 10.0
-#: Request headers not forwarded to the leader.
+#: Headers not relayed between a caller and the leader.
 _HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+#: Request headers the standby does not forward either: it refused cross-site writes
+#: itself, and the leader would read the caller's ``Origin`` against its own host.
+#: ``Authorization`` goes along: the leader checks the credentials again.
+_NOT_FORWARDED = _HOP | {"origin"}
 
 
 @attrs.define
@@ -92,7 +96,7 @@ async def forward(node: Node, request: Request, leader: str, us: str) -> Respons
     url = f"http://{leader}{request.url.path}"
     if request.url.query:
         url += f"?{request.url.query}"
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
     headers["X-Forwarded-By"] = us
     try:
         answer = await node.proxy.request(
@@ -176,9 +180,7 @@ def create_app(node: Node, clock: Callable[[], float] = time.time) -> Starlette:
             return not_found(name)
         if node.scheduler is not None:
             await node.scheduler.kill_job_tasks(name)
-        await book.change(
-            lambda b: ({name: None}, [r.id for r in b.runs.values() if r.job == name])
-        )
+        await book.change(lambda b: b.deleted(name))
         log.info("job %s deleted", name)
         return Response(status_code=204)
 

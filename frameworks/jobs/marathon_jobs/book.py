@@ -38,6 +38,10 @@ MISSED_ONE_BY_ONE = 1000
 FRAMEWORK_ID_KEY = "framework-id"
 
 
+def _pairs(value: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value)
+
+
 @attrs.frozen
 class Run:
     """One run of a job, from its slot until its outcome is counted."""
@@ -55,6 +59,10 @@ class Run:
     task_id: str | None = None
     agent_id: str | None = None
     cause: str = "schedule"
+    #: The agent's hostname, fault domain and attributes (``tasks.agent_fields``), stored
+    #: with the launch: constraints on any field count the run where it is, also for a
+    #: successor that has no offer from that agent yet.
+    agent_fields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -146,6 +154,14 @@ class Book:
             else Put(FRAMEWORK_ID_KEY, framework_id.encode(), entry.version)
         )
         await self.storage.commit([*self._fence(), op])
+
+    async def confirm_leading(self) -> None:
+        """Raise :class:`FencedWriteError` unless this process still leads, asked of the
+        store itself (a fenced commit of nothing else): a leader that slept through its
+        session must not subscribe, or it would take the framework from its successor."""
+        fence = self._fence()
+        if fence:
+            await self.storage.commit(fence)
 
     def by_task(self, task_id: str) -> Run | None:
         run_id = self._by_task.get(task_id)
@@ -289,6 +305,42 @@ class Book:
             )
         return jobs, gone
 
+    def deleted(self, name: str) -> tuple[dict[str, JobRecord | None], list[Run | str]]:
+        """Delete a job and its runs; its dependents keep running, rewired as Chronos does.
+
+        A deleted dependent job's parents take its place among its children's parents. A
+        deleted scheduled job's children that had no other parent take over its schedule
+        (and where it stands), as Chronos turns them into scheduled jobs; a child with
+        other parents only loses the edge (Chronos would drop those parents too).
+        """
+        record = self.jobs.get(name)
+        if record is None:
+            return {}, []
+        changes: dict[str, JobRecord | None] = {name: None}
+        for child in self.children_of(name):
+            assert child.job.parents is not None
+            rest = tuple(p for p in child.job.parents if p != name)
+            satisfied = child.satisfied - {name}
+            if record.job.parents is not None:
+                parents = tuple(dict.fromkeys((*rest, *record.job.parents)))
+                job = attrs.evolve(child.job, parents=parents)
+                changes[job.name] = attrs.evolve(child, job=job, satisfied=satisfied)
+                log.info("job %s: now runs after %s (%s deleted)", job.name, parents, name)
+            elif rest:
+                job = attrs.evolve(child.job, parents=rest)
+                changes[job.name] = attrs.evolve(child, job=job, satisfied=satisfied)
+                log.info("job %s: now runs after %s (%s deleted)", job.name, rest, name)
+            else:
+                job = attrs.evolve(
+                    child.job, parents=None, schedule=record.job.schedule,
+                    schedule_time_zone=record.job.schedule_time_zone,
+                )  # fmt: skip
+                changes[job.name] = attrs.evolve(
+                    child, job=job, cursor=record.cursor, satisfied=frozenset()
+                )
+                log.info("job %s: takes over the schedule of %s (deleted)", job.name, name)
+        return changes, [r.id for r in self.runs.values() if r.job == name]
+
     def succeeded(self, run: Run, now: float) -> tuple[dict[str, JobRecord], list[Run | str]]:
         """Count a success; start the dependents whose parents have all succeeded."""
         jobs: dict[str, JobRecord] = {}
@@ -339,7 +391,7 @@ class Book:
             log.info("job %s: attempt %d failed (%s); retrying", run.job, run.attempt, why)
             again = attrs.evolve(
                 run, attempt=run.attempt + 1, state="waiting", task_id=None, agent_id=None,
-                deadline=None,
+                agent_fields=(), deadline=None,
             )  # fmt: skip
             return {}, [again]
         log.warning("job %s: run due %s failed (%s)", run.job, iso(_utc(run.due)), why)

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import trio
 
+from marathon_core.contracts.placement import OfferView
 from marathon_core.framework import (
     CallError,
     Disconnected,
@@ -40,7 +41,16 @@ from marathon_core.framework import (
     calls,
 )
 from marathon_jobs.book import Book, Run, task_id_of
-from marathon_jobs.tasks import Placement, Resources, fits, task_info
+from marathon_jobs.tasks import (
+    Placement,
+    Resources,
+    agent_fields,
+    agent_view,
+    fits,
+    placed_of,
+    stored_view,
+    task_info,
+)
 
 __all__ = ["JobScheduler", "SchedulerSettings"]
 
@@ -90,10 +100,16 @@ class JobScheduler:
         self.settings = settings
         self.placement = placement
         self.clock = clock
+
+        async def find_leading_master() -> str:
+            await book.confirm_leading()
+            master: str = await find_master()
+            return master
+
         send, self._events = trio.open_memory_channel[MesosEvent](1000)
         self.client = MesosClient(
             settings.master,
-            find_master=find_master,
+            find_master=find_leading_master,
             framework_info=self._framework_info,
             load_framework_id=book.framework_id,
             store_framework_id=book.store_framework_id,
@@ -101,6 +117,8 @@ class JobScheduler:
             heartbeat_interval=settings.heartbeat_interval,
         )
         self._offers: dict[str, Offer] = {}
+        #: What offers told of each agent (for runs stored without their agent's fields).
+        self._agents: dict[str, tuple[tuple[str, str], ...]] = {}
         self._suppressed = False
         #: Runs launched (ACCEPT sent) in this term; the rest of ``launching`` wait for
         #: reconciliation before anything else happens to them.
@@ -256,7 +274,7 @@ class JobScheduler:
         elif state in NEVER_LAUNCHED and run.state == "launching":
             # Never ran: start it again, within the run's deadline.
             log.info("job %s: task %s was not launched (%s)", run.job, run.task_id, why)
-            again = attrs.evolve(run, state="waiting", task_id=None, agent_id=None)
+            again = attrs.evolve(run, state="waiting", task_id=None, agent_id=None, agent_fields=())
             await self.book.store_runs([again])
         elif state in OUTCOME_UNKNOWN or run.state == "killing":
             await self.book.change(lambda book: book.failed(run, now, retry=False, why=why))
@@ -267,29 +285,42 @@ class JobScheduler:
 
     async def _use_offers(self) -> None:
         offers, self._offers = list(self._offers.values()), {}
+        for offer in offers:
+            self._agents[offer.agent_id] = agent_fields(agent_view(offer))
         waiting = sorted(
             (r for r in self.book.runs.values() if r.state == "waiting"), key=lambda r: r.due
         )
-        placed: dict[str, dict[str, list[str | None]]] = {}
-        for run in self.book.runs.values():
-            if run.agent_id is not None:
-                placed.setdefault(run.job, {}).setdefault("@agent", []).append(run.agent_id)
+        # Per job, the agents its runs occupy (earliest first) and its runs under way:
+        # what its constraints count, as Marathon counts an app's instances.
+        placed: dict[str, list[OfferView]] = {}
+        under_way: dict[str, int] = {}
+        for run in sorted(self.book.runs.values(), key=lambda r: r.due):
+            under_way[run.job] = under_way.get(run.job, 0) + 1
+            view = self._agent_of(run)
+            if view is not None:
+                placed.setdefault(run.job, []).append(view)
         for offer in offers:
             free = Resources.of(offer, self.settings.role)
+            here = agent_view(offer)
             chosen: list[Run] = []
             for run in list(waiting):
                 record = self.book.jobs.get(run.job)
                 if record is None:
                     waiting.remove(run)
                     continue
-                hosts = self._placed_values(run.job, offer, placed)
-                if not fits(record.job, offer, self.placement, hosts) or not free.take(record.job):
+                spots = placed_of(record.job, placed.get(run.job, []), under_way[run.job])
+                if not fits(record.job, offer, self.placement, spots) or not free.take(record.job):
                     continue
                 waiting.remove(run)
-                launching = attrs.evolve(run, state="launching", agent_id=offer.agent_id)
+                launching = attrs.evolve(
+                    run,
+                    state="launching",
+                    agent_id=offer.agent_id,
+                    agent_fields=self._agents[offer.agent_id],
+                )
                 launching = attrs.evolve(launching, task_id=task_id_of(launching))
                 chosen.append(launching)
-                placed.setdefault(run.job, {}).setdefault("@agent", []).append(offer.agent_id)
+                placed.setdefault(run.job, []).append(here)
             if not chosen:
                 await self._call(calls.decline([offer.id], refuse_seconds=5.0))
                 continue
@@ -308,19 +339,13 @@ class JobScheduler:
             await self._call(calls.suppress([self.settings.role]))
             self._suppressed = True
 
-    def _placed_values(
-        self, job: str, offer: Offer, placed: dict[str, dict[str, list[str | None]]]
-    ) -> dict[str, list[str | None]]:
-        """For the job's constraints: the field values of the agents its runs occupy."""
-        record = self.book.jobs[job]
-        agents = placed.get(job, {}).get("@agent", [])
-        values: dict[str, list[str | None]] = {}
-        for constraint in record.job.constraints:
-            field = constraint[0]
-            if field in ("hostname", "@hostname"):
-                # An agent's hostname is known only from its offers: this offer's agent.
-                values[field] = [offer.hostname for a in agents if a == offer.agent_id]
-        return values
+    def _agent_of(self, run: Run) -> OfferView | None:
+        """The agent a run occupies, from what the run stored or, for a run stored without
+        it, from this term's offers; None while unknown (or not placed)."""
+        if run.agent_id is None:
+            return None
+        fields = run.agent_fields or self._agents.get(run.agent_id)
+        return stored_view(run.agent_id, fields) if fields else None
 
     async def _call(self, call: dict[str, Any]) -> bool:
         try:

@@ -27,7 +27,20 @@ from marathon_core.model.validation import ValidationContext
 from marathon_jobs.book import Run
 from marathon_jobs.model import BadJob, Job, iso
 
-__all__ = ["Placement", "Resources", "fits", "task_info"]
+__all__ = [
+    "Placement",
+    "Resources",
+    "agent_fields",
+    "agent_view",
+    "fits",
+    "placed_of",
+    "stored_view",
+    "task_info",
+]
+
+#: The keys :func:`agent_fields` stores the agent's hostname and fault domain under
+#: (constraint field names, so no Mesos attribute can take their place).
+HOSTNAME, REGION, ZONE = "hostname", "@region", "@zone"
 
 
 @attrs.frozen
@@ -114,25 +127,54 @@ class Resources:
         return True
 
 
-def fits(
-    job: Job, offer: Offer, placement: Placement, placed: Mapping[str, Sequence[str | None]]
-) -> bool:
-    """Whether every constraint of ``job`` accepts the offer's agent.
-
-    ``placed`` maps a constraint field to its value on the agents the job's runs occupy
-    (UNIQUE hostname: one run per agent at a time).
-    """
-    view = OfferView(
+def agent_view(offer: Offer) -> OfferView:
+    """The offer's agent as constraint operators see it."""
+    return OfferView(
         hostname=offer.hostname, agent_id=offer.agent_id, attributes=offer.attributes,
         region=offer.region, zone=offer.zone,
     )  # fmt: skip
+
+
+def agent_fields(view: OfferView) -> tuple[tuple[str, str], ...]:
+    """What a run stores of its agent, so the job's constraints (and a successor) can
+    count it on any field without an offer from that agent: hostname, fault domain and
+    attributes."""
+    domain = [(field, value) for field, value in ((REGION, view.region), (ZONE, view.zone))]
+    known = [(field, value) for field, value in domain if value is not None]
+    return ((HOSTNAME, view.hostname), *sorted(view.attributes.items()), *known)
+
+
+def stored_view(agent_id: str, fields: Sequence[tuple[str, str]]) -> OfferView:
+    """The view :func:`agent_fields` stored."""
+    known = dict(fields)
+    return OfferView(
+        hostname=known.pop(HOSTNAME, ""), agent_id=agent_id,
+        region=known.pop(REGION, None), zone=known.pop(ZONE, None), attributes=known,
+    )  # fmt: skip
+
+
+def placed_of(job: Job, views: Sequence[OfferView], runs: int) -> dict[str, Placed]:
+    """Per constraint field, where the job's runs are (``views``: their agents, earliest
+    first), as Marathon counts an app's instances; ``runs`` (the job's runs under way,
+    placed or waiting) stands for the app's instance count that GROUP_BY spreads."""
+    fields = {constraint[0] for constraint in job.constraints}
+    return {
+        field: Placed.of((view.attribute(field) for view in views), instances=max(runs, 1))
+        for field in fields
+    }
+
+
+def fits(job: Job, offer: Offer, placement: Placement, placed: Mapping[str, Placed]) -> bool:
+    """Whether every constraint of ``job`` accepts the offer's agent, given where the
+    job's runs already are (``placed``, from :func:`placed_of`)."""
+    view = agent_view(offer)
     for constraint in job.constraints:
         field, operator = constraint[0], constraint[1].upper()
         value = constraint[2] if len(constraint) > 2 else None
         implementation = placement.operators.get(operator)
         if implementation is None:
             return False
-        already = Placed.of(placed.get(field, ()), instances=1)
+        already = placed.get(field) or Placed.empty(instances=1)
         if not implementation.filter(view, field, value, already).ok:
             return False
     return True

@@ -123,3 +123,32 @@ async def test_replacing_a_job_keeps_its_counts_and_slot(api: httpx.AsyncClient)
     await api.post("/v1/scheduler/iso8601", json={**SCHEDULED, "command": "echo bye"})
     (job,) = (await api.get("/v1/scheduler/jobs")).json()
     assert job["command"] == "echo bye" and job["schedule"].startswith("R/2026-03-02T00:00")
+
+
+async def test_deleting_a_parent_rewires_its_dependents_as_chronos_does(
+    api: httpx.AsyncClient,
+) -> None:
+    """A deleted dependent job's parents take its place; a deleted scheduled job's only
+    child takes over its schedule; a child with other parents loses just the edge."""
+    await api.post("/v1/scheduler/iso8601", json=SCHEDULED)
+    other = {**SCHEDULED, "name": "hourly", "schedule": "R/2026-03-02T00:00:00Z/PT1H"}
+    await api.post("/v1/scheduler/iso8601", json=other)
+    for name, parents in (("load", ["nightly"]), ("report", ["load"]),
+                          ("audit", ["nightly", "hourly"])):  # fmt: skip
+        job = {"name": name, "command": "true", "parents": parents}
+        assert (await api.post("/v1/scheduler/dependency", json=job)).status_code == 204
+
+    async def jobs() -> dict[str, dict[str, object]]:
+        return {j["name"]: j for j in (await api.get("/v1/scheduler/jobs")).json()}
+
+    assert (await api.delete("/v1/scheduler/job/load")).status_code == 204
+    assert (await jobs())["report"]["parents"] == ["nightly"]
+    assert (await api.delete("/v1/scheduler/job/nightly")).status_code == 204
+    after = await jobs()
+    assert set(after) == {"hourly", "report", "audit"}
+    assert after["audit"]["parents"] == ["hourly"]
+    report = after["report"]
+    assert "parents" not in report
+    assert report["schedule"] == "R/2026-03-02T00:00:00.000Z/P1D"
+    csv = (await api.get("/v1/scheduler/graph/csv")).text
+    assert csv.splitlines()[-1] == "link,hourly,audit" and csv.count("link,") == 1

@@ -185,6 +185,7 @@ async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
     print(f"the standby leads {trio.current_time() - killed:.1f} s after the {fault}")
     if fault == "pause":
         os.killpg(leader.process.pid, signal.SIGCONT)
+        await stepped_down(leader, standby)
     tick_done = await wait_job(
         standby.url, "tick",
         lambda j: j["successCount"] + j["missedCount"] + j["errorCount"] == 12, timeout=90,
@@ -200,3 +201,43 @@ async def test_the_standby_takes_over_and_every_slot_is_accounted_for(
     assert long_done["errorCount"] == 0
     (after,) = frameworks(cluster)
     assert after["id"] == before["id"] and after["active"]
+    if fault == "pause":
+        assert leader.process.returncode is None, leader.log.read_text()[-3000:]
+        job = await get_job(leader.url, "tick")  # still served, by the new leader
+        assert job["successCount"] == tick_done["successCount"]
+        # And it can lead again: the new leader dies, the old one takes over once more.
+        standby.kill()
+        own_id = leader.url.removeprefix("http://")
+        async with httpx.AsyncClient(timeout=5) as client:
+            with trio.fail_after(3 + 10):
+                while (await client.get(f"{leader.url}/v1/scheduler/leader")).json()[
+                    "leader"
+                ] != own_id:
+                    await trio.sleep(0.1)
+        again = await wait_job(leader.url, "tick", lambda j: True, timeout=15)
+        assert again["successCount"] == tick_done["successCount"]
+        assert (len(frameworks(cluster)), frameworks(cluster)[0]["id"]) == (1, before["id"])
+
+
+async def stepped_down(old: Instance, new: Instance) -> None:
+    """The old leader, woken up, steps down cleanly: it stays up, says why, names the new
+    leader and proxies the API to it."""
+    assert old.process is not None
+    new_id = new.url.removeprefix("http://")
+    async with httpx.AsyncClient(timeout=10) as client:
+        with trio.fail_after(20):
+            while True:
+                assert old.process.returncode is None, old.log.read_text()[-3000:]
+                try:
+                    answer = await client.get(f"{old.url}/v1/scheduler/leader")
+                    if answer.json()["leader"] == new_id:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await trio.sleep(0.2)
+        answer = await client.get(f"{old.url}/v1/scheduler/jobs")
+        assert answer.status_code == 200, answer.text
+        assert {j["name"] for j in answer.json()} == {"tick", "long"}
+    text = old.log.read_text()
+    assert "stops leading" in text or "leadership ends" in text, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]

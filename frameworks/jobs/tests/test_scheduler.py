@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -138,3 +140,31 @@ async def test_a_task_of_no_run_is_killed(scheduler: JobScheduler) -> None:
     await scheduler._handle_batch([update("ct:1:0:gone:", "TASK_RUNNING")])
     client: Any = scheduler.client
     assert [c["kill"]["task_id"]["value"] for c in client.of("KILL")] == ["ct:1:0:gone:"]
+
+
+async def test_attribute_constraints_count_the_job_s_runs_on_every_agent(
+    scheduler: JobScheduler,
+) -> None:
+    """``rack:MAX_PER:1``: a run on another agent of rack r1 keeps the job off rack r1,
+    from the run's stored agent fields (no offer from that agent this term)."""
+    job = parse_job(
+        {"name": "r", "command": "true", "schedule": "R/2026-03-01T12:00:00Z/PT1M",
+         "constraints": [["rack", "MAX_PER", "1"]]},
+        dependent=False, now=datetime.fromtimestamp(T0, UTC),
+    )  # fmt: skip
+    await scheduler.book.change(lambda b: ({"r": JobRecord(job)}, []))
+    running = Run("r@0", "r", T0 - 60, None, state="running", task_id="t0", agent_id="S2",
+                  agent_fields=(("hostname", "h2"), ("rack", "r1")))  # fmt: skip
+    await scheduler.book.store_runs([running, Run("r@1", "r", T0, T0 + 60)])
+    same_rack = attrs.evolve(offer("o1", "S1", "h1"), attributes={"rack": "r1"})
+    await scheduler._handle_batch([Offers((same_rack,))])
+    client: Any = scheduler.client
+    assert client.of("ACCEPT") == [] and len(client.of("DECLINE")) == 1
+    other_rack = attrs.evolve(offer("o2", "S3", "h3"), attributes={"rack": "r2"})
+    await scheduler._handle_batch([Offers((other_rack,))])
+    assert len(client.of("ACCEPT")) == 1
+    launched = scheduler.book.runs["r@1"]
+    assert launched.agent_id == "S3"
+    assert dict(launched.agent_fields) == {"hostname": "h3", "rack": "r2"}
+    stored = await scheduler.book.storage.get_children("runs")
+    assert launched in [Run.from_json(json.loads(e.value)) for e in stored.values()]
