@@ -5,6 +5,8 @@ its apps replaced by ``(app id, version)`` references; the app repository holds
 those versions.  Why: 50 kept root versions that each embedded 10k apps would
 be 50 copies of every app; with references a root version costs a few bytes
 per app, and loading the root is one read plus one bulk read of the apps.
+Its ``current`` key names the current version instead of holding a second copy,
+so a group change writes the root record once.
 The store also holds the decoded roots it wrote or read (``state/roots.py``), so a
 deployment reads no root back, and a root it does read decodes only the app
 versions it lacks.
@@ -274,6 +276,7 @@ class StateStore:
             version_of=lambda r: r.version,
             parse_version=Timestamp.parse,
             max_versions=max_versions,
+            current_by_name=True,
             commit=self.commit,
             lock=self._lock,
         )
@@ -374,24 +377,23 @@ class StateStore:
         has decoded, and held from then on.
         """
         root_id = PathId.root()
+        current = version is None
         if version is None:
-            record = await self.groups.get(root_id)
-            if record is None:
+            version = await self.groups.current_version(root_id)
+            if version is None:
                 return None
-            version = record.version
-        else:
-            if version not in await self.root_group_versions():
-                self._known.forget(version)  # pruned, maybe by another leader
-                return None
-            record = None
+        elif version not in await self.root_group_versions():
+            self._known.forget(version)  # pruned, maybe by another leader
+            return None
         async with self._hydrating:  # a second reader of the same root waits for the first
             known = self._known.get(version)
             if known is not None:
                 return known
+            record = await self.groups.get_version(root_id, version)
+            if record is None and current:  # pruned since: read the newest instead
+                record = await self.groups.get(root_id)
             if record is None:
-                record = await self.groups.get_version(root_id, version)
-                if record is None:
-                    return None
+                return None
             root = await self._hydrate_record(record)
             self._known.remember(root)
             return root
