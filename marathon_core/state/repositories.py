@@ -443,11 +443,15 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
         app_of_id: Callable[[K], V],
         parse_app: Callable[[str], V],
         category: str = "instances",
+        sharing: Callable[[], Callable[[T], T]] | None = None,
         commit: Commit | None = None,
         lock: trio.Lock | None = None,
     ) -> None:
         super().__init__(storage, commit, lock)
         self.codec = codec
+        #: Per bulk read, a function that makes the instances decoded share repeated
+        #: values (``state/sharing.py``).
+        self.sharing = sharing
         self.id_of = id_of
         self.app_of = app_of
         self.app_of_id = app_of_id
@@ -484,8 +488,16 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
                 return self.codec.loads(raw)
         return None
 
+    def _decoder(self) -> Callable[[Entry], list[T]]:
+        """Decodes one stored value; the values it decodes share (see ``sharing``)."""
+        if self.sharing is None:
+            return self._decode
+        share = self.sharing()
+        return lambda entry: [share(i) for i in self._decode(entry)]
+
     async def by_app(self, app: V) -> list[T]:
-        return [i for entry in await self._buckets_of(app) for i in self._decode(entry)]
+        decode = self._decoder()
+        return [i for entry in await self._buckets_of(app) for i in decode(entry)]
 
     async def app_ids(self) -> list[V]:
         """Apps that have at least one stored instance."""
@@ -497,7 +509,7 @@ class InstanceRepository(_Repository, Generic[T, K, V]):
     async def all(self) -> list[T]:
         """Every instance, in one bulk read (the leader's start-up path)."""
         found = await self.storage.get_children(self.category)
-        batches = await decode_all(self._decode, (e for _, e in sorted(found.items())))
+        batches = await decode_all(self._decoder(), (e for _, e in sorted(found.items())))
         return [instance for batch in batches for instance in batch]
 
     async def plan_changes(self, put: Iterable[T] = (), delete: Iterable[K] = ()) -> list[Op]:

@@ -45,6 +45,7 @@ from marathon_core.state.repositories import (
     transact,
 )
 from marathon_core.state.roots import AppKey, KnownRoots
+from marathon_core.state.sharing import Sharing
 from marathon_core.state.storage import Op, Storage
 
 __all__ = ["ModelCodec", "RootRecord", "StateSnapshot", "StateStore"]
@@ -287,6 +288,7 @@ class StateStore:
             app_of=lambda i: i.instance_id.run_spec_id,
             app_of_id=lambda i: i.run_spec_id,
             parse_app=PathId.parse,
+            sharing=lambda: Sharing().instance,
             commit=self.commit,
             lock=self._lock,
         )
