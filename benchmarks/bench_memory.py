@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +99,31 @@ def deep_size(root: Any) -> int:
     return total
 
 
-def stored_records(db: Path) -> tuple[int, int]:
-    """(bytes of the stored instance values, number of values)."""
+def running_of(http: httpx.Client, api: str) -> int:
+    """Tasks running in all apps, as the API reports them (0 until it answers)."""
+    try:
+        response = http.get(f"{api}/v2/apps")
+    except httpx.HTTPError:
+        return 0
+    if response.status_code != 200:
+        return 0
+    return sum(app["tasksRunning"] for app in response.json()["apps"])
+
+
+def stored_records(db: Path) -> tuple[int, int, int]:
+    """(bytes of the instance values, bytes they take compressed on disk, number of values).
+
+    The records' own size is what they hold uncompressed: SQLite packs large values
+    (``state/sqlite.py``), which would flatter the ratio of RSS to them.
+    """
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        size, count = conn.execute(
-            "SELECT sum(length(value)), count(*) FROM kv WHERE key LIKE 'instances/%'"
-        ).fetchone()
-    return int(size or 0), int(count)
+        rows = conn.execute("SELECT value, packing FROM kv WHERE key LIKE 'instances/%'")
+        size = packed = count = 0
+        for value, packing in rows:
+            size += len(zlib.decompress(value)) if packing else len(value)
+            packed += len(value)
+            count += 1
+    return size, packed, count
 
 
 async def decoded_instances(db: Path) -> list[Any]:
@@ -165,8 +184,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(args.rest)
                 full = status_kb(pid)
                 running = sum(a["running"] for a in apps)
+            # A new leader: the same state, every instance decoded from storage.
+            with (
+                process(argv, listening, tmp / "marathon-restarted.log") as (pid, api),
+                httpx.Client(timeout=60) as http,
+            ):
+                t0 = time.perf_counter()
+                while running_of(http, api) < running:
+                    if time.perf_counter() - t0 > args.timeout:
+                        raise RuntimeError("the restarted marathon did not load every instance")
+                    time.sleep(1)
+                reload_seconds = time.perf_counter() - t0
+                time.sleep(args.rest)
+                reloaded = status_kb(pid)
         db = next(state.glob("*.sqlite3"))
-        stored, values = stored_records(db)
+        stored, on_disk, values = stored_records(db)
         instances = trio.run(decoded_instances, db)
         decoded = deep_size(instances)
     rss = full["VmRSS"] * 1024
@@ -180,8 +212,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_idle_mb": round(idle["VmRSS"] / 1024, 1),
         "rss_mb": round(rss / 2**20, 1),
         "peak_rss_mb": round(full["VmHWM"] / 1024, 1),
+        "restarted_rss_mb": round(reloaded["VmRSS"] / 1024, 1),
+        "restarted_peak_rss_mb": round(reloaded["VmHWM"] / 1024, 1),
+        "restarted_load_seconds": round(reload_seconds, 1),
+        "restarted_rss_over_stored": round(reloaded["VmRSS"] * 1024 / stored, 2),
         "rss_per_instance_bytes": round(rss / max(running, 1)),
         "stored_records_mb": round(stored / 2**20, 1),
+        "stored_on_disk_mb": round(on_disk / 2**20, 1),
         "stored_values": values,
         "decoded_objects_mb": round(decoded / 2**20, 1),
         "rss_over_stored": round(rss / stored, 2),

@@ -118,8 +118,13 @@ def _version(obj: Any) -> Timestamp:
     return v
 
 
+#: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call
+#: (a third of the cost of one app reference).
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _compact_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _COMPACT(value).encode()
 
 
 @attrs.frozen
@@ -398,7 +403,22 @@ class StateStore:
                 return None
             root = await self._hydrate_record(record)
             self._known.remember(root)
+            if current:
+                await self._prime_strip_memo(root)
             return root
+
+    async def _prime_strip_memo(self, root: Group) -> None:
+        """Strip ``root`` (see :meth:`root_record`) in a worker thread.
+
+        Why: the first change after a load would otherwise strip every app of the
+        tree on the event loop (measured 50-180 ms at 10k apps); primed, it strips
+        only what changed. The tree is immutable and the memo private until set.
+        """
+        before = self._stripped
+        memo = _StripMemo({})
+        await trio.to_thread.run_sync(_strip, root, memo)
+        if self._stripped is before:  # no root was stored meanwhile
+            self._stripped = memo.used
 
     async def _hydrate_record(self, record: RootRecord) -> Group:
         """The root group ``record`` describes, with its apps: those a held root has are
