@@ -17,7 +17,12 @@ Reported per backend and size, each measured in this run:
 and the ratios 10,000 / 100 apps (goal: within 2x).
 
 Usage: python benchmarks/bench_deploy_scale.py [--sizes 100,1000,10000]
-       [--backends sqlite,zk] [--layout grouped|flat] [--rounds 20]
+       [--backends sqlite,zk] [--layout grouped|flat] [--rounds 20] [--store-only]
+
+``--store-only`` times just the storage step in-process on SQLite (the median of
+``store_root_and_deployment`` adding one app, 3x ``--rounds`` of them, and the first
+``root_record`` after a load, which runs on the event loop): steadier than the HTTP
+figures on a loaded machine.
 
 Measured 2026-12-03 on a 2-core machine shared with other jobs (load average 2-6
 during the runs, so single figures swing by 2x; compare within a run). Deploy
@@ -62,6 +67,7 @@ import httpx
 import trio
 
 from marathon_core.model.app import AppDefinition
+from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.repositories import transact
@@ -263,14 +269,61 @@ async def _seed_zk(url: str, size: int, layout: str) -> None:
     await seed(await ZkStorage.connect(url), size, layout)
 
 
+async def store_only(path: Path, size: int, layout: str, rounds: int) -> tuple[float, float]:
+    """(median ms of ``store_root_and_deployment`` of one more app, ms of the first
+    ``root_record`` after the load), in this process on SQLite as marathon opens it
+    (``synchronous=FULL``): the storage part of a deployment without the noise of HTTP
+    and of other processes."""
+    await _seed_sqlite(path, size, layout)
+    storage = await SqliteStorage.open(path)
+    try:
+        state = await StateStore.open(storage)
+        root = await state.root_group()
+        assert root is not None and root.version is not None
+        group = seed_group(0, layout)
+        times = []
+        first_record = 0.0
+        for n in range(rounds):
+            version = Timestamp(root.version.millis + 1)
+            app = AppDefinition(id=group.child(f"new{n}"), cmd="sleep 1", version=version)
+            target = attrs.evolve(root.update_app(app), version=version)
+            if n == 0:
+                started = time.perf_counter()
+                state.root_record(target)  # what the event loop pays for the first change
+                first_record = time.perf_counter() - started
+            started = time.perf_counter()
+            await state.store_root_and_deployment(
+                target, Deployment(id=f"d{n}", version=version), apps_changed=[app], apps_deleted=[]
+            )
+            times.append(time.perf_counter() - started)
+            root = target
+    finally:
+        await storage.aclose()
+    return statistics.median(times) * 1000, first_record * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--backends", default="sqlite,zk")
     parser.add_argument("--layout", choices=["grouped", "flat"], default="grouped")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--store-only", action="store_true", help="time the SQLite store step in-process"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.store_only:
+        with tempfile.TemporaryDirectory(prefix="bench-deploy-store-") as tmp:
+            for size in sizes:
+                path = Path(tmp) / f"{size}.sqlite3"
+                median, first = trio.run(store_only, path, size, args.layout, args.rounds * 3)
+                print(
+                    f"sqlite {size:6} apps ({args.layout}): store_root_and_deployment median "
+                    f"{median:.1f} ms | first root_record after load {first:.1f} ms",
+                    flush=True,
+                )
+        return
     backends = args.backends.split(",")
     results: dict[tuple[str, int], Figures] = {}
     with tempfile.TemporaryDirectory(prefix="bench-deploy-scale-") as tmp:
