@@ -42,12 +42,31 @@ after, flat (two runs; ``ping idle`` p99 2-10 ms):
   zk      25 / 37 / 67 (x2.67); 21 / 31 / 40 (x1.88)
           ping busy p99 61 / 23 / 51; 15 / 30 / 10
 
-What is left growing with the apps on SQLite: the root record (about 50 bytes per
-app: 490 KiB at 10k) is written twice per change (its version and ``current``) with
-``synchronous=FULL``, uncompressed (ZooKeeper compresses values over 64 KiB):
-``store_root_and_deployment`` alone takes 17.5 ms at 10k apps against 5.3 ms at
-100. In the flat layout a change also walks the changed group's 10k apps a few
-times (identity checks, a few ms).
+What was left growing with the apps on SQLite: the root record (about 50 bytes per
+app: 490 KiB at 10k) was written twice per change (its version and ``current``) with
+``synchronous=FULL``, uncompressed, and the first change after a load stripped every
+app of the tree on the event loop. Since then (storage format 3, SQLite schema 2) the
+root's ``current`` names its version (the record is written once), SQLite stores
+large values zlib-compressed (the 10k root: 31 KiB), still with ``synchronous=FULL``,
+and a loaded root is stripped in a worker thread. Measured 2026-12-03, same session,
+base (lead 9c6d1dc) and after alternating, load average 5-6 on 2 cores:
+
+``--store-only`` (median of 60 ``store_root_and_deployment``, ms, 100 / 1,000 / 10,000
+apps; then the first ``root_record`` after the load at 10,000, on the event loop)::
+
+    grouped  base   5.5 / 7.5 / 27.0  (x4.9);  6.0 / 4.6 / 30.5 (x5.1)   first  84 / 104 ms
+             after  3.3 / 3.4 /  9.1  (x2.8);  3.3 / 3.2 /  6.1 (x1.8)   first 0.7 / 0.9 ms
+    flat     base   6.9 / 7.2 / 31.7  (x4.6);  2.7 / 4.9 / 19.7 (x7.3)   first 133 / 142 ms
+             after  2.0 / 2.3 / 11.4  (x5.7);  2.0 / 3.2 / 11.8 (x5.9)   first 6.7 / 5.4 ms
+
+so the storage step at 10k apps is 3-5x (grouped) and 2-3x (flat) faster. The first
+change after a load of 10k apps (grouped, the process as users run it): ``/ping`` max
+during it 140 ms before, 24-38 ms after; the steps left above 12 ms were socket sends
+waiting for the GIL held by worker threads, not code on the loop. The HTTP figures
+above swung 3-5x between identical runs at this load (deploy median at 10k, two runs
+each: base 44 / 53 ms, after 50 / 12 ms), so they show no ratio worth quoting.
+In the flat layout a change still walks the changed group's 10k apps (identity
+checks and rebuilding its reference list, 2-3 ms): what keeps flat at x5.7.
 """
 
 from __future__ import annotations
