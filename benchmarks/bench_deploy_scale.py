@@ -299,11 +299,12 @@ async def store_only(path: Path, size: int, layout: str, rounds: int) -> tuple[f
         state = await StateStore.open(storage)
         root = await state.root_group()
         assert root is not None and root.version is not None
+        version = root.version
         group = seed_group(0, layout)
         times = []
         first_record = 0.0
         for n in range(rounds):
-            version = Timestamp(root.version.millis + 1)
+            version = Timestamp(version.millis + 1)
             app = AppDefinition(id=group.child(f"new{n}"), cmd="sleep 1", version=version)
             target = attrs.evolve(root.update_app(app), version=version)
             if n == 0:
