@@ -17,7 +17,12 @@ Reported per backend and size, each measured in this run:
 and the ratios 10,000 / 100 apps (goal: within 2x).
 
 Usage: python benchmarks/bench_deploy_scale.py [--sizes 100,1000,10000]
-       [--backends sqlite,zk] [--layout grouped|flat] [--rounds 20]
+       [--backends sqlite,zk] [--layout grouped|flat] [--rounds 20] [--store-only]
+
+``--store-only`` times just the storage step in-process on SQLite (the median of
+``store_root_and_deployment`` adding one app, 3x ``--rounds`` of them, and the first
+``root_record`` after a load, which runs on the event loop): steadier than the HTTP
+figures on a loaded machine.
 
 Measured 2026-12-03 on a 2-core machine shared with other jobs (load average 2-6
 during the runs, so single figures swing by 2x; compare within a run). Deploy
@@ -37,12 +42,31 @@ after, flat (two runs; ``ping idle`` p99 2-10 ms):
   zk      25 / 37 / 67 (x2.67); 21 / 31 / 40 (x1.88)
           ping busy p99 61 / 23 / 51; 15 / 30 / 10
 
-What is left growing with the apps on SQLite: the root record (about 50 bytes per
-app: 490 KiB at 10k) is written twice per change (its version and ``current``) with
-``synchronous=FULL``, uncompressed (ZooKeeper compresses values over 64 KiB):
-``store_root_and_deployment`` alone takes 17.5 ms at 10k apps against 5.3 ms at
-100. In the flat layout a change also walks the changed group's 10k apps a few
-times (identity checks, a few ms).
+What was left growing with the apps on SQLite: the root record (about 50 bytes per
+app: 490 KiB at 10k) was written twice per change (its version and ``current``) with
+``synchronous=FULL``, uncompressed, and the first change after a load stripped every
+app of the tree on the event loop. Since then (storage format 3, SQLite schema 2) the
+root's ``current`` names its version (the record is written once), SQLite stores
+large values zlib-compressed (the 10k root: 31 KiB), still with ``synchronous=FULL``,
+and a loaded root is stripped in a worker thread. Measured 2026-12-03, same session,
+base (lead 9c6d1dc) and after alternating, load average 5-6 on 2 cores:
+
+``--store-only`` (median of 60 ``store_root_and_deployment``, ms, 100 / 1,000 / 10,000
+apps; then the first ``root_record`` after the load at 10,000, on the event loop)::
+
+    grouped  base   5.5 / 7.5 / 27.0  (x4.9);  6.0 / 4.6 / 30.5 (x5.1)   first  84 / 104 ms
+             after  3.3 / 3.4 /  9.1  (x2.8);  3.3 / 3.2 /  6.1 (x1.8)   first 0.7 / 0.9 ms
+    flat     base   6.9 / 7.2 / 31.7  (x4.6);  2.7 / 4.9 / 19.7 (x7.3)   first 133 / 142 ms
+             after  2.0 / 2.3 / 11.4  (x5.7);  2.0 / 3.2 / 11.8 (x5.9)   first 6.7 / 5.4 ms
+
+so the storage step at 10k apps is 3-5x (grouped) and 2-3x (flat) faster. The first
+change after a load of 10k apps (grouped, the process as users run it): ``/ping`` max
+during it 140 ms before, 24-38 ms after; the steps left above 12 ms were socket sends
+waiting for the GIL held by worker threads, not code on the loop. The HTTP figures
+above swung 3-5x between identical runs at this load (deploy median at 10k, two runs
+each: base 44 / 53 ms, after 50 / 12 ms), so they show no ratio worth quoting.
+In the flat layout a change still walks the changed group's 10k apps (identity
+checks and rebuilding its reference list, 2-3 ms): what keeps flat at x5.7.
 """
 
 from __future__ import annotations
@@ -62,6 +86,7 @@ import httpx
 import trio
 
 from marathon_core.model.app import AppDefinition
+from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.state.repositories import transact
@@ -263,14 +288,62 @@ async def _seed_zk(url: str, size: int, layout: str) -> None:
     await seed(await ZkStorage.connect(url), size, layout)
 
 
+async def store_only(path: Path, size: int, layout: str, rounds: int) -> tuple[float, float]:
+    """(median ms of ``store_root_and_deployment`` of one more app, ms of the first
+    ``root_record`` after the load), in this process on SQLite as marathon opens it
+    (``synchronous=FULL``): the storage part of a deployment without the noise of HTTP
+    and of other processes."""
+    await _seed_sqlite(path, size, layout)
+    storage = await SqliteStorage.open(path)
+    try:
+        state = await StateStore.open(storage)
+        root = await state.root_group()
+        assert root is not None and root.version is not None
+        version = root.version
+        group = seed_group(0, layout)
+        times = []
+        first_record = 0.0
+        for n in range(rounds):
+            version = Timestamp(version.millis + 1)
+            app = AppDefinition(id=group.child(f"new{n}"), cmd="sleep 1", version=version)
+            target = attrs.evolve(root.update_app(app), version=version)
+            if n == 0:
+                started = time.perf_counter()
+                state.root_record(target)  # what the event loop pays for the first change
+                first_record = time.perf_counter() - started
+            started = time.perf_counter()
+            await state.store_root_and_deployment(
+                target, Deployment(id=f"d{n}", version=version), apps_changed=[app], apps_deleted=[]
+            )
+            times.append(time.perf_counter() - started)
+            root = target
+    finally:
+        await storage.aclose()
+    return statistics.median(times) * 1000, first_record * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--backends", default="sqlite,zk")
     parser.add_argument("--layout", choices=["grouped", "flat"], default="grouped")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--store-only", action="store_true", help="time the SQLite store step in-process"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.store_only:
+        with tempfile.TemporaryDirectory(prefix="bench-deploy-store-") as tmp:
+            for size in sizes:
+                path = Path(tmp) / f"{size}.sqlite3"
+                median, first = trio.run(store_only, path, size, args.layout, args.rounds * 3)
+                print(
+                    f"sqlite {size:6} apps ({args.layout}): store_root_and_deployment median "
+                    f"{median:.1f} ms | first root_record after load {first:.1f} ms",
+                    flush=True,
+                )
+        return
     backends = args.backends.split(",")
     results: dict[tuple[str, int], Figures] = {}
     with tempfile.TemporaryDirectory(prefix="bench-deploy-scale-") as tmp:

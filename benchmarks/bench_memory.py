@@ -13,29 +13,42 @@ runs. Reported:
   and the deep ``sys.getsizeof`` of the ``Instance`` objects decoded from them in
   this process (every object reached counted once; shared enum members included);
 * RSS per instance and RSS over each size (whole RSS, and RSS minus the idle RSS);
-* how long each app took to run, and the machine's load by others.
+* how long each app took to run, and the machine's load by others;
+* then the same state loaded by a new marathon process (a new leader: every instance
+  decoded from storage): its RSS once every instance is reported running, and how
+  long that took.
+
+The stored records are counted uncompressed (what they hold; SQLite keeps large
+values zlib-compressed, ``stored_on_disk_mb``).
 
 Run: ``.venv/bin/python benchmarks/bench_memory.py [--apps 10 --instances 10000]``.
 Not a test.
 
-Figures (2 cores shared with other sessions, 0.5 other cores busy on average; marathon
-at c4316d4; 10 apps of 10,000, 100,000 instances RUNNING after 230 s, the apps taking
-14-44 s each, slower as more ran)::
+Figures (2 cores shared with other sessions, about one other core busy on average;
+10 apps of 10,000, 100,000 instances RUNNING; base = lead 9c6d1dc, after = this
+branch, run one after the other in one session)::
 
-    marathon RSS idle (subscribed, no apps)          59 MB
-    RSS after each 10,000 more                       156, 229, 296, 361, 432, 493,
-                                                     548, 610, 679, 743 MB
-    RSS with 100,000 running (5 s later)            726 MB   peak 740 MB   7.6 kB/instance
-    stored instance records (400 bucket values)      66 MB   0.7 kB/instance
-    decoded Instance objects, deep getsizeof        210 MB   2.2 kB/instance
-    RSS / stored records                           11.0x     (less idle RSS: 10.1x)
-    RSS / decoded objects                           3.5x     (less idle RSS: 3.2x)
+                                                     base        after
+    marathon RSS idle (subscribed, no apps)          60 MB       60 MB
+    RSS with 100,000 running (5 s later)            733 MB      753 MB
+    RSS / stored records (launched live)           11.1x       11.4x
+    RSS of a new leader that loaded them            666 MB      426 MB   (0.64x)
+    RSS / stored records (new leader)              10.0x        6.4x
+    new leader: start to all reported running        34 s        16 s
+    decoded Instance objects, deep getsizeof        210 MB       77 MB   (0.37x)
+    stored instance records (400 bucket values)      66 MB       66 MB
+    ... on disk                                      66 MB      2.3 MB
+    launch of the 10 apps (others' load swings it)  559 s       608 s
 
-Within 1 GB, and within 8x of the records as objects, not of their encoded bytes.
-Besides the tracker's ``Instance`` objects (about the 210 MB above), marathon keeps
-the encoded buckets it last wrote per large app (``InstanceRepository.change``: about
-the stored size again); the rest (~400 MB) is not broken down here (candidates: the
-allocator's high-water mark after a launch's churn, caches derived per instance).
+What changed: instances decoded in one load share their app id, versions, agent and
+strings, and a task id's instance id is the instance's (``state/sharing.py``): 2.2 kB
+-> 0.8 kB per decoded instance. The process that launched the instances holds them as
+the scheduler built them (already shared: 0.9 kB each) and is still 11x, 7.5 kB per
+instance: what it holds beyond a new leader (about 330 MB at 100k) is, by a
+tracemalloc run at 20k, the encoded buckets ``InstanceRepository.change`` keeps for
+large apps (about the records' size again), the REST plugin's encoded task JSON per
+instance of every app it served (``marathon_rest/appinfo.py``), launch-time objects
+(pending Mesos calls, offers) and the allocator's high-water mark after the launch.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +112,31 @@ def deep_size(root: Any) -> int:
     return total
 
 
-def stored_records(db: Path) -> tuple[int, int]:
-    """(bytes of the stored instance values, number of values)."""
+def running_of(http: httpx.Client, api: str) -> int:
+    """Tasks running in all apps, as the API reports them (0 until it answers)."""
+    try:
+        response = http.get(f"{api}/v2/apps")
+    except httpx.HTTPError:
+        return 0
+    if response.status_code != 200:
+        return 0
+    return sum(app["tasksRunning"] for app in response.json()["apps"])
+
+
+def stored_records(db: Path) -> tuple[int, int, int]:
+    """(bytes of the instance values, bytes they take compressed on disk, number of values).
+
+    The records' own size is what they hold uncompressed: SQLite packs large values
+    (``state/sqlite.py``), which would flatter the ratio of RSS to them.
+    """
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        size, count = conn.execute(
-            "SELECT sum(length(value)), count(*) FROM kv WHERE key LIKE 'instances/%'"
-        ).fetchone()
-    return int(size or 0), int(count)
+        rows = conn.execute("SELECT value, packing FROM kv WHERE key LIKE 'instances/%'")
+        size = packed = count = 0
+        for value, packing in rows:
+            size += len(zlib.decompress(value)) if packing else len(value)
+            packed += len(value)
+            count += 1
+    return size, packed, count
 
 
 async def decoded_instances(db: Path) -> list[Any]:
@@ -165,8 +197,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(args.rest)
                 full = status_kb(pid)
                 running = sum(a["running"] for a in apps)
+            # A new leader: the same state, every instance decoded from storage.
+            with (
+                process(argv, listening, tmp / "marathon-restarted.log") as (pid, api),
+                httpx.Client(timeout=60) as http,
+            ):
+                t0 = time.perf_counter()
+                while running_of(http, api) < running:
+                    if time.perf_counter() - t0 > args.timeout:
+                        raise RuntimeError("the restarted marathon did not load every instance")
+                    time.sleep(1)
+                reload_seconds = time.perf_counter() - t0
+                time.sleep(args.rest)
+                reloaded = status_kb(pid)
         db = next(state.glob("*.sqlite3"))
-        stored, values = stored_records(db)
+        stored, on_disk, values = stored_records(db)
         instances = trio.run(decoded_instances, db)
         decoded = deep_size(instances)
     rss = full["VmRSS"] * 1024
@@ -180,8 +225,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_idle_mb": round(idle["VmRSS"] / 1024, 1),
         "rss_mb": round(rss / 2**20, 1),
         "peak_rss_mb": round(full["VmHWM"] / 1024, 1),
+        "restarted_rss_mb": round(reloaded["VmRSS"] / 1024, 1),
+        "restarted_peak_rss_mb": round(reloaded["VmHWM"] / 1024, 1),
+        "restarted_load_seconds": round(reload_seconds, 1),
+        "restarted_rss_over_stored": round(reloaded["VmRSS"] * 1024 / stored, 2),
         "rss_per_instance_bytes": round(rss / max(running, 1)),
         "stored_records_mb": round(stored / 2**20, 1),
+        "stored_on_disk_mb": round(on_disk / 2**20, 1),
         "stored_values": values,
         "decoded_objects_mb": round(decoded / 2**20, 1),
         "rss_over_stored": round(rss / stored, 2),

@@ -174,7 +174,9 @@ async def test_root_records_reuse_unchanged_subtrees_and_encode_as_before(
             tree = attrs.evolve(tree.remove_group(PathId.parse("/g1")), version=ts(v))
         trees.append(tree)
         await state.store_root(tree)
-        stored = await state.storage.get(state.groups.current_key(PathId.root()))
+        named = await state.storage.get(state.groups.current_key(PathId.root()))
+        assert named is not None and named.value == str(ts(v)).encode()
+        stored = await state.storage.get(state.groups.version_key(PathId.root(), ts(v)))
         assert stored is not None and stored.value == _reference_record(state, tree)
         assert await state.root_group() == tree
     for v, old in enumerate(trees, start=1):

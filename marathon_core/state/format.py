@@ -19,7 +19,7 @@ from marathon_core.errors import (
     StorageFormatError,
     VersionConflictError,
 )
-from marathon_core.state.storage import Op, Storage, Update
+from marathon_core.state.storage import Op, Storage, Update, unsegment
 
 __all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "Migration", "ensure_format"]
 
@@ -28,8 +28,9 @@ FORMAT_KEY = "storage-version"
 
 #: The format this code writes.  2: a large app's instances are kept in several
 #: values (buckets, see ``state/repositories.py``), which format 1 readers would take
-#: for apps of their own.
-FORMAT_VERSION = 2
+#: for apps of their own.  3: the root group's ``current`` key names its version
+#: instead of holding a copy of the record (``VersionedRepository.current_by_name``).
+FORMAT_VERSION = 3
 
 #: Reads the store at format ``n`` and returns the ops that turn it into ``n + 1``.
 Migration = Callable[[Storage], Awaitable[Sequence[Op]]]
@@ -40,8 +41,31 @@ async def _nothing_to_change(storage: Storage) -> Sequence[Op]:
     return []
 
 
+#: Where the root group's versions are kept (``StateStore.groups``).
+_GROUPS = "group"
+
+
+async def _name_current_roots(storage: Storage) -> Sequence[Op]:
+    """2 -> 3: each ``group/<id>/current`` copy becomes the name of the version it
+    copies (found by comparing bytes, newest first; both were written together)."""
+    ops: list[Op] = []
+    for gid in await storage.children(_GROUPS):
+        current = await storage.get(f"{_GROUPS}/{gid}/current")
+        if current is None:
+            continue
+        prefix = f"{_GROUPS}/{gid}/versions"
+        for name in sorted(await storage.children(prefix), reverse=True):
+            stored = await storage.get(f"{prefix}/{name}")
+            if stored is not None and stored.value == current.value:
+                ops.append(Update(current.key, unsegment(name).encode(), current.version))
+                break
+        else:
+            raise StorageError(f"{current.key!r} matches none of its stored versions")
+    return ops
+
+
 #: ``MIGRATIONS[n]`` upgrades format ``n`` to ``n + 1``.
-MIGRATIONS: Mapping[int, Migration] = {1: _nothing_to_change}
+MIGRATIONS: Mapping[int, Migration] = {1: _nothing_to_change, 2: _name_current_roots}
 
 
 async def ensure_format(
