@@ -574,7 +574,7 @@ class HealthMonitor:
             deferred.cause = result.cause or deferred.cause
         elif verdict.kill and running and current is not None:
             cause = result.cause or "health check failed"
-            wait = self._kill_rate.take(app.id)
+            wait = self._kill_rate.take(app.id, app.instances)
             if wait > 0:
                 self._defer_kill(app, current, task.task_id, cause, wait)
                 return
@@ -638,7 +638,7 @@ class HealthMonitor:
             ):
                 del self._deferred[task_id]  # ended on its own meanwhile
                 continue
-            wait = self._kill_rate.take(deferred.app_id)
+            wait = self._kill_rate.take(app.id, app.instances)
             if wait > 0:
                 deferred.retry_at = now + wait
                 next_look = min(next_look, deferred.retry_at)
