@@ -21,6 +21,10 @@ from marathon_core.events import EventBus
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.leader.health_kills import KillRate, KillRateLimiter
 from marathon_core.model.app import AppDefinition, Command, HealthCheck
+from marathon_core.model.events import (
+    unhealthy_instance_kill_deferred_event,
+    unhealthy_instance_kill_event,
+)
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance
 
@@ -276,3 +280,19 @@ async def test_all_instances_failing_are_killed_at_a_tenth_of_the_app_per_interv
         await trio.sleep(start + 10.5 - trio.current_time())
         assert len(m.killed) == 2 * per_interval  # refilled evenly over the interval
         nursery.cancel_scope.cancel()
+
+
+def test_a_deferral_event_has_the_kill_events_fields_and_when_it_is_retried() -> None:
+    instance = running(HEALTHY_PORT)
+    assert instance.task is not None
+    app, task_id = app_with(COMMAND_CHECK), instance.task.task_id
+    kill = unhealthy_instance_kill_event(app, instance, task_id, reason="503")
+    deferral = unhealthy_instance_kill_deferred_event(
+        app, instance, task_id, reason="503", retry_in_seconds=4.56789
+    )
+    assert deferral["eventType"] == "unhealthy_instance_kill_deferred_event"
+    assert deferral["retryInSeconds"] == 4.568
+    stamp = {"eventType", "timestamp"}
+    assert {k: v for k, v in deferral.items() if k not in stamp | {"retryInSeconds"}} == {
+        k: v for k, v in kill.items() if k not in stamp
+    }

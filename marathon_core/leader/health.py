@@ -67,7 +67,7 @@ from marathon_core.model.codec import health_to_json
 from marathon_core.model.events import (
     failed_health_check_event,
     health_status_changed_event,
-    make_event,
+    unhealthy_instance_kill_deferred_event,
     unhealthy_instance_kill_event,
 )
 from marathon_core.model.health import Health
@@ -602,18 +602,9 @@ class HealthMonitor:
             wait,
             cause,
         )
-        agent = instance.agent
         self.events.publish(
-            make_event(
-                "unhealthy_instance_kill_deferred_event",
-                appId=str(app.id),
-                taskId=str(task_id),
-                instanceId=str(instance.instance_id),
-                version=str(app.version) if app.version is not None else None,
-                reason=cause,
-                retryInSeconds=round(wait, 3),
-                host=agent.host if agent is not None else None,
-                slaveId=agent.agent_id if agent is not None else None,
+            unhealthy_instance_kill_deferred_event(
+                app, instance, task_id, reason=cause, retry_in_seconds=wait
             )
         )
         self._wake.set()
