@@ -159,6 +159,11 @@ class Config:
     health_kill_token_refresh_interval: int = _flag(
         10000, "Interval over which health-check kill tokens come back (ms)", kind=int
     )
+    max_concurrent_marathon_health_checks: int = _flag(
+        256,
+        "Leader-run (HTTP, HTTPS, TCP) health-check probes in flight at once, over all apps",
+        kind=int,
+    )
     executor: str = _flag("//cmd", "Default executor of apps")
     env_vars_prefix: str | None = _flag(None, "Prefix of the port and host variables of tasks")
     default_network_name: str | None = _flag(None, "Container network used when an app names none")

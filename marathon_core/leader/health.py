@@ -31,7 +31,7 @@ and made later if the task still fails, or called off if it passed a check meanw
 
 Health is kept in memory only, as in Marathon: a new leader starts afresh, and
 probes the tasks at once. A probe's timeout runs from when it is sent, never while
-it waits for one of the ``MAX_CONCURRENT_PROBES`` slots, so a new leader probing
+it waits for one of the ``--max_concurrent_marathon_health_checks`` slots, so a new leader probing
 thousands of tasks at once does not count its own backlog as failures (which would
 kill tasks that were healthy); and the next probe of a task is due an interval after
 this one was sent, so that first round's queue spreads the probes out for good. An
@@ -53,6 +53,7 @@ from typing import Any
 import attrs
 import trio
 
+from marathon_core.config import Config
 from marathon_core.contracts.health import (
     HealthChecker,
     HealthCheckProtocol,
@@ -83,8 +84,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Probes running at once, over all apps.
-MAX_CONCURRENT_PROBES = 256
+#: Probes running at once, over all apps: ``--max_concurrent_marathon_health_checks``'s
+#: default, for a monitor built without the flags (tests, benchmarks).
+MAX_CONCURRENT_PROBES = Config().max_concurrent_marathon_health_checks
 #: Longest pause between two looks at the instances (new tasks are found at once anyway).
 MAX_IDLE = 1.0
 #: ``lastFailureCause`` of an agent-run check that reported the task unhealthy.

@@ -118,6 +118,7 @@ async def lead(
         ctx.events,
         ctx.validation.health_check_protocols,
         kill=scheduler.kill_instances,
+        max_concurrent=config.max_concurrent_marathon_health_checks,
         kill_rate=KillRate(
             per_app_fraction=config.health_kill_fraction_per_app,
             total=config.health_kill_tokens,
