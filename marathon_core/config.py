@@ -150,14 +150,19 @@ class Config:
         "--health_kill_token_refresh_interval (more are deferred)",
         kind=int,
     )
-    health_kill_tokens_per_app: int = _flag(
-        1,
-        "Tasks one app may have killed for failing health checks per "
-        "--health_kill_token_refresh_interval (more are deferred)",
-        kind=int,
+    health_kill_fraction_per_app: float = _flag(
+        0.1,
+        "Share of an app's instances it may have killed for failing health checks per "
+        "--health_kill_token_refresh_interval, rounded up, at least 1 (more are deferred)",
+        kind=float,
     )
     health_kill_token_refresh_interval: int = _flag(
         10000, "Interval over which health-check kill tokens come back (ms)", kind=int
+    )
+    max_concurrent_marathon_health_checks: int = _flag(
+        256,
+        "Leader-run (HTTP, HTTPS, TCP) health-check probes in flight at once, over all apps",
+        kind=int,
     )
     executor: str = _flag("//cmd", "Default executor of apps")
     env_vars_prefix: str | None = _flag(None, "Prefix of the port and host variables of tasks")

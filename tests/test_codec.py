@@ -255,11 +255,18 @@ def test_app_update_without_current_creates(basic_context: ValidationContext) ->
 
 def test_group_update_flags(basic_context: ValidationContext) -> None:
     upd = parse_group_update(b'{"id": "/g", "scaleBy": 2}', context=basic_context)
-    assert upd.scale_by == 2.0 and not upd.has_apps
+    assert upd.scale_by == 2.0 and not upd.gives(PathId.parse("/g"), "apps")
     upd = parse_group_update(
         b'{"apps": [{"id": "a", "cmd": "x"}]}', context=basic_context, base=PathId.parse("/g")
     )
-    assert upd.has_apps and upd.group.apps[0].id == PathId.parse("/g/a")
+    assert upd.gives(PathId.parse("/g"), "apps") and upd.group.apps[0].id == PathId.parse("/g/a")
+    nested = {"id": "/g", "groups": [{"id": "s", "groups": [{"id": "t", "apps": []}]}]}
+    upd = parse_group_update(json.dumps(nested), context=basic_context)
+    assert upd.given == {
+        PathId.parse("/g"): {"groups"},
+        PathId.parse("/g/s"): {"groups"},
+        PathId.parse("/g/s/t"): {"apps"},
+    }
     with pytest.raises(ValidationError):
         parse_group_update(b'{"scaleBy": 2, "apps": []}', context=basic_context)
 

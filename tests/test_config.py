@@ -21,6 +21,8 @@ def test_marathon_defaults() -> None:
     assert config.zk_session_timeout == 10000
     assert config.checkpoint is True
     assert (config.local_port_min, config.local_port_max) == (10000, 20000)
+    assert config.max_concurrent_marathon_health_checks == 256  # Marathon 1.5.15+
+    assert config.health_kill_fraction_per_app == 0.1
 
 
 def test_environment_fills_in_and_the_command_line_wins() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -20,6 +21,10 @@ from marathon_core.events import EventBus
 from marathon_core.leader.health import HealthMonitor
 from marathon_core.leader.health_kills import KillRate, KillRateLimiter
 from marathon_core.model.app import AppDefinition, Command, HealthCheck
+from marathon_core.model.events import (
+    unhealthy_instance_kill_deferred_event,
+    unhealthy_instance_kill_event,
+)
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance
 
@@ -182,7 +187,7 @@ async def test_kills_are_rate_limited_deferred_visibly_and_spared_when_healthy_a
     )
     ports = [2000 + i for i in range(5)]
     instances = [running(port) for port in ports]
-    m = Monitor(app_with(check), instances, kill_rate=KillRate(per_app=1, total=10, interval=10))
+    m = Monitor(app_with(check), instances, kill_rate=KillRate(total=10, interval=10))
     for port in ports:
         m.check.results[port] = ProbeResult.healthy()
     async with trio.open_nursery() as nursery:
@@ -220,11 +225,74 @@ async def test_kills_are_rate_limited_deferred_visibly_and_spared_when_healthy_a
 
 def test_the_kill_buckets_refill_evenly_and_share_a_global_limit() -> None:
     now = [0.0]
-    limiter = KillRateLimiter(KillRate(per_app=2, total=3, interval=10), clock=lambda: now[0])
+    rate = KillRate(per_app_fraction=0.1, total=3, interval=10)
+    limiter = KillRateLimiter(rate, clock=lambda: now[0])
     a, b = PathId(("a",)), PathId(("b",))
-    assert [limiter.take(a), limiter.take(a)] == [0, 0]
-    assert limiter.take(a) == 5.0  # 2 per 10 s: one back in 5 s
-    assert limiter.take(b) == 0
-    assert limiter.take(b) > 0  # the global bucket (3) is empty
+    assert [limiter.take(a, 20), limiter.take(a, 20)] == [0, 0]  # 10 % of 20
+    assert limiter.take(a, 20) == 5.0  # 2 per 10 s: one back in 5 s
+    assert limiter.take(b, 20) == 0
+    assert limiter.take(b, 20) > 0  # the global bucket (3) is empty
     now[0] = 5.0
-    assert limiter.take(a) == 0
+    assert limiter.take(a, 20) == 0
+
+
+def test_an_apps_kill_tokens_follow_its_size() -> None:
+    rate = KillRate(per_app_fraction=0.1)
+    assert [rate.per_app(n) for n in (0, 1, 3, 10, 11, 30, 50)] == [1, 1, 1, 1, 2, 3, 5]
+    now = [0.0]
+    limiter = KillRateLimiter(KillRate(total=100), clock=lambda: now[0])
+    a = PathId(("a",))
+    assert [limiter.take(a, 30) for _ in range(3)] == [0, 0, 0]
+    assert limiter.take(a, 30) > 0
+    now[0] = 10.0
+    # Scaled down to 10 meanwhile: the bucket holds one token, refilled at 1 per 10 s.
+    assert [limiter.take(a, 10), limiter.take(a, 10)] == [0, 10.0]
+
+
+@pytest.mark.parametrize(("size", "per_interval"), [(50, 5), (3, 1)])
+async def test_all_instances_failing_are_killed_at_a_tenth_of_the_app_per_interval(
+    autojump_clock: trio.testing.MockClock, size: int, per_interval: int
+) -> None:
+    """The defaults: 10 % of the app's instances (at least one) per 10 s, so 50 bad
+    instances are replaced in about 100 s, not 500 s; 10 kills per 10 s for all apps."""
+    check = HealthCheck(
+        protocol="TCP",
+        port_index=0,
+        grace_period_seconds=0,
+        interval_seconds=1,
+        timeout_seconds=1,
+        max_consecutive_failures=1,
+    )
+    ports = [3000 + i for i in range(size)]
+    instances = [running(port) for port in ports]
+    m = Monitor(attrs.evolve(app_with(check), instances=size), instances)
+    for port in ports:
+        m.check.results[port] = ProbeResult.healthy()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(m.monitor.run)
+        await wait_until(lambda: all(m.monitor.is_healthy(i) for i in instances))
+        for port in ports:
+            m.check.results[port] = ProbeResult.unhealthy("Connection refused")
+        await wait_until(lambda: m.killed)
+        start = trio.current_time()
+        await trio.sleep(1)
+        assert len(m.killed) == per_interval  # the burst: a full bucket
+        await trio.sleep(start + 10.5 - trio.current_time())
+        assert len(m.killed) == 2 * per_interval  # refilled evenly over the interval
+        nursery.cancel_scope.cancel()
+
+
+def test_a_deferral_event_has_the_kill_events_fields_and_when_it_is_retried() -> None:
+    instance = running(HEALTHY_PORT)
+    assert instance.task is not None
+    app, task_id = app_with(COMMAND_CHECK), instance.task.task_id
+    kill = unhealthy_instance_kill_event(app, instance, task_id, reason="503")
+    deferral = unhealthy_instance_kill_deferred_event(
+        app, instance, task_id, reason="503", retry_in_seconds=4.56789
+    )
+    assert deferral["eventType"] == "unhealthy_instance_kill_deferred_event"
+    assert deferral["retryInSeconds"] == 4.568
+    stamp = {"eventType", "timestamp"}
+    assert {k: v for k, v in deferral.items() if k not in stamp | {"retryInSeconds"}} == {
+        k: v for k, v in kill.items() if k not in stamp
+    }

@@ -18,7 +18,7 @@ from marathon_core.model import (
     parse_instance_id,
     parse_task_id,
 )
-from marathon_core.model.group import AppChanges, app_changes
+from marathon_core.model.group import AppChanges, app_changes, transitive_dependencies
 from marathon_core.model.ids import valid_id_string
 from marathon_core.model.validation import validate_group, validate_group_change
 
@@ -125,8 +125,12 @@ def test_group_helpers_and_cycles() -> None:
     assert root.find_app(PathId.parse("/s/web/ui")) is not None
     assert root.find_app(PathId.parse("/s/nope")) is None
     assert not root.has_cycle()
+    ui, api, db = (PathId.parse(f"/s/{name}") for name in ("web/ui", "api", "db"))
+    assert transitive_dependencies(ui, root.dependency_edges()) == {api, db}
+    assert transitive_dependencies(db, root.dependency_edges()) == set()
     cyclic = root.update_app(_app("/s/db", "/s/web"))  # db -> group /s/web -> ui -> api -> db
     assert cyclic.has_cycle()
+    assert transitive_dependencies(db, cyclic.dependency_edges()) == {ui, api, db}
     removed = root.remove_app(PathId.parse("/s/api"))
     assert {str(a.id) for a in removed.transitive_apps()} == {"/s/db", "/s/web/ui"}
 

@@ -37,7 +37,7 @@ from marathon_core.model.events import (
     deployment_step_success,
     deployment_success,
 )
-from marathon_core.model.group import Group
+from marathon_core.model.group import Group, transitive_dependencies
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import (
     Condition,
@@ -194,14 +194,7 @@ def _stop_dependents_first(
     edges = original.dependency_edges()
     out: dict[PathId, list[PathId]] = {}
     for app_id in stopping:
-        seen: set[PathId] = set()
-        pending = list(edges.get(app_id, ()))
-        while pending:
-            dep = pending.pop()
-            if dep not in seen:
-                seen.add(dep)
-                pending.extend(edges.get(dep, ()))
-        for dep in seen & set(stopping):
+        for dep in transitive_dependencies(app_id, edges) & set(stopping):
             out.setdefault(dep, []).append(app_id)
     return out
 

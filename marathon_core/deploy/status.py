@@ -23,7 +23,7 @@ from marathon_core.deploy.executor import ActionProgress, Waiting
 from marathon_core.leader.readiness import ReadinessResult
 from marathon_core.model.codec import health_to_json
 from marathon_core.model.deployment import Deployment
-from marathon_core.model.group import Group
+from marathon_core.model.group import Group, transitive_dependencies
 from marathon_core.model.health import Health
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Condition, Instance, InstanceId
@@ -100,17 +100,6 @@ def _progress(found: ActionProgress) -> Json:
     }
 
 
-def _depends_on(app_id: PathId, edges: Mapping[PathId, Collection[PathId]]) -> set[PathId]:
-    seen: set[PathId] = set()
-    stack = list(edges.get(app_id, ()))
-    while stack:
-        dep = stack.pop()
-        if dep not in seen:
-            seen.add(dep)
-            stack.extend(edges.get(dep, ()))
-    return seen
-
-
 def _pending_reason(
     app_id: PathId,
     current: int,
@@ -119,7 +108,7 @@ def _pending_reason(
 ) -> Json:
     if current == 0:
         return {"kind": "previousStep", "message": "the deployment has not started yet"}
-    blocking = sorted(_depends_on(app_id, edges) & set(current_apps))
+    blocking = sorted(transitive_dependencies(app_id, edges) & set(current_apps))
     if blocking:
         names = ", ".join(str(a) for a in blocking)
         return {

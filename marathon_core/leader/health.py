@@ -31,7 +31,7 @@ and made later if the task still fails, or called off if it passed a check meanw
 
 Health is kept in memory only, as in Marathon: a new leader starts afresh, and
 probes the tasks at once. A probe's timeout runs from when it is sent, never while
-it waits for one of the ``MAX_CONCURRENT_PROBES`` slots, so a new leader probing
+it waits for one of the ``--max_concurrent_marathon_health_checks`` slots, so a new leader probing
 thousands of tasks at once does not count its own backlog as failures (which would
 kill tasks that were healthy); and the next probe of a task is due an interval after
 this one was sent, so that first round's queue spreads the probes out for good. An
@@ -53,6 +53,7 @@ from typing import Any
 import attrs
 import trio
 
+from marathon_core.config import Config
 from marathon_core.contracts.health import (
     HealthChecker,
     HealthCheckProtocol,
@@ -67,7 +68,7 @@ from marathon_core.model.codec import health_to_json
 from marathon_core.model.events import (
     failed_health_check_event,
     health_status_changed_event,
-    make_event,
+    unhealthy_instance_kill_deferred_event,
     unhealthy_instance_kill_event,
 )
 from marathon_core.model.health import Health
@@ -83,8 +84,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Probes running at once, over all apps.
-MAX_CONCURRENT_PROBES = 256
+#: Probes running at once, over all apps: ``--max_concurrent_marathon_health_checks``'s
+#: default, for a monitor built without the flags (tests, benchmarks).
+MAX_CONCURRENT_PROBES = Config().max_concurrent_marathon_health_checks
 #: Longest pause between two looks at the instances (new tasks are found at once anyway).
 MAX_IDLE = 1.0
 #: ``lastFailureCause`` of an agent-run check that reported the task unhealthy.
@@ -574,7 +576,7 @@ class HealthMonitor:
             deferred.cause = result.cause or deferred.cause
         elif verdict.kill and running and current is not None:
             cause = result.cause or "health check failed"
-            wait = self._kill_rate.take(app.id)
+            wait = self._kill_rate.take(app.id, app.instances)
             if wait > 0:
                 self._defer_kill(app, current, task.task_id, cause, wait)
                 return
@@ -602,18 +604,9 @@ class HealthMonitor:
             wait,
             cause,
         )
-        agent = instance.agent
         self.events.publish(
-            make_event(
-                "unhealthy_instance_kill_deferred_event",
-                appId=str(app.id),
-                taskId=str(task_id),
-                instanceId=str(instance.instance_id),
-                version=str(app.version) if app.version is not None else None,
-                reason=cause,
-                retryInSeconds=round(wait, 3),
-                host=agent.host if agent is not None else None,
-                slaveId=agent.agent_id if agent is not None else None,
+            unhealthy_instance_kill_deferred_event(
+                app, instance, task_id, reason=cause, retry_in_seconds=wait
             )
         )
         self._wake.set()
@@ -638,7 +631,7 @@ class HealthMonitor:
             ):
                 del self._deferred[task_id]  # ended on its own meanwhile
                 continue
-            wait = self._kill_rate.take(deferred.app_id)
+            wait = self._kill_rate.take(app.id, app.instances)
             if wait > 0:
                 deferred.retry_at = now + wait
                 next_look = min(next_look, deferred.retry_at)

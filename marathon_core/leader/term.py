@@ -118,8 +118,9 @@ async def lead(
         ctx.events,
         ctx.validation.health_check_protocols,
         kill=scheduler.kill_instances,
+        max_concurrent=config.max_concurrent_marathon_health_checks,
         kill_rate=KillRate(
-            per_app=config.health_kill_tokens_per_app,
+            per_app_fraction=config.health_kill_fraction_per_app,
             total=config.health_kill_tokens,
             interval=config.health_kill_token_refresh_interval / 1000,
         ),

@@ -19,7 +19,7 @@ import copy
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -63,6 +63,7 @@ from marathon_core.model.validation import (
 
 __all__ = [
     "AppRollback",
+    "GroupPart",
     "GroupUpdate",
     "app_to_json",
     "converter",
@@ -401,22 +402,30 @@ class AppRollback:
     version: Timestamp
 
 
+#: The parts of a group a ``PUT /v2/groups`` body may give or leave out.
+GroupPart = Literal["apps", "groups", "dependencies"]
+_GROUP_PARTS: tuple[GroupPart, ...] = ("apps", "groups", "dependencies")
+
+
 @attrs.frozen
 class GroupUpdate:
-    """A parsed ``PUT /v2/groups`` body: which top-level parts were given, and how.
+    """A parsed ``PUT /v2/groups`` body: which parts of each group were given, and how.
 
     ``group`` holds the parsed tree (absent ``apps``/``groups``/``dependencies`` are
-    empty there; the ``has_*`` flags tell "absent: keep what exists" from "empty").
+    empty there; ``given`` tells "absent: keep what exists" from "empty", for the top
+    group and every subgroup the body names, since Marathon merges each by that rule).
     ``version`` alone asks for a rollback, ``scale_by`` alone for scaling every app.
     """
 
     group: Group
-    has_apps: bool = False
-    has_groups: bool = False
-    has_dependencies: bool = False
+    given: Mapping[PathId, frozenset[GroupPart]] = attrs.field(factory=dict)
     version: Timestamp | None = None
     scale_by: float | None = None
     enforce_role: bool | None = None
+
+    def gives(self, group_id: PathId, part: GroupPart) -> bool:
+        """Whether the body gave ``part`` for the group ``group_id``."""
+        return part in self.given.get(group_id, frozenset())
 
 
 def _reject_constant(name: str) -> Any:
@@ -605,16 +614,15 @@ def _parse_group_dict(d: Any, ctx: ValidationContext, base: PathId) -> GroupUpda
         )
     gid = PathId.parse(d["id"], base=base) if d.get("id") is not None else base
     errs: list[Violation] = []
-    group = _build_group(d, ctx, gid, "", errs)
+    parts: dict[PathId, frozenset[GroupPart]] = {}
+    group = _build_group(d, ctx, gid, "", errs, parts)
     if not errs:
         errs.extend(validate_group(group))
     if errs:
         raise ValidationError(errs)
     return GroupUpdate(
         group,
-        has_apps=d.get("apps") is not None,
-        has_groups=d.get("groups") is not None,
-        has_dependencies=d.get("dependencies") is not None,
+        parts,
         version=Timestamp.parse(version) if version is not None else None,
         scale_by=float(scale_by) if scale_by is not None else None,
         enforce_role=d.get("enforceRole"),
@@ -622,8 +630,14 @@ def _parse_group_dict(d: Any, ctx: ValidationContext, base: PathId) -> GroupUpda
 
 
 def _build_group(
-    d: dict[str, Any], ctx: ValidationContext, gid: PathId, path: str, errs: list[Violation]
+    d: dict[str, Any],
+    ctx: ValidationContext,
+    gid: PathId,
+    path: str,
+    errs: list[Violation],
+    given: dict[PathId, frozenset[GroupPart]],
 ) -> Group:
+    given[gid] = frozenset(part for part in _GROUP_PARTS if d.get(part) is not None)
     apps: list[AppDefinition] = []
     for i, a in enumerate(d.get("apps") or ()):
         ap = f"{path}/apps({i})"
@@ -644,7 +658,7 @@ def _build_group(
         if sid.parent != gid or sid.is_root:
             errs.append(Violation(f"{gp}/id", f"Identifier is not child of '{gid}'"))
             continue
-        groups.append(_build_group(g, ctx, sid, gp, errs))
+        groups.append(_build_group(g, ctx, sid, gp, errs, given))
     deps = tuple(PathId.parse(x, base=gid) for x in d.get("dependencies") or ())
     return Group(
         gid,

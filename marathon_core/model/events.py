@@ -41,6 +41,7 @@ __all__ = [
     "status_update_event",
     "subscription_event",
     "timestamp_now",
+    "unhealthy_instance_kill_deferred_event",
     "unhealthy_instance_kill_event",
 ]
 
@@ -190,17 +191,36 @@ def health_status_changed_event(
 def unhealthy_instance_kill_event(
     app: AppDefinition, instance: Instance, task_id: TaskId, *, reason: str
 ) -> dict[str, Any]:
-    agent = instance.agent
     return make_event(
-        "unhealthy_instance_kill_event",
-        appId=str(app.id),
-        taskId=str(task_id),
-        instanceId=str(instance.instance_id),
-        version=_version(app),
-        reason=reason,
-        host=agent.host if agent is not None else None,
-        slaveId=agent.agent_id if agent is not None else None,
+        "unhealthy_instance_kill_event", **_kill_fields(app, instance, task_id, reason)
     )
+
+
+def unhealthy_instance_kill_deferred_event(
+    app: AppDefinition, instance: Instance, task_id: TaskId, *, reason: str, retry_in_seconds: float
+) -> dict[str, Any]:
+    """This project's: a kill the health-check kill rate put off, with the kill event's
+    fields (built by the same code, so the two cannot drift) and when it is retried."""
+    return make_event(
+        "unhealthy_instance_kill_deferred_event",
+        **_kill_fields(app, instance, task_id, reason),
+        retryInSeconds=round(retry_in_seconds, 3),
+    )
+
+
+def _kill_fields(
+    app: AppDefinition, instance: Instance, task_id: TaskId, reason: str
+) -> dict[str, Any]:
+    agent = instance.agent
+    return {
+        "appId": str(app.id),
+        "taskId": str(task_id),
+        "instanceId": str(instance.instance_id),
+        "version": _version(app),
+        "reason": reason,
+        "host": agent.host if agent is not None else None,
+        "slaveId": agent.agent_id if agent is not None else None,
+    }
 
 
 def _version(app: AppDefinition) -> str | None:

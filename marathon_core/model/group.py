@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from operator import attrgetter
 
 import attrs
@@ -10,7 +10,7 @@ import attrs
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.ids import PathId, Timestamp
 
-__all__ = ["AppChanges", "Group", "app_changes"]
+__all__ = ["AppChanges", "Group", "app_changes", "transitive_dependencies"]
 
 _ID_PATH = attrgetter("id.path")
 
@@ -231,6 +231,21 @@ class Group:
             return attrs.evolve(self, apps=self.apps[:i] + self.apps[i + 1 :])
         groups = tuple(g.remove_app(app_id) if g.id.includes(app_id) else g for g in self.groups)
         return attrs.evolve(self, groups=groups)
+
+
+def transitive_dependencies(
+    app_id: PathId, edges: Mapping[PathId, Collection[PathId]]
+) -> set[PathId]:
+    """The apps ``app_id`` depends on, directly or not, by ``edges`` (from
+    :meth:`Group.dependency_edges`, computed once for many apps); a cycle ends the walk."""
+    seen: set[PathId] = set()
+    pending = list(edges.get(app_id, ()))
+    while pending:
+        dep = pending.pop()
+        if dep not in seen:
+            seen.add(dep)
+            pending.extend(edges.get(dep, ()))
+    return seen
 
 
 @attrs.frozen

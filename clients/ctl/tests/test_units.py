@@ -166,6 +166,14 @@ def test_a_group_update_removes_only_what_it_replaces() -> None:
     assert removed_apps(only_db, running) == ["/prod/gone/x"]
     db_emptied = {"id": "/prod", "groups": [{"id": "db", "apps": []}, {"id": "gone"}]}
     assert removed_apps(db_emptied, running) == ["/prod/db/pg"]
+    # Two levels down, by the same rule.
+    replica = {"id": "/prod/db/replica", "apps": [{"id": "/prod/db/replica/r"}], "groups": []}
+    running["groups"][0]["groups"] = [replica]  # type: ignore[index]
+    keeps_replica = {"id": "/prod", "groups": [{"id": "db", "groups": [{"id": "replica"}]}]}
+    assert removed_apps(keeps_replica, running) == ["/prod/gone/x"]
+    empty_replica = {"id": "replica", "apps": []}
+    replaces_r = {"id": "/prod", "groups": [{"id": "db", "groups": [empty_replica]}]}
+    assert removed_apps(replaces_r, running) == ["/prod/db/replica/r", "/prod/gone/x"]
 
 
 def test_placement_lines_read_this_servers_and_marathons_queue_shapes() -> None:

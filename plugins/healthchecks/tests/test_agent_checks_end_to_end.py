@@ -5,7 +5,8 @@ processes, real tasks, real checks.
   replaced after ``maxConsecutiveFailures``, never while ``gracePeriodSeconds`` lasts;
 - a MESOS_HTTP check of a task serving HTTP makes it healthy in ``/v2/apps``;
 - when every instance of an app fails its (leader-run) check at once, the leader kills
-  them no faster than ``--health_kill_tokens_per_app`` per refresh interval.
+  them no faster than its kill tokens per refresh interval (one for 4 instances at
+  ``--health_kill_fraction_per_app`` 0.1).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def server() -> Iterator[RunningMarathon]:
         searchable_state_dir() as state_dir,
         running_marathon(
             *local_cluster_args(1, agent_resources="cpus:4;mem:2048;disk:1000;ports:[31400-31500]"),
-            "--health_kill_tokens_per_app", "1",
+            "--health_kill_fraction_per_app", "0.1",
             "--health_kill_token_refresh_interval", str(int(KILL_INTERVAL * 1000)),
             state_dir=state_dir,
         ) as running,

@@ -102,15 +102,23 @@ async def _group_at(api: Api, group_id: PathId, raw: str | Timestamp) -> Group:
     return group
 
 
-def _merged(existing: Group | None, update: GroupUpdate) -> Group:
-    """The group a PUT describes: given parts replace, absent parts keep what exists."""
-    base = existing or Group(update.group.id)
-    given = update.group
+def _merged(existing: Group | None, given: Group, update: GroupUpdate) -> Group:
+    """The group a PUT describes, by Marathon's GroupUpdate rule at every level: a part
+    the body gives replaces, an absent one keeps what exists; a subgroup the body names
+    that exists is merged by the same rule, a new one is taken as given."""
+    if existing is None:
+        return given
+    groups = existing.groups
+    if update.gives(given.id, "groups"):
+        current = {sub.id: sub for sub in existing.groups}
+        groups = tuple(_merged(current.get(sub.id), sub, update) for sub in given.groups)
     return attrs.evolve(
-        base,
-        apps=given.apps if update.has_apps else base.apps,
-        groups=given.groups if update.has_groups else base.groups,
-        dependencies=given.dependencies if update.has_dependencies else base.dependencies,
+        existing,
+        apps=given.apps if update.gives(given.id, "apps") else existing.apps,
+        groups=groups,
+        dependencies=(
+            given.dependencies if update.gives(given.id, "dependencies") else existing.dependencies
+        ),
     )
 
 
@@ -146,7 +154,7 @@ async def _change(request: Request, path: str, *, create: bool) -> Response:
             if existing is None:
                 raise _missing(group_id)
             return root.put_group(_scaled(existing, update.scale_by))
-        return root.put_group(_merged(existing, update))
+        return root.put_group(_merged(existing, update.group, update))
 
     dry_run = not create and query_flag(request, "dryRun")
     change = await api.ctx.update_root(apply, force=query_flag(request, "force"), dry_run=dry_run)

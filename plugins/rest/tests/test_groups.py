@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +80,45 @@ async def test_put_replaces_only_given_parts(
     tree = (await client.get("/v2/groups/shop")).json()
     assert [a["id"] for a in tree["apps"]] == ["/shop/db"]  # backend removed: apps replaced
     assert [g["id"] for g in tree["groups"]] == ["/shop/web"]  # groups kept: not given
+
+
+def _app(app_id: str) -> dict[str, Any]:
+    return {"id": app_id, "cmd": "sleep 3600", "cpus": 0.01, "mem": 8, "instances": 0}
+
+
+async def _tree_apps(client: httpx.AsyncClient, group_id: str) -> list[str]:
+    """Every app id below ``group_id``, sorted."""
+
+    def walk(group: dict[str, Any]) -> list[str]:
+        return [a["id"] for a in group["apps"]] + [a for g in group["groups"] for a in walk(g)]
+
+    return sorted(walk((await client.get(f"/v2/groups/{group_id}")).json()))
+
+
+async def test_put_merges_named_subgroups_recursively(client: httpx.AsyncClient) -> None:
+    """Marathon's GroupUpdate.apply at every level: a named subgroup that exists keeps the
+    parts its update leaves out, a new one is created, an unnamed one is removed."""
+    org = {
+        "id": "/org",
+        "apps": [_app("a")],
+        "groups": [
+            {"id": "team", "apps": [_app("t")], "groups": [{"id": "svc", "apps": [_app("s")]}]},
+            {"id": "other", "apps": [_app("o")]},
+        ],
+    }
+    assert (await client.post("/v2/groups", json=org)).status_code == 201
+    names_svc_without_apps = {"groups": [{"id": "team", "groups": [{"id": "svc"}]}]}
+    response = await client.put("/v2/groups/org?force=true", json=names_svc_without_apps)
+    assert response.status_code == 200, response.text
+    assert await _tree_apps(client, "org") == ["/org/a", "/org/team/svc/s", "/org/team/t"]
+    gives_svc_apps = {
+        "groups": [{"id": "team", "groups": [{"id": "svc", "apps": [_app("s2")]}, {"id": "new"}]}]
+    }
+    response = await client.put("/v2/groups/org?force=true", json=gives_svc_apps)
+    assert response.status_code == 200, response.text
+    assert await _tree_apps(client, "org") == ["/org/a", "/org/team/svc/s2", "/org/team/t"]
+    team = (await client.get("/v2/groups/org/team")).json()
+    assert sorted(g["id"] for g in team["groups"]) == ["/org/team/new", "/org/team/svc"]
 
 
 async def test_delete(shop: httpx.Response, client: httpx.AsyncClient) -> None:
