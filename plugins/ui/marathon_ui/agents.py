@@ -28,7 +28,7 @@ TAIL_BYTES = 16 * 1024
 SANDBOX_FILES = frozenset({"stdout", "stderr"})
 
 
-async def _master_state(api: Api) -> dict[str, Any]:
+async def master_state(api: Api) -> dict[str, Any]:
     url = api.ctx.mesos_leader_url()
     if url is None:
         raise ServiceUnavailableError("The Mesos master is not known yet")
@@ -44,7 +44,7 @@ async def _master_state(api: Api) -> dict[str, Any]:
 async def agents_page(request: Request) -> Response:
     authorize(request, Action.VIEW_RESOURCE, SystemResource.SYSTEM_CONFIG)
     api = Api.of(request)
-    state = await _master_state(api)
+    state = await master_state(api)
     live = api.ctx.leader
     placed: dict[str, list[Instance]] = {}
     for instance in live.all_instances() if live is not None else ():
@@ -77,7 +77,7 @@ async def sandbox_tail(request: Request) -> Response:
     )
     if instance is None or instance.agent is None or instance.agent.agent_id is None:
         raise NotFoundError(f"Task '{task_id}' of '{app_id}' is not running")
-    state = await _master_state(api)
+    state = await master_state(api)
     agent = next((a for a in state.get("slaves", []) if a["id"] == instance.agent.agent_id), None)
     framework_id = await api.ctx.leadership.framework_id()
     if agent is None or framework_id is None:

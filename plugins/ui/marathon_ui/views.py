@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from marathon_core.contracts.auth import Action
-from marathon_core.errors import NotFoundError
+from marathon_core.errors import NotFoundError, ServiceUnavailableError
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.codec import deployment_to_json
 from marathon_core.model.group import Group
@@ -39,6 +39,7 @@ from marathon_ui.data import (
     app_row,
     subgroups,
 )
+from marathon_ui.placement import AgentFit, placement_table
 from marathon_ui.render import html
 
 _STATIC_DIR = Path(__file__).with_name("static")
@@ -148,15 +149,35 @@ async def _app_view(request: Request) -> dict[str, Any]:
         status = await leader.deployment_status(deployment.id) if leader is not None else None
         blocking.append((deployment.id, (status or {}).get(str(app_id))))
     health = leader.health if leader is not None else None
+    queue = leader.queue_entry(app_id) if leader is not None else None
     return {
         "app": app,
         "row": row,
         "instances": [(i, health.counts([i]) if health is not None else (0, 0)) for i in instances],
-        "queue": leader.queue_entry(app_id) if leader is not None else None,
+        "queue": queue,
+        "placement": await _placement(api, app, instances) if queue and queue.count else None,
         "failure": leader.last_task_failure(app_id) if leader is not None else None,
         "blocking": blocking,
         "may_update": allowed(request, Action.UPDATE_RUN_SPEC, str(app_id)),
     }
+
+
+async def _placement(
+    api: Api, app: AppDefinition, instances: Sequence[Instance]
+) -> list[AgentFit] | None:
+    """Each agent's verdict on ``app`` (only while instances wait: it reads the master's
+    state); None when the master does not answer."""
+    try:
+        state = await agents.master_state(api)
+    except ServiceUnavailableError:
+        return None
+    return placement_table(
+        app,
+        state.get("slaves", []),
+        instances,
+        api.ctx.validation.constraint_operators,
+        api.ctx.config.mesos_role,
+    )
 
 
 async def app_page(request: Request) -> Response:

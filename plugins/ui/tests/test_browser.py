@@ -169,6 +169,12 @@ def test_an_unsatisfiable_unique_app_says_why_on_every_page(
     why = page.locator("#why")
     assert "UNIQUE" in why.inner_text()
     assert "noMatchingOffer" in why.inner_text()
+    # Both agents run one instance already: each fails UNIQUE, and only UNIQUE.
+    agents = why.locator("table.placement-table tr[data-agent-host]")
+    assert agents.count() == 2
+    assert why.locator('td[data-check="hostname:UNIQUE"].fail').count() == 2
+    assert why.locator("td.check.fail").count() == 2
+    assert "UNIQUE" in agents.first.locator("td.reason").inner_text()
     shoot(page, screenshots, "app-why")
 
     page.goto(f"{server.url}/ui/deployments")
