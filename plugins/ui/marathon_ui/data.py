@@ -8,6 +8,7 @@ placement explanation, the backoff with the last failure, or a deployment step.
 from __future__ import annotations
 
 import enum
+import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -51,6 +52,16 @@ class AppRow:
     cpus: float
     mem: float
     deployments: tuple[str, ...]
+    #: Seconds until the next launch while the app backs off (the reason counts them down).
+    delay_left: float | None = None
+
+    @property
+    def countdown(self) -> tuple[str, str, str] | None:
+        """The reason around its time left (before, time, after), for the ticking span."""
+        if self.reason is None or self.delay_left is None:
+            return None
+        before, time, after = self.reason.partition(format_delay(self.delay_left))
+        return (before, time, after) if time else None
 
     @property
     def group(self) -> str:
@@ -71,12 +82,31 @@ class AppRow:
         return [(name, 100.0 * n / total) for name, n in parts if n]
 
 
+def format_delay(seconds: float) -> str:
+    """A backoff's time left as the page shows it; ``live.js`` ticks it down with the
+    same format (``countdown`` there), so both must change together."""
+    left = max(0, math.ceil(seconds))  # "1s" until it is due, never "now" early
+    if left == 0:
+        return "now"
+    if left < 60:
+        return f"{left}s"
+    if left < 3600:
+        return f"{left // 60}m {left % 60:02}s"
+    return f"{left // 3600}h {left % 3600 // 60:02}m"
+
+
+def backing_off(entry: QueueEntry) -> bool:
+    return entry.not_launchable is None and entry.delay_time_left > 0 and not entry.delay_overdue
+
+
 def queue_reason(entry: QueueEntry, failure: Mapping[str, Any] | None) -> tuple[Status, str]:
     """Why instances of a queued app do not launch, as one sentence."""
     if entry.not_launchable is not None:
         return Status.WAITING, entry.not_launchable
-    if entry.delay_time_left > 0 and not entry.delay_overdue:
-        message = f"backing off after task failures: next launch in {entry.delay_time_left:.0f}s"
+    if backing_off(entry):
+        message = (
+            f"backing off after task failures: next launch in {format_delay(entry.delay_time_left)}"
+        )
         if failure is not None:
             message += f" (last failure: {failure.get('state')}: {failure.get('message')})"
         return Status.DELAYED, message
@@ -100,7 +130,9 @@ def app_row(
     if leader is not None and app.health_checks:
         healthy, unhealthy = leader.health.counts(instances)
     reason = None
+    delay_left = None
     if entry is not None and entry.count > 0:
+        delay_left = entry.delay_time_left if backing_off(entry) else None
         failure = leader.last_task_failure(app.id) if leader is not None else None
         status, reason = queue_reason(entry, failure)
     elif app.instances == 0 and running == 0:
@@ -123,6 +155,7 @@ def app_row(
         cpus=app.cpus,
         mem=app.mem,
         deployments=tuple(deployments),
+        delay_left=delay_left,
     )
 
 

@@ -25,6 +25,7 @@ from marathon_core.testing.processes import (
     wait_for,
 )
 from marathon_core.testing.pytest_plugin import in_ci
+from marathon_ui.data import format_delay
 
 pytestmark = [pytest.mark.processes, pytest.mark.cluster]
 
@@ -164,6 +165,18 @@ def test_an_unsatisfiable_unique_app_says_why_on_every_page(
     reason = page.locator('tr[data-app-id="/why/unique"] .reason')
     assert "UNIQUE" in reason.inner_text()
     shoot(page, screenshots, "apps-unsatisfiable")
+    # The backoff countdown: live.js formats as data.format_delay does, and ticks a span.
+    samples = [0, 0.4, 59.4, 65, 7325]
+    assert page.evaluate("s => s.map(window.marathonUi.countdown)", samples) == [
+        format_delay(s) for s in samples
+    ]
+    page.evaluate(
+        "html => document.querySelector('main').insertAdjacentHTML('beforeend', html)",
+        '<p id="tick"><span class="countdown" data-seconds="2.5">3s</span></p>',
+    )
+    countdown = page.locator("#tick .countdown")
+    countdown.filter(has_text="2s").wait_for(timeout=3_000)
+    countdown.filter(has_text="now").wait_for(timeout=4_000)
 
     page.goto(f"{server.url}/ui/apps/why/unique")
     why = page.locator("#why")

@@ -253,6 +253,28 @@
     }
   });
 
+  // A backoff's "next launch in" ticks down from the seconds the server rendered
+  // (data-seconds, counted from when the span arrived); same format as data.format_delay.
+  function countdown(seconds) {
+    const left = Math.max(0, Math.ceil(seconds));
+    const two = (n) => String(n).padStart(2, "0");
+    if (left === 0) return "now";
+    if (left < 60) return `${left}s`;
+    if (left < 3600) return `${Math.floor(left / 60)}m ${two(left % 60)}s`;
+    return `${Math.floor(left / 3600)}h ${two(Math.floor((left % 3600) / 60))}m`;
+  }
+
+  function tick() {
+    const now = Date.now();
+    for (const span of document.querySelectorAll(".countdown[data-seconds]")) {
+      if (!span.dataset.until) span.dataset.until = String(now + 1000 * Number(span.dataset.seconds));
+      const text = countdown((Number(span.dataset.until) - now) / 1000);
+      if (span.textContent !== text) span.textContent = text;
+    }
+  }
+  setInterval(() => document.hidden || tick(), 1000);
+  window.marathonUi.countdown = countdown;
+
   if (!page) document.getElementById("stream-state").hidden = true;  // a page with nothing live
   else if (!document.hidden) open();
   else streamState("paused");
