@@ -28,6 +28,7 @@ from marathon_rest.app_types import Message, Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
+from marathon_rest.responses import json_response
 from marathon_ui import agents, editor
 from marathon_ui.data import (
     SORT_KEYS,
@@ -126,6 +127,15 @@ async def app_rows_fragment(request: Request) -> Response:
     found = {str(a.id): a for a in (root.find_app(PathId.parse(i)) for i in ids) if a is not None}
     rows = {r.id: r for r in await _rows(api, list(found.values()))}
     return html("app_rows.html", ids=ids, rows=rows)
+
+
+async def on_page(request: Request) -> Response:
+    """Which of the apps asked for (``?id=`` repeated) fall on the page the rest of the
+    query (the apps page's own) lists: the page's script asks for apps an event names
+    that it does not show, to tell the user that reloading would show them."""
+    ids = set(request.query_params.getlist("id")[: Listing().per * 10])
+    page = await list_apps(request, Listing.parse(request.query_params))
+    return json_response({"onPage": [r.id for r in page.rows if r.id in ids]})
 
 
 def _app_id(request: Request) -> PathId:
@@ -279,6 +289,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(agents.agents_page, "/agents", "agents"),
     _route_of(agents.sandbox_tail, "/api/sandbox"),
     _route_of(app_rows_fragment, "/f/app-rows"),
+    _route_of(on_page, "/api/on-page"),
     _route_of(app_fragment, "/f/app/{app_id:path}"),
     _route_of(deployments_fragment, "/f/deployments"),
     _route_of(ResumableStream(), "/stream"),

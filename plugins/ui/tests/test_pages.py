@@ -143,3 +143,13 @@ async def test_a_stored_version_shows_what_deploying_it_would_change(
     assert diff.status_code == 200
     assert re.findall(r"<code>(/[^<]*)</code>", diff.text) == ["/mem"]
     assert (await client.get("/ui/versions/versioned?version=nope")).status_code == 404
+
+
+async def test_on_page_says_which_apps_the_listing_would_show(client: httpx.AsyncClient) -> None:
+    for app_id in ("/team/a", "/team/b", "/team/c", "/other/d"):
+        await create(client, app_id)
+    query = "q=team&sort=-id&per=2&id=/team/a&id=/team/b&id=/team/c&id=/other/d&id=/nope"
+    answer = (await client.get(f"/ui/api/on-page?{query}")).json()
+    assert answer == {"onPage": ["/team/c", "/team/b"]}
+    html = (await client.get("/ui/apps?q=team")).text
+    assert '<p id="new-apps" hidden><a href="/ui/apps?q=team"></a></p>' in html

@@ -56,11 +56,39 @@
     return document.querySelector(`tr[data-app-id="${CSS.escape(appId)}"]`);
   }
 
+  // Apps the apps page does not show that an event created or changed ("new:<id>"
+  // keys), when they pass its filter: the server says whether they fall on this page.
+  const NEW_APP_EVENTS = new Set(["api_post_event", "deployment_info"]);
+  const listing = new URLSearchParams(location.search);
+  const newApps = new Set();
+
+  function mayBeListed(id) {
+    const q = (listing.get("q") || "").toLowerCase();
+    const group = "/" + (listing.get("group") || "").replace(/^\/+|\/+$/g, "");
+    return (!q || id.toLowerCase().includes(q)) && (group === "/" || id.startsWith(group + "/"));
+  }
+
+  async function checkNewApps(ids) {
+    const query = new URLSearchParams(listing);
+    for (const id of ids) query.append("id", id);
+    const answer = await call("GET", "/ui/api/on-page?" + query);
+    for (const id of answer.onPage) if (!rowOf(id)) newApps.add(id);
+    const notice = document.getElementById("new-apps");
+    if (!newApps.size) return;
+    notice.firstElementChild.textContent = `${newApps.size} new app(s) on this page — reload`;
+    notice.hidden = false;
+  }
+
   // Per page: what an event touches, and how to refresh what was touched.
   const pages = {
     apps: {
-      keys: (event) => appsOf(event).filter((id) => rowOf(id)),
-      async refresh(ids) {
+      keys: (event) => appsOf(event).map((id) => (rowOf(id) ? id
+        : NEW_APP_EVENTS.has(event.eventType) && !newApps.has(id) && mayBeListed(id) ? "new:" + id : null))
+        .filter(Boolean),
+      async refresh(keys) {
+        const unseen = keys.filter((key) => key.startsWith("new:")).map((key) => key.slice(4));
+        if (unseen.length) await checkNewApps(unseen);
+        const ids = keys.filter((key) => !key.startsWith("new:"));
         const typing = document.activeElement?.tagName === "INPUT" ? document.activeElement : null;
         const busy = ids.filter((id) => typing && rowOf(id)?.contains(typing));
         busy.forEach((id) => state.touched.add(id));  // never swap a row being typed in
