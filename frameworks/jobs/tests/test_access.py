@@ -33,13 +33,13 @@ class Follower(LeaderElection):
         self._set(leader_id=leader_id, is_leader=False)
 
     async def run(self, lead: Any, *args: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        raise NotImplementedError
+        raise AssertionError("a standby that forwards requests never runs for leadership here")
 
     async def abdicate(self) -> bool:
         return False
 
     def fence(self) -> list[Op]:
-        raise NotImplementedError
+        raise AssertionError("a standby wrote: it must forward writes to the leader")
 
 
 def placement() -> Placement:

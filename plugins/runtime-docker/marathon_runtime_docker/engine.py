@@ -204,22 +204,11 @@ class DockerEngine:
         response = await self._call("POST", f"/containers/{container}/exec", body=body)
         return str(response.json()["Id"])
 
-    async def exec_run(self, exec_id: str) -> AsyncIterator[tuple[int, bytes]]:
+    def exec_run(self, exec_id: str) -> AsyncIterator[tuple[int, bytes]]:
         """Start an exec instance and follow its output until the command ends."""
-        buffer = bytearray()
-        try:
-            async with self.client.stream(
-                "POST", f"/exec/{exec_id}/start", json={"Detach": False}, timeout=None
-            ) as response:
-                if not response.is_success:
-                    await response.aread()
-                    _raise_for(response)
-                async for chunk in response.aiter_bytes():
-                    buffer += chunk
-                    for frame in demultiplex(buffer):
-                        yield frame
-        except httpx.TransportError as exc:
-            raise EngineError(0, f"exec {exec_id} broken: {exc}") from exc
+        return self._frames(
+            "POST", f"/exec/{exec_id}/start", f"exec {exec_id}", json={"Detach": False}
+        )
 
     async def exec_inspect(self, exec_id: str) -> dict[str, Any]:
         """``Running``, ``ExitCode`` and ``Pid`` (in the host's PID namespace) of an exec."""
@@ -227,14 +216,20 @@ class DockerEngine:
         found: dict[str, Any] = response.json()
         return found
 
-    async def logs(self, container: str) -> AsyncIterator[tuple[int, bytes]]:
+    def logs(self, container: str) -> AsyncIterator[tuple[int, bytes]]:
         """The container's output from its start, following it until it stops: (stream, data)."""
         params = {"stdout": 1, "stderr": 1, "follow": 1}
+        return self._frames(
+            "GET", f"/containers/{container}/logs", f"log stream of {container}", params=params
+        )
+
+    async def _frames(
+        self, method: str, path: str, what: str, **request: Any
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Follow a multiplexed output stream (logs, exec) frame by frame: (stream, data)."""
         buffer = bytearray()
         try:
-            async with self.client.stream(
-                "GET", f"/containers/{container}/logs", params=params, timeout=None
-            ) as response:
+            async with self.client.stream(method, path, timeout=None, **request) as response:
                 if not response.is_success:
                     await response.aread()
                     _raise_for(response)
@@ -243,7 +238,7 @@ class DockerEngine:
                     for frame in demultiplex(buffer):
                         yield frame
         except httpx.TransportError as exc:
-            raise EngineError(0, f"log stream of {container} broken: {exc}") from exc
+            raise EngineError(0, f"{what} broken: {exc}") from exc
 
 
 def _split_reference(image: str) -> tuple[str, str | None]:
