@@ -173,6 +173,8 @@ def test_a_rolling_upgrade_keeps_within_its_strategy(server: RunningMarathon) ->
     assert observer.fewest_ready >= 5, observer.fewest_ready
     assert observer.most_live <= 12, observer.most_live
     httpx.delete(f"{server.url}/v2/apps/acc/roll?force=true", timeout=10)
+    # The next tests share this server and expect their own deployment alone.
+    wait_for(lambda: get(server, "/v2/deployments") == [], timeout=60, what="no deployment")
 
 
 def deployment_reason(server: RunningMarathon, deployment_id: str, app_id: str) -> Any:
