@@ -28,9 +28,9 @@ from marathon_rest.app_types import Message, Receive, Scope, Send
 from marathon_rest.appinfo import deployments_by_app
 from marathon_rest.auth import allowed, authorize, visible_part
 from marathon_rest.events import EventStream
-from marathon_rest.responses import json_response
 from marathon_ui import agents, editor
 from marathon_ui.data import (
+    MAX_PAGE_SIZE,
     SORT_KEYS,
     AppRow,
     Listing,
@@ -129,13 +129,16 @@ async def app_rows_fragment(request: Request) -> Response:
     return html("app_rows.html", ids=ids, rows=rows)
 
 
-async def on_page(request: Request) -> Response:
-    """Which of the apps asked for (``?id=`` repeated) fall on the page the rest of the
-    query (the apps page's own) lists: the page's script asks for apps an event names
-    that it does not show, to tell the user that reloading would show them."""
-    ids = set(request.query_params.getlist("id")[: Listing().per * 10])
-    page = await list_apps(request, Listing.parse(request.query_params))
-    return json_response({"onPage": [r.id for r in page.rows if r.id in ids]})
+async def app_page_rows(request: Request) -> Response:
+    """The apps page's rows in the order the rest of the query (the page's own) lists
+    them: in full for the apps asked for (``?id=`` repeated), by id only for the others,
+    with the page's status counts and pager. The page's script asks when an event names
+    an app it does not show, or one it shows is gone, and puts rows in place live."""
+    listing = Listing.parse(request.query_params)
+    page = await list_apps(request, listing)
+    asked = set(request.query_params.getlist("id")[: MAX_PAGE_SIZE * 2])
+    statuses = [s.value for s in Status]
+    return html("app_page_rows.html", listing=listing, page=page, asked=asked, statuses=statuses)
 
 
 def _app_id(request: Request) -> PathId:
@@ -289,7 +292,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(agents.agents_page, "/agents", "agents"),
     _route_of(agents.sandbox_tail, "/api/sandbox"),
     _route_of(app_rows_fragment, "/f/app-rows"),
-    _route_of(on_page, "/api/on-page"),
+    _route_of(app_page_rows, "/f/app-page"),
     _route_of(app_fragment, "/f/app/{app_id:path}"),
     _route_of(deployments_fragment, "/f/deployments"),
     _route_of(ResumableStream(), "/stream"),

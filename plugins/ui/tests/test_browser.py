@@ -143,15 +143,6 @@ def test_scale_from_the_apps_page_follows_events_not_polls(
     # Coalesced: far fewer row fetches than the events of two launches.
     assert 1 <= paths.count("/ui/f/app-rows") <= 12, paths
 
-    # Apps created elsewhere: one outside the filter is ignored, one that falls on this
-    # page is announced (the server places it under the page's filter and sort).
-    create(server, {"id": "/web/other", "instances": 0})
-    create(server, {"id": "/web/scaled-too", "instances": 0})
-    notice = page.locator("#new-apps")
-    notice.filter(has_text="1 new app(s) on this page").wait_for(timeout=LIVE_TIMEOUT_MS)
-    assert notice.locator("a").get_attribute("href") == "/ui/apps?q=scaled"
-    assert "/ui/apps" not in [path for _, path in after_load]
-
 
 def test_an_unsatisfiable_unique_app_says_why_on_every_page(
     server: RunningMarathon, page: Any, screenshots: Path

@@ -145,11 +145,28 @@ async def test_a_stored_version_shows_what_deploying_it_would_change(
     assert (await client.get("/ui/versions/versioned?version=nope")).status_code == 404
 
 
-async def test_on_page_says_which_apps_the_listing_would_show(client: httpx.AsyncClient) -> None:
+async def test_page_rows_place_the_asked_apps_in_the_listing(client: httpx.AsyncClient) -> None:
+    """What live.js asks when an event names an app the page does not show: the page's
+    order (filter, sort, page), the asked apps among it in full, the others by id."""
     for app_id in ("/team/a", "/team/b", "/team/c", "/other/d"):
-        await create(client, app_id)
-    query = "q=team&sort=-id&per=2&id=/team/a&id=/team/b&id=/team/c&id=/other/d&id=/nope"
-    answer = (await client.get(f"/ui/api/on-page?{query}")).json()
-    assert answer == {"onPage": ["/team/c", "/team/b"]}
-    html = (await client.get("/ui/apps?q=team")).text
-    assert '<p id="new-apps" hidden><a href="/ui/apps?q=team"></a></p>' in html
+        await create(client, app_id, instances=0)
+    asked = "id=/team/a&id=/team/c&id=/other/d&id=/nope"
+    html = (await client.get(f"/ui/f/app-page?q=team&sort=-id&per=2&{asked}")).text
+    assert re.findall(r"<tr data-app-id=\"([^\"]+)\"( data-kept)?", html) == [
+        ("/team/c", ""),
+        ("/team/b", " data-kept"),
+    ]
+    assert '<tr data-app-id="/team/c" data-status="deploying">' in html
+    assert '<table data-total="3">' in html
+    assert "3 app(s) · page 1 of 2" in html
+    assert '<option value="deploying">deploying (3)</option>' in html
+    second = (await client.get(f"/ui/f/app-page?q=team&sort=-id&per=2&page=2&{asked}")).text
+    assert re.findall(r"<tr data-app-id=\"([^\"]+)\"", second) == ["/team/a"]
+    assert 'rel="prev" href="/ui/apps?q=team&amp;sort=-id&amp;per=2"' in second
+    none = (await client.get("/ui/f/app-page?q=nothing&id=/team/a")).text
+    assert "No applications match." in none
+    assert "0 app(s) · page 1 of 1" in none
+    # The apps page renders the same pager and counts it is updated with.
+    page = (await client.get("/ui/apps?q=team&sort=-id&per=2")).text
+    assert "3 app(s) · page 1 of 2" in page
+    assert '<option value="deploying">deploying (3)</option>' in page

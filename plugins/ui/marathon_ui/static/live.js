@@ -56,11 +56,14 @@
     return document.querySelector(`tr[data-app-id="${CSS.escape(appId)}"]`);
   }
 
-  // Apps the apps page does not show that an event created or changed ("new:<id>"
-  // keys), when they pass its filter: the server says whether they fall on this page.
+  // The apps page's membership: an app created elsewhere that falls on the page (the
+  // server's filter, sort and page) is inserted at its place, a removed one leaves, and
+  // the page keeps its size. Keys: a shown app's id (fetch its row), "new:<id>" (an app
+  // the page does not show that an app or deployment event names and that passes its
+  // filter), PLACE (re-read the page's order: a shown app is gone or left the filter).
   const NEW_APP_EVENTS = new Set(["api_post_event", "deployment_info"]);
+  const PLACE = "place";
   const listing = new URLSearchParams(location.search);
-  const newApps = new Set();
 
   function mayBeListed(id) {
     const q = (listing.get("q") || "").toLowerCase();
@@ -68,38 +71,72 @@
     return (!q || id.toLowerCase().includes(q)) && (group === "/" || id.startsWith(group + "/"));
   }
 
-  async function checkNewApps(ids) {
+  function typingIn(row) {
+    const typing = document.activeElement?.tagName === "INPUT" ? document.activeElement : null;
+    return Boolean(typing && row?.contains(typing));
+  }
+
+  // One request: the page's ids in order, rows in full for `ids` (those on the page),
+  // the pager and status counts. Rows are moved, not rebuilt, where they stay; a row
+  // that arrives from another page (an app before it left) comes as its id and is
+  // fetched in the next window.
+  async function placeRows(ids) {
     const query = new URLSearchParams(listing);
     for (const id of ids) query.append("id", id);
-    const answer = await call("GET", "/ui/api/on-page?" + query);
-    for (const id of answer.onPage) if (!rowOf(id)) newApps.add(id);
-    const notice = document.getElementById("new-apps");
-    if (!newApps.size) return;
-    notice.firstElementChild.textContent = `${newApps.size} new app(s) on this page — reload`;
-    notice.hidden = false;
+    const fresh = await getFragment("/ui/f/app-page?" + query);
+    const table = document.querySelector("table.apps");
+    const tbody = table.tBodies[0];
+    const wanted = [];
+    for (const row of fresh.querySelector("tbody").children) {
+      const id = row.dataset.appId;
+      const old = id === undefined ? null : rowOf(id);
+      if (old && (row.hasAttribute("data-kept") || typingIn(old))) {
+        if (!row.hasAttribute("data-kept")) state.touched.add(id);
+        wanted.push(old);
+      } else {
+        if (row.hasAttribute("data-kept")) state.touched.add(id);
+        wanted.push(row);
+      }
+    }
+    const keep = new Set(wanted);
+    for (const row of [...tbody.rows]) if (!keep.has(row) && !typingIn(row)) row.remove();
+    let cursor = tbody.firstElementChild;
+    for (const row of wanted) {
+      if (row === cursor) cursor = cursor.nextElementSibling;
+      else if (row.isConnected && tbody.moveBefore) tbody.moveBefore(row, cursor);  // keeps focus
+      else tbody.insertBefore(row, cursor);
+    }
+    table.dataset.total = fresh.querySelector("table").dataset.total;
+    document.querySelector("p.pager").replaceWith(fresh.querySelector("p.pager"));
+    const options = document.querySelector("form.filters select[name=status]").options;
+    const counted = fresh.querySelector("select").options;
+    for (let i = 0; i < options.length && i < counted.length; i += 1) {
+      if (options[i].text !== counted[i].text) options[i].text = counted[i].text;
+    }
   }
 
   // Per page: what an event touches, and how to refresh what was touched.
   const pages = {
     apps: {
       keys: (event) => appsOf(event).map((id) => (rowOf(id) ? id
-        : NEW_APP_EVENTS.has(event.eventType) && !newApps.has(id) && mayBeListed(id) ? "new:" + id : null))
+        : NEW_APP_EVENTS.has(event.eventType) && mayBeListed(id) ? "new:" + id : null))
         .filter(Boolean),
       async refresh(keys) {
-        const unseen = keys.filter((key) => key.startsWith("new:")).map((key) => key.slice(4));
-        if (unseen.length) await checkNewApps(unseen);
-        const ids = keys.filter((key) => !key.startsWith("new:"));
-        const typing = document.activeElement?.tagName === "INPUT" ? document.activeElement : null;
-        const busy = ids.filter((id) => typing && rowOf(id)?.contains(typing));
+        const busy = keys.filter((key) => typingIn(rowOf(key)));
         busy.forEach((id) => state.touched.add(id));  // never swap a row being typed in
-        const due = ids.filter((id) => !busy.includes(id));
-        if (!due.length) return;
-        const query = due.map((id) => "id=" + encodeURIComponent(id)).join("&");
+        const shown = keys.filter((key) => !key.startsWith("new:") && key !== PLACE && !busy.includes(key));
+        const unseen = keys.filter((key) => key.startsWith("new:")).map((key) => key.slice(4));
+        if (unseen.length || keys.includes(PLACE)) return placeRows([...shown, ...unseen]);
+        if (!shown.length) return;
+        const query = shown.map((id) => "id=" + encodeURIComponent(id)).join("&");
         const fresh = await getFragment("/ui/f/app-rows?" + query);
+        const status = listing.get("status");
         for (const row of fresh.querySelectorAll("tr[data-app-id]")) {
           const old = rowOf(row.dataset.appId);
           if (!old) continue;
           if (row.hasAttribute("data-gone")) old.remove(); else old.replaceWith(row);
+          // Gone, or out of the status filter: the next app of the list moves up.
+          if (row.hasAttribute("data-gone") || (status && row.dataset.status !== status)) state.touched.add(PLACE);
         }
       },
     },
