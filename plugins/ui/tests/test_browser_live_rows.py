@@ -135,8 +135,7 @@ def test_apps_created_elsewhere_are_placed_and_removed_ones_leave(
     assert inserted.get_by_role("button", name="Scale").count() == 1
     page.wait_for_timeout(1000)  # the other app's deployment events have come and gone
     assert page.locator('tr[data-app-id="/live/c-other"]').count() == 0
-    shoot_name = screenshots / "apps-inserted.png"
-    page.screenshot(path=str(shoot_name), full_page=True)
+    page.screenshot(path=str(screenshots / "apps-inserted.png"), full_page=True)
 
     # A removed app leaves; the next one of the list moves up, in full.
     response = httpx.delete(f"{server.url}/v2/apps/live/b-app", timeout=30)
@@ -145,9 +144,15 @@ def test_apps_created_elsewhere_are_placed_and_removed_ones_leave(
     moved_up = page.locator('tr[data-app-id="/live/f-app"]')
     moved_up.locator("td.running").wait_for(timeout=LIVE_TIMEOUT_MS)
 
-    # A group's removal drops all of its rows the page shows.
+    # An insertion leaves the row being typed in alone; a group's removal drops all of
+    # its rows the page shows.
+    typed = page.locator('tr[data-app-id="/live/d-app"] input[name=instances]')
+    typed.fill("7")
     create(server, "/gone/a-app")
     wait_shown(page, ["/gone/a-app", "/live/c-app", "/live/d-app"], "5 app(s)")
+    assert page.evaluate("document.activeElement.closest('tr').dataset.appId") == "/live/d-app"
+    assert typed.input_value() == "7"
+    typed.blur()
     response = httpx.delete(f"{server.url}/v2/groups/gone", timeout=30)
     assert response.status_code == 200, response.text
     wait_shown(page, ["/live/c-app", "/live/d-app", "/live/f-app"], "4 app(s) · page 1 of 2")
@@ -174,6 +179,7 @@ def test_a_burst_of_creations_costs_a_few_coalesced_requests(
     fetches = [p for p in paths if p != "/ui/stream"]
     print(f"200 apps created in {created_in:.1f} s: {len(fetches)} fetches ({set(fetches)})")
     assert set(paths) <= LIVE_PATHS, paths
-    # One request per 300 ms window at most, while the burst and its deployments last.
+    # One request per 300 ms window at most, while the burst and its deployments last
+    # (a loaded machine creates slower, in more windows), never one per app.
     assert len(fetches) <= 10 + (created_in + 2) / 0.3, fetches
-    assert len(fetches) <= 60, fetches
+    assert len(fetches) <= 100, fetches
