@@ -78,7 +78,7 @@ def is_public(request: HttpRequest) -> bool:
     if (request.method, request.path) in PUBLIC:
         return True
     name = request.path.removeprefix(STATIC_PREFIX)
-    return request.method == "GET" and name != request.path and "/" not in name
+    return request.method == "GET" and name != request.path and bool(name) and "/" not in name
 
 
 def is_browser_page(request: HttpRequest) -> bool:
@@ -141,15 +141,15 @@ class SessionHooks:
         self.store = store
 
     @hookimpl
-    def marathon_ui_sessions(self) -> SessionStore:
-        return self.store
+    def marathon_ui_login(self) -> SessionHooks:
+        return self
 
     @hookimpl(tryfirst=True)
     def marathon_authenticate(self, request: HttpRequest) -> Identity | None:
+        if is_public(request):
+            return LOGIN_PAGE  # whatever it carries: these pages ask nobody's permission
         if "authorization" in request.headers:
             return None  # credentials of its own: the other plugins decide, as for any client
-        if is_public(request):
-            return LOGIN_PAGE
         session_id = _session_id(request)
         session = self.store.get(session_id) if session_id is not None else None
         asked = request if session is None else _with_authorization(request, session.authorization)
@@ -179,6 +179,13 @@ class SessionHooks:
             raise NotAuthenticatedError(f"{refusal.message} Log in again at {LOGIN_PATH}.")
         raise refusal
 
+    def verify(self, authorization: str, client_address: str | None) -> Identity:
+        """Who ``authorization`` (from the login form) is, as the other plugins answer a
+        request that carries only it; raises their refusal (a 401, a 429)."""
+        view = RequestView("POST", LOGIN_PATH, {"authorization": authorization}, {}, client_address)
+        identity = self._others(request=view)
+        return ANONYMOUS if identity is None else identity
+
     def _others(self, request: HttpRequest) -> Identity | None:
         caller: pluggy.HookCaller = self.host.manager.subset_hook_caller(
             "marathon_authenticate", remove_plugins=[self]
@@ -187,9 +194,9 @@ class SessionHooks:
         return identity
 
 
-def sessions_of(request: Request) -> SessionStore | None:
-    stores = Api.of(request).ctx.call_extension("marathon_ui_sessions")
-    return next((s for s in stores if s is not None), None)
+def login_hooks(request: Request) -> SessionHooks | None:
+    found = Api.of(request).ctx.call_extension("marathon_ui_login")
+    return next((hooks for hooks in found if hooks is not None), None)
 
 
 def _page(
@@ -211,7 +218,7 @@ def _page(
 
 async def login_form(request: Request) -> Response:
     next_page = safe_next(request.query_params.get("next"))
-    return _page(next_page, unprotected=sessions_of(request) is None)
+    return _page(next_page, unprotected=login_hooks(request) is None)
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -238,8 +245,8 @@ def authorization_header(fields: Mapping[str, str]) -> str | None:
 async def login(request: Request) -> Response:
     fields = await _fields(request)
     next_page = safe_next(fields.get("next"))
-    store = sessions_of(request)
-    if store is None:
+    hooks = login_hooks(request)
+    if hooks is None:
         return _page(next_page, unprotected=True)
     user = fields.get("user", "") if not fields.get("token", "").strip() else ""
     authorization = authorization_header(fields)
@@ -250,16 +257,11 @@ async def login(request: Request) -> Response:
             error="Enter a user name and password, or an API token.",
             user=user,
         )
-    view = RequestView(
-        method=request.method,
-        path=request.url.path,
-        headers={"authorization": authorization},
-        query={},
-        client_address=request.client.host if request.client else None,
-    )
-    access = Api.of(request).ctx.access
+    client = request.client.host if request.client else None
     try:
-        identity = await trio.to_thread.run_sync(access.authenticate, view, limiter=LOGIN_THREADS)
+        identity = await trio.to_thread.run_sync(
+            hooks.verify, authorization, client, limiter=LOGIN_THREADS
+        )
     except UserError as exc:
         request.scope[IDENTITY_KEY] = Identity(user, authenticated=False)
         retry = {k: v for k, v in exc.headers.items() if k.lower() == "retry-after"}
@@ -270,21 +272,21 @@ async def login(request: Request) -> Response:
     request.scope[IDENTITY_KEY] = identity  # the audit record names who logged in
     earlier = request.cookies.get(COOKIE_NAME)
     if earlier:
-        store.end(earlier)  # a login always starts a new session (no fixation)
+        hooks.store.end(earlier)  # a login always starts a new session (no fixation)
     response = RedirectResponse(next_page, status_code=303)
-    session_id = store.create(authorization, identity.name)
-    set_session_cookie(response, request, session_id, int(store.lifetime))
+    session_id = hooks.store.create(authorization, identity.name)
+    set_session_cookie(response, request, session_id, int(hooks.store.lifetime))
     return response
 
 
 async def logout(request: Request) -> Response:
-    store = sessions_of(request)
+    hooks = login_hooks(request)
     session_id = request.cookies.get(COOKIE_NAME)
-    if store is not None and session_id:
-        session = store.get(session_id)
+    if hooks is not None and session_id:
+        session = hooks.store.get(session_id)
         if session is not None:
             request.scope[IDENTITY_KEY] = Identity(session.user)  # for the audit record
-        store.end(session_id)
+        hooks.store.end(session_id)
     response = RedirectResponse(LOGIN_PATH, status_code=303)
     clear_session_cookie(response, request)
     return response

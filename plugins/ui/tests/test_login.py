@@ -324,8 +324,8 @@ async def test_through_a_standby_the_leaders_session_works(
         logged_in = await log_in(browser, user="alice", password=TEAM_A[1])
         assert logged_in.status_code == 303, logged_in.text
         # The leader made the session; the standby keeps none.
-        assert [len(s) for s in leader_ctx.call_extension("marathon_ui_sessions")] == [1]
-        assert [len(s) for s in standby_ctx.call_extension("marathon_ui_sessions")] == [0]
+        assert [len(h.store) for h in leader_ctx.call_extension("marathon_ui_login")] == [1]
+        assert [len(h.store) for h in standby_ctx.call_extension("marathon_ui_login")] == [0]
         # The cookie names a session only the leader knows: forwarded, not refused.
         page = await browser.get("/ui/apps", headers=NAVIGATE)
         assert page.status_code == 200, page.text
