@@ -4,6 +4,7 @@ standby, and what a user limited to /team-a sees (pages, /v2, the event stream).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -344,3 +345,20 @@ async def test_through_a_standby_the_leaders_session_works(
     async with httpx.AsyncClient(base_url=standby) as anonymous:
         refused = await anonymous.get("/v2/apps")
         assert refused.status_code == 401
+
+
+async def test_logins_and_logouts_are_audited_without_credentials(
+    browser: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "marathon.audit")
+    assert (await log_in(browser, user="alice", password="not-it")).status_code == 401
+    assert (await log_in(browser, user="alice", password=TEAM_A[1])).status_code == 303
+    assert (await browser.post("/ui/logout")).status_code == 303
+    with trio.fail_after(5):  # recorded once the answer is sent
+        while "POST '/ui/logout'" not in caplog.text:
+            await trio.sleep(0.01)
+    audit = caplog.text
+    assert "user=None client=127.0.0.1 forwarded_for=None POST '/ui/login' -> 401" in audit
+    assert "user='alice' client=127.0.0.1 forwarded_for=None POST '/ui/login' -> 303" in audit
+    assert "user='alice' client=127.0.0.1 forwarded_for=None POST '/ui/logout' -> 303" in audit
+    assert "not-it" not in audit and TEAM_A[1] not in audit
