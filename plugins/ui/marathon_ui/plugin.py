@@ -47,9 +47,17 @@ def marathon_configure(config: Config, plugins: HookEnabler) -> None:
     idle, lifetime = config.option("ui_session_idle_timeout"), config.option("ui_session_lifetime")
     if idle <= 0 or lifetime <= 0:
         raise ConfigError("--ui_session_idle_timeout and --ui_session_lifetime must be positive")
-    if isinstance(plugins, PluginHost) and plugins.has_authenticator:
+    if isinstance(plugins, PluginHost) and _others_authenticate(plugins):
         store = SessionStore(idle=idle, lifetime=lifetime)
         plugins.enable(PLUGIN_NAME, login.SessionHooks(plugins, store))
+
+
+def _others_authenticate(host: PluginHost) -> bool:
+    """Whether a plugin other than this one (enabled by an earlier configure)
+    authenticates callers."""
+    ours = host.manager.get_plugin(f"{PLUGIN_NAME}.enabled")
+    impls = host.manager.hook.marathon_authenticate.get_hookimpls()
+    return any(impl.plugin is not ours for impl in impls)
 
 
 @hookimpl(optionalhook=True)  # marathon-rest's hook: nothing to serve without it
