@@ -3,6 +3,7 @@ form's preview places errors at inputs, and the views switch through the server.
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -179,3 +180,12 @@ async def test_the_json_editor_switches_to_the_form_through_the_server(
     assert unusable.status_code == 400
     assert "cannot show" in unusable.json()["message"]
     assert (await client.post("/ui/f/form", json=[1])).status_code == 400
+
+
+async def test_the_form_page_and_its_script_load_nothing_from_elsewhere(
+    client: httpx.AsyncClient,
+) -> None:
+    for path in ("/ui/new", "/ui/new?view=json", "/ui/static/editor.js", "/ui/static/ui.css"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert not re.search(r"(https?:)?//[a-z0-9]", response.text), path
