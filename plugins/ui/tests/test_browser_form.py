@@ -99,6 +99,20 @@ def running(server: RunningMarathon, app_id: str) -> int:
     return int(app_of(server, app_id).get("tasksRunning", 0))
 
 
+def running_on_page(server: RunningMarathon, page: Any, app_id: str, count: int) -> None:
+    """Wait until ``count`` tasks of the app run, then see the app page say so.
+
+    Read again rather than followed: events between the page's render and its stream's
+    opening are not replayed (the page carries no event id to resume after), and a
+    deploy's first events come right then. Following events is what the wipe test checks.
+    """
+    wait_for(lambda: running(server, app_id) == count, timeout=60, what=f"{count} running")
+    page.reload()
+    page.locator("#app-live .counts .running").filter(has_text=f"{count}/{count} running").wait_for(
+        timeout=10_000
+    )
+
+
 def diff_rows(page: Any) -> list[list[str]]:
     rows = page.locator("#result table.diff tr").all()[1:]
     return [[cell.inner_text() for cell in row.locator("td").all()] for row in rows]
@@ -144,9 +158,7 @@ def test_create_an_app_with_the_form(server: RunningMarathon, page: Any, screens
 
     page.click("#deploy")
     page.wait_for_url("**/ui/apps/form/created", timeout=10_000)
-    page.locator("#app-live .counts .running").filter(has_text="1/1 running").wait_for(
-        timeout=LIVE_TIMEOUT_MS
-    )
+    running_on_page(server, page, "/form/created", 1)
     app = app_of(server, "/form/created")
     assert app["env"] == {"GREETING": "hello"}
     assert app["constraints"] == [["hostname", "UNIQUE"]]
@@ -193,9 +205,7 @@ def test_edit_instances_with_the_form_and_see_the_diff(
     page.locator("#result .preview").wait_for(timeout=10_000)
     page.click("#deploy")
     page.wait_for_url("**/ui/apps/form/edited", timeout=10_000)
-    page.locator("#app-live .counts .running").filter(has_text="2/2 running").wait_for(
-        timeout=LIVE_TIMEOUT_MS
-    )
+    running_on_page(server, page, "/form/edited", 2)
     app = app_of(server, "/form/edited")
     assert (app["instances"], app["killSelection"], app["labels"]) == (
         2,
