@@ -107,6 +107,9 @@ MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
 ]
 
 
+#: The create form's body: its fields over the definition it was built from.
+FORM = {"fields": [["id", "/dev/x"], *([k, str(v)] for k, v in APP.items())], "base": {}}
+
 #: marathon-ui's routes, the same way (a server with the UI; none of these writes
 #: changes state). The login form, logout and the stylesheet need no credentials;
 #: everything else is a page of /v2's data with /v2's checks.
@@ -135,6 +138,10 @@ UI_MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
     ("GET", "/ui/edit/prod/web", None, (401, 401, 200, 200, 200)),
     ("GET", "/ui/edit/dev/api", None, (401, 401, 200, 403, 200)),
     ("POST", "/ui/api/preview", {"id": "/dev/x", **APP}, (401, 401, 403, 403, 200)),
+    ("POST", "/ui/api/form-preview", FORM, (401, 401, 403, 403, 200)),
+    # the form <-> JSON switches read nothing: any authenticated caller
+    ("POST", "/ui/api/form-json", FORM, (401, 401, 200, 200, 200)),
+    ("POST", "/ui/f/form", {"id": "/dev/x", **APP}, (401, 401, 200, 200, 200)),
 ]
 
 
