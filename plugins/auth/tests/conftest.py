@@ -9,6 +9,7 @@ import trio
 
 import marathon_auth.plugin
 import marathon_rest.plugin
+import marathon_ui.plugin
 from marathon_auth.passwords import hash_password, hash_token
 from marathon_core.testing.context import CoreContext, ManualLeader, memory_context
 from marathon_rest.server import serve_api
@@ -72,11 +73,16 @@ def auth_args(users_file: Path) -> list[str]:
     ]
 
 
-async def start_api(nursery: trio.Nursery, args: list[str]) -> tuple[CoreContext, str]:
-    """marathon-rest and marathon-auth over in-memory state, on a free loopback port."""
+async def start_api(
+    nursery: trio.Nursery, args: list[str], *, with_ui: bool = False
+) -> tuple[CoreContext, str]:
+    """marathon-rest and marathon-auth (and marathon-ui if asked) over in-memory state,
+    on a free loopback port."""
+    plugins: dict[str, object] = {"rest": marathon_rest.plugin, "auth": marathon_auth.plugin}
+    if with_ui:
+        plugins["ui"] = marathon_ui.plugin
     ctx = await memory_context(
-        ["--http_port", "0", "--http_address", "127.0.0.1", *args],
-        plugins={"rest": marathon_rest.plugin, "auth": marathon_auth.plugin},
+        ["--http_port", "0", "--http_address", "127.0.0.1", *args], plugins=plugins
     )
     ctx.plugins.configure(ctx.config)  # as `marathon` does before starting services
     await nursery.start(ctx.election.run, trio.sleep_forever)

@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from marathon_auth.passwords import verify_password
-from marathon_core.model.events import app_terminated_event, group_change_success
+from marathon_core.model.events import app_terminated_event, group_change_success, make_event
 from marathon_core.model.ids import PathId, Timestamp
 
 from .conftest import ADMIN, PROD, READER, READER_TOKEN, start_api  # type: ignore[import-not-found]
@@ -78,19 +78,23 @@ async def test_the_event_stream_shows_only_events_about_viewable_apps(
             app_terminated_event(PathId.parse("/prod/web")),
             group_change_success(PathId.parse("/dev"), version),
             group_change_success(PathId.parse("/prod"), version),
+            make_event("instance_changed_event", runSpecId="/dev/api", condition="Killed"),
+            make_event("instance_changed_event", runSpecId="/prod/web", condition="Killed"),
             app_terminated_event(PathId.parse("/prod/last")),
         ):
             ctx.events.publish(event)
     about = {
         user: [
-            e.get("appId") or e.get("groupId")
+            e.get("appId") or e.get("groupId") or e.get("runSpecId")
             for e in events
             if e["eventType"] != "event_stream_attached"
         ]
         for user, events in seen.items()
     }
-    assert about["reader"] == ["/dev/api", "/prod/web", "/dev", "/prod", "/prod/last"]
-    assert about["produser"] == ["/prod/web", "/prod", "/prod/last"]
+    assert about["reader"] == [
+        *("/dev/api", "/prod/web", "/dev", "/prod", "/dev/api", "/prod/web", "/prod/last")
+    ]
+    assert about["produser"] == ["/prod/web", "/prod", "/prod/web", "/prod/last"]
 
 
 async def test_bearer_tokens_authenticate(client: httpx.AsyncClient) -> None:

@@ -107,6 +107,44 @@ MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
 ]
 
 
+#: The create form's body: its fields over the definition it was built from.
+FORM = {"fields": [["id", "/dev/x"], *([k, str(v)] for k, v in APP.items())], "base": {}}
+
+#: marathon-ui's routes, the same way (a server with the UI; none of these writes
+#: changes state). The login form, logout and the stylesheet need no credentials;
+#: everything else is a page of /v2's data with /v2's checks.
+UI_MATRIX: list[tuple[str, str, Any, tuple[int, int, int, int, int]]] = [
+    ("GET", "/ui/login", None, (200, 200, 200, 200, 200)),
+    ("POST", "/ui/login", None, (400, 400, 400, 400, 400)),  # an empty form
+    ("POST", "/ui/logout", None, (303, 303, 303, 303, 303)),
+    ("GET", "/ui/static/ui.css", None, (200, 200, 200, 200, 200)),
+    ("GET", "/ui/", None, (401, 401, 303, 303, 303)),
+    ("GET", "/ui/apps", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/apps/prod/web", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/apps/dev/api", None, (401, 401, 200, 403, 200)),
+    ("GET", "/ui/deployments", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/events", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/agents", None, (401, 401, 503, 403, 503)),  # no master here
+    ("GET", "/ui/api/sandbox?app=/dev/api&task=x", None, (401, 401, 404, 403, 404)),
+    ("GET", "/ui/f/app-rows?id=/prod/web&id=/dev/api", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/f/app-page?id=/prod/web", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/f/app/prod/web", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/f/app/dev/api", None, (401, 401, 200, 403, 200)),
+    ("GET", "/ui/f/deployments", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/stream", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/new", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/versions/prod/web?version={v}", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/versions/dev/api?version={v}", None, (401, 401, 404, 403, 404)),
+    ("GET", "/ui/edit/prod/web", None, (401, 401, 200, 200, 200)),
+    ("GET", "/ui/edit/dev/api", None, (401, 401, 200, 403, 200)),
+    ("POST", "/ui/api/preview", {"id": "/dev/x", **APP}, (401, 401, 403, 403, 200)),
+    ("POST", "/ui/api/form-preview", FORM, (401, 401, 403, 403, 200)),
+    # the form <-> JSON switches read nothing: any authenticated caller
+    ("POST", "/ui/api/form-json", FORM, (401, 401, 200, 200, 200)),
+    ("POST", "/ui/f/form", {"id": "/dev/x", **APP}, (401, 401, 200, 200, 200)),
+]
+
+
 def credentials(caller: str) -> dict[str, str]:
     user, password = {
         WRONG: (READER[0], "not-it"),
@@ -119,9 +157,12 @@ def credentials(caller: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-async def seeded_server(nursery: trio.Nursery, auth_args: list[str]) -> tuple[str, dict[str, str]]:
+async def seeded_server(
+    nursery: trio.Nursery, auth_args: list[str], *, with_ui: bool = False
+) -> tuple[str, dict[str, str]]:
     """A fresh server with /prod/web and /dev/api; returns its URL and the ``{v}``/``{d}``."""
-    _, url = await start_api(nursery, [*auth_args, "--auth_max_failures", "1000"])
+    args = [*auth_args, "--auth_max_failures", "1000"]
+    _, url = await start_api(nursery, args, with_ui=with_ui)
     async with httpx.AsyncClient(base_url=url, headers=credentials(ADMIN_)) as admin:
         for app_id in ("/prod/web", "/dev/api"):
             assert (await admin.post("/v2/apps", json={"id": app_id, **APP})).status_code == 201
@@ -132,7 +173,7 @@ async def seeded_server(nursery: trio.Nursery, auth_args: list[str]) -> tuple[st
 
 
 async def call(client: httpx.AsyncClient, method: str, path: str, body: Any) -> httpx.Response:
-    if path.startswith("/v2/events"):
+    if path.startswith(("/v2/events", "/ui/stream")):
         async with client.stream(method, path) as response:
             if response.status_code != 200:  # an error has a body; a stream never ends
                 await response.aread()
@@ -140,15 +181,16 @@ async def call(client: httpx.AsyncClient, method: str, path: str, body: Any) -> 
     return await client.request(method, path, json=body)
 
 
+@pytest.mark.parametrize("with_ui", [False, True], ids=["v2", "ui"])
 @pytest.mark.parametrize("caller", CALLERS)
 async def test_every_route_answers_each_caller_exactly(
-    caller: str, nursery: trio.Nursery, auth_args: list[str]
+    caller: str, with_ui: bool, nursery: trio.Nursery, auth_args: list[str]
 ) -> None:
-    url, values = await seeded_server(nursery, auth_args)
+    url, values = await seeded_server(nursery, auth_args, with_ui=with_ui)
     column = CALLERS.index(caller)
     got: list[tuple[str, str, int, int]] = []
     async with httpx.AsyncClient(base_url=url, headers=credentials(caller), timeout=10) as client:
-        for method, path, body, statuses in MATRIX:
+        for method, path, body, statuses in UI_MATRIX if with_ui else MATRIX:
             response = await call(client, method, path.format(**values), body)
             got.append((method, path, statuses[column], response.status_code))
             if response.status_code == 401:
@@ -187,6 +229,44 @@ def test_the_matrix_covers_every_route_and_method_of_the_router() -> None:
         for route in routes
         if method in (route.methods or ())
         and compile_path(route.path)[0].match(path.split("?")[0].format(v="v", d="d"))
+    }
+    every = {(r.path, m) for r in routes for m in (r.methods or ()) if m != "HEAD"}
+    assert every - covered == set()
+
+
+async def test_a_ui_session_answers_every_route_as_its_users_password_does(
+    nursery: trio.Nursery, auth_args: list[str]
+) -> None:
+    """Logged in with the UI's form, the cookie gets exactly what the user's Basic
+    credentials get, on /ui and /v2 alike; after logout, nothing."""
+    url, values = await seeded_server(nursery, auth_args, with_ui=True)
+    column = CALLERS.index(PRODUSER)
+    logout = [row for row in UI_MATRIX if row[1] == "/ui/logout"]
+    rows = [row for row in UI_MATRIX if row not in logout] + MATRIX + logout
+    got: list[tuple[str, str, int, int]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        login = await client.post("/ui/login", data={"user": PROD[0], "password": PROD[1]})
+        assert login.status_code == 303 and "marathon_session" in client.cookies
+        for method, path, body, statuses in rows:
+            response = await call(client, method, path.format(**values), body)
+            got.append((method, path, statuses[column], response.status_code))
+        assert (await client.get("/v2/apps")).status_code == 401
+    wrong = [g for g in got if g[2] != g[3]]
+    assert not wrong, "\n".join(f"{m} {p}: expected {e}, got {a}" for m, p, e, a in wrong)
+
+
+def test_the_ui_matrix_covers_every_route_and_method_of_the_ui() -> None:
+    from starlette.routing import Route, compile_path
+
+    from marathon_ui import login, views
+
+    routes = [r for r in (*login.ROUTES, *views.ROUTES) if isinstance(r, Route)]
+    covered = {
+        (route.path, method)
+        for method, path, _, _ in UI_MATRIX
+        for route in routes
+        if method in (route.methods or ())
+        and compile_path("/ui" + route.path)[0].match(path.split("?")[0])
     }
     every = {(r.path, m) for r in routes for m in (r.methods or ()) if m != "HEAD"}
     assert every - covered == set()

@@ -38,7 +38,7 @@ from marathon_rest.cors import Cors, parse_origins
 from marathon_rest.events import EventStream
 from marathon_rest.limits import RequestLimits
 from marathon_rest.listen import hsts, leader_scheme
-from marathon_rest.proxy import LeaderProxy
+from marathon_rest.proxy import LOCAL_PATHS, LeaderProxy
 from marathon_rest.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,26 @@ class Authenticate:
                 else:  # the anonymous identity: nothing to wait for
                     authenticate(self.api, request)
             except UserError as exc:
+                if self._leader_decides(request):
+                    await self.app(scope, receive, send)  # forwarded: the leader answers
+                    return
                 await json_response(exc.to_json(), status=exc.status, headers=exc.headers)(
                     scope, receive, send
                 )
                 return
         await self.app(scope, receive, send)
+
+    def _leader_decides(self, request: Request) -> bool:
+        """A standby forwards a request it cannot authenticate when it carries cookies
+        but no ``Authorization``: a cookie may name a session the leader keeps in its
+        memory (marathon-ui's login). Nothing was checked here to count as a failed
+        login, and the leader authenticates the forwarded request as any other."""
+        return (
+            not self.api.elected
+            and request.url.path not in LOCAL_PATHS
+            and "cookie" in request.headers
+            and "authorization" not in request.headers
+        )
 
 
 def extension_routes(api: Api) -> list[BaseRoute]:

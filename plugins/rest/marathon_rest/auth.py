@@ -105,6 +105,8 @@ def _event_subjects(payload: Mapping[str, Any]) -> Iterator[tuple[Action, str]]:
         yield Action.VIEW_RESOURCE, SystemResource.SYSTEM_CONFIG
     if isinstance(app_id := payload.get("appId"), str):
         yield Action.VIEW_RUN_SPEC, app_id
+    if isinstance(run_spec_id := payload.get("runSpecId"), str):  # instance_changed_event
+        yield Action.VIEW_RUN_SPEC, run_spec_id
     if isinstance(group_id := payload.get("groupId"), str):
         yield Action.VIEW_GROUP, group_id
     definition = payload.get("appDefinition")

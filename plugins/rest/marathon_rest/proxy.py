@@ -8,8 +8,10 @@ this process saw).
 
 The forwarding headers give a caller nothing: the standby has authenticated the
 caller before it forwards (``app.Authenticate`` runs first, so failed logins are
-counted against the caller's own address here), and the leader authenticates the
-forwarded request again from its ``Authorization`` header, as from any client. No
+counted against the caller's own address here; only a request with cookies and no
+``Authorization`` that it cannot authenticate is forwarded for the leader to decide,
+as the cookie may name a session in the leader's memory), and the leader
+authenticates the forwarded request again, as from any client. No
 header says "already authenticated", and the leader counts failed logins by the
 address it is called from, never by ``X-Forwarded-For``.
 With no leader known the answer is a 503; ``/ping`` is always answered locally, so

@@ -7,6 +7,8 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
+from marathon_ui.sessions import session_user
+
 #: Nothing but our own files: no inline script or style, no other origin, no framing.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -20,6 +22,8 @@ _templates = jinja2.Environment(
     # pending): a missing key renders as nothing.
     autoescape=True,
 )
+#: Who logged in with the form, for the page header's logout button (``login.py``).
+_templates.globals["session_user"] = session_user
 
 
 def html(template: str, **values: Any) -> HTMLResponse:

@@ -301,4 +301,7 @@ ROUTES: list[BaseRoute] = [
     _route_of(editor.version_diff, "/versions/{app_id:path}", "version"),
     _route_of(editor.editor_page, "/edit/{app_id:path}", "edit"),
     Route("/api/preview", editor.preview, methods=["POST"]),
+    Route("/api/form-preview", editor.form_preview, methods=["POST"]),
+    Route("/api/form-json", editor.form_json, methods=["POST"]),
+    Route("/f/form", editor.form_fragment, methods=["POST"]),
 ]

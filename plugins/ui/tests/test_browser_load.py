@@ -202,7 +202,7 @@ def keystroke_latencies(url: str, app_id: str, keys: int, screenshots: Path) -> 
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         )
         page = browser.new_page()
-        page.goto(f"{url}/ui/edit{app_id}")
+        page.goto(f"{url}/ui/edit{app_id}?view=json")
         size = page.evaluate("document.getElementById('definition').value.length")
         page.evaluate(
             """() => {

@@ -251,6 +251,10 @@
     "deploy-version": (el) => call("PUT", appUrl(el.dataset.app), { version: el.dataset.version }),
     kill: (el) => call("POST", "/v2/tasks/delete", { ids: [el.dataset.task] }),
     "kill-scale": (el) => call("POST", "/v2/tasks/delete?scale=true", { ids: [el.dataset.task] }),
+    // Wipe expunges the instance (its reservations and volumes too); the app keeps its
+    // instance count, so a new instance replaces it.
+    "kill-wipe": (el) => confirm(`Kill and wipe ${el.dataset.task}? Its instance is expunged with its reservations and volumes, and a new one replaces it.`) &&
+      call("POST", "/v2/tasks/delete?wipe=true", { ids: [el.dataset.task] }),
     rollback: (el) => confirm("Stop this deployment and deploy back to where its apps were?") &&
       call("DELETE", "/v2/deployments/" + encodeURIComponent(el.dataset.deployment)),
     stop: (el) => confirm("Stop this deployment where it stands (no rollback)?") &&
