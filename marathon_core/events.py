@@ -167,6 +167,7 @@ class EventBus:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ids = itertools.count(1)
+        self._last_id = 0
         self._history: collections.deque[PublishedEvent] = collections.deque(maxlen=history)
         self._subscriptions: set[BusSubscription] = set()
         self._on_event = on_event
@@ -178,6 +179,7 @@ class EventBus:
     def publish(self, event: Mapping[str, Any]) -> PublishedEvent:
         """Deliver ``event`` to every interested subscriber now; never blocks."""
         published = PublishedEvent(next(self._ids), str(event["eventType"]), event, self._clock())
+        self._last_id = published.id
         self._history.append(published)
         dropped = [
             subscription
@@ -204,6 +206,12 @@ class EventBus:
                         self._hook_failures,
                     )
         return published
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event (0 before the first): a page rendered now
+        subscribes ``after_id=last_id`` and misses nothing published meanwhile."""
+        return self._last_id
 
     @contextmanager
     def subscribe(

@@ -114,6 +114,13 @@ async def test_publish_does_not_wait_for_a_subscriber_that_never_reads() -> None
     assert bus.statistics().last_event_id == 100_000
 
 
+def test_last_id_names_the_newest_event() -> None:
+    bus = EventBus()
+    assert bus.last_id == 0
+    published = [bus.publish(make_event("tick", n=i)) for i in range(3)]
+    assert bus.last_id == published[-1].id
+
+
 async def test_resume_after_a_known_id_replays_newer_events() -> None:
     bus = EventBus(history=5)
     ids = [bus.publish(make_event("tick", n=i)).id for i in range(8)]

@@ -106,12 +106,20 @@ async def list_apps(request: Request, listing: Listing) -> Page:
     )
 
 
+def _events_mark(request: Request) -> int:
+    """The newest event before a page reads its data: its script's stream starts
+    after it (``data-after``), so nothing that changes the page in between is lost."""
+    return Api.of(request).ctx.events.last_id
+
+
 async def apps_page(request: Request) -> Response:
+    after = _events_mark(request)
     listing = Listing.parse(request.query_params)
     page = await list_apps(request, listing)
     return html(
         "apps.html",
         nav="apps",
+        events_after=after,
         listing=listing,
         page=page,
         statuses=[s.value for s in Status],
@@ -194,9 +202,16 @@ async def _placement(
 
 
 async def app_page(request: Request) -> Response:
+    after = _events_mark(request)
     view = await _app_view(request)
     versions = await Api.of(request).ctx.history.app_versions(view["app"].id)
-    return html("app.html", nav="apps", versions=[str(v) for v in reversed(versions)], **view)
+    return html(
+        "app.html",
+        nav="apps",
+        events_after=after,
+        versions=[str(v) for v in reversed(versions)],
+        **view,
+    )
 
 
 async def app_fragment(request: Request) -> Response:
@@ -217,7 +232,9 @@ async def _deployments(request: Request) -> list[dict[str, Any]]:
 
 
 async def deployments_page(request: Request) -> Response:
-    return html("deployments.html", nav="deployments", deployments=await _deployments(request))
+    after = _events_mark(request)
+    deployments = await _deployments(request)
+    return html("deployments.html", nav="deployments", events_after=after, deployments=deployments)
 
 
 async def deployments_fragment(request: Request) -> Response:
@@ -225,7 +242,7 @@ async def deployments_fragment(request: Request) -> Response:
 
 
 async def events_page(request: Request) -> Response:
-    return html("events.html", nav="events")
+    return html("events.html", nav="events", events_after=_events_mark(request))
 
 
 async def index(request: Request) -> Response:

@@ -170,3 +170,19 @@ async def test_page_rows_place_the_asked_apps_in_the_listing(client: httpx.Async
     page = (await client.get("/ui/apps?q=team&sort=-id&per=2")).text
     assert "3 app(s) · page 1 of 2" in page
     assert '<option value="deploying">deploying (3)</option>' in page
+
+
+async def test_pages_name_the_event_their_data_is_as_of(client: httpx.AsyncClient) -> None:
+    """A page's stream resumes after ``data-after``: the events of a change made
+    between the render and the stream's opening are replayed, not lost."""
+
+    def mark(html: str) -> int:
+        found = re.search(r'<body [^>]*data-after="(\d+)"', html)
+        assert found, "the page names no event"
+        return int(found.group(1))
+
+    await create(client, "/a")
+    before = mark((await client.get("/ui/apps")).text)
+    await create(client, "/b")
+    for path in ("/ui/apps", "/ui/apps/b", "/ui/deployments", "/ui/events"):
+        assert mark((await client.get(path)).text) > before, path

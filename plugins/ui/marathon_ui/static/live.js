@@ -13,7 +13,9 @@
   ];
   const body = document.body;
   const kind = body.dataset.live;
-  const state = { source: null, lastId: null, touched: new Set(), timer: null, fetches: 0 };
+  // The page was rendered after event data-after: the stream starts there, so an
+  // event between the render and the stream's opening is not missed.
+  const state = { source: null, lastId: body.dataset.after || null, touched: new Set(), timer: null, fetches: 0 };
   window.marathonUi = state;  // for tests and the curious: is a stream open, how many fetches
 
   function show(text, failed) {
