@@ -132,6 +132,15 @@ class EventStream(Protocol):
         """Deliver ``event`` to every interested subscriber now; never blocks."""
         ...
 
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event, 0 before the first: what a snapshot read now
+        is as of (a client that then subscribes ``after_id=last_id`` misses nothing).
+
+        .. versionadded:: 0.1
+        """
+        ...
+
     def subscribe(
         self,
         *,
