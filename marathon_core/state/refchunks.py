@@ -18,13 +18,26 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from typing import Any
 
 import attrs
 
 from marathon_core.model.app import AppDefinition
+from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.state.roots import AppKey
 
-__all__ = ["CATEGORY", "CHUNK_MAX", "CHUNK_MEAN", "Chunk", "chunk_apps", "chunk_key", "split_refs"]
+__all__ = [
+    "CATEGORY",
+    "CHUNK_MAX",
+    "CHUNK_MEAN",
+    "Chunk",
+    "ChunkRefs",
+    "ChunkUsers",
+    "chunk_apps",
+    "chunk_key",
+    "split_refs",
+]
 
 #: Where chunks are stored.
 CATEGORY = "group-refs"
@@ -131,3 +144,92 @@ def chunk_apps(apps: tuple[AppDefinition, ...], previous: tuple[Chunk, ...]) -> 
         i = end
         k = starts.get(id(apps[i]), len(previous)) if i < n else k
     return tuple(out)
+
+
+class ChunkUsers:
+    """Which stored root versions name which chunks.
+
+    Why kept: deciding what a prune frees must cost the pruned version's chunks, not a
+    union over the 50 kept versions.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[Timestamp, set[str]] = {}
+        self._users: dict[str, set[Timestamp]] = {}
+
+    def count(self, name: str) -> int:
+        return len(self._users.get(name, ()))
+
+    def versions_naming(self, name: str) -> set[Timestamp]:
+        return self._users.get(name, set())
+
+    def named_by(self, versions: Collection[Timestamp]) -> set[str]:
+        return {n for v in versions for n in self._names.get(v, ())}
+
+    def only_in(self, versions: Iterable[Timestamp]) -> set[str]:
+        """Chunks that no version but ``versions`` names."""
+        leaving = set(versions)
+        return {n for n in self.named_by(leaving) if self._users[n] <= leaving}
+
+    async def sync(
+        self,
+        stored: Sequence[Timestamp],
+        read: Callable[
+            [Iterable[tuple[PathId, Timestamp]]], Awaitable[dict[tuple[PathId, Timestamp], Any]]
+        ],
+    ) -> None:
+        """Forget versions no longer stored, read the records of those not yet seen."""
+        present = set(stored)
+        for v in [v for v in self._names if v not in present]:
+            self._drop(v)
+        unseen = [(PathId.root(), v) for v in stored if v not in self._names]
+        if unseen:
+            for (_, v), record in (await read(unseen)).items():
+                self.add(v, record.names())
+
+    def add(self, version: Timestamp, names: set[str]) -> None:
+        if version in self._names:
+            self._drop(version)
+        self._names[version] = names
+        for n in names:
+            self._users.setdefault(n, set()).add(version)
+
+    def _drop(self, version: Timestamp) -> None:
+        for n in self._names.pop(version):
+            users = self._users[n]
+            users.discard(version)
+            if not users:
+                del self._users[n]
+
+
+class ChunkRefs:
+    """Parsed chunks by name, and which chunks hold each app (chunks are immutable)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, list[AppKey]] = {}
+        self._holding: dict[PathId, set[str]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._refs
+
+    def __getitem__(self, name: str) -> list[AppKey]:
+        return self._refs[name]
+
+    def put(self, name: str, refs: list[AppKey]) -> None:
+        if name in self._refs:
+            return
+        self._refs[name] = refs
+        for app_id, _ in refs:
+            self._holding.setdefault(app_id, set()).add(name)
+
+    def holding(self, app_id: PathId) -> set[str]:
+        return self._holding.get(app_id, set())
+
+    def forget(self, drop: Callable[[str], bool]) -> None:
+        """Forget the chunks ``drop`` is true for."""
+        for name in [n for n in self._refs if drop(n)]:
+            for app_id, _ in self._refs.pop(name):
+                held = self._holding[app_id]
+                held.discard(name)
+                if not held:
+                    del self._holding[app_id]

@@ -20,7 +20,7 @@ example a ZooKeeper ``Check`` of the leader's election node) when given.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -34,7 +34,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_VERSION, MIGRATIONS, Migration, ensure_format
-from marathon_core.state.refchunks import Chunk, chunk_apps, chunk_key
+from marathon_core.state.refchunks import Chunk, ChunkRefs, ChunkUsers, chunk_apps, chunk_key
 from marathon_core.state.repositories import (
     DEFAULT_MAX_VERSIONS,
     Codec,
@@ -164,60 +164,6 @@ def _strip(group: Group, memo: _StripMemo) -> _Stripped:
     return done
 
 
-class _ChunkUsers:
-    """The chunk names of each stored root version, and per chunk how many name it.
-
-    Why counts: deciding what a prune frees must cost the pruned version's chunks,
-    not a union over the 50 kept versions.
-    """
-
-    def __init__(self) -> None:
-        self._names: dict[Timestamp, set[str]] = {}
-        self._counts: dict[str, int] = {}
-
-    def count(self, name: str) -> int:
-        return self._counts.get(name, 0)
-
-    def only_in(self, versions: Iterable[Timestamp]) -> set[str]:
-        """Chunks that no version but ``versions`` names."""
-        leaving: dict[str, int] = {}
-        for v in versions:
-            for name in self._names.get(v, ()):
-                leaving[name] = leaving.get(name, 0) + 1
-        return {n for n, k in leaving.items() if self._counts[n] == k}
-
-    async def sync(
-        self,
-        stored: Sequence[Timestamp],
-        read: Callable[
-            [Iterable[tuple[PathId, Timestamp]]], Awaitable[dict[tuple[PathId, Timestamp], Any]]
-        ],
-    ) -> None:
-        """Forget versions no longer stored, read the records of those not yet seen."""
-        present = set(stored)
-        for v in [v for v in self._names if v not in present]:
-            self._drop(v)
-        unseen = [(PathId.root(), v) for v in stored if v not in self._names]
-        if unseen:
-            for (_, v), record in (await read(unseen)).items():
-                self.add(v, record.names())
-
-    def add(self, version: Timestamp, names: set[str]) -> None:
-        if version in self._names:
-            self._drop(version)
-        self._names[version] = names
-        for n in names:
-            self._counts[n] = self._counts.get(n, 0) + 1
-
-    def _drop(self, version: Timestamp) -> None:
-        for n in self._names.pop(version):
-            left = self._counts[n] - 1
-            if left:
-                self._counts[n] = left
-            else:
-                del self._counts[n]
-
-
 def _hydrate(
     group: Group,
     refs: dict[str, list[AppKey]],
@@ -260,10 +206,10 @@ class StateStore:
         self._lock = trio.Lock()
         #: Stripped subtrees of the last stored root, by group identity (root_record).
         self._stripped: dict[int, _Stripped] = {}
-        #: Reference chunks parsed for the last record asked about (record_refs).
-        self._parsed_chunks: dict[str, list[AppKey]] = {}
         #: Which stored root versions name which chunks (_plan_chunks).
-        self._chunk_users = _ChunkUsers()
+        self._chunk_users = ChunkUsers()
+        #: The references in the chunks of the stored root versions (record_refs).
+        self._chunk_refs = ChunkRefs()
         #: Decoded roots at versions this store wrote or read (see state/roots.py).
         self._known = KnownRoots(max_versions)
         #: Held while a root is read: a new leader's tracker and group manager ask for
@@ -390,16 +336,26 @@ class StateStore:
         return RootRecord(stripped.group, chunks, _version(root), names_json, made)
 
     async def record_refs(self, record: RootRecord) -> dict[str, list[AppKey]]:
-        """group id -> its app references, in order: from the chunks this store made
-        or parsed for the last record it was asked about, the others read in one bulk
-        read and parsed in slices (10k references take tens of ms)."""
-        known = self._parsed_chunks
-        wanted = record.names()
-        unknown = [n for n in wanted if n not in known and n not in record.made]
+        """group id -> its app references, in order."""
+        await self._parse_chunks(record.names(), record.made)
+        refs = self._chunk_refs
+        return {gid: [r for n in names for r in refs[n]] for gid, names in record.chunks.items()}
+
+    async def _parse_chunks(self, names: Iterable[str], made: Mapping[str, Chunk]) -> None:
+        """Make sure :attr:`_chunk_refs` holds ``names``: from the chunks this store
+        made, the others read in one bulk read and parsed in slices (10k references
+        take tens of ms); then forget chunks no stored version names, but ``names``."""
+        wanted = set(names)
+        refs = self._chunk_refs
+        for name in wanted:
+            chunk = made.get(name)
+            if chunk is not None and name not in refs:
+                refs.put(name, [(a.id, _version(a)) for a in chunk.apps])
+        unknown = [n for n in wanted if n not in refs]
         found = await self.storage.get_many([chunk_key(n) for n in unknown])
         if len(found) != len(unknown):
             gone = sorted(set(unknown) - {k.rpartition("/")[2] for k in found})
-            raise StorageError(f"root group {record.version} names missing chunks {gone[:3]}")
+            raise StorageError(f"a root group names missing chunks {gone[:3]}")
         versions: dict[str, Timestamp] = {}  # apps changed together share a version
 
         def parse(entry: Any) -> list[AppKey]:
@@ -412,14 +368,10 @@ class StateStore:
             return out
 
         values = [found[chunk_key(n)] for n in unknown]
-        parsed = dict(zip(unknown, await decode_all(parse, values), strict=True))
-        for name in wanted:
-            if name in known:
-                parsed[name] = known[name]
-            elif name in record.made:
-                parsed[name] = [(a.id, _version(a)) for a in record.made[name].apps]
-        self._parsed_chunks = parsed
-        return {gid: [r for n in names for r in parsed[n]] for gid, names in record.chunks.items()}
+        for name, parsed in zip(unknown, await decode_all(parse, values), strict=True):
+            refs.put(name, parsed)
+        users = self._chunk_users
+        refs.forget(lambda n: n not in wanted and not users.count(n))
 
     async def record_app_refs(self, record: RootRecord) -> list[AppKey]:
         return [ref for refs in (await self.record_refs(record)).values() for ref in refs]
@@ -543,33 +495,28 @@ class StateStore:
         for name in users.only_in(leaving) - mine:
             ops.append(Delete(chunk_key(name)))
         users.add(record.version, mine)  # not stored after all: the next sync drops it
+        for name in new:  # what a removal looks up (_app_versions_in_kept_roots)
+            self._chunk_refs.put(name, [(a.id, _version(a)) for a in record.made[name].apps])
         return ops
 
     async def _app_versions_in_kept_roots(
         self, app_ids: Iterable[PathId]
     ) -> dict[PathId, set[Timestamp]]:
         """Versions of ``app_ids`` that the root versions kept after one more store refer
-        to; held roots are looked up, only the others read."""
-        wanted = set(app_ids)
+        to: looked up in the chunks that hold each app (``ChunkRefs.holding``), so a
+        removal from a group of 10k apps costs its chunks, not 10k apps per kept root."""
         versions = await self.root_group_versions()
-        kept = versions[len(versions) - (self.groups.max_versions - 1) :]
+        kept = set(versions[len(versions) - (self.groups.max_versions - 1) :])
+        users = self._chunk_users
+        await users.sync(versions, self.groups.get_versions)
+        await self._parse_chunks(users.named_by(kept), {})
         referenced: dict[PathId, set[Timestamp]] = {}
-        unknown = []
-        for v in kept:
-            root = self._known.get(v)
-            if root is None:
-                unknown.append(v)
-                continue
-            for app_id in wanted:
-                app = root.find_app(app_id)
-                if app is not None:
-                    referenced.setdefault(app_id, set()).add(_version(app))
-        records = await self.groups.get_versions((PathId.root(), v) for v in unknown)
-        for record in records.values():
-            self._chunk_users.add(record.version, record.names())
-            for app_id, version in await self.record_app_refs(record):
-                if app_id in wanted:
-                    referenced.setdefault(app_id, set()).add(version)
+        for app_id in set(app_ids):
+            for name in self._chunk_refs.holding(app_id):
+                if users.versions_naming(name) & kept:
+                    referenced.setdefault(app_id, set()).update(
+                        v for a, v in self._chunk_refs[name] if a == app_id
+                    )
         return referenced
 
     async def store_root(
