@@ -65,8 +65,40 @@ during it 140 ms before, 24-38 ms after; the steps left above 12 ms were socket 
 waiting for the GIL held by worker threads, not code on the loop. The HTTP figures
 above swung 3-5x between identical runs at this load (deploy median at 10k, two runs
 each: base 44 / 53 ms, after 50 / 12 ms), so they show no ratio worth quoting.
-In the flat layout a change still walks the changed group's 10k apps (identity
-checks and rebuilding its reference list, 2-3 ms): what keeps flat at x5.7.
+In the flat layout a change still walked the changed group's 10k apps (identity
+checks and rebuilding its reference list): what kept flat at x5.7.
+
+Since storage format 4 a group's app references are stored in content-addressed
+chunks of about 64 (``state/refchunks.py``): adding one app to the 10k-app group
+writes the chunk around it and a root record naming 157 chunks (5-10 KiB per
+deployment; the record was 450 KiB), and no step of a change visits the group's apps
+in Python (its app index is shared or extended in place, diffs compare slices in C,
+a removal looks its app up in the chunks that hold it). Measured 2026-12-03, flat,
+base (lead 7e434a6) and after alternating in one session, load average 5-12 on 2
+cores (other jobs, and this branch's ZooKeeper tests during the second pair):
+
+``--store-only`` (ms, 100 / 1,000 / 10,000 apps; first ``root_record`` at 10,000)::
+
+    base   1.6 / 1.8 /  5.2 (x3.3);  1.6 / 2.1 / 18.2 (x11);   first  3.6 / 25.8 ms
+           2.8 / 3.1 / 39.8 (x14);   2.0 / 2.2 / 12.7 (x6.4)   first 18.1 / 40.9 ms
+    after  2.4 / 2.3 /  2.8 (x1.2);  5.6 / 7.5 /  7.8 (x1.4)   first  0.4 /  0.4 ms
+          14.4 / 4.4 /  5.8 (x0.4);  9.1 / 3.2 /  3.4 (x0.4)   first  9.6 /  0.7 ms
+
+HTTP deploy median (ms, 100 / 1,000 / 10,000), two runs each::
+
+    sqlite base   37.9 / 60.0 /  95.7 (x2.5);   68.6 / 72.5 / 206.6 (x3.0)
+           after  12.3 / 23.4 /   9.5 (x0.8);   86.4 / 89.2 /  78.9 (x0.9)
+    zk     base   29.1 / 38.3 /  63.8 (x2.2);   53.6 / 60.3 / 111.6 (x2.1)
+           after  21.7 / 18.7 /  27.3 (x1.3);   39.8 / 53.2 /  34.5 (x0.9)
+
+In process (``GroupManager.update_root`` and the executor's run of the deployment,
+SQLite, median of 60; the ``test_deploy_decodes`` harness): at 10,000 flat apps
+``update_root`` 29.0 ms before, 4.7 ms after (100 apps: 3.9 / 3.7 ms), the run
+24.5 ms before, 2.4 ms after (100 apps: 5.9 / 2.7 ms). Removing one app of the 10k
+group with 50 root versions kept: 322 ms before (``find_app`` in each kept root
+rebuilt that root's app index), 19 ms after (100 apps: 6 ms). Left growing with the
+group: copying its apps tuple and comparing slices of it (C, about 0.1 ms at 10k),
+and after a removal the group's app index is rebuilt on the next look-up (about 1 ms).
 """
 
 from __future__ import annotations

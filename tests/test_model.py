@@ -136,9 +136,10 @@ def test_group_helpers_and_cycles() -> None:
 
 
 def _index_diff(before: Group, after: Group) -> tuple[dict[PathId, AppDefinition], set[PathId]]:
-    """What :func:`app_changes` must find, by comparing the two whole app indexes."""
+    """What :func:`app_changes` must find, by comparing the two whole app indexes (an
+    equal app is no change)."""
     old, new = before.app_index(), after.app_index()
-    return {i: a for i, a in new.items() if old.get(i) is not a}, set(old) - set(new)
+    return {i: a for i, a in new.items() if old.get(i) != a}, set(old) - set(new)
 
 
 def test_app_changes_match_comparing_whole_indexes() -> None:
@@ -189,9 +190,12 @@ def test_large_groups_find_put_remove_and_diff_apps_as_a_list_would() -> None:
         app_id = rng.choice(ids)
         move = rng.random()
         if move < 0.6:
-            app = _app(str(app_id))
+            app = attrs.evolve(_app(str(app_id)), cmd=f"x{step}")
             root = root.update_app(app)
-            expected = [a for a in expected if a.id != app_id] + [app]
+            if any(a.id == app_id for a in expected):  # replaced in place
+                expected = [app if a.id == app_id else a for a in expected]
+            else:
+                expected.append(app)
         elif move < 0.9:
             root = root.remove_app(app_id)
             expected = [a for a in expected if a.id != app_id]

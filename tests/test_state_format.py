@@ -4,19 +4,24 @@ previous code wrote them."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from marathon_core.errors import StorageError
+from marathon_core.model import codec as model_codec
 from marathon_core.model.app import AppDefinition
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
+from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_KEY, FORMAT_VERSION
 from marathon_core.state.memory import MemoryStorage
+from marathon_core.state.refchunks import CATEGORY, split_refs
 from marathon_core.state.sqlite import COMPRESS_MIN, SCHEMA_VERSION, SqliteStorage
 from marathon_core.state.storage import Create, Op, Storage
 from marathon_core.state.store import StateStore
@@ -118,6 +123,18 @@ def _root(v: int) -> Group:
     )
 
 
+def _format_3_record(root: Group) -> bytes:
+    """A root record as formats 1 to 3 stored it: every group's references inline."""
+    refs: dict[str, list[tuple[str, str]]] = {}
+
+    def strip(g: Group) -> Group:
+        refs[str(g.id)] = [(str(a.id), str(a.version)) for a in g.apps]
+        return attrs.evolve(g, apps=(), groups=tuple(strip(c) for c in g.groups))
+
+    stripped = strip(root)
+    return frames.pack([json.dumps(refs).encode(), model_codec.to_storage(stripped)])
+
+
 async def _write_format_2(storage: Storage, roots: list[Group]) -> None:
     """The root versions and apps as format 2 stored them: ``current`` a copy."""
     scratch = await StateStore.open(MemoryStorage())
@@ -129,7 +146,7 @@ async def _write_format_2(storage: Storage, roots: list[Group]) -> None:
             Create(scratch.apps.version_key(app.id, app.version), scratch.codec.to_storage(app))
         )
     ops.append(Create(scratch.apps.current_key(app.id), scratch.codec.to_storage(app)))
-    records = [scratch._dump_root(scratch.root_record(r)) for r in roots]
+    records = [_format_3_record(r) for r in roots]
     for root, record in zip(roots, records, strict=True):
         assert root.version is not None
         ops.append(Create(scratch.groups.version_key(PathId.root(), root.version), record))
@@ -162,3 +179,61 @@ async def test_format_2_current_matching_no_version_is_refused(store: Storage) -
     await store.update(key, b"not a stored record")
     with pytest.raises(StorageError, match="matches none"):
         await StateStore.open(store)
+
+
+def _big_root(v: int, removed: int) -> Group:
+    """A group of 600 apps (several chunks) at version ``v``: app ``v`` changed, app
+    ``removed`` gone."""
+    apps = tuple(
+        AppDefinition(id=PathId.parse(f"/big/a{n}"), cmd="x", version=_ts(v if n == v else 0))
+        for n in range(600)
+        if n != removed
+    )
+    big = Group(PathId.parse("/big"), apps=apps, version=_ts(v))
+    return Group(PathId.root(), groups=(big,), version=_ts(v))
+
+
+async def test_format_3_store_is_migrated_to_chunked_references(store: Storage) -> None:
+    roots = [_big_root(v, removed=300 + v) for v in (1, 2, 3)]
+    apps = {(a.id, a.version): a for r in roots for a in r.transitive_apps()}
+    ops: list[Op] = []
+    scratch = await StateStore.open(MemoryStorage())
+    for (app_id, version), app in apps.items():
+        assert version is not None
+        ops.append(Create(scratch.apps.version_key(app_id, version), model_codec.to_storage(app)))
+    for root in roots:
+        assert root.version is not None
+        key = scratch.groups.version_key(PathId.root(), root.version)
+        ops.append(Create(key, _format_3_record(root)))
+    ops.append(Create(scratch.groups.current_key(PathId.root()), str(_ts(3)).encode()))
+    ops.append(Create(FORMAT_KEY, b"3"))
+    for k in range(0, len(ops), 200):  # ZooKeeper takes at most 1 MB per request
+        await store.commit(ops[k : k + 200])
+
+    state = await StateStore.open(store, max_versions=3)
+    marker = await store.get(FORMAT_KEY)
+    assert marker is not None and marker.value == str(FORMAT_VERSION).encode()
+    assert await state.root_group() == roots[2]
+    assert await state.root_group(_ts(1)) == roots[0]
+    assert await state.check_consistency() == []
+    stored = set(await store.children(CATEGORY))
+    per_root = len(split_refs([(str(a.id), "v") for a in roots[0].transitive_apps()]))
+    assert per_root >= 4
+    assert stored == await _named(state)
+    assert len(stored) < 2 * per_root, "the versions share their unchanged chunks"
+    # A change cuts chunks as the migration did: it adds those around what changed and
+    # deletes those only the pruned version named.
+    await state.store_root(_big_root(4, removed=304))
+    after = set(await store.children(CATEGORY))
+    assert after == await _named(state)
+    assert len(after - stored) <= 4
+    assert await (await StateStore.open(store)).root_group() == _big_root(4, removed=304)
+
+
+async def _named(state: StateStore) -> set[str]:
+    names: set[str] = set()
+    for v in await state.root_group_versions():
+        record = await state.groups.get_version(PathId.root(), v)
+        assert record is not None
+        names |= record.names()
+    return names

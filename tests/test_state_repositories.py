@@ -23,6 +23,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_KEY
+from marathon_core.state.refchunks import CATEGORY, split_refs
 from marathon_core.state.repositories import BUCKET_SIZE, Codec, VersionedRepository
 from marathon_core.state.storage import Check, Create, Storage
 from marathon_core.state.store import StateStore
@@ -150,16 +151,32 @@ async def test_root_group_roundtrip_by_reference(state: StateStore) -> None:
 
 
 def _reference_record(state: StateStore, tree: Group) -> bytes:
-    """A root record as encoded before subtrees were reused: the refs dict through json."""
-    refs: dict[str, list[tuple[str, str]]] = {}
+    """A root record as encoded from scratch: each group's references cut by
+    ``split_refs`` (not reusing chunks), the names through json."""
+    names: dict[str, list[str]] = {}
 
     def strip(g: Group) -> Group:
-        refs[str(g.id)] = [(str(a.id), str(a.version)) for a in g.apps]
+        refs = [(str(a.id), str(a.version)) for a in g.apps]
+        names[str(g.id)] = [n for _, n in split_refs(refs)]
         return attrs.evolve(g, apps=(), groups=tuple(strip(c) for c in g.groups))
 
     stripped = strip(tree)
-    refs_json = json.dumps(refs, separators=(",", ":")).encode()
-    return frames.pack([refs_json, state.codec.to_storage(stripped)])
+    names_json = json.dumps(names, separators=(",", ":")).encode()
+    return frames.pack([names_json, state.codec.to_storage(stripped)])
+
+
+async def _stored_chunks(state: StateStore) -> set[str]:
+    return set(await state.storage.children(CATEGORY))
+
+
+async def _named_chunks(state: StateStore) -> set[str]:
+    """The chunks the stored root versions name."""
+    names: set[str] = set()
+    for v in await state.root_group_versions():
+        record = await state.groups.get_version(PathId.root(), v)
+        assert record is not None
+        names |= record.names()
+    return names
 
 
 async def test_root_records_reuse_unchanged_subtrees_and_encode_as_before(
@@ -182,6 +199,8 @@ async def test_root_records_reuse_unchanged_subtrees_and_encode_as_before(
     for v, old in enumerate(trees, start=1):
         if ts(v) in await state.root_group_versions():
             assert await state.root_group(ts(v)) == old
+    # Chunks no kept version names were deleted with the versions that named them.
+    assert await _stored_chunks(state) == await _named_chunks(state)
     # A repeated group id (never made by the API) is merged as json.dumps merges it.
     twice = Group(PathId.parse("/d"), apps=(app("/d/x", 1),), version=ts(1))
     odd = Group(PathId.root(), groups=(twice, attrs.evolve(twice, apps=())), version=ts(9))

@@ -22,6 +22,11 @@ _INDEXES_KEPT = 8
 
 #: App path -> position, for the last few large app tuples searched, by tuple identity
 #: (groups copied by a change share their apps tuple).
+#:
+#: One index may serve several tuples: replacing an app in place keeps every position,
+#: and appending to the tuple whose index covers exactly its apps extends that index
+#: in place (the shorter tuples it served ignore positions past their end). So a change
+#: to a group of 10k apps does not copy or rebuild its index.
 _indexes: dict[int, tuple[tuple[AppDefinition, ...], dict[tuple[str, ...], int]]] = {}
 
 
@@ -32,6 +37,11 @@ def _app_positions(apps: tuple[AppDefinition, ...]) -> dict[tuple[str, ...], int
     index = dict(zip(map(_ID_PATH, apps), range(len(apps)), strict=True))
     _keep_index(apps, index)
     return index
+
+
+def _known_positions(apps: tuple[AppDefinition, ...]) -> dict[tuple[str, ...], int] | None:
+    hit = _indexes.get(id(apps))
+    return hit[1] if hit is not None and hit[0] is apps else None
 
 
 def _keep_index(apps: tuple[AppDefinition, ...], index: dict[tuple[str, ...], int]) -> None:
@@ -105,8 +115,13 @@ class Group:
                     return i
             return None
         found = _app_positions(apps).get(app_id.path)
-        if found is None or apps[found].id == app_id:
+        if found is None or found >= len(apps):  # past the end: a longer tuple's app
+            return None
+        there = apps[found].id
+        if there == app_id:
             return found
+        if there.path != app_id.path:  # another tuple's app (see _indexes)
+            return None
         # The path is shared by a relative and an absolute id (never made by the API).
         return next((i for i, app in enumerate(apps) if app.id == app_id), None)
 
@@ -178,13 +193,19 @@ class Group:
     def _put(self, app: AppDefinition, target: PathId) -> Group:
         if target == self.id:
             i = self._app_position(app.id)
-            if i is not None:
-                return attrs.evolve(self, apps=(*self.apps[:i], *self.apps[i + 1 :], app))
+            index = _known_positions(self.apps)
+            if i is not None:  # replaced in place: every position stays
+                apps = (*self.apps[:i], app, *self.apps[i + 1 :])
+                if index is not None:
+                    _keep_index(apps, index)
+                return attrs.evolve(self, apps=apps)
             apps = (*self.apps, app)
-            if len(self.apps) >= _INDEXED_FROM:  # one more app: extend the index
-                index = dict(_app_positions(self.apps))
-                index[app.id.path] = len(self.apps)
-                _keep_index(apps, index)
+            if index is not None:
+                if len(index) != len(self.apps):  # it serves a longer tuple too: copy
+                    index = {p: n for p, n in index.items() if n < len(self.apps)}
+                if app.id.path not in index:  # else a relative twin: build anew when asked
+                    index[app.id.path] = len(self.apps)
+                    _keep_index(apps, index)
             return attrs.evolve(self, apps=apps)
         depth = len(self.id.path) + 1
         child_id = PathId(target.path[:depth], True)
@@ -252,7 +273,7 @@ def transitive_dependencies(
 class AppChanges:
     """How the apps of two group trees differ (see :func:`app_changes`)."""
 
-    #: Apps of ``after`` that ``before`` lacks or holds as another object, by id, in
+    #: Apps of ``after`` that ``before`` lacks or holds as another, unequal app, by id, in
     #: the order of ``after``'s :meth:`Group.transitive_apps`.
     changed: dict[PathId, AppDefinition]
     #: The ``before`` version of each changed app that ``before`` has.
@@ -264,7 +285,8 @@ class AppChanges:
 
 
 def app_changes(before: Group, after: Group) -> AppChanges:
-    """What differs between the apps of ``before`` and ``after``, by object identity.
+    """What differs between the apps of ``before`` and ``after`` (an app equal to the one
+    it replaces is no change).
 
     The same result as comparing the two :meth:`Group.app_index` maps, but without
     entering subgroups that both trees share: the tree is only changed by path
@@ -305,7 +327,7 @@ def app_changes(before: Group, after: Group) -> AppChanges:
     previous: dict[PathId, AppDefinition] = {}
     for app_id, app in arrived.items():
         was = left.pop(app_id, None)
-        if was is app:  # moved between groups, unchanged
+        if was == app:  # moved between groups, unchanged
             continue
         changed[app_id] = app
         if was is not None:
@@ -316,28 +338,55 @@ def app_changes(before: Group, after: Group) -> AppChanges:
 def _unshared(
     before: tuple[AppDefinition, ...], after: tuple[AppDefinition, ...]
 ) -> tuple[list[AppDefinition], list[AppDefinition]]:
-    """The apps of ``after`` that ``before`` lacks as the same object, and those of
-    ``before`` that ``after`` lacks.
+    """The apps of ``after`` that ``before`` lacks, and those of ``before`` that
+    ``after`` lacks (an equal app counts as the same).
 
-    Why by position: a group change appends, replaces (the new app goes last) or removes
-    an app, so walking both in step, skipping one app of ``before`` at a time, pairs
-    up the shared apps with identity checks only; hashing 10k app ids on each change
-    of a group that large cost more than the rest of the change.
+    Why by position: a group change appends, replaces (in place) or removes an app, so
+    walking both in step, skipping one app of ``before`` at a time, pairs up the shared
+    apps; runs of shared apps are skipped by comparing slices (identity first, in C),
+    since hashing or even visiting 10k apps in Python on each change of a group that
+    large cost more than the rest of the change.
     """
     fresh: list[AppDefinition] = []
     stale: list[AppDefinition] = []
-    j = 0
-    for app in after:
-        if j < len(before) and before[j] is app:
-            j += 1
-        elif j + 1 < len(before) and before[j + 1] is app:
+    i = j = 0
+    while i < len(after):
+        run = _shared_run(before, j, after, i)
+        if run:
+            i, j = i + run, j + run
+            continue
+        app = after[i]
+        if j + 1 < len(before) and before[j + 1] is app:
             stale.append(before[j])
-            j += 2
-        else:
-            fresh.append(app)
+            j += 1
+            continue
+        fresh.append(app)
+        i += 1
     stale.extend(before[j:])
     if fresh and stale:  # out of step: an app may sit elsewhere in ``after``
         moved = {id(a) for a in fresh} & {id(a) for a in stale}
         fresh = [a for a in fresh if id(a) not in moved]
         stale = [a for a in stale if id(a) not in moved]
     return fresh, stale
+
+
+#: Apps compared at once by :func:`_shared_run` at first, and at most.
+_RUN_FIRST, _RUN_MAX = 32, 4096
+
+
+def _shared_run(
+    before: tuple[AppDefinition, ...], j: int, after: tuple[AppDefinition, ...], i: int
+) -> int:
+    """How many apps from ``after[i]`` on equal those from ``before[j]`` on: slices
+    compared in growing steps, shrinking again to find where they differ."""
+    run, step = 0, _RUN_FIRST
+    while step:
+        size = min(step, len(after) - i - run, len(before) - j - run)
+        if size <= 0:
+            break
+        if after[i + run : i + run + size] == before[j + run : j + run + size]:
+            run += size
+            step = min(step * 2, _RUN_MAX)
+        else:
+            step = min(step, size) // 2
+    return run

@@ -11,6 +11,7 @@ either the old or the new format, never a mix.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from marathon_core.errors import (
@@ -19,7 +20,9 @@ from marathon_core.errors import (
     StorageFormatError,
     VersionConflictError,
 )
-from marathon_core.state.storage import Op, Storage, Update, unsegment
+from marathon_core.state import frames
+from marathon_core.state.refchunks import chunk_key, split_refs
+from marathon_core.state.storage import Create, Op, Storage, Update, unsegment
 
 __all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "Migration", "ensure_format"]
 
@@ -30,7 +33,9 @@ FORMAT_KEY = "storage-version"
 #: values (buckets, see ``state/repositories.py``), which format 1 readers would take
 #: for apps of their own.  3: the root group's ``current`` key names its version
 #: instead of holding a copy of the record (``VersionedRepository.current_by_name``).
-FORMAT_VERSION = 3
+#: 4: a root record names chunks of its groups' app references, stored apart
+#: (``state/refchunks.py``), instead of listing the references inline.
+FORMAT_VERSION = 4
 
 #: Reads the store at format ``n`` and returns the ops that turn it into ``n + 1``.
 Migration = Callable[[Storage], Awaitable[Sequence[Op]]]
@@ -64,8 +69,41 @@ async def _name_current_roots(storage: Storage) -> Sequence[Op]:
     return ops
 
 
+async def _chunk_root_refs(storage: Storage) -> Sequence[Op]:
+    """3 -> 4: each stored root version's inline references move to chunks (each
+    chunk created once, however many versions name it); the record names them."""
+    ops: list[Op] = []
+    created: set[str] = set()
+    for gid in await storage.children(_GROUPS):
+        prefix = f"{_GROUPS}/{gid}/versions"
+        for name in await storage.children(prefix):
+            stored = await storage.get(f"{prefix}/{name}")
+            if stored is None:
+                continue
+            try:
+                refs_raw, group_raw = frames.unpack(stored.value)
+                refs = json.loads(refs_raw)
+            except ValueError:
+                raise StorageError(f"damaged root group record at {stored.key!r}") from None
+            names: dict[str, list[str]] = {}
+            for group_id, group_refs in refs.items():
+                chunks = split_refs([(a, v) for a, v in group_refs])
+                names[group_id] = [n for _, n in chunks]
+                for value, n in chunks:
+                    if n not in created:
+                        created.add(n)
+                        ops.append(Create(chunk_key(n), value))
+            record = frames.pack([json.dumps(names, separators=(",", ":")).encode(), group_raw])
+            ops.append(Update(stored.key, record, stored.version))
+    return ops
+
+
 #: ``MIGRATIONS[n]`` upgrades format ``n`` to ``n + 1``.
-MIGRATIONS: Mapping[int, Migration] = {1: _nothing_to_change, 2: _name_current_roots}
+MIGRATIONS: Mapping[int, Migration] = {
+    1: _nothing_to_change,
+    2: _name_current_roots,
+    3: _chunk_root_refs,
+}
 
 
 async def ensure_format(

@@ -7,6 +7,7 @@ Layout (keys are escaped with :func:`~marathon_core.state.storage.segment`)::
     apps/<id>/versions/<version>          every kept version (max_versions, oldest pruned)
     group/<root>/versions/<version>       the root group, same scheme, but
     group/<root>/current                  holds the current version's name, not a copy
+    group-refs/<hash>                     a chunk of a group's app references (refchunks.py)
     instances/<app id>                    the instances of one app, framed (see below)
     instances/<app id>%%<n>               more of them, when the app has many
     deployments/<id>                      one Deployment

@@ -34,6 +34,7 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_VERSION, MIGRATIONS, Migration, ensure_format
+from marathon_core.state.refchunks import Chunk, ChunkRefs, ChunkUsers, chunk_apps, chunk_key
 from marathon_core.state.repositories import (
     DEFAULT_MAX_VERSIONS,
     Codec,
@@ -46,7 +47,7 @@ from marathon_core.state.repositories import (
 )
 from marathon_core.state.roots import AppKey, KnownRoots
 from marathon_core.state.sharing import Sharing
-from marathon_core.state.storage import Op, Storage
+from marathon_core.state.storage import Create, Delete, Op, Storage
 
 __all__ = ["ModelCodec", "RootRecord", "StateSnapshot", "StateStore"]
 
@@ -63,41 +64,20 @@ class ModelCodec(Protocol):
 
 @attrs.frozen
 class RootRecord:
-    """A stored root group: the tree without apps, and per group its app references."""
+    """A stored root group: the tree without apps, and per group the names of the chunks
+    of its app references (``state/refchunks.py``)."""
 
     group: Group
-    #: group id -> [(app id, app version)] in the group's app order
-    refs: dict[str, list[tuple[str, str]]]
+    #: group id -> names of its reference chunks, in the group's app order
+    chunks: dict[str, list[str]]
     version: Timestamp
-    #: ``refs`` as stored (compact JSON), when already known.
-    refs_json: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: ``chunks`` as stored (compact JSON), when already known.
+    chunks_json: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: The chunks this process made for the record, by name (what a store may write).
+    made: dict[str, Chunk] = attrs.field(factory=dict, eq=False, repr=False)
 
-    #: What is derived from the record, computed once per record object: a caching
-    #: storage hands out the same record until the stored root changes.
-    _derived: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
-
-    async def refs_by_group(self) -> dict[str, list[AppKey]]:
-        """``refs`` with ids and versions parsed, in slices (10k refs take tens of ms)."""
-        parsed: dict[str, list[AppKey]] | None = self._derived.get("refs")
-        if parsed is None:
-            versions: dict[str, Timestamp] = {}  # apps changed together share a version
-
-            def parse(ref: tuple[str, str, str]) -> tuple[str, AppKey]:
-                gid, a, v = ref
-                version = versions.get(v)
-                if version is None:
-                    version = versions[v] = Timestamp.parse(v)
-                return gid, (PathId.parse(a), version)
-
-            flat = [(gid, a, v) for gid, apps in self.refs.items() for a, v in apps]
-            parsed = {gid: [] for gid in self.refs}
-            for gid, ref in await decode_all(parse, flat):
-                parsed[gid].append(ref)
-            self._derived["refs"] = parsed
-        return parsed
-
-    async def app_refs(self) -> list[AppKey]:
-        return [ref for refs in (await self.refs_by_group()).values() for ref in refs]
+    def names(self) -> set[str]:
+        return {name for names in self.chunks.values() for name in names}
 
 
 @attrs.frozen
@@ -135,17 +115,15 @@ class _Stripped:
     source: Group
     #: The subtree without apps.
     group: Group
-    #: (group id, app references) of every group of the subtree, in pre-order.
-    refs: tuple[tuple[str, list[tuple[str, str]]], ...]
-    #: ``refs`` as the members of a compact JSON object.
+    #: (group id, its chunks) of every group of the subtree, in pre-order.
+    chunks: tuple[tuple[str, tuple[Chunk, ...]], ...]
+    #: ``chunks`` (their names) as the members of a compact JSON object.
     members: bytes
-    #: Each app of ``source`` with its reference and that reference as compact JSON.
-    app_refs: tuple[tuple[AppDefinition, tuple[str, str], bytes], ...]
 
 
 class _StripMemo:
     """Stripped subtrees of the last stored root, by group identity, and per group id
-    the last stripped version (whose app references a changed group reuses)."""
+    the last stripped version (whose chunks a changed group reuses)."""
 
     def __init__(self, by_identity: dict[int, _Stripped]) -> None:
         self.by_identity = by_identity
@@ -166,32 +144,6 @@ class _StripMemo:
                 self.keep(hit)
 
 
-def _app_refs(
-    group: Group, previous: _Stripped | None
-) -> tuple[tuple[AppDefinition, tuple[str, str], bytes], ...]:
-    """The references of ``group``'s apps, reusing those of unchanged app objects.
-
-    Matched by position, skipping one removed app at a time (a group change appends,
-    replaces or removes an app; a replaced one moves to the end), so a group of 10k
-    apps costs a walk of identity checks, not 10k ids and versions turned to text.
-    """
-    prev = previous.app_refs if previous is not None else ()
-    out = []
-    j = 0
-    for app in group.apps:
-        if j < len(prev) and prev[j][0] is app:
-            hit = prev[j]
-            j += 1
-        elif j + 1 < len(prev) and prev[j + 1][0] is app:
-            hit = prev[j + 1]
-            j += 2
-        else:
-            ref = (str(app.id), str(_version(app)))
-            hit = (app, ref, _compact_json(ref))
-        out.append(hit)
-    return tuple(out)
-
-
 def _strip(group: Group, memo: _StripMemo) -> _Stripped:
     done = memo.by_identity.get(id(group))
     if done is not None and done.source is group:
@@ -199,15 +151,14 @@ def _strip(group: Group, memo: _StripMemo) -> _Stripped:
         return done
     children = [_strip(g, memo) for g in group.groups]
     gid = str(group.id)
-    app_refs = _app_refs(group, memo.previous(group.id))
-    mine = [ref for _, ref, _ in app_refs]
-    mine_json = b"[" + b",".join(js for _, _, js in app_refs) + b"]"
+    previous = memo.previous(group.id)
+    mine = chunk_apps(group.apps, previous.chunks[0][1] if previous is not None else ())
+    names = _compact_json([c.name for c in mine])
     done = _Stripped(
         source=group,
         group=attrs.evolve(group, apps=(), groups=tuple(c.group for c in children)),
-        refs=((gid, mine), *(r for c in children for r in c.refs)),
-        members=b",".join([_compact_json(gid) + b":" + mine_json, *(c.members for c in children)]),
-        app_refs=app_refs,
+        chunks=((gid, mine), *(r for c in children for r in c.chunks)),
+        members=b",".join([_compact_json(gid) + b":" + names, *(c.members for c in children)]),
     )
     memo.used[id(group)] = done
     return done
@@ -255,6 +206,10 @@ class StateStore:
         self._lock = trio.Lock()
         #: Stripped subtrees of the last stored root, by group identity (root_record).
         self._stripped: dict[int, _Stripped] = {}
+        #: Which stored root versions name which chunks (_plan_chunks).
+        self._chunk_users = ChunkUsers()
+        #: The references in the chunks of the stored root versions (record_refs).
+        self._chunk_refs = ChunkRefs()
         #: Decoded roots at versions this store wrote or read (see state/roots.py).
         self._known = KnownRoots(max_versions)
         #: Held while a root is read: a new leader's tracker and group manager ask for
@@ -347,34 +302,79 @@ class StateStore:
     # -- the root group ---------------------------------------------------------
 
     def _dump_root(self, record: RootRecord) -> bytes:
-        refs = record.refs_json if record.refs_json is not None else _compact_json(record.refs)
-        return frames.pack([refs, self.codec.to_storage(record.group)])
+        names = record.chunks_json
+        if names is None:
+            names = _compact_json(record.chunks)
+        return frames.pack([names, self.codec.to_storage(record.group)])
 
     def _load_root(self, data: bytes) -> RootRecord:
         try:
-            refs_raw, group_raw = frames.unpack(data)
+            names_raw, group_raw = frames.unpack(data)
+            chunks = {k: list(names) for k, names in json.loads(names_raw).items()}
         except ValueError:
             raise StorageError("damaged root group record") from None
-        refs = {k: [(a, v) for a, v in apps] for k, apps in json.loads(refs_raw).items()}
         group = self.codec.from_storage(Group, group_raw)
-        return RootRecord(group, refs, _version(group))
+        return RootRecord(group, chunks, _version(group))
 
     def root_record(self, root: Group) -> RootRecord:
-        """``root`` as stored: its tree without apps, and the references to its apps.
+        """``root`` as stored: its tree without apps, and the chunks of its app references.
 
         Subtrees are stripped and encoded once per group object and reused while the
-        next root shares them (group changes copy only the path to what changed), so
-        storing a root costs its changed groups, not every app. The memo keeps only
-        the subtrees of the last root.
+        next root shares them (group changes copy only the path to what changed), and
+        a changed group reuses the reference chunks of its previous version that
+        recur (``state/refchunks.py``), so storing a root costs its changed groups'
+        changed chunks, not every app. The memo keeps only the subtrees of the last root.
         """
         memo = _StripMemo(self._stripped)
         stripped = _strip(root, memo)
         self._stripped = memo.used
-        refs = dict(stripped.refs)
-        refs_json = None
-        if len(refs) == len(stripped.refs):  # else a group id repeats: let json.dumps merge
-            refs_json = b"{" + stripped.members + b"}"
-        return RootRecord(stripped.group, refs, _version(root), refs_json)
+        chunks = {gid: [c.name for c in mine] for gid, mine in stripped.chunks}
+        made = {c.name: c for _, mine in stripped.chunks for c in mine}
+        names_json = None
+        if len(chunks) == len(stripped.chunks):  # else a group id repeats: let json merge
+            names_json = b"{" + stripped.members + b"}"
+        return RootRecord(stripped.group, chunks, _version(root), names_json, made)
+
+    async def record_refs(self, record: RootRecord) -> dict[str, list[AppKey]]:
+        """group id -> its app references, in order."""
+        await self._parse_chunks(record.names(), record.made)
+        refs = self._chunk_refs
+        return {gid: [r for n in names for r in refs[n]] for gid, names in record.chunks.items()}
+
+    async def _parse_chunks(self, names: Iterable[str], made: Mapping[str, Chunk]) -> None:
+        """Make sure :attr:`_chunk_refs` holds ``names``: from the chunks this store
+        made, the others read in one bulk read and parsed in slices (10k references
+        take tens of ms); then forget chunks no stored version names, but ``names``."""
+        wanted = set(names)
+        refs = self._chunk_refs
+        for name in wanted:
+            chunk = made.get(name)
+            if chunk is not None and name not in refs:
+                refs.put(name, [(a.id, _version(a)) for a in chunk.apps])
+        unknown = [n for n in wanted if n not in refs]
+        found = await self.storage.get_many([chunk_key(n) for n in unknown])
+        if len(found) != len(unknown):
+            gone = sorted(set(unknown) - {k.rpartition("/")[2] for k in found})
+            raise StorageError(f"a root group names missing chunks {gone[:3]}")
+        versions: dict[str, Timestamp] = {}  # apps changed together share a version
+
+        def parse(entry: Any) -> list[AppKey]:
+            out = []
+            for a, v in json.loads(entry.value):
+                version = versions.get(v)
+                if version is None:
+                    version = versions[v] = Timestamp.parse(v)
+                out.append((PathId.parse(a), version))
+            return out
+
+        values = [found[chunk_key(n)] for n in unknown]
+        for name, parsed in zip(unknown, await decode_all(parse, values), strict=True):
+            refs.put(name, parsed)
+        users = self._chunk_users
+        refs.forget(lambda n: n not in wanted and not users.count(n))
+
+    async def record_app_refs(self, record: RootRecord) -> list[AppKey]:
+        return [ref for refs in (await self.record_refs(record)).values() for ref in refs]
 
     async def root_group(self, version: Timestamp | None = None) -> Group | None:
         """The root group with its apps (current, or at ``version``).
@@ -401,6 +401,7 @@ class StateStore:
                 record = await self.groups.get(root_id)
             if record is None:
                 return None
+            self._chunk_users.add(record.version, record.names())
             root = await self._hydrate_record(record)
             self._known.remember(root)
             if current:
@@ -423,7 +424,7 @@ class StateStore:
     async def _hydrate_record(self, record: RootRecord) -> Group:
         """The root group ``record`` describes, with its apps: those a held root has are
         reused (app versions are immutable), the others read and decoded."""
-        refs = await record.refs_by_group()
+        refs = await self.record_refs(record)
         held = self._known.app_index()
         missing = [ref for apps in refs.values() for ref in apps if ref not in held]
         keys = [self.apps.version_key(a, v) for a, v in missing]
@@ -454,7 +455,7 @@ class StateStore:
         if apps_changed is None or apps_deleted is None:
             new_refs = {a.id: a for a in root.transitive_apps()}
             old = await self.groups.get(PathId.root())
-            old_refs = dict(await old.app_refs()) if old is not None else {}
+            old_refs = dict(await self.record_app_refs(old)) if old is not None else {}
             if apps_changed is None:
                 apps_changed = [a for i, a in new_refs.items() if old_refs.get(i) != _version(a)]
             if apps_deleted is None:
@@ -467,33 +468,55 @@ class StateStore:
         for app_id in deleted:
             ops.extend(await self.apps.plan_retire(app_id, keep=referenced.get(app_id, ())))
             ops.extend(await self.task_failures.plan_delete(app_id))
+        ops.extend(await self._plan_chunks(record))
         ops.extend(await self.groups.plan_store(record))
+        return ops
+
+    async def _plan_chunks(self, record: RootRecord) -> list[Op]:
+        """Ops that create the chunks ``record`` names that no stored root version
+        names, and delete those that only the versions its store prunes name.
+
+        Which versions name which chunks is kept in memory (:class:`_ChunkUsers`)
+        and brought up to date with the stored versions here.
+        """
+        versions = await self.root_group_versions()
+        users = self._chunk_users
+        await users.sync(versions, self.groups.get_versions)
+        mine = record.names()
+        kept = sorted({*versions, record.version})[-self.groups.max_versions :]
+        leaving = [v for v in versions if v not in kept or v == record.version]
+        ops: list[Op] = []
+        new = [n for n in mine if not users.count(n)]
+        present = await self.storage.get_many([chunk_key(n) for n in new]) if new else {}
+        for name in new:
+            key = chunk_key(name)
+            if key not in present:  # present: left by a version this store no longer sees
+                ops.append(Create(key, record.made[name].value))
+        for name in users.only_in(leaving) - mine:
+            ops.append(Delete(chunk_key(name)))
+        users.add(record.version, mine)  # not stored after all: the next sync drops it
+        for name in new:  # what a removal looks up (_app_versions_in_kept_roots)
+            self._chunk_refs.put(name, [(a.id, _version(a)) for a in record.made[name].apps])
         return ops
 
     async def _app_versions_in_kept_roots(
         self, app_ids: Iterable[PathId]
     ) -> dict[PathId, set[Timestamp]]:
         """Versions of ``app_ids`` that the root versions kept after one more store refer
-        to; held roots are looked up, only the others read."""
-        wanted = set(app_ids)
+        to: looked up in the chunks that hold each app (``ChunkRefs.holding``), so a
+        removal from a group of 10k apps costs its chunks, not 10k apps per kept root."""
         versions = await self.root_group_versions()
-        kept = versions[len(versions) - (self.groups.max_versions - 1) :]
+        kept = set(versions[len(versions) - (self.groups.max_versions - 1) :])
+        users = self._chunk_users
+        await users.sync(versions, self.groups.get_versions)
+        await self._parse_chunks(users.named_by(kept), {})
         referenced: dict[PathId, set[Timestamp]] = {}
-        unknown = []
-        for v in kept:
-            root = self._known.get(v)
-            if root is None:
-                unknown.append(v)
-                continue
-            for app_id in wanted:
-                app = root.find_app(app_id)
-                if app is not None:
-                    referenced.setdefault(app_id, set()).add(_version(app))
-        records = await self.groups.get_versions((PathId.root(), v) for v in unknown)
-        for record in records.values():
-            for app_id, version in await record.app_refs():
-                if app_id in wanted:
-                    referenced.setdefault(app_id, set()).add(version)
+        for app_id in set(app_ids):
+            for name in self._chunk_refs.holding(app_id):
+                if users.versions_naming(name) & kept:
+                    referenced.setdefault(app_id, set()).update(
+                        v for a, v in self._chunk_refs[name] if a == app_id
+                    )
         return referenced
 
     async def store_root(
@@ -582,7 +605,7 @@ class StateStore:
         """
         problems: list[str] = []
         record = await self.groups.get(PathId.root())
-        refs = await record.app_refs() if record is not None else []
+        refs = await self.record_app_refs(record) if record is not None else []
         found = await self.apps.get_versions(refs)
         problems += [
             f"root refers to missing app {a} at {v}" for a, v in refs if (a, v) not in found
