@@ -212,6 +212,45 @@ def test_encoded_entries_are_the_entries_as_orjson_writes_them() -> None:
             assert orjson.loads(orjson.dumps(encoded)) == reference
 
 
+def kept_task_bytes(cache: AppInfoCache) -> int:
+    """The JSON of tasks ``cache`` keeps: each task, and each entry with tasks."""
+    tasks = sum(len(e[3]) for by_id in cache._tasks.values() for e in by_id.values())
+    return tasks + sum(len(orjson.dumps(e[4])) for e in cache._entries[True].values())
+
+
+async def test_encoded_tasks_are_kept_within_their_budget_for_the_apps_used_last(
+    tracker: ManualLeader,
+) -> None:
+    """Keeping the tasks of every app served held their JSON twice over (140 MB at
+    100,000 tasks): the apps used last are kept, up to the budget, or the app just
+    used alone when it is larger."""
+    apps = [AppDefinition(id=PathId.parse(f"/many/app-{n}"), version=NOW) for n in range(4)]
+    for app in apps:
+        await put(tracker, *(running(app.id, j) for j in range(10)))
+    unbounded = AppInfoCache()
+    unbounded.entries(apps[:1], tracker, {}, with_tasks=True)
+    one_app = kept_task_bytes(unbounded)
+    assert unbounded.held_bytes == one_app > 0
+    cache = AppInfoCache(task_cache_bytes=one_app * 5 // 2)
+    reference = [
+        orjson.dumps(app_info(a, tracker.instances_of(a.id), (), with_tasks=True)) for a in apps
+    ]
+    listed = cache.entries(apps, tracker, {}, with_tasks=True)
+    assert [orjson.dumps(e) for e in listed] == reference
+    assert cache.held_bytes == kept_task_bytes(cache) == 2 * one_app
+    assert set(cache._tasks) == {a.id for a in apps[2:]}  # the two used last
+    again = cache.entries(apps[2:], tracker, {}, with_tasks=True)
+    assert [a is b for a, b in zip(again, listed[2:], strict=True)] == [True, True]
+    assert cache.entries(apps[:1], tracker, {}, with_tasks=True)[0] is not listed[0]
+    assert set(cache._tasks) == {apps[0].id, apps[3].id}
+    assert kept_task_bytes(cache) <= one_app * 5 // 2
+    tiny = AppInfoCache(task_cache_bytes=1)
+    (first,) = tiny.entries(apps[:1], tracker, {}, with_tasks=True)
+    assert tiny.entries(apps[:1], tracker, {}, with_tasks=True)[0] is first  # alone: kept
+    tiny.entries(apps[1:2], tracker, {}, with_tasks=True)
+    assert set(tiny._tasks) == {apps[1].id}
+
+
 def test_deployments_by_app_keeps_the_registry_order() -> None:
     d1 = Deployment(id="d1", version=NOW, affected_apps=(WEB, DB))
     d2 = Deployment(id="d2", version=NOW, affected_apps=(WEB,))
