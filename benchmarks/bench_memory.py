@@ -24,31 +24,49 @@ values zlib-compressed, ``stored_on_disk_mb``).
 Run: ``.venv/bin/python benchmarks/bench_memory.py [--apps 10 --instances 10000]``.
 Not a test.
 
-Figures (2 cores shared with other sessions, about one other core busy on average;
-10 apps of 10,000, 100,000 instances RUNNING; base = lead 9c6d1dc, after = this
-branch, run one after the other in one session)::
+Figures (2 cores shared with other sessions, load average 6-11 during these runs;
+base = lead 7e434a6, after = this branch, run side by side in one session). The
+full runs did not finish: apps took 45-440 s each, and from the eighth app on both
+arms stalled with instances waiting and none staged (core launch path, not looked
+into), so the base run was stopped at ~78,000 running (675 MB) and the after run at
+~89,500 (279 MB); the stored records are 0.665 kB per instance (13.3 MB at 20,000 in
+both arms, 66 MB at 100,000 before). RSS of the launching process once each app of
+10,000 ran (MB)::
 
-                                                     base        after
-    marathon RSS idle (subscribed, no apps)          60 MB       60 MB
-    RSS with 100,000 running (5 s later)            733 MB      753 MB
-    RSS / stored records (launched live)           11.1x       11.4x
-    RSS of a new leader that loaded them            666 MB      426 MB   (0.64x)
-    RSS / stored records (new leader)              10.0x        6.4x
-    new leader: start to all reported running        34 s        16 s
-    decoded Instance objects, deep getsizeof        210 MB       77 MB   (0.37x)
-    stored instance records (400 bucket values)      66 MB       66 MB
-    ... on disk                                      66 MB      2.3 MB
-    launch of the 10 apps (others' load swings it)  559 s       608 s
+    running            10k   20k   30k   40k   50k   60k   70k   80k
+    base               157   215   294   368   445   525   586     -
+    after              121   149   178   205   227   241   240   246
+    base / records    23.6  16.2  14.7  13.8  13.4  13.2  12.6     -
+    after / records   18.2  11.2   8.9   7.7   6.8   6.0   5.2   4.6
 
-What changed: instances decoded in one load share their app id, versions, agent and
-strings, and a task id's instance id is the instance's (``state/sharing.py``): 2.2 kB
--> 0.8 kB per decoded instance. The process that launched the instances holds them as
-the scheduler built them (already shared: 0.9 kB each) and is still 11x, 7.5 kB per
-instance: what it holds beyond a new leader (about 330 MB at 100k) is, by a
-tracemalloc run at 20k, the encoded buckets ``InstanceRepository.change`` keeps for
-large apps (about the records' size again), the REST plugin's encoded task JSON per
-instance of every app it served (``marathon_rest/appinfo.py``), launch-time objects
-(pending Mesos calls, offers) and the allocator's high-water mark after the launch.
+(idle: 60 MB in both.) One app of 10,000, side by side (the same session): RSS 173
+-> 131 MB; ``GET /v2/apps?embed=apps.tasks`` median of 10, 35 -> 17 ms, and
+``GET /v2/apps/<id>`` (with its tasks) 44 -> 30 ms (both within the noise of the
+load: not slower). The new leader was not measured again.
+
+Earlier (lead 9c6d1dc, then the shared decoding, one after the other in one session):
+launched 733 -> 753 MB (11.1x -> 11.4x), new leader 666 -> 426 MB (10.0x -> 6.4x).
+
+What the launching process held beyond a new leader, by tracemalloc runs at 5,000
+and 20,000 instances and ``sys._debugmallocstats``, and what changed:
+
+* the REST plugin's encoded tasks (``marathon_rest/appinfo.py``), the most of it:
+  orjson returns its output in the buffer it wrote it to, 4 kB for a task of ~425
+  bytes, and each task of every app served was kept that way (~4 kB per instance),
+  beside each app's entry with its tasks (their JSON again). What is kept is now
+  copied to bytes of its own size, and kept only for the apps used last, up to
+  ``TASK_CACHE_BYTES`` (32 MB) of JSON (or the one app just served, if larger);
+* the encoded buckets ``InstanceRepository.change`` (now ``state/instances.py``)
+  kept for every large app it wrote, the records' size again: it keeps where each
+  instance is and the buckets' versions, holds only the buckets written last
+  (``KEEP_BYTES``, 8 MB), and reads a bucket it does not hold when a change touches
+  it;
+* an ``AgentInfo`` (and a copy of the agent's attributes) per launch: the launcher
+  shares one per agent while the agent stays the same.
+
+Left alone: launch-time objects (pending Mesos calls, offers) and the allocator's
+high-water mark after the launch (glibc's main heap: ~36 MB free but not returned at
+20,000 instances), in files of other owners.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from marathon_core.model.deployment import Deployment
 from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId, Task, TaskId
-from marathon_core.state.repositories import Codec, InstanceRepository
+from marathon_core.state.instances import InstanceRepository
+from marathon_core.state.repositories import Codec
 from marathon_core.state.sqlite import SqliteStorage
 from marathon_core.state.storage import Create
 from marathon_core.state.store import StateStore

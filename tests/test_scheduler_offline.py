@@ -100,6 +100,35 @@ async def test_launches_are_stored_before_accept_and_never_exceed_instances() ->
         nursery.cancel_scope.cancel()
 
 
+async def test_instances_launched_on_one_agent_share_one_agent_info() -> None:
+    """100,000 instances on 200 agents must not hold 100,000 copies of their agent."""
+    async with open_state() as state, trio.open_nursery() as nursery:
+        mesos = FakeMesos(state)
+        tracker = InstanceTracker(state, EventBus())
+        options = SchedulerOptions(max_instances_per_offer=2)
+        scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
+                              options=options)  # fmt: skip
+        send, receive = trio.open_memory_channel[MesosEvent](100)
+        await nursery.start(scheduler.run, receive)
+        await send.send(Subscribed(framework_id="F"))
+        app = make_app("/web", instances=6, cpus=0.25)
+        await tracker.schedule(app, 6)
+        # Three offers of one agent, one at a time; its attributes change before the last.
+        for launched, rack in ((2, "r1"), (4, "r1"), (6, "r2")):
+            await send.send(Offers((offer(host="a1", cpus=4.0, attributes={"rack": rack}),)))
+            with trio.fail_after(5):
+                while len(mesos.stored_at_accept) < launched:
+                    await trio.sleep(0.01)
+        agents: dict[str, list[object]] = {}
+        for instance in tracker.instances_of(app.id):
+            assert instance.agent is not None
+            agents.setdefault(instance.agent.attributes["rack"], []).append(instance.agent)
+        assert sorted(len(a) for a in agents.values()) == [2, 4]
+        for same in agents.values():
+            assert all(a is same[0] for a in same)
+        nursery.cancel_scope.cancel()
+
+
 @attrs.define
 class RecordingRuntime:
     """A container runtime that records what the launcher gives it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from marathon_core.model.group import Group
 from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import AgentInfo, Condition, Instance, InstanceId
 from marathon_core.state import frames
+from marathon_core.state import instances as instances_module
 from marathon_core.state.format import FORMAT_KEY
+from marathon_core.state.instances import BUCKET_SIZE
 from marathon_core.state.refchunks import CATEGORY, split_refs
-from marathon_core.state.repositories import BUCKET_SIZE, Codec, VersionedRepository
+from marathon_core.state.repositories import Codec, VersionedRepository
 from marathon_core.state.storage import Check, Create, Storage
 from marathon_core.state.store import StateStore
 
@@ -375,6 +378,94 @@ async def test_a_large_app_is_stored_in_buckets_and_a_change_rewrites_only_its_o
     assert len(await state.instances.by_app(big[0].app_id)) == len(expected) + BUCKET_SIZE
     assert await state.instances.delete_app(big[0].app_id)
     assert await state.storage.children("instances") == []
+
+
+def held_bytes(state: StateStore) -> int:
+    """Bytes of encoded instances the repository holds for the apps it wrote."""
+    return sum(
+        len(framed)
+        for value in state.instances._kept.values()
+        for bucket in value.buckets.values()
+        if bucket.members is not None
+        for framed in bucket.members.values()
+    )
+
+
+async def test_a_large_app_holds_only_its_last_written_buckets_and_reads_the_others(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding every bucket written would double the records in memory: at most
+    ``KEEP_BYTES`` are held, and a change to a bucket not held reads that bucket only
+    (and the whole app again when another writer changed it)."""
+    big = [instance("/big", n) for n in range(6 * BUCKET_SIZE)]
+    await state.instances.change(put=big)
+    assert 0 < held_bytes(state) <= instances_module.KEEP_BYTES
+    entry = await state.storage.get("instances/%2Fbig%%1")
+    assert entry is not None
+    monkeypatch.setattr(instances_module, "KEEP_BYTES", len(entry.value) * 7 // 2)
+    every_bucket = [
+        attrs.evolve(big[n * BUCKET_SIZE], condition=Condition.KILLING) for n in range(6)
+    ]
+    await state.instances.change(put=every_bucket)
+    assert len(entry.value) * 2 < held_bytes(state) <= instances_module.KEEP_BYTES
+    reads: list[list[str]] = []
+    real_get_many = state.storage.get_many
+
+    async def get_many(keys: list[str]) -> dict[str, object]:
+        reads.append(list(keys))
+        return await real_get_many(keys)  # type: ignore[return-value]
+
+    monkeypatch.setattr(state.storage, "get_many", get_many)
+    last = attrs.evolve(big[-1], condition=Condition.FAILED)
+    await state.instances.change(put=[last])
+    assert reads == []  # written last: held
+    first = attrs.evolve(big[1], condition=Condition.FAILED)
+    await state.instances.change(put=[first])
+    assert reads == [["instances/%2Fbig"]]  # written first: read, alone
+    other = StateStore(state.storage)  # another writer changes the second bucket
+    second = [attrs.evolve(big[BUCKET_SIZE + n], condition=Condition.KILLED) for n in (2, 3)]
+    await other.instances.put(second[0])
+    reads.clear()
+    await state.instances.change(put=[second[1]])
+    rest = [f"instances/%2Fbig%%{n}" for n in range(1, 6)]
+    assert reads == [["instances/%2Fbig%%1"], ["instances/%2Fbig"], rest]  # stale: read all
+    assert held_bytes(state) <= instances_module.KEEP_BYTES
+    expected = {i.instance_id: i.condition for i in big}
+    for changed in (*every_bucket, last, first, *second):
+        expected[changed.instance_id] = changed.condition
+    for repo in (state.instances, StateStore(state.storage).instances):
+        stored = {i.instance_id: i.condition for i in await repo.by_app(big[0].app_id)}
+        assert stored == expected
+
+
+async def test_random_changes_with_few_buckets_held_store_what_a_fresh_reader_sees(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets written, read back when not held, emptied and added, with another writer
+    now and then: what is stored is always the changes applied in order."""
+    rng = random.Random(7)
+    monkeypatch.setattr(instances_module, "BUCKET_SIZE", 16)
+    monkeypatch.setattr(instances_module, "KEEP_MIN_MEMBERS", 8)
+    monkeypatch.setattr(instances_module, "KEEP_BYTES", 6_000)  # one bucket and a half
+    model: dict[InstanceId, Instance] = {}
+    other = StateStore(state.storage)
+    serial = iter(range(10**6))
+    for step in range(40):
+        app_id = rng.choice(["/one", "/two"])
+        mine = [i for i in model.values() if str(i.app_id) == app_id]
+        puts = [instance(app_id, next(serial)) for _ in range(rng.choice([0, 3, 40]))]
+        changed = rng.sample(mine, min(len(mine), 6))
+        puts += [attrs.evolve(i, condition=Condition.KILLING) for i in changed]
+        dropped = rng.sample(mine, min(len(mine), rng.choice([0, 5, 50])))
+        drops = [i.instance_id for i in dropped if i not in changed]
+        writer = other if step % 7 == 6 else state
+        await writer.instances.change(put=puts, delete=drops)
+        model.update((i.instance_id, i) for i in puts)
+        for d in drops:
+            del model[d]
+        for repo in (state.instances, StateStore(state.storage).instances):
+            assert {i.instance_id: i for i in await repo.all()} == model, step
+        assert held_bytes(state) <= 6_000
 
 
 # -- deployments and framework id ---------------------------------------------------------

@@ -30,7 +30,7 @@ __all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "Migration", "ensure_fo
 FORMAT_KEY = "storage-version"
 
 #: The format this code writes.  2: a large app's instances are kept in several
-#: values (buckets, see ``state/repositories.py``), which format 1 readers would take
+#: values (buckets, see ``state/instances.py``), which format 1 readers would take
 #: for apps of their own.  3: the root group's ``current`` key names its version
 #: instead of holding a copy of the record (``VersionedRepository.current_by_name``).
 #: 4: a root record names chunks of its groups' app references, stored apart

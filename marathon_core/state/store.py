@@ -34,13 +34,13 @@ from marathon_core.model.ids import PathId, Timestamp
 from marathon_core.model.instance import Instance, InstanceId
 from marathon_core.state import frames
 from marathon_core.state.format import FORMAT_VERSION, MIGRATIONS, Migration, ensure_format
+from marathon_core.state.instances import InstanceRepository
 from marathon_core.state.refchunks import Chunk, ChunkRefs, ChunkUsers, chunk_apps, chunk_key
 from marathon_core.state.repositories import (
     DEFAULT_MAX_VERSIONS,
     Codec,
     EntityRepository,
     FrameworkIdRepository,
-    InstanceRepository,
     VersionedRepository,
     decode_all,
     transact,

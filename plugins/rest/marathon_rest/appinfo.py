@@ -16,6 +16,13 @@ A response joins the fragments; only entries whose inputs changed are encoded ag
 Without a leader's live view (a standby), entries are encoded on each request and
 not kept.
 
+The encoded tasks (each task, and the entries with tasks) are kept for the apps
+used last, up to ``TASK_CACHE_BYTES`` of JSON: keeping them for every app served
+held the tasks' JSON twice over, more than the instances themselves. The app just
+served is kept even when it alone is larger, so that a client polling one large app
+does not encode every task of it on each request. What is kept is copied out of
+orjson's output buffer (:func:`_dumps`).
+
 The encoded forms are byte for byte what ``orjson.dumps`` makes of the entry as a
 dict (:func:`app_info`), so splicing never changes what a response contains.
 """
@@ -39,7 +46,18 @@ from marathon_core.model.instance import Condition, Instance, InstanceId
 if TYPE_CHECKING:
     from marathon_core.contracts.services import LeaderView, TaskHealth
 
-__all__ = ["AppInfoCache", "app_info", "apps_by_id", "deployments_by_app", "task_json"]
+__all__ = [
+    "TASK_CACHE_BYTES",
+    "AppInfoCache",
+    "app_info",
+    "apps_by_id",
+    "deployments_by_app",
+    "task_json",
+]
+
+#: Encoded tasks kept (bytes of JSON), for the apps used last: 10,000 tasks of a
+#: typical size take about 14 MB (each task, and the entry with all of them).
+TASK_CACHE_BYTES = 32 * 2**20
 
 _STAGED = frozenset({Condition.PROVISIONED, Condition.STAGING, Condition.STARTING})
 
@@ -149,6 +167,15 @@ def _patched(apps: list[AppDefinition], changes: AppChanges) -> list[AppDefiniti
     return out
 
 
+def _dumps(obj: Any) -> bytes:
+    """``orjson.dumps(obj)`` in a bytes object of its own size, for keeping.
+
+    Why: orjson returns its output in the buffer it wrote it to, 4 kB for a task of
+    400 bytes (64 kB for 5 kB); kept for 100,000 tasks, that was 400 MB.
+    """
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
 def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:
     """``orjson.dumps({**loads(head), **tail})`` for a non-empty object ``head`` whose keys
     are not in ``tail``, without decoding ``head``."""
@@ -158,25 +185,30 @@ def _splice(head: bytes, tail: Mapping[str, Any]) -> bytes:
 #: (app, instances generation, health generation, deployment ids, encoded entry)
 _Entry = tuple[AppDefinition, int, int, tuple[str, ...], orjson.Fragment]
 #: (instance, app, task health, encoded task)
-_TaskEntry = tuple[Instance, AppDefinition, object, orjson.Fragment]
+_TaskEntry = tuple[Instance, AppDefinition, object, bytes]
 
 
 class AppInfoCache:
     """Encoded app definitions, tasks and ``/v2/apps`` entries; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_cache_bytes: int = TASK_CACHE_BYTES) -> None:
         self._apps: dict[PathId, tuple[AppDefinition, bytes]] = {}
         self._tasks: dict[PathId, dict[InstanceId, _TaskEntry]] = {}
         #: Entries without tasks, and entries with tasks.
         self._entries: tuple[dict[PathId, _Entry], dict[PathId, _Entry]] = ({}, {})
         #: The live view whose generations the entries hold (a new term has a new one).
         self._live: weakref.ref[LeaderView] | None = None
+        self._task_cache_bytes = task_cache_bytes
+        #: Per app with encoded tasks kept, least recently used first: the bytes of
+        #: its tasks and of its entry with tasks.
+        self._held: dict[PathId, tuple[int, int]] = {}
+        self.held_bytes = 0
 
     def app_bytes(self, app: AppDefinition) -> bytes:
         """``orjson.dumps(app_to_json(app))``, computed once per app version."""
         cached = self._apps.get(app.id)
         if cached is None or cached[0] is not app:
-            cached = (app, orjson.dumps(app_to_json(app)))
+            cached = (app, _dumps(app_to_json(app)))
             self._apps[app.id] = cached
         return cached[1]
 
@@ -189,6 +221,7 @@ class AppInfoCache:
         """Encoded live tasks of ``instances``; encodings of other instances are dropped."""
         old = self._tasks.get(app.id, {})
         new: dict[InstanceId, _TaskEntry] = {}
+        size = 0
         for instance in _live(instances):
             entry = old.get(instance.instance_id)
             # The monitor hands out the same health object until the task's health changes.
@@ -199,14 +232,38 @@ class AppInfoCache:
                 or entry[1] is not app
                 or entry[2] is not task_health
             ):
-                encoded = orjson.dumps(task_json(instance, app, health))
-                entry = (instance, app, task_health, orjson.Fragment(encoded))
+                encoded = _dumps(task_json(instance, app, health))
+                entry = (instance, app, task_health, encoded)
             new[instance.instance_id] = entry
+            size += len(entry[3])
         if new:
             self._tasks[app.id] = new
         else:
             self._tasks.pop(app.id, None)
-        return [e[3] for e in new.values()]
+        self._charge(app.id, tasks=size)
+        return [orjson.Fragment(e[3]) for e in new.values()]
+
+    def _charge(
+        self, app_id: PathId, *, tasks: int | None = None, entry: int | None = None
+    ) -> None:
+        """Count ``app_id``'s encoded tasks as used last (with their new sizes where
+        given), then forget the tasks of the apps used least recently while more than
+        ``task_cache_bytes`` are kept."""
+        before = self._held.pop(app_id, (0, 0))
+        after = (before[0] if tasks is None else tasks, before[1] if entry is None else entry)
+        self.held_bytes += sum(after) - sum(before)
+        if any(after):
+            self._held[app_id] = after
+        while self.held_bytes > self._task_cache_bytes and len(self._held) > 1:
+            oldest = next(iter(self._held))
+            if oldest == app_id:
+                break
+            self._forget_tasks(oldest)
+
+    def _forget_tasks(self, app_id: PathId) -> None:
+        self.held_bytes -= sum(self._held.pop(app_id, (0, 0)))
+        self._tasks.pop(app_id, None)
+        self._entries[True].pop(app_id, None)
 
     def encode(
         self,
@@ -218,10 +275,23 @@ class AppInfoCache:
         health: TaskHealth | None = None,
     ) -> orjson.Fragment:
         """The entry of ``app`` encoded now (through the app and task encodings)."""
+        return orjson.Fragment(
+            self._encode(app, instances, deployment_ids, with_tasks=with_tasks, health=health)
+        )
+
+    def _encode(
+        self,
+        app: AppDefinition,
+        instances: Sequence[Instance],
+        deployment_ids: Sequence[str],
+        *,
+        with_tasks: bool,
+        health: TaskHealth | None,
+    ) -> bytes:
         tail = _counts(instances, deployment_ids, health)
         if with_tasks:
             tail["tasks"] = self._task_fragments(app, instances, health)
-        return orjson.Fragment(_splice(self.app_bytes(app), tail))
+        return _splice(self.app_bytes(app), tail)
 
     def entries(
         self,
@@ -236,6 +306,9 @@ class AppInfoCache:
         if self._live is None or self._live() is not live:
             for stale in self._entries:
                 stale.clear()
+            self._tasks.clear()
+            self._held.clear()
+            self.held_bytes = 0
             self._live = weakref.ref(live)
         cache = self._entries[with_tasks]
         health = live.health
@@ -255,15 +328,19 @@ class AppInfoCache:
                 or entry[2] != health_gen
                 or entry[3] != deployed
             ):
-                encoded = self.encode(
+                encoded = self._encode(
                     app,
                     live.instances_of(app_id),
                     deployed,
                     with_tasks=with_tasks,
                     health=health,
                 )
-                entry = (app, gen, health_gen, deployed, encoded)
+                entry = (app, gen, health_gen, deployed, orjson.Fragment(encoded))
                 cache[app_id] = entry
+                if with_tasks:
+                    self._charge(app_id, entry=len(encoded))
+            elif with_tasks:
+                self._charge(app_id)
             out.append(entry[4])
         return out
 
@@ -278,6 +355,8 @@ class AppInfoCache:
         if all(len(cache) <= len(current) for cache in caches):
             return
         live = {a.id for a in current}
+        for app_id in [k for k in self._held if k not in live]:
+            self._forget_tasks(app_id)
         for cache in caches:
             for app_id in [k for k in cache if k not in live]:
                 del cache[app_id]

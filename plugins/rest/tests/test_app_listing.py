@@ -8,6 +8,7 @@ response with the entries encoded from scratch, so a stale or mis-spliced entry 
 from __future__ import annotations
 
 import random
+import tracemalloc
 from typing import Any
 
 import attrs
@@ -28,6 +29,7 @@ from marathon_core.model.instance import (
     TaskId,
 )
 from marathon_core.testing.context import CoreContext, ManualLeader
+from marathon_rest import appinfo
 from marathon_rest.appinfo import AppInfoCache, app_info, apps_by_id, deployments_by_app
 
 WEB = PathId.parse("/shop/web")
@@ -210,6 +212,63 @@ def test_encoded_entries_are_the_entries_as_orjson_writes_them() -> None:
             reference = app_info(app, instances, deployment_ids, with_tasks=with_tasks)
             assert orjson.dumps(encoded) == orjson.dumps(reference)
             assert orjson.loads(orjson.dumps(encoded)) == reference
+
+
+def kept_task_bytes(cache: AppInfoCache) -> int:
+    """The JSON of tasks ``cache`` keeps: each task, and each entry with tasks."""
+    tasks = sum(len(e[3]) for by_id in cache._tasks.values() for e in by_id.values())
+    return tasks + sum(len(orjson.dumps(e[4])) for e in cache._entries[True].values())
+
+
+async def test_encoded_tasks_are_kept_within_their_budget_for_the_apps_used_last(
+    tracker: ManualLeader,
+) -> None:
+    """Keeping the tasks of every app served held their JSON twice over (140 MB at
+    100,000 tasks): the apps used last are kept, up to the budget, or the app just
+    used alone when it is larger."""
+    apps = [AppDefinition(id=PathId.parse(f"/many/app-{n}"), version=NOW) for n in range(4)]
+    for app in apps:
+        await put(tracker, *(running(app.id, j) for j in range(10)))
+    unbounded = AppInfoCache()
+    unbounded.entries(apps[:1], tracker, {}, with_tasks=True)
+    one_app = kept_task_bytes(unbounded)
+    assert unbounded.held_bytes == one_app > 0
+    cache = AppInfoCache(task_cache_bytes=one_app * 5 // 2)
+    reference = [
+        orjson.dumps(app_info(a, tracker.instances_of(a.id), (), with_tasks=True)) for a in apps
+    ]
+    listed = cache.entries(apps, tracker, {}, with_tasks=True)
+    assert [orjson.dumps(e) for e in listed] == reference
+    assert cache.held_bytes == kept_task_bytes(cache) == 2 * one_app
+    assert set(cache._tasks) == {a.id for a in apps[2:]}  # the two used last
+    again = cache.entries(apps[2:], tracker, {}, with_tasks=True)
+    assert [a is b for a, b in zip(again, listed[2:], strict=True)] == [True, True]
+    assert cache.entries(apps[:1], tracker, {}, with_tasks=True)[0] is not listed[0]
+    assert set(cache._tasks) == {apps[0].id, apps[3].id}
+    assert kept_task_bytes(cache) <= one_app * 5 // 2
+    tiny = AppInfoCache(task_cache_bytes=1)
+    (first,) = tiny.entries(apps[:1], tracker, {}, with_tasks=True)
+    assert tiny.entries(apps[:1], tracker, {}, with_tasks=True)[0] is first  # alone: kept
+    tiny.entries(apps[1:2], tracker, {}, with_tasks=True)
+    assert set(tiny._tasks) == {apps[1].id}
+
+
+def test_kept_encodings_take_their_own_size_not_orjsons_buffer() -> None:
+    """orjson's output sits in a buffer of 4 kB or more: kept as it is for each of
+    100,000 tasks, that was 400 MB."""
+    app = AppDefinition(id=WEB, cmd="sleep 1", version=NOW)
+    instances = [running(WEB, k) for k in range(50)]
+    cache = AppInfoCache()
+    tracemalloc.start()
+    try:
+        cache.encode(app, instances, (), with_tasks=True)
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    kept = kept_task_bytes(cache) + len(cache.app_bytes(app))
+    ours = snapshot.filter_traces([tracemalloc.Filter(True, appinfo.__file__)])
+    held = sum(stat.size for stat in ours.statistics("filename"))
+    assert kept < held < 2 * kept  # the JSON, with a tuple and a dict slot per task
 
 
 def test_deployments_by_app_keeps_the_registry_order() -> None:
