@@ -92,6 +92,7 @@ async def ctx(nursery: trio.Nursery) -> CoreContext:
     return context
 
 
+@pytest.mark.slow
 async def test_an_open_page_keeps_a_flat_heap_under_events(
     ctx: CoreContext, chromium: Path, nursery: trio.Nursery
 ) -> None:
