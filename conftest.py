@@ -6,10 +6,20 @@ work is one test, or a whole file where the file has module-scoped fixtures (its
 servers start once, on one worker); the users of the Docker Engine share a unit (one
 ``dockerd``). Units are handed out longest first, as far as the markers tell: ``slow``
 tests, then the ones starting a cluster, a ZooKeeper, a Docker Engine or other
-processes, and the unit tests last, filling the workers' final minutes.
+processes, then the unit tests, filling the workers' final minutes; ``alone`` tests
+come last.
+
+A test marked ``alone`` (one that needs the cores to itself: a 10,000-instance launch,
+a bound on how long something takes) waits until no other test runs, and no test
+starts until it is done: a readers-writer lock of two lock files that all workers share.
 """
 
 from __future__ import annotations
+
+import fcntl
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +46,8 @@ def _unit(item: pytest.Item) -> str:
 
 
 def _rank(items: list[pytest.Item]) -> int:
+    if any(item.get_closest_marker("alone") for item in items):
+        return len(RANKS) + 1  # last: the others wait while it runs, so nothing else is left
     for rank, marker in enumerate(RANKS):
         if any(item.get_closest_marker(marker) for item in items):
             return rank
@@ -68,3 +80,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if name != unit[0].nodeid:
             for item in unit:
                 item.add_marker(pytest.mark.xdist_group(name))
+
+
+@contextmanager
+def _turn(directory: Path, *, alone: bool) -> Iterator[None]:
+    """Hold the room shared, or alone. The turnstile keeps new tests out while an
+    ``alone`` test waits for the room to empty (flock would let them starve it)."""
+    with open(directory / "turnstile", "a") as turnstile, open(directory / "room", "a") as room:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """On an xdist worker, run the test inside the shared lock (see the module's doc)."""
+    if not hasattr(item.config, "workerinput"):
+        return (yield)
+    # Every worker's temporary directory lies in the run's own (popen-gw0, popen-gw1, ...).
+    directory = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+    with _turn(directory, alone=item.get_closest_marker("alone") is not None):
+        return (yield)

@@ -161,6 +161,7 @@ def keystroke_latencies(url: str, app_id: str, keys: int, screenshots: Path) -> 
     return {"size": size, "latencies": sorted(latencies), "parse": parse_state}
 
 
+@pytest.mark.alone
 async def test_a_200_kb_definition_keeps_typing_responsive(
     ctx: CoreContext, chromium: Path, nursery: trio.Nursery, screenshots: Path
 ) -> None:
