@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from collections.abc import Iterator
@@ -149,13 +150,20 @@ def test_installing_a_plugin_makes_it_appear_and_uninstalling_removes_it(tmp_pat
             return {}
     """)
     )
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    python = environment_of_its_own(tmp_path / "venv")
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
         [*pip, "install", "--no-deps", str(project)], check=True, capture_output=True, timeout=120
     )
+
+    def plugins() -> str:
+        return subprocess.run(
+            [python, "-m", "marathon_core.cli", "plugins"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+
     try:
-        listed = run("plugins").stdout
-        row = next(r for r in listed.splitlines() if r.startswith("hello "))
+        row = next(r for r in plugins().splitlines() if r.startswith("hello "))
         assert "marathon-hello" in row and "1.2.3" in row
         assert "marathon_constraint_operators" in row
     finally:
@@ -165,7 +173,22 @@ def test_installing_a_plugin_makes_it_appear_and_uninstalling_removes_it(tmp_pat
             capture_output=True,
             timeout=120,
         )
-    assert "hello " not in run("plugins").stdout
+    assert "hello " not in plugins()
+
+
+def environment_of_its_own(root: Path) -> str:
+    """A venv that sees this environment's packages (editable ones too) through a .pth
+    file, so pip installs into it, never into the environment that tests on other
+    pytest-xdist workers run in; its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = str(root / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ours = sysconfig.get_path("purelib")
+    Path(site, "outer-environment.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    return python
 
 
 def test_state_lives_in_state_dir(server: subprocess.Popen[str], tmp_path: Path) -> None:

@@ -281,6 +281,7 @@ async def test_suspended_beyond_the_grace_cancels_the_work(own_zk: ZooKeeperEnse
         assert e.is_leader and probe.starts == 2
 
 
+@pytest.mark.alone
 async def test_restarting_one_ensemble_node_keeps_the_leader(
     zk_ensemble: ZooKeeperEnsemble,
 ) -> None:

@@ -15,6 +15,15 @@ Markers (``pytest -m "not processes"`` is the unit run):
 ``docker``
     the test runs a Docker Engine of its own (a ``dockerd`` its fixtures start and
     stop; see marathon-runtime-docker's tests).
+``slow``
+    the test takes half a minute or more on idle cores (a schedule to play out, a soak,
+    a 10,000-instance launch); the repository's ``conftest.py`` starts these first when
+    the suite is spread over pytest-xdist workers, so none of them is left to run alone
+    at the end.
+``alone``
+    the test needs the cores to itself: it loads them (a 10,000-instance launch) or
+    bounds how long something takes; spread over pytest-xdist workers, it runs while
+    no other test does (the repository's ``conftest.py``).
 
 Fixtures:
 
@@ -58,6 +67,8 @@ MARKERS = (
     "zookeeper: needs a real ZooKeeper (implies processes)",
     "cluster(**options): runs an embedded Mesos cluster with agent processes (implies processes)",
     "docker: runs a Docker Engine of its own (implies processes)",
+    "slow: takes half a minute or more on idle cores (started first when spread over workers)",
+    "alone: needs the cores to itself (never beside another test when spread over workers)",
 )
 
 #: Markers that imply ``processes``, and the fixtures that give their users one.

@@ -134,6 +134,7 @@ async def test_kill_ends_a_run_without_retries(jobs: httpx.AsyncClient, tmp_path
     assert starts.read_text().split() == ["start"]
 
 
+@pytest.mark.alone
 async def test_a_restart_starts_late_within_epsilon_or_counts_missed(tmp_path: Path) -> None:
     """One instance (SQLite) stops for longer than epsilon: the slots it could not start
     in time are counted as missed; it comes back as the same framework."""

@@ -29,7 +29,7 @@ import trio
 
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble, free_ports
 
-pytestmark = [pytest.mark.cluster, pytest.mark.zookeeper]
+pytestmark = [pytest.mark.cluster, pytest.mark.zookeeper, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 GUIDE = ROOT / "docs" / "datacenter.md"

@@ -27,7 +27,7 @@ import trio
 from marathon_core.testing.zookeeper import ZooKeeperEnsemble
 from marathon_mesos_local import cluster as mesos_local
 
-pytestmark = [pytest.mark.cluster, pytest.mark.zookeeper]
+pytestmark = [pytest.mark.cluster, pytest.mark.zookeeper, pytest.mark.slow]
 
 
 def iso(seconds: float) -> str:

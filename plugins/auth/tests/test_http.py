@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from marathon_auth.passwords import verify_password
@@ -152,6 +153,7 @@ async def test_hashes_in_the_users_file_log_in(
         assert (await client.get("/v2/info", headers=basic(*ADMIN))).status_code == 401
 
 
+@pytest.mark.alone
 async def test_password_checks_run_off_the_event_loop(
     nursery: trio.Nursery, auth_args: list[str], monkeypatch: Any
 ) -> None:

@@ -54,6 +54,7 @@ async def test_simulated_updates_are_resent_until_acknowledged(cluster, schedule
     await client.wait_update("nack.1", "TASK_RUNNING")
 
 
+@pytest.mark.alone
 @pytest.mark.cluster(agents=0, simulated_agents=1000, simulated_task_step=0.01)
 async def test_null_framework_fills_a_thousand_simulated_agents(cluster, schedulers, nursery):
     client = schedulers(cluster.url)

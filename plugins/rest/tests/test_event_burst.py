@@ -21,7 +21,7 @@ import trio
 
 from marathon_core.testing.processes import running_marathon, running_server
 
-pytestmark = [pytest.mark.processes, pytest.mark.cluster]
+pytestmark = [pytest.mark.processes, pytest.mark.cluster, pytest.mark.alone]
 
 INSTANCES = 10_000
 AGENTS = 200

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from marathon_core.testing.processes import (
     agreed_leader,
@@ -25,6 +26,7 @@ from marathon_core.testing.processes import (
 KILLS = 4
 
 
+@pytest.mark.slow
 def test_repeated_leader_kills_lose_no_write_and_relaunch_no_task(
     zk_ensemble: Any, mesos_master: str, tmp_path: Path
 ) -> None:

@@ -118,6 +118,7 @@ async def ctx(nursery: trio.Nursery) -> CoreContext:
     return context
 
 
+@pytest.mark.slow
 async def test_an_open_page_keeps_a_flat_heap_under_events(
     ctx: CoreContext, chromium: Path, nursery: trio.Nursery
 ) -> None:
@@ -229,6 +230,7 @@ def keystroke_latencies(url: str, app_id: str, keys: int, screenshots: Path) -> 
     return {"size": size, "latencies": sorted(latencies), "parse": parse_state}
 
 
+@pytest.mark.alone
 async def test_a_200_kb_definition_keeps_typing_responsive(
     ctx: CoreContext, chromium: Path, nursery: trio.Nursery, screenshots: Path
 ) -> None:
