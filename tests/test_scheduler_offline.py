@@ -17,7 +17,7 @@ from marathon_core.model.app import (
     PortMapping,
     UnreachableStrategy,
 )
-from marathon_core.model.instance import Condition
+from marathon_core.model.instance import Condition, parse_task_id
 from marathon_core.scheduler.scheduler import Scheduler, SchedulerOptions
 from marathon_core.scheduler.tracker import Changes, InstanceTracker
 
@@ -355,3 +355,38 @@ async def test_updates_that_arrive_together_are_one_commit_before_any_acknowledg
             assert conditions == expected
             assert not mesos.of("KILL")
             nursery.cancel_scope.cancel()
+
+
+async def test_a_reconciliation_answer_that_changes_nothing_is_not_stored() -> None:
+    """Reconciliation asks for every task (after each subscription and every
+    ``--reconciliation_interval``): answers that change no instance must not rewrite
+    100,000 records; the ones that do change something are stored as ever."""
+    async with open_state() as state, trio.open_nursery() as nursery:
+        app = make_app("/calm", instances=2)
+        tracker, send = await start_scheduler(state, app, FakeMesos(state), nursery)
+        await tracker.schedule(app, 2)
+        await send.send(Offers((offer(host="a1", cpus=4.0),)))
+        with trio.fail_after(5):
+            while tracker.scheduled() or not all(i.task for i in tracker.instances_of(app.id)):
+                await trio.sleep(0.01)
+        first, second = (str(i.task.task_id) for i in tracker.instances_of(app.id))
+        for task_id in (first, second):
+            await send.send(Update(TaskStatus(task_id, "TASK_RUNNING", agent_id="S-a1")))
+        with trio.fail_after(5):
+            while tracker.counts_of(app.id).active_running < 2:
+                await trio.sleep(0.01)
+        running = {i.instance_id: i for i in tracker.instances_of(app.id)}
+        writes = tracker.statistics().writes
+        reason = "REASON_RECONCILIATION"
+        await send.send(Update(TaskStatus(first, "TASK_RUNNING", agent_id="S-a1", reason=reason)))
+        await trio.sleep(0.2)  # taken and handled (the scheduler has nothing else to do)
+        assert tracker.statistics().writes == writes
+        await send.send(Update(TaskStatus(second, "TASK_FAILED", agent_id="S-a1", reason=reason)))
+        with trio.fail_after(5):
+            while tracker.statistics().writes == writes:
+                await trio.sleep(0.01)
+        stored = {i.instance_id: i for i in await state.instances.by_app(app.id)}
+        unchanged, relaunched = (running[parse_task_id(t).instance_id] for t in (first, second))
+        assert stored[unchanged.instance_id] == unchanged
+        assert stored[relaunched.instance_id].condition is Condition.SCHEDULED
+        nursery.cancel_scope.cancel()

@@ -159,6 +159,11 @@ class StatusUpdates:
                         message=status.message,
                         at=Timestamp.now(),
                     )
+                if updated == current:
+                    # A reconciliation answer, mostly: nothing to store (a reconciliation
+                    # of 100,000 running tasks would rewrite every record).
+                    published.append((status, current))
+                    continue
                 changed[current.instance_id] = updated
                 if updated is not None:
                     published.append((status, updated))

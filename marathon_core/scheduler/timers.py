@@ -49,21 +49,33 @@ class Timers:
             await self.check()
 
     async def check(self) -> None:
-        """Launch timeouts, kill retries, then the unreachable strategy."""
+        """Launch timeouts, kill retries, then the unreachable strategy.
+
+        It runs every second over every instance: the running ones, nearly all of
+        them, cost a few comparisons (no task id is formatted for them), and the
+        unreachable strategy is applied only when some instance is unreachable.
+        """
         now = trio.current_time()
         stamp = Timestamp.now()
         timeout_ms = self._task_launch_timeout * 1000
         to_kill: list[Instance] = []
+        unreachable = False
         for instance in self._tracker.all_instances():
+            condition = instance.condition
+            if condition in UNREACHABLE:
+                unreachable = True
+            leaving = instance.goal is not Goal.RUNNING
+            if not leaving and condition not in _STARTING:
+                continue
             task = instance.task
             if task is None or instance.since is None:
                 continue
             last_kill = self._kills.last_sent(str(task.task_id))
-            if instance.goal is not Goal.RUNNING and not task.condition.is_terminal:
+            if leaving and not task.condition.is_terminal:
                 if last_kill is None or now - last_kill >= self._kill_retry:
                     to_kill.append(instance)
             elif (
-                instance.condition in _STARTING
+                condition in _STARTING
                 and stamp.millis - instance.since.millis >= timeout_ms
                 and last_kill is None
             ):
@@ -71,6 +83,8 @@ class Timers:
                 to_kill.append(instance)
         if to_kill:
             await self._kills.kill_instances(to_kill)
+        if not unreachable:
+            return
 
         def compute() -> Changes:
             put: list[Instance] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import trio
 
+from marathon_mesos_local.master import model
 from marathon_mesos_local.testing import NullFramework, task_info
 
 
@@ -127,3 +130,47 @@ async def test_a_simulated_task_passes_its_health_check(cluster, schedulers, nur
     assert status["state"] == "TASK_RUNNING"
     assert status["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
     assert client.states("sim.hc") == ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING"]
+
+
+@pytest.mark.cluster(agents=0, simulated_agents=2, simulated_task_step=0.01)
+async def test_reconciling_more_tasks_than_the_stream_buffer_keeps_the_stream(
+    cluster, schedulers, nursery, monkeypatch, caplog
+) -> None:
+    # The answers to one RECONCILE are queued at once: counted as a slow reader's
+    # backlog they cut the stream of any framework with more tasks than the buffer
+    # (and its reconciliation after re-subscribing cut the next stream, forever).
+    client = schedulers(cluster.url)
+    framework = NullFramework(client, cpus=0.01, mem=1.0)
+    await framework.launch(nursery, 60, timeout=30)
+    monkeypatch.setattr(model, "STREAM_BUFFER", 20)  # 60 tasks, 120 answers
+    stream = cluster.master.frameworks[client.framework_id].stream
+    mark = len(client.events)
+    everything = [{"task_id": {"value": t}} for t in framework.launched]
+    await client.call({"type": "RECONCILE", "reconcile": {"tasks": everything}})
+    await client.call({"type": "RECONCILE", "reconcile": {"tasks": []}})
+    with trio.fail_after(10):
+        while sum(e["type"] == "UPDATE" for e in client.events[mark:]) < 2 * len(everything):
+            await trio.sleep(0.02)
+    assert cluster.master.frameworks[client.framework_id].stream is stream
+    assert not stream.closed and stream.answers_queued == 0
+    assert "too slow" not in caplog.text
+
+
+def test_a_subscriber_is_too_slow_when_events_besides_answers_fill_the_buffer(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(model, "STREAM_BUFFER", 3)
+    send, receive = trio.open_memory_channel[tuple[bytes, bool]](math.inf)
+    subscription = model.Subscription("s", send)
+    for _ in range(10):
+        subscription.event({"type": "UPDATE"}, answer=True)
+    for _ in range(3):
+        subscription.event({"type": "OFFERS"})
+    assert not subscription.closed and subscription.answers_queued == 10
+    for _ in range(11):  # the answers and one event are written
+        subscription.taken(receive.receive_nowait()[1])
+    assert subscription.answers_queued == 0
+    subscription.event({"type": "OFFERS"})
+    assert not subscription.closed
+    subscription.event({"type": "OFFERS"})
+    assert subscription.closed

@@ -39,9 +39,6 @@ __all__ = ["Subscriptions", "framework_info_error"]
 
 log = logging.getLogger(__name__)
 
-#: Events queued for a slow subscriber before its stream is closed.
-STREAM_BUFFER = 10_000
-
 
 class Subscriptions:
     """The frameworks' subscriptions, from SUBSCRIBE to removal."""
@@ -73,7 +70,7 @@ class Subscriptions:
         info = dict(subscribe["framework_info"])
         suppressed = list(subscribe.get("suppressed_roles", []))
         framework_id = id_value(info.get("id"))
-        send, receive = trio.open_memory_channel[bytes](STREAM_BUFFER)
+        send, receive = trio.open_memory_channel[tuple[bytes, bool]](math.inf)
         subscription = Subscription(str(uuid.uuid4()), send)
         headers = [("Content-Type", JSON), ("Mesos-Stream-Id", subscription.stream_id)]
 
@@ -83,7 +80,7 @@ class Subscriptions:
         if error is not None:
             subscription.event({"type": "ERROR", "error": {"message": error}})
             subscription.close()
-            return Response(200, headers=headers, stream=partial(self._pump, receive))
+            return Response(200, headers=headers, stream=partial(self._pump, subscription, receive))
 
         framework = self.books.frameworks.get(framework_id) if framework_id else None
         if framework is None:
@@ -143,16 +140,22 @@ class Subscriptions:
             stream=partial(self._serve_stream, framework, subscription, receive),
         )
 
-    async def _pump(self, receive: trio.MemoryReceiveChannel[bytes], send: Send) -> None:
+    async def _pump(
+        self,
+        subscription: Subscription,
+        receive: trio.MemoryReceiveChannel[tuple[bytes, bool]],
+        send: Send,
+    ) -> None:
         async with receive:
-            async for chunk in receive:
+            async for chunk, answer in receive:
+                subscription.taken(answer)
                 await send(chunk)
 
     async def _serve_stream(
         self,
         framework: Framework,
         subscription: Subscription,
-        receive: trio.MemoryReceiveChannel[bytes],
+        receive: trio.MemoryReceiveChannel[tuple[bytes, bool]],
         send: Send,
     ) -> None:
         """Write the stream with heartbeats; disconnect the framework when it ends."""
@@ -165,7 +168,7 @@ class Subscriptions:
                         subscription.event({"type": "HEARTBEAT"})
 
                 nursery.start_soon(heartbeats)
-                await self._pump(receive, send)
+                await self._pump(subscription, receive, send)
                 nursery.cancel_scope.cancel()
         finally:
             subscription.closed = True

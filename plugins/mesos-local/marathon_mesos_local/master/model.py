@@ -25,6 +25,7 @@ from marathon_mesos_local.messages import id_value, mesos_id
 from marathon_mesos_local.resources import Resources
 
 __all__ = [
+    "STREAM_BUFFER",
     "Agent",
     "AllocationTrigger",
     "Executor",
@@ -127,25 +128,49 @@ class SimulatedAgentProtocol(Protocol):
     def handle(self, action: str, body: dict[str, Any]) -> None: ...
 
 
+#: Events queued for a subscriber before it counts as too slow and loses its stream
+#: (reconciliation answers aside, see :class:`Subscription`).
+STREAM_BUFFER = 10_000
+
+
 @attrs.define(eq=False)
 class Subscription:
-    """The event stream of one SUBSCRIBE call."""
+    """The event stream of one SUBSCRIBE call.
+
+    The channel is unbounded; a subscriber whose backlog reaches ``STREAM_BUFFER``
+    events loses its stream. Answers to RECONCILE are not part of that backlog: the
+    framework asked for them (one per task it runs, 100,000 for a large Marathon, in
+    one call) and takes them at its own pace, as from Mesos, which cuts no slow
+    reader. Counted, a reconciliation of more tasks than the buffer cut every stream
+    at once, and the re-subscription's reconciliation cut the next one.
+    """
 
     stream_id: str
-    channel: trio.MemorySendChannel[bytes]
+    channel: trio.MemorySendChannel[tuple[bytes, bool]]
     closed: bool = False
+    #: Reconciliation answers queued and not yet written to the subscriber.
+    answers_queued: int = 0
 
-    def event(self, event: Mapping[str, Any]) -> None:
-        """Queue an event; a subscriber too slow to keep up loses its stream."""
+    def event(self, event: Mapping[str, Any], *, answer: bool = False) -> None:
+        """Queue an event (``answer``: to a RECONCILE); a subscriber too slow to keep up
+        loses its stream."""
         if self.closed:
             return
-        try:
-            self.channel.send_nowait(encode_record(event))
-        except trio.WouldBlock:
+        backlog = self.channel.statistics().current_buffer_used - self.answers_queued
+        if not answer and backlog >= STREAM_BUFFER:
             log.warning("subscriber of stream %s is too slow; closing it", self.stream_id)
             self.close()
+            return
+        try:
+            self.channel.send_nowait((encode_record(event), answer))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.closed = True
+            return
+        self.answers_queued += answer
+
+    def taken(self, answer: bool) -> None:
+        """One queued event was taken for writing."""
+        self.answers_queued -= answer
 
     def close(self) -> None:
         self.closed = True
@@ -306,9 +331,9 @@ class Framework:
     def connected(self) -> bool:
         return self.stream is not None
 
-    def send(self, event: Mapping[str, Any]) -> None:
+    def send(self, event: Mapping[str, Any], *, answer: bool = False) -> None:
         if self.stream is not None:
-            self.stream.event(event)
+            self.stream.event(event, answer=answer)
 
 
 def master_status(

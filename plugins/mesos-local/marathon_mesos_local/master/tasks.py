@@ -82,7 +82,7 @@ class Tasks:
             self._reconcile_explicit(framework, tasks)
             return
         for task in framework.tasks.values():
-            framework.send(update_event(self._reconcile_status(task)))
+            framework.send(update_event(self._reconcile_status(task)), answer=True)
 
     def _reconcile_status(self, task: Task) -> dict[str, Any]:
         state = task.status_update_state or task.state
@@ -106,7 +106,7 @@ class Tasks:
             agent_id = id_value(item.get("agent_id"))
             task = framework.tasks.get(task_id)
             if task is not None:
-                framework.send(update_event(self._reconcile_status(task)))
+                framework.send(update_event(self._reconcile_status(task)), answer=True)
                 continue
             if agent_id in self.books.recovered_agents or (
                 agent_id is None and self.books.recovered_agents
@@ -138,7 +138,7 @@ class Tasks:
                     agent_id=agent_id,
                 )
                 status["unreachable_time"] = {"nanoseconds": int(unreachable_time * 1e9)}
-                framework.send(update_event(status))
+                framework.send(update_event(status), answer=True)
                 continue
             if agent_id is not None and agent_id in self.books.agents:
                 state = "TASK_GONE" if pa else "TASK_LOST"
@@ -155,7 +155,8 @@ class Tasks:
                         message=message,
                         agent_id=agent_id,
                     )
-                )
+                ),
+                answer=True,
             )
 
     def shutdown(self, framework: Framework, call: Mapping[str, Any]) -> None:
