@@ -24,14 +24,27 @@ values zlib-compressed, ``stored_on_disk_mb``).
 Run: ``.venv/bin/python benchmarks/bench_memory.py [--apps 10 --instances 10000]``.
 Not a test.
 
-Figures (2 cores shared with other sessions, load average 6-11 during these runs;
-base = lead 7e434a6, after = this branch, run side by side in one session). The
-full runs did not finish: apps took 45-440 s each, and from the eighth app on both
-arms stalled with instances waiting and none staged (core launch path, not looked
-into), so the base run was stopped at ~78,000 running (675 MB) and the after run at
-~89,500 (279 MB); the stored records are 0.665 kB per instance (13.3 MB at 20,000 in
-both arms, 66 MB at 100,000 before). RSS of the launching process once each app of
-10,000 ran (MB)::
+Figures (2 cores shared with other sessions, load average 2-6), all 100,000
+running, with the memory changes below and the master's reconciliation fix (see
+the stall below), ``--reconciliation_interval 120000``, 2026-12-03::
+
+    marathon RSS idle (subscribed, no apps)             62 MB
+    RSS with 100,000 running (peak 262 MB)             251 MB   3.8x the stored records
+    stored instance records (66.3 MB; on disk 2.3 MB)
+    a new leader that loaded them (peak 394 MB)        299 MB   4.5x, all running in 18 s
+    launch of the 10 apps                              667 s    (46-103 s per app)
+
+RSS after each app of 10,000: 122, 152, 171, 183, 219, 214, 221, 246, 259, 268 MB.
+
+Before that fix, runs side by side of base (lead 7e434a6) and the memory changes
+(load average 6-11) did not finish: apps took 45-440 s each and from the eighth app
+on both arms stalled. The cause was the embedded master, which counted the answers
+to a RECONCILE (one per task, in one pass) as a slow subscriber's backlog: past
+10,000 tasks every periodic reconciliation cut marathon's stream, and the
+re-subscription's own reconciliation cut the next one (17 cuts). Those runs were
+stopped at ~78,000 running (base, 675 MB) and ~89,500 (279 MB); the stored records
+are 0.665 kB per instance. RSS of the launching process once each app of 10,000 ran
+(MB)::
 
     running            10k   20k   30k   40k   50k   60k   70k   80k
     base               157   215   294   368   445   525   586     -
