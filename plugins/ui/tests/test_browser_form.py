@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,12 +23,9 @@ from marathon_core.testing.processes import (
     searchable_state_dir,
     wait_for,
 )
-from marathon_core.testing.pytest_plugin import in_ci
 
 pytestmark = [pytest.mark.processes, pytest.mark.cluster]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 LIVE_TIMEOUT_MS = 60_000
 
 
@@ -48,42 +44,9 @@ def server() -> Iterator[RunningMarathon]:
         assert running.stop() == 0
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        why = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"Chromium is required when CI=true: {why}")
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab whose every request must stay on loopback (others are aborted)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    elsewhere: list[str] = []
-
-    def only_loopback(route: Any) -> None:
-        host = urlsplit(route.request.url).hostname or ""
-        if host.startswith("127."):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    tab.route("**/*", only_loopback)
-    yield tab
-    context.close()
-    assert elsewhere == [], "requests left loopback"
+def viewport() -> dict[str, int]:
+    return {"width": 1280, "height": 900}
 
 
 def shoot(page: Any, screenshots: Path, name: str) -> None:

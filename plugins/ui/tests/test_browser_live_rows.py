@@ -25,11 +25,9 @@ from marathon_core.testing.processes import (
     running_marathon,
     searchable_state_dir,
 )
-from marathon_core.testing.pytest_plugin import in_ci
 
 pytestmark = [pytest.mark.processes, pytest.mark.cluster]
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: How long the page may take to follow what the server did.
 LIVE_TIMEOUT_MS = 30_000
 #: What the page may request after its first load: rows, the page's order, the stream.
@@ -44,45 +42,6 @@ def server() -> Iterator[RunningMarathon]:
     ):
         yield running
         assert running.stop() == 0
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        why = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"Chromium is required when CI=true: {why}")
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab whose every request must stay on loopback (others are aborted)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    elsewhere: list[str] = []
-
-    def only_loopback(route: Any) -> None:
-        if (urlsplit(route.request.url).hostname or "").startswith("127."):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    tab.route("**/*", only_loopback)
-    yield tab
-    context.close()
-    assert elsewhere == [], "requests left loopback"
 
 
 def create(server: RunningMarathon, app_id: str, client: httpx.Client | None = None) -> None:

@@ -24,12 +24,9 @@ from marathon_core.testing.processes import (
     searchable_state_dir,
     wait_for,
 )
-from marathon_core.testing.pytest_plugin import in_ci
 
 pytestmark = [pytest.mark.processes, pytest.mark.cluster]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 LIVE_TIMEOUT_MS = 60_000
 ADMIN = ("admin", "admin-secret")
 ALICE = ("alice", "alice-secret")
@@ -68,44 +65,13 @@ resources = ["/team-a/*", "Events"]
         assert running.stop() == 0
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        why = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"Chromium is required when CI=true: {why}")
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab (no cookies, no credentials) whose requests must stay on loopback."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    elsewhere: list[str] = []
+def page(page: Any) -> Iterator[Any]:
+    """The shared loopback-only tab, which must never ask the user anything (a Basic
+    prompt, a confirm)."""
     dialogs: list[str] = []
-
-    def only_loopback(route: Any) -> None:
-        host = urlsplit(route.request.url).hostname or ""
-        if host.startswith("127."):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    tab.route("**/*", only_loopback)
-    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    yield tab
-    context.close()
-    assert elsewhere == [], "requests left loopback"
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    yield page
     assert dialogs == [], "the page asked something"
 
 
