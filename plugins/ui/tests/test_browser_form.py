@@ -63,14 +63,10 @@ def running(server: RunningMarathon, app_id: str) -> int:
 
 
 def running_on_page(server: RunningMarathon, page: Any, app_id: str, count: int) -> None:
-    """Wait until ``count`` tasks of the app run, then see the app page say so.
-
-    Read again rather than followed: events between the page's render and its stream's
-    opening are not replayed (the page carries no event id to resume after), and a
-    deploy's first events come right then. Following events is what the wipe test checks.
-    """
+    """The app page, opened by the deploy, follows the tasks to ``count`` running by
+    its events alone: its stream starts after the event its render was as of, so the
+    deploy's first events (right between the two) are not lost."""
     wait_for(lambda: running(server, app_id) == count, timeout=60, what=f"{count} running")
-    page.reload()
     page.locator("#app-live .counts .running").filter(has_text=f"{count}/{count} running").wait_for(
         timeout=10_000
     )
