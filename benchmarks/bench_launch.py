@@ -59,6 +59,18 @@ the ratio)::
     and the launcher deciding once per run of one app version (4090618)
       near idle N=2,000:  740-750/s vs 1,200-1,260/s   1.1 s       0.59-0.63
       near idle N=10,000: 680-690/s vs 1,230/s         1.3 s       0.55-0.56
+    2026-12-03 evening, near idle (0.1-0.5 other cores), after the storage format 4,
+    memory and reconciliation changes (287209c), and main (7e434a6) alternating
+      287209c   N=2,000:   636/s vs 1,325/s            1.3 s       0.48
+      287209c   N=10,000:  431/s vs 1,043/s            2.1 s       0.41
+      7e434a6   N=10,000:  496/s vs 1,593/s            1.9 s       0.31
+      287209c   N=10,000:  465/s vs 1,453/s            2.0 s       0.32
+    so no change from those, but below the earlier near-idle runs (same code paths):
+    the null framework ran faster this time, and marathon spent 2 CPU s per 1,000
+    tasks instead of 1.3. The largest cost left at N = 10,000 is the deployment's
+    scale step, which lists the app's instances for its progress record after every
+    instance change (27-34 % of marathon's samples in a profile of the 100,000-instance
+    memory run): not yet fixed.
 
 ("loaded": 0.7-1.1 other cores busy; "near idle": 0.1-0.3.) The health monitor and
 the deployment's scale step used to rescan every instance of the app after each
