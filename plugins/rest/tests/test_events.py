@@ -118,6 +118,7 @@ async def test_a_full_speed_client_is_not_dropped_by_a_burst(
     assert bus.statistics().dropped_subscribers == 0
 
 
+@pytest.mark.alone  # a 50 ms bound
 @pytest.mark.parametrize(
     "api_args",
     [["--event_stream_max_outstanding_messages", "16", "--event_stream_max_lag", "200"]],
