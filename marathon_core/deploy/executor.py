@@ -9,9 +9,11 @@ stored with every step, and events follow Marathon: ``deployment_info`` when a s
 starts, ``deployment_step_success`` when it ends, ``deployment_success`` at the end
 (their JSON comes from :mod:`marathon_core.model.events`).
 
-Every evaluation also records what the action found (:class:`ActionProgress`: old and
+Every action also leaves a probe of its progress (:class:`ActionProgress`: old and
 new instances, and what it waits for), so that a deployment that cannot advance can
-say why (:mod:`marathon_core.deploy.status`).
+say why (:mod:`marathon_core.deploy.status`). The probe runs when someone asks, not
+after every instance change: listing the instances of an app of 10,000 after each
+of them changes would make a launch quadratic.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ __all__ = [
     "DeploymentExecutor",
     "HealthGate",
     "InstanceControl",
+    "ProgressProbe",
     "ReadinessGate",
     "RollingTargets",
     "rolling_targets",
@@ -119,6 +122,14 @@ class ActionProgress:
     finished: bool = False
     #: For :attr:`Waiting.DEPENDENTS`: the dependent apps still to be stopped first.
     dependents: tuple[PathId, ...] = ()
+
+
+#: What an action reached, computed when asked (by ``GET /v2/deployments/{id}``).
+ProgressProbe = Callable[[], ActionProgress]
+
+
+def _fixed(found: ActionProgress) -> ProgressProbe:
+    return lambda: found
 
 
 #: Seconds between two looks at the health of instances a deployment waits for.
@@ -219,8 +230,8 @@ class DeploymentExecutor:
         self._health = health
         #: With it, new instances of an app with readiness checks must also be ready.
         self._readiness_gate = readiness
-        #: Per deployment id: the progress of each app of its current step.
-        self.progress: dict[str, dict[PathId, ActionProgress]] = {}
+        #: Per deployment id: a probe of each app's progress in its current step.
+        self._probes: dict[str, dict[PathId, ProgressProbe]] = {}
         self._state = state
         self._registry = registry
         self._events = events
@@ -248,13 +259,19 @@ class DeploymentExecutor:
                 log.exception("deployment %s failed", deployment.id)
                 self._events.publish(deployment_failed(deployment, str(exc)))
             finally:
-                self.progress.pop(deployment.id, None)
+                self._probes.pop(deployment.id, None)
                 # Readiness results stay until the deployment is gone: a client that
                 # sees the deployment sees which new instances were ready.
                 if self._readiness_gate is not None:
                     for app_id in deployment.affected_app_ids():
                         self._readiness_gate.release(app_id)
         running.pop(deployment.id, None)
+
+    def progress(self, deployment_id: str) -> dict[PathId, ActionProgress]:
+        """What each app of the deployment's current step has reached, looked at now
+        (empty for a deployment not running here)."""
+        probes = self._probes.get(deployment_id, {})
+        return {app_id: probe() for app_id, probe in probes.items()}
 
     async def execute(self, deployment: Deployment) -> None:
         """Run ``deployment`` from its current step to the end, then forget it."""
@@ -267,7 +284,7 @@ class DeploymentExecutor:
             await self._state.deployments.put(deployment)
             self._registry.put(deployment)
             self._events.publish(deployment_info(plan, number))
-            self.progress[deployment.id] = {}
+            self._probes[deployment.id] = {}
             actions = deployment.steps[number - 1].actions
             gone = {a.app_id: trio.Event() for a in actions if a.action is ActionKind.STOP}
             first_stopped = _stop_dependents_first(original, gone)
@@ -298,10 +315,10 @@ class DeploymentExecutor:
         """Carry out one action; a stop first waits for the ``before`` stops (its
         dependents), then sets ``done``."""
         app = target.find_app(action.app_id)
-        progress = self.progress.setdefault(deployment_id, {})
+        probes = self._probes.setdefault(deployment_id, {})
 
-        def record(found: ActionProgress) -> None:
-            progress[action.app_id] = found
+        def record(probe: ProgressProbe) -> None:
+            probes[action.app_id] = probe
 
         if action.action is ActionKind.STOP:
             for dependent, stopped in before:
@@ -309,8 +326,10 @@ class DeploymentExecutor:
                     present = self._instances.counts_of(action.app_id).present
                     waiting = Waiting.DEPENDENTS
                     record(
-                        ActionProgress(
-                            ActionKind.STOP, 0, present, 0, 0, waiting, dependents=(dependent,)
+                        _fixed(
+                            ActionProgress(
+                                ActionKind.STOP, 0, present, 0, 0, waiting, dependents=(dependent,)
+                            )
                         )
                     )
                     await stopped.wait()
@@ -323,16 +342,15 @@ class DeploymentExecutor:
             await self.restart(app, record=record)
         target_count = 0 if app is None or action.action is ActionKind.STOP else app.instances
         counts = self._instances.counts_of(action.app_id)
-        record(
-            ActionProgress(
-                action.action,
-                target_count,
-                0,
-                counts.active,
-                counts.active_running,
-                finished=True,
-            )
+        finished = ActionProgress(
+            action.action,
+            target_count,
+            0,
+            counts.active,
+            counts.active_running,
+            finished=True,
         )
+        record(_fixed(finished))
 
     def _gated(self, app: AppDefinition) -> bool:
         """Whether readiness of its instances changes without any instance change."""
@@ -396,7 +414,7 @@ class DeploymentExecutor:
                     await self._instances.wait_changed()
 
     async def scale(
-        self, app: AppDefinition, *, record: Callable[[ActionProgress], None] = lambda p: None
+        self, app: AppDefinition, *, record: Callable[[ProgressProbe], None] = lambda p: None
     ) -> None:
         """Schedule or decommission until exactly ``instances`` instances run and the
         surplus is gone.
@@ -410,6 +428,7 @@ class DeploymentExecutor:
         """
         gated = self._gated(app)
         ready = self._readiness(app)
+        healthy = self._healthy(app)
         initial = frozenset(
             i.instance_id
             for i in _active(self._instances.instances_of(app.id))
@@ -417,7 +436,19 @@ class DeploymentExecutor:
         )
 
         def is_ready(i: Instance) -> bool:
-            return self._healthy(app)(i) if i.instance_id in initial else ready(i)
+            return healthy(i) if initial and i.instance_id in initial else ready(i)
+
+        def progress() -> ActionProgress:
+            instances = self._instances.instances_of(app.id)
+            active = _active(instances)
+            waiting, on = self._waiting(app, active, skip_readiness=initial)
+            if waiting is None and len(_present(instances)) > len(active):
+                waiting = Waiting.KILL
+                on = tuple(i.instance_id for i in _present(instances) if i.goal is not Goal.RUNNING)
+            ready_count = sum(1 for i in active if is_ready(i))
+            return ActionProgress(
+                ActionKind.SCALE, app.instances, 0, len(active), ready_count, waiting, on
+            )
 
         async def step() -> Progress:
             counts = self._instances.counts_of(app.id)
@@ -434,30 +465,20 @@ class DeploymentExecutor:
             done = not leaving and counts.active_running == counts.active
             if done and gated:
                 done = all(is_ready(i) for i in _active(self._instances.instances_of(app.id)))
-            if not done:
-                active = _active(self._instances.instances_of(app.id))
-                waiting, on = self._waiting(app, active, skip_readiness=initial)
-                if waiting is None and leaving:
-                    waiting = Waiting.KILL
-                    on = tuple(
-                        i.instance_id
-                        for i in _present(self._instances.instances_of(app.id))
-                        if i.goal is not Goal.RUNNING
-                    )
-                ready_count = sum(1 for i in active if is_ready(i))
-                record(
-                    ActionProgress(
-                        ActionKind.SCALE, app.instances, 0, len(active), ready_count, waiting, on
-                    )
-                )
             return Progress.DONE if done else Progress.WAIT
 
+        record(progress)
         await self._until(step, poll=gated)
 
     async def stop(
-        self, app_id: PathId, *, record: Callable[[ActionProgress], None] = lambda p: None
+        self, app_id: PathId, *, record: Callable[[ProgressProbe], None] = lambda p: None
     ) -> None:
         """Decommission every instance and wait until none is left."""
+
+        def progress() -> ActionProgress:
+            present = _present(self._instances.instances_of(app_id))
+            on = tuple(i.instance_id for i in present)
+            return ActionProgress(ActionKind.STOP, 0, len(present), 0, 0, Waiting.KILL, on)
 
         async def step() -> Progress:
             instances = self._instances.instances_of(app_id)
@@ -465,18 +486,14 @@ class DeploymentExecutor:
             if alive:
                 await self._instances.decommission(i.instance_id for i in alive)
                 return Progress.ACTED
-            present = _present(instances)
-            if present:
-                on = tuple(i.instance_id for i in present)
-                record(ActionProgress(ActionKind.STOP, 0, len(present), 0, 0, Waiting.KILL, on))
-                return Progress.WAIT
-            return Progress.DONE
+            return Progress.WAIT if _present(instances) else Progress.DONE
 
+        record(progress)
         await self._until(step)
         self._events.publish(app_terminated_event(app_id))
 
     async def restart(
-        self, app: AppDefinition, *, record: Callable[[ActionProgress], None] = lambda p: None
+        self, app: AppDefinition, *, record: Callable[[ProgressProbe], None] = lambda p: None
     ) -> None:
         """Replace old-configuration instances within the app's upgrade strategy."""
         ready = self._readiness(app)
@@ -487,11 +504,32 @@ class DeploymentExecutor:
         # and maximumOverCapacity 0). The new instances stay health-gated.
         targets = rolling_targets(app, sum(1 for i in initial if _ready(i)))
 
-        async def step() -> Progress:
+        def look() -> tuple[list[Instance], list[Instance], list[Instance]]:
+            """The new active instances, the old active ones, and the old still present."""
             instances = self._instances.instances_of(app.id)
             new = [i for i in _active(instances) if _is_current(i, app)]
             old_active = [i for i in _active(instances) if not _is_current(i, app)]
             old_present = [i for i in _present(instances) if not _is_current(i, app)]
+            return new, old_active, old_present
+
+        def progress() -> ActionProgress:
+            new, _, old_present = look()
+            waiting, on = self._waiting(app, new, skip_readiness=frozenset())
+            if waiting is None and old_present:
+                waiting, on = Waiting.KILL, tuple(i.instance_id for i in old_present)
+            new_ready = sum(1 for i in new if ready(i))
+            return ActionProgress(
+                ActionKind.RESTART,
+                app.instances,
+                len(old_present),
+                len(new),
+                new_ready,
+                waiting,
+                on,
+            )
+
+        async def step() -> Progress:
+            new, old_active, old_present = look()
             new_ready = sum(1 for i in new if ready(i))
             allowed_old = max(0, min(len(old_active), targets.min_healthy - new_ready))
             if len(old_active) > allowed_old:
@@ -509,21 +547,7 @@ class DeploymentExecutor:
                 await self._instances.decommission(i.instance_id for i in surplus)
                 return Progress.ACTED
             finished = new_ready >= app.instances and not old_present
-            if not finished:
-                waiting, on = self._waiting(app, new, skip_readiness=frozenset())
-                if waiting is None:
-                    waiting, on = Waiting.KILL, tuple(i.instance_id for i in old_present)
-                record(
-                    ActionProgress(
-                        ActionKind.RESTART,
-                        app.instances,
-                        len(old_present),
-                        len(new),
-                        new_ready,
-                        waiting,
-                        on,
-                    )
-                )
             return Progress.DONE if finished else Progress.WAIT
 
+        record(progress)
         await self._until(step, poll=self._gated(app))

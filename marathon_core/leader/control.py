@@ -72,7 +72,7 @@ class LeaderControl:
         if deployment is None:
             return None
         target = await self.groups.root_at(deployment.target_version)
-        progress = self.executor.progress.get(deployment_id, {})
+        progress = self.executor.progress(deployment_id)
         return deployment_status(deployment, progress, _Sources(self), target, now=Timestamp.now())
 
     async def kill(self, instances: Sequence[Instance], *, wipe: bool = False) -> None:

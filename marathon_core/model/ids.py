@@ -53,7 +53,7 @@ def valid_segment(segment: str) -> bool:
     return _SEGMENT_RE.fullmatch(segment) is not None
 
 
-@attrs.frozen(order=True, repr=False)
+@attrs.frozen(order=True, repr=False, cache_hash=True)
 class PathId:
     """An app or group id: segments plus whether it is absolute (``/a/b``) or relative."""
 

@@ -39,7 +39,7 @@ _LEGACY_RESIDENT_RE = re.compile(r"^(.+)\.([0-9a-fA-F]+(?:-[0-9a-fA-F]+)+)\.(\d+
 _LEGACY_RE = re.compile(r"^(.+)([._])([0-9a-fA-F]+(?:-[0-9a-fA-F]+)+)$")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class InstanceId:
     """``<safeId>.instance-<uuid>``; ``marathon-`` marks instances converted from old tasks."""
 
