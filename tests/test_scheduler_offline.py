@@ -51,6 +51,34 @@ class FakeMesos:
         return [c for c in self.calls if c["type"] == kind]
 
 
+async def test_a_used_offer_comes_back_at_once_while_more_instances_wait() -> None:
+    """A round looks only at the instances its offers can take; the rest of a used
+    offer is refused for 0 s while others still wait (Mesos would hold it back for the
+    decline duration), and for the decline duration once the last one launched."""
+    async with open_state() as state, trio.open_nursery() as nursery:
+        mesos = FakeMesos(state)
+        tracker = InstanceTracker(state, EventBus())
+        options = SchedulerOptions(max_instances_per_offer=2, decline_offer_duration=120.0)
+        scheduler = Scheduler(tracker=tracker, mesos=mesos, events=EventBus(), operators={},
+                              options=options)  # fmt: skip
+        send, receive = trio.open_memory_channel[MesosEvent](100)
+        await nursery.start(scheduler.run, receive)
+        await send.send(Subscribed(framework_id="F"))
+        app = make_app("/web", instances=5, cpus=0.1)
+        await tracker.schedule(app, 5)
+        refused: list[float] = []
+        for round_ in range(3):
+            await send.send(Offers((offer(host=f"a{round_}", cpus=4.0),)))
+            with trio.fail_after(5):
+                while len(mesos.of("ACCEPT")) <= round_:
+                    await trio.sleep(0.01)
+            accept = mesos.of("ACCEPT")[round_]["accept"]
+            refused.append(accept["filters"]["refuse_seconds"])
+        assert refused == [0.0, 0.0, 120.0]  # 2 + 2 launched, 1 left; then none
+        assert tracker.scheduled_count() == 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_launches_are_stored_before_accept_and_never_exceed_instances() -> None:
     async with open_state() as state, trio.open_nursery() as nursery:
         mesos = FakeMesos(state)

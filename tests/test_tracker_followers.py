@@ -161,13 +161,16 @@ async def test_counts_follow_every_kind_of_change() -> None:
     state = await StateStore.open(MemoryStorage())
     tracker = InstanceTracker(state, EventBus(), apps=[CURRENT])
     scheduled = await tracker.schedule(CURRENT, 3)
+    assert tracker.scheduled() == scheduled and tracker.scheduled_count() == 3
     running = with_task(scheduled[0], Condition.RUNNING)
     failed = with_task(scheduled[1], Condition.FAILED)
     await tracker.apply(lambda: Changes(put=(running, failed)))
     assert tracker.counts_of(APP_ID) == InstanceCounts(active=2, present=2, active_running=1)
+    assert list(tracker.scheduled_by_app()[APP_ID]) == [scheduled[2].instance_id]
     await tracker.decommission([running.instance_id, scheduled[2].instance_id])
     assert tracker.counts_of(APP_ID) == InstanceCounts.of(tracker.instances_of(APP_ID))
     assert tracker.counts_of(APP_ID) == InstanceCounts(active=0, present=1, active_running=0)
+    assert tracker.scheduled_by_app() == {} and tracker.scheduled_count() == 0
     await tracker.apply(lambda: Changes(expunge=(running.instance_id, failed.instance_id)))
     assert tracker.counts_of(APP_ID) == InstanceCounts()
     assert tracker.generation(APP_ID) == 0

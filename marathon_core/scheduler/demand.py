@@ -9,11 +9,12 @@ app's backoff ended (its offers may have been declined with a long filter meanwh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import trio
 
 from marathon_core.mesos import calls
+from marathon_core.model.app import AppDefinition
 from marathon_core.scheduler.backoff import LaunchDelays
 from marathon_core.scheduler.outbox import Outbox
 from marathon_core.scheduler.tracker import InstanceTracker
@@ -66,20 +67,28 @@ class OfferDemand:
     def disconnected(self) -> None:
         self._connected = False
 
+    def _scheduled_apps(self) -> Iterator[AppDefinition]:
+        """The app versions of the scheduled instances (once per run of one version)."""
+        for scheduled in self._tracker.scheduled_by_app().values():
+            app: AppDefinition | None = None
+            for instance in scheduled.values():
+                if app is None or instance.run_spec_version != app.version:
+                    app = self._tracker.app_of(instance)
+                    if app is not None:
+                        yield app
+
     async def run(self) -> None:
         while True:
             # A fresh event before looking, so a change while we act is not lost.
             self._changed = trio.Event()
             now = trio.current_time()
-            scheduled = self._tracker.scheduled() if self._connected else []
+            scheduled = self._connected and self._tracker.scheduled_count() > 0
             next_wake = float("inf")
-            delayed_until = [
-                self._delays.launch_allowed_at(app, now)
-                for app in (self._tracker.app_of(i) for i in scheduled)
-                if app is not None
-            ]
-            for until in delayed_until:
+            delayed = False
+            for app in self._scheduled_apps() if scheduled else ():
+                until = self._delays.launch_allowed_at(app, now)
                 if until > now:
+                    delayed = True
                     next_wake = min(next_wake, until)
             if scheduled:
                 if self._suppressed or self._revive_wanted:
@@ -100,5 +109,5 @@ class OfferDemand:
                 self._suppressed = True
             with trio.move_on_at(next_wake):
                 await self._changed.wait()
-            if trio.current_time() >= next_wake and any(u > now for u in delayed_until):
+            if trio.current_time() >= next_wake and delayed:
                 self._revive_wanted = True  # a delay ended: offers may have been declined

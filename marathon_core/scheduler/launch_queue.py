@@ -46,12 +46,12 @@ class LaunchQueue:
 
     def entries(self) -> list[QueueEntry]:
         """Every app with instances waiting for launch."""
-        app_ids = dict.fromkeys(i.app_id for i in self._tracker.scheduled())
+        app_ids = list(self._tracker.scheduled_by_app())
         return [e for e in (self.entry(a) for a in app_ids) if e is not None]
 
     def entry(self, app_id: PathId) -> QueueEntry | None:
         """The launch-queue view of one app, or None when nothing of it waits."""
-        waiting = [i for i in self._tracker.scheduled() if i.app_id == app_id]
+        waiting = list(self._tracker.scheduled_by_app().get(app_id, {}).values())
         if not waiting:
             return None
         app = self._tracker.app_of(waiting[0]) or self._tracker.latest_app(app_id)
@@ -79,7 +79,7 @@ class LaunchQueue:
 
     def reset_delay(self, app_id: PathId) -> bool:
         """``DELETE /v2/queue/{id}/delay``: launch again at once. False if nothing waits."""
-        if not any(i.app_id == app_id for i in self._tracker.scheduled()):
+        if app_id not in self._tracker.scheduled_by_app():
             return False
         self._delays.reset(app_id)
         self._work_arrived()

@@ -47,6 +47,9 @@ __all__ = ["Launcher", "PrepareTask", "agent_view"]
 
 Json = dict[str, Any]
 
+#: No instance's ``run_spec_version``: the start of an app's first run of one version.
+_NO_RUN = object()
+
 #: The ``marathon_prepare_task`` hook: adjusts a TaskInfo before it is sent.
 PrepareTask = Callable[[AppDefinition, Instance, Json], None]
 
@@ -151,7 +154,10 @@ class Launcher:
         self.offers_received += len(offers)
         now = trio.current_time()
         stamp = Timestamp.now()
-        waiting = self._waiting(now)
+        limit = len(offers) * self._max_instances_per_offer
+        waiting = self._waiting(now, limit=limit)
+        # A queue cut at the limit: more of its app wait than this round looked at.
+        cut = any(len(queue) >= limit for queue in waiting.values())
         placed: dict[PathId, dict[str, Placed]] = {}
         planned: dict[str, list[tuple[Instance, Json]]] = {}
         pools = [OfferPool(o) for o in offers]
@@ -205,7 +211,7 @@ class Launcher:
         unused: list[str] = []
         # While instances still wait, the rest of a used offer must come back at once
         # (Mesos would otherwise refuse it for its default 5 s).
-        more = any(waiting.values())
+        more = cut or any(waiting.values())
         leftover_refuse = 0.0 if more else self._decline_offer_duration
         for pool in pools:
             task_infos = [
@@ -223,31 +229,43 @@ class Launcher:
         if unused:
             self.offers_declined += len(unused)
             self._outbox.post(calls.decline(unused, refuse_seconds=self._decline_offer_duration))
-        if not self._tracker.scheduled():
+        if not self._tracker.scheduled_count():
             self._on_queue_empty()
 
-    def _waiting(self, now: float) -> dict[PathId, list[tuple[Instance, AppDefinition]]]:
-        """Scheduled instances that may launch now, per app, oldest first."""
+    def _waiting(
+        self, now: float, *, limit: int
+    ) -> dict[PathId, list[tuple[Instance, AppDefinition]]]:
+        """Scheduled instances that may launch now, per app, oldest first: at most
+        ``limit`` of each (what one round's offers can take)."""
         out: dict[PathId, list[tuple[Instance, AppDefinition]]] = {}
-        # Thousands may wait, mostly in runs of one app version (scheduled together):
-        # decide once per run, not once per instance (keys are compared by identity).
-        last: tuple[object, object] | None = None
-        queue: list[tuple[Instance, AppDefinition]] | None = None
-        app: AppDefinition | None = None
-        for instance in self._tracker.scheduled():
-            key = (instance.app_id, instance.run_spec_version)
-            if last is None or key[0] is not last[0] or key[1] is not last[1]:
-                last, queue, app = key, None, self._tracker.app_of(instance)
-                if app is None or self._delays.launch_allowed_at(app, now) > now:
-                    continue
-                reason = self.launchable(app)
-                if reason is not None:
-                    self._stats_of(app.id).not_launchable = reason
-                    continue
-                queue = out.setdefault(app.id, [])
-            if queue is not None and app is not None:
-                queue.append((instance, app))
+        for app_id, scheduled in self._tracker.scheduled_by_app().items():
+            queue: list[tuple[Instance, AppDefinition]] = []
+            # Thousands may wait, mostly in runs of one app version (scheduled together):
+            # decide once per run, not once per instance (versions compared by identity).
+            version: object = _NO_RUN
+            app: AppDefinition | None = None
+            for instance in scheduled.values():
+                if len(queue) >= limit:
+                    break
+                if instance.run_spec_version is not version:
+                    version, app = instance.run_spec_version, self._tracker.app_of(instance)
+                    if app is not None and not self._may_launch(app, now):
+                        app = None
+                if app is not None:
+                    queue.append((instance, app))
+            if queue:
+                out[app_id] = queue
         return out
+
+    def _may_launch(self, app: AppDefinition, now: float) -> bool:
+        """Its launch delay is over, and it can be launched at all (noted if not)."""
+        if self._delays.launch_allowed_at(app, now) > now:
+            return False
+        reason = self.launchable(app)
+        if reason is not None:
+            self._stats_of(app.id).not_launchable = reason
+            return False
+        return True
 
     def _stats_of(self, app_id: PathId) -> OfferStats:
         stats = self._stats.get(app_id)

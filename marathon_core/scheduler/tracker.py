@@ -23,7 +23,7 @@ scheduler drives the rest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -131,7 +131,9 @@ class InstanceTracker:
         self._by_app: dict[PathId, dict[InstanceId, Instance]] = {}
         self._counts: dict[PathId, _Counter] = {}
         self._feeds: list[InstanceFeed] = []
-        self._scheduled: dict[InstanceId, Instance] = {}
+        #: Per app, its instances waiting for a launch, oldest first.
+        self._scheduled: dict[PathId, dict[InstanceId, Instance]] = {}
+        self._scheduled_count = 0
         #: Per app, the change number of its last instance change (absent: no instances).
         self._generations: dict[PathId, int] = {}
         self._change_count = 0
@@ -259,8 +261,17 @@ class InstanceTracker:
         return list(self._by_app)
 
     def scheduled(self) -> list[Instance]:
-        """Instances waiting for a launch (condition Scheduled, goal Running), oldest first."""
-        return list(self._scheduled.values())
+        """Instances waiting for a launch (condition Scheduled, goal Running), app by
+        app, oldest first."""
+        return [i for of_app in self._scheduled.values() for i in of_app.values()]
+
+    def scheduled_by_app(self) -> Mapping[PathId, Mapping[InstanceId, Instance]]:
+        """:meth:`scheduled` per app, without a copy: read it before the next ``await``
+        (a launch round looks at the first few of thousands)."""
+        return self._scheduled
+
+    def scheduled_count(self) -> int:
+        return self._scheduled_count
 
     def remember_app(self, app: AppDefinition) -> None:
         """Keep an app version so its instances can be launched and described."""
@@ -330,14 +341,16 @@ class InstanceTracker:
         self._change_count += 1
         self._generations[app_id] = self._change_count
         if instance.condition is Condition.SCHEDULED and instance.goal is Goal.RUNNING:
-            self._scheduled[iid] = instance
+            of_app = self._scheduled.setdefault(app_id, {})
+            self._scheduled_count += iid not in of_app
+            of_app[iid] = instance
         else:
-            self._scheduled.pop(iid, None)
+            self._unschedule(app_id, iid)
 
     def _drop(self, instance_id: InstanceId) -> None:
         self._by_id.pop(instance_id, None)
-        self._scheduled.pop(instance_id, None)
         app_id = instance_id.run_spec_id
+        self._unschedule(app_id, instance_id)
         of_app = self._by_app.get(app_id)
         if of_app is not None and (before := of_app.pop(instance_id, None)) is not None:
             self._counts[app_id].add(before, -1)
@@ -350,10 +363,17 @@ class InstanceTracker:
                 del self._generations[app_id]
                 del self._counts[app_id]
 
+    def _unschedule(self, app_id: PathId, instance_id: InstanceId) -> None:
+        of_app = self._scheduled.get(app_id)
+        if of_app is not None and of_app.pop(instance_id, None) is not None:
+            self._scheduled_count -= 1
+            if not of_app:
+                del self._scheduled[app_id]
+
     def statistics(self) -> TrackerStatistics:
         return TrackerStatistics(
             instances=len(self._by_id),
-            scheduled=len(self._scheduled),
+            scheduled=self._scheduled_count,
             apps=len(self._by_app),
             writes=self._writes,
         )
