@@ -16,7 +16,7 @@ from marathon_core.context import CoreContext
 from marathon_core.election import SoloElection
 from marathon_core.events import EventBus
 from marathon_core.leader.term import LeaderState, lead
-from marathon_core.mesos.client import MesosClient
+from marathon_core.mesos.client import CallError, MesosClient
 from marathon_core.plugins import get_plugin_host
 from marathon_core.scheduler.scheduler import SchedulerOptions
 from marathon_core.scheduler.tracker import InstanceTracker
@@ -116,5 +116,15 @@ def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         await original(self, call)
         sent.append(call)
 
+    def try_post(self: MesosClient, call: dict[str, Any], on_done: Any) -> bool:
+        def done(error: CallError | None) -> None:
+            if error is None:
+                sent.append(call)
+            on_done(error)
+
+        return original_post(self, call, done)
+
+    original_post = MesosClient.try_post
     monkeypatch.setattr(MesosClient, "call", call)
+    monkeypatch.setattr(MesosClient, "try_post", try_post)
     return sent

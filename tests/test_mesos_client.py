@@ -138,6 +138,37 @@ async def test_a_call_follows_a_redirect_and_a_refusal_is_a_call_error(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_call_posted_without_waiting_follows_a_redirect_and_reports_a_refusal(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    async with open_state() as state, open_cluster(tmp_path / "mesos", agents=0) as cluster:
+        send, _ = trio.open_memory_channel[MesosEvent](100)
+        client = client_for(cluster.url, state, send)
+        await nursery.start(client.run)
+        outcomes: list[CallError | None] = []
+        standby, seen = await redirecting_standby(nursery, cluster.url)
+        client.master_url = standby
+        assert not client.try_post(calls.reconcile(), outcomes.append)  # no connection yet
+        await client.call(calls.reconcile())  # opens one to the standby, and is redirected
+        client.master_url = standby  # the standby's connection is open now
+        assert client.try_post(calls.reconcile(), outcomes.append)
+        assert client.try_post(calls.acknowledge("S-1", "t-1", "AAAA"), outcomes.append)
+        with trio.fail_after(10):
+            while len(outcomes) < 2:
+                await trio.sleep(0.01)
+        assert len(seen) == 3  # both were redirected, then sent to the leader
+        assert client.master_url == cluster.url.rstrip("/")
+        assert None in outcomes  # the reconcile was taken
+        (refused,) = [o for o in outcomes if o is not None]
+        assert refused.status == 400 and "Invalid UUID" in str(refused)
+        assert client.try_post(calls.reconcile(), outcomes.append)  # at the leader now
+        with trio.fail_after(10):
+            while len(outcomes) < 3:
+                await trio.sleep(0.01)
+        assert outcomes[2] is None
+        nursery.cancel_scope.cancel()
+
+
 async def test_every_subscription_first_finds_the_master(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from marathon_core.mesos.pipeline import CallPipeline, PipelineError
+from marathon_core.mesos.pipeline import Answer, CallPipeline, PipelineError
 
 #: Serves one connection: gets the stream and the bytes of each request as they come.
 Script = Callable[[trio.SocketStream, trio.MemoryReceiveChannel[bytes]], Awaitable[None]]
@@ -168,3 +168,48 @@ async def test_a_refused_connection_is_a_pipeline_error(nursery: trio.Nursery) -
     pipeline = CallPipeline(f"http://127.0.0.1:{port}", nursery)
     with pytest.raises(PipelineError, match="cannot connect"):
         await pipeline.post("/p", HEADERS, b"x")
+
+
+async def test_calls_sent_without_waiting_keep_their_place_and_hear_their_answer(
+    nursery: trio.Nursery,
+) -> None:
+    origin, connections = await serve(nursery, echo)
+    pipeline = CallPipeline(origin, nursery)
+    heard: list[bytes | str] = []
+
+    def on_answer(outcome: Answer | PipelineError) -> None:
+        assert isinstance(outcome, Answer)
+        heard.append(outcome.body)
+        if outcome.body == b"boom":
+            raise RuntimeError("a callback's bug")
+
+    assert not pipeline.send_nowait("/p", HEADERS, b"x", on_answer)  # no connection yet
+    assert (await pipeline.post("/p", HEADERS, b"first")).body == b"first"
+    for body in (b"a", b"boom", b"b"):
+        assert pipeline.send_nowait("/p", HEADERS, body, on_answer)
+    # A waiting caller queued after them gets its own answer, after theirs.
+    assert (await pipeline.post("/p", HEADERS, b"last")).body == b"last"
+    assert heard == [b"a", b"boom", b"b"]  # and a raising callback broke nothing
+    assert len(connections) == 1
+    await pipeline.aclose()
+
+
+async def test_a_call_sent_without_waiting_hears_of_a_lost_connection(
+    nursery: trio.Nursery,
+) -> None:
+    async def hang_up(
+        stream: trio.SocketStream, requests: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        await stream.send_all(answer(202, await requests.receive()))
+        await requests.receive()  # the second call is read, never answered
+
+    origin, _ = await serve(nursery, hang_up)
+    pipeline = CallPipeline(origin, nursery)
+    await pipeline.post("/p", HEADERS, b"open")
+    outcomes: list[Answer | PipelineError] = []
+    assert pipeline.send_nowait("/p", HEADERS, b"lost", outcomes.append)
+    with trio.fail_after(5):
+        while not outcomes:
+            await trio.sleep(0.01)
+    assert isinstance(outcomes[0], PipelineError)
+    await pipeline.aclose()

@@ -47,6 +47,9 @@ class FakeMesos:
                     assert stored and stored[0].condition is Condition.PROVISIONED
                     self.stored_at_accept.append(info["task_id"]["value"])
 
+    def try_post(self, call: dict[str, Any], on_done: Any) -> bool:
+        return False  # every call through call(): it awaits the state it checks
+
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["type"] == kind]
 

@@ -46,7 +46,7 @@ from marathon_core.mesos.events import (
     Subscribed,
     decode_event,
 )
-from marathon_core.mesos.pipeline import CallPipeline, PipelineError
+from marathon_core.mesos.pipeline import Answer, CallPipeline, PipelineError
 from marathon_core.mesos.recordio import RecordIODecoder, RecordIOError
 
 __all__ = [
@@ -327,34 +327,88 @@ class MesosClient:
         a :class:`~marathon_core.mesos.pipeline.CallPipeline` per master: concurrent
         calls share one connection and are written together.
         """
+        body = self._body(call)
+        for _ in range(MAX_REDIRECTS):
+            self._calls += 1
+            try:
+                pipeline, path = self._pipeline()
+                answer = await pipeline.post(path, self._headers(), body)
+            except PipelineError as exc:
+                self._failed_calls += 1
+                raise CallError(f"{call.get('type')}: {exc}") from exc
+            if self._redirected(answer):
+                continue
+            failed = self._refusal(call, answer)
+            if failed is not None:
+                raise failed
+            return
+        raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+
+    def try_post(self, call: Json, on_done: Callable[[CallError | None], None]) -> bool:
+        """Send ``call`` as :meth:`call` does, without waiting: ``on_done`` hears how
+        it ended (None: taken). False, and nothing sent, when no connection to the
+        master is open yet (then :meth:`call` opens one).
+
+        The scheduler's thousands of ACKNOWLEDGEs and ACCEPTs a second go this way,
+        each costing no task and no wake-up. A redirect is followed by :meth:`call`.
+        """
+        found = self._pipelines.get(self.master_url)
+        if found is None or self.stream_id is None or self.framework_id is None:
+            return False
+        pipeline, path = found
+        kind = call.get("type")
+
+        def answered(outcome: Answer | PipelineError) -> None:
+            if isinstance(outcome, PipelineError):
+                self._failed_calls += 1
+                on_done(CallError(f"{kind}: {outcome}"))
+            elif self._redirected(outcome) and self._nursery is not None:
+                self._nursery.start_soon(self._call_reporting, call, on_done)
+            else:
+                on_done(self._refusal(call, outcome))
+
+        if not pipeline.send_nowait(path, self._headers(), self._body(call), answered):
+            return False
+        self._calls += 1
+        return True
+
+    async def _call_reporting(
+        self, call: Json, on_done: Callable[[CallError | None], None]
+    ) -> None:
+        try:
+            await self.call(call)
+        except CallError as exc:
+            on_done(exc)
+        else:
+            on_done(None)
+
+    def _body(self, call: Json) -> bytes:
         if self.stream_id is None or self.framework_id is None:
             self._failed_calls += 1
             raise CallError(f"{call.get('type')}: not subscribed to Mesos")
         call["framework_id"] = {"value": self.framework_id}
-        body = json.dumps(call).encode()
-        for _ in range(MAX_REDIRECTS):
-            headers = b"Content-Type: application/json\r\nMesos-Stream-Id: %s\r\n" % (
-                self.stream_id.encode("latin-1")
-            )
-            headers += self._authorization
-            self._calls += 1
-            try:
-                pipeline, path = self._pipeline()
-                answer = await pipeline.post(path, headers, body)
-            except PipelineError as exc:
-                self._failed_calls += 1
-                raise CallError(f"{call.get('type')}: {exc}") from exc
-            if answer.status == 307:
-                self._follow(answer.headers.get("location", ""))
-                continue
-            if answer.status // 100 != 2:
-                self._failed_calls += 1
-                raise CallError(
-                    f"{call.get('type')} answered {answer.status}: {answer.text[:200]}",
-                    answer.status,
-                )
-            return
-        raise CallError(f"more than {MAX_REDIRECTS} redirects from {self.master_url}")
+        return json.dumps(call).encode()
+
+    def _headers(self) -> bytes:
+        stream_id = (self.stream_id or "").encode("latin-1")
+        headers = b"Content-Type: application/json\r\nMesos-Stream-Id: %s\r\n" % stream_id
+        return headers + self._authorization
+
+    def _redirected(self, answer: Answer) -> bool:
+        """A 307 from a master that no longer leads: follow it (True)."""
+        if answer.status != 307:
+            return False
+        self._follow(answer.headers.get("location", ""))
+        return True
+
+    def _refusal(self, call: Json, answer: Answer) -> CallError | None:
+        """The error for an answer other than 2xx (None for 2xx)."""
+        if answer.status // 100 == 2:
+            return None
+        self._failed_calls += 1
+        return CallError(
+            f"{call.get('type')} answered {answer.status}: {answer.text[:200]}", answer.status
+        )
 
     def _pipeline(self) -> tuple[CallPipeline, str]:
         """The pipeline to the current master, and the scheduler endpoint's path there."""

@@ -12,7 +12,9 @@ Each connection has a writer task, which sends everything queued since its last
 write with one ``send`` (so the calls of one scheduler round go out together), and a
 reader task, which hands each answer to its request. A caller only queues its bytes
 and waits: when it is cancelled, its request still goes out whole (or its connection
-fails) and its answer is still read, so the framing never breaks.
+fails) and its answer is still read, so the framing never breaks. A caller that need
+not wait (:meth:`CallPipeline.send_nowait`) gives a callback instead, and costs no
+task at all.
 
 Errors: a refused connection, a connection the master closes, an answer that does not
 parse or none within ``timeout`` ends the connection: every request on it without an
@@ -24,14 +26,18 @@ re-sent: an ACCEPT sent twice could launch twice.
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import ssl
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import attrs
 import trio
 
-__all__ = ["Answer", "CallPipeline", "PipelineError"]
+__all__ = ["Answer", "CallPipeline", "OnAnswer", "PipelineError"]
+
+log = logging.getLogger(__name__)
 
 #: Bytes read at a time.
 READ_SIZE = 65536
@@ -56,13 +62,31 @@ class Answer:
         return self.body.decode("utf-8", "replace")
 
 
+#: Told how a request sent without waiting ended: its answer, or why there is none.
+OnAnswer = Callable[["Answer | PipelineError"], None]
+
+
 @attrs.define(eq=False)
 class _Slot:
-    """Where the answer to one request goes."""
+    """Where the answer to one request goes: to a waiting caller, or to a callback."""
 
-    done: trio.Event = attrs.field(factory=trio.Event)
+    done: trio.Event | None = None
+    on_answer: OnAnswer | None = None
     answer: Answer | None = None
     error: PipelineError | None = None
+
+    def deliver(self, outcome: Answer | PipelineError) -> None:
+        if isinstance(outcome, PipelineError):
+            self.error = outcome
+        else:
+            self.answer = outcome
+        if self.done is not None:
+            self.done.set()
+        elif self.on_answer is not None:
+            try:
+                self.on_answer(outcome)
+            except Exception:  # one caller's bug must not end everyone's connection
+                log.exception("a pipelined call's callback failed")
 
 
 class _Connection:
@@ -77,21 +101,17 @@ class _Connection:
         self.buffer = bytearray()
         self.broken: PipelineError | None = None
 
-    def queue(self, request: bytes) -> _Slot:
-        slot = _Slot()
+    def queue(self, request: bytes, slot: _Slot) -> None:
         self.waiting.append(slot)
         self.pending += request
         self.queued.set()
-        return slot
 
     def fail(self, error: PipelineError) -> None:
         """End the connection: every unanswered request fails with ``error``."""
         if self.broken is None:
             self.broken = error
         while self.waiting:
-            slot = self.waiting.popleft()
-            slot.error = self.broken
-            slot.done.set()
+            self.waiting.popleft().deliver(self.broken)
         self.queued.set()  # the writer sees it is over
         self.socket.socket.close()  # wakes a reader blocked on it
 
@@ -119,21 +139,35 @@ class CallPipeline:
 
     async def post(self, path: str, headers: bytes, body: bytes) -> Answer:
         """POST ``body`` to ``path``; ``headers`` are complete ``Name: value\\r\\n`` lines."""
-        request = b"".join(
+        connection = self._connection
+        if connection is None or connection.broken is not None:
+            connection = await self._connected()
+        done = trio.Event()
+        slot = _Slot(done=done)
+        connection.queue(self._request(path, headers, body), slot)
+        await done.wait()
+        if slot.error is not None:
+            raise slot.error
+        assert slot.answer is not None
+        return slot.answer
+
+    def send_nowait(self, path: str, headers: bytes, body: bytes, on_answer: OnAnswer) -> bool:
+        """Queue a POST as :meth:`post` does, without waiting: ``on_answer`` is called
+        with its answer (or error) from the connection's reader task. False, and
+        nothing sent, when no connection is open (then :meth:`post` opens one)."""
+        connection = self._connection
+        if connection is None or connection.broken is not None:
+            return False
+        connection.queue(self._request(path, headers, body), _Slot(on_answer=on_answer))
+        return True
+
+    def _request(self, path: str, headers: bytes, body: bytes) -> bytes:
+        return b"".join(
             (
                 b"POST ", path.encode("ascii"), b" HTTP/1.1\r\nHost: ", self._host_header,
                 b"\r\n", headers, b"Content-Length: %d\r\n\r\n" % len(body), body,
             )
         )  # fmt: skip
-        connection = self._connection
-        if connection is None or connection.broken is not None:
-            connection = await self._connected()
-        slot = connection.queue(request)
-        await slot.done.wait()
-        if slot.error is not None:
-            raise slot.error
-        assert slot.answer is not None
-        return slot.answer
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
@@ -198,9 +232,7 @@ class CallPipeline:
                     del connection.buffer[:used]
                     if not connection.waiting:
                         raise _ProtocolError(f"an answer nobody asked for: {answer.status}")
-                    slot = connection.waiting.popleft()
-                    slot.answer = answer
-                    slot.done.set()
+                    connection.waiting.popleft().deliver(answer)
                     if close:
                         connection.fail(PipelineError(f"{self.origin} closed the connection"))
                     continue
@@ -225,9 +257,7 @@ class CallPipeline:
     def _last_answer(connection: _Connection) -> None:
         parsed = _parse(connection.buffer, at_eof=True)
         if parsed is not None and connection.waiting:
-            slot = connection.waiting.popleft()
-            slot.answer = parsed[0]
-            slot.done.set()
+            connection.waiting.popleft().deliver(parsed[0])
 
 
 class _ProtocolError(Exception):

@@ -1,10 +1,13 @@
-"""How the scheduler's parts send Mesos calls: bounded, in the background, never raising.
+"""How the scheduler's parts send Mesos calls: in the background, never raising.
 
-Every part sends through one :class:`Outbox`, so at most ``MAX_CALLS_IN_FLIGHT``
-calls are open at once however many ACKNOWLEDGEs, KILLs and ACCEPTs a batch of events
-produces. A call Mesos refuses (or a lost connection) is logged and reported as
-False, never raised: what it missed is repaired by the next timer, reconciliation or
-offer round, and one refused call must not stop the scheduler.
+Every part sends through one :class:`Outbox`. A call that waits for its answer
+(:meth:`Outbox.send`) is one of at most ``MAX_CALLS_IN_FLIGHT``; one posted in the
+background (:meth:`Outbox.post`: the ACKNOWLEDGEs and ACCEPTs of a launch, thousands
+a second) is queued on the open connection at once when the caller can
+(:meth:`MesosCaller.try_post`), and costs a task only when it cannot. A call Mesos
+refuses (or a lost connection) is logged and reported as False, never raised: what
+it missed is repaired by the next timer, reconciliation or offer round, and one
+refused call must not stop the scheduler.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class MesosCaller(Protocol):
     """What the scheduler needs from the Mesos client."""
 
     async def call(self, call: Json) -> None: ...
+
+    def try_post(self, call: Json, on_done: Callable[[CallError | None], None]) -> bool:
+        """Send without waiting if that can be done now (False: it was not sent)."""
+        ...
 
 
 class Background:
@@ -65,10 +72,16 @@ class Outbox:
             try:
                 await self._mesos.call(call)
             except CallError as exc:
-                log.warning("Mesos call failed: %s", exc)
+                _log_failure(exc)
                 return False
             return True
 
     def post(self, call: Json) -> None:
         """Send ``call`` in the background (its outcome is only logged)."""
-        self._background.start_soon(self.send, call)
+        if not self._mesos.try_post(call, _log_failure):
+            self._background.start_soon(self.send, call)
+
+
+def _log_failure(error: CallError | None) -> None:
+    if error is not None:
+        log.warning("Mesos call failed: %s", error)
